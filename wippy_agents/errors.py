@@ -1,0 +1,269 @@
+"""The one error tree of wippy-agents, split by who is at fault.
+
+::
+
+    WippyError
+    ├── UsageError                  the caller misused an API or gave bad input
+    │   ├── InvalidPayload          a message payload that is not copyable data
+    │   ├── NameTaken               registering a process name that is in use
+    │   ├── UnknownName             sending to a name nobody registered
+    │   ├── InvalidSpec             a supervisor / child spec that cannot start
+    │   ├── ConfigError             bad app settings (wippy.yaml, store URL, ...)
+    │   ├── RegistryError           the registry refused a change
+    │   │   ├── EntryNotFound
+    │   │   ├── ValidationError     schema, reference, duplicate, Lua compile ...
+    │   │   ├── LoadError           a source file could not be read or parsed
+    │   │   ├── StaleVersion        a changeset based on an outdated version
+    │   │   └── VersionNotFound
+    │   ├── PermissionDenied        a security policy said no
+    │   ├── TaskNotFound
+    │   └── LuaCompileError
+    ├── RuntimeFault                something failed while running
+    │   ├── ProcessError
+    │   │   ├── ProcessDead         the process is not alive (call to a dead pid)
+    │   │   ├── CallTimeout         no reply within the timeout
+    │   │   ├── ProcessExit         raised inside a process that is being killed
+    │   │   └── StartError          a process raised while starting
+    │   ├── SupervisorError
+    │   ├── LuaError                a Lua error raised by user code
+    │   │   └── LuaLimitExceeded    memory, instruction or wall-clock limit hit
+    │   ├── StoreError              the store failed or is unreachable
+    │   └── TaskError
+    │       ├── NondeterminismError replay diverged from the journal
+    │       ├── TaskStranded        a non-idempotent step started but never finished
+    │       └── TaskCancelled
+    └── ProviderError               a model provider failed
+        ├── MissingApiKey
+        ├── RateLimited
+        └── ProviderTimeout
+
+Every error carries a one-line message that quotes the ids involved with
+``!r`` and says what to do; ``to_dict``/``from_dict`` let durable tasks store
+and restore them (they also survive ``pickle``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "WippyError",
+    "UsageError",
+    "InvalidPayload",
+    "NameTaken",
+    "UnknownName",
+    "InvalidSpec",
+    "ConfigError",
+    "RegistryError",
+    "EntryNotFound",
+    "ValidationError",
+    "LoadError",
+    "StaleVersion",
+    "VersionNotFound",
+    "PermissionDenied",
+    "TaskNotFound",
+    "LuaCompileError",
+    "RuntimeFault",
+    "ProcessError",
+    "ProcessDead",
+    "CallTimeout",
+    "ProcessExit",
+    "StartError",
+    "SupervisorError",
+    "LuaError",
+    "LuaLimitExceeded",
+    "StoreError",
+    "TaskError",
+    "NondeterminismError",
+    "TaskStranded",
+    "TaskCancelled",
+    "ProviderError",
+    "MissingApiKey",
+    "RateLimited",
+    "ProviderTimeout",
+    "error_from_dict",
+]
+
+
+class WippyError(Exception):
+    """Root of every error this package raises on purpose.
+
+    ``details`` holds structured context (file, line, entry id, field ...) that
+    a tool, a CLI or a model can act on; the message alone must already be
+    enough for a person.
+    """
+
+    def __init__(self, message: str = "", **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def __reduce__(self):  # pickle keeps message and details
+        return (_rebuild, (type(self).__name__, self.message, self.details))
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": type(self).__name__, "message": self.message, "details": _jsonable(self.details)}
+
+
+class UsageError(WippyError):
+    """The caller is at fault: bad input or misuse of an API."""
+
+
+class InvalidPayload(UsageError):
+    pass
+
+
+class NameTaken(UsageError):
+    pass
+
+
+class UnknownName(UsageError):
+    pass
+
+
+class InvalidSpec(UsageError):
+    pass
+
+
+class ConfigError(UsageError):
+    pass
+
+
+class RegistryError(UsageError):
+    pass
+
+
+class EntryNotFound(RegistryError):
+    pass
+
+
+class ValidationError(RegistryError):
+    pass
+
+
+class LoadError(RegistryError):
+    pass
+
+
+class StaleVersion(RegistryError):
+    pass
+
+
+class VersionNotFound(RegistryError):
+    pass
+
+
+class PermissionDenied(UsageError):
+    pass
+
+
+class TaskNotFound(UsageError):
+    pass
+
+
+class LuaCompileError(UsageError):
+    pass
+
+
+class RuntimeFault(WippyError):
+    """Something failed while running; not the caller's fault."""
+
+
+class ProcessError(RuntimeFault):
+    pass
+
+
+class ProcessDead(ProcessError):
+    pass
+
+
+class CallTimeout(ProcessError):
+    pass
+
+
+class ProcessExit(ProcessError):
+    pass
+
+
+class StartError(ProcessError):
+    pass
+
+
+class SupervisorError(RuntimeFault):
+    pass
+
+
+class LuaError(RuntimeFault):
+    pass
+
+
+class LuaLimitExceeded(LuaError):
+    pass
+
+
+class StoreError(RuntimeFault):
+    pass
+
+
+class TaskError(RuntimeFault):
+    pass
+
+
+class NondeterminismError(TaskError):
+    pass
+
+
+class TaskStranded(TaskError):
+    pass
+
+
+class TaskCancelled(TaskError):
+    pass
+
+
+class ProviderError(WippyError):
+    """A model provider failed (network, HTTP status, malformed reply)."""
+
+
+class MissingApiKey(ProviderError):
+    pass
+
+
+class RateLimited(ProviderError):
+    pass
+
+
+class ProviderTimeout(ProviderError):
+    pass
+
+
+_BY_NAME: dict[str, type[WippyError]] = {}
+
+
+def _register(cls: type[WippyError]) -> None:
+    _BY_NAME[cls.__name__] = cls
+    for sub in cls.__subclasses__():
+        _register(sub)
+
+
+def _rebuild(name: str, message: str, details: dict[str, Any]) -> WippyError:
+    _register(WippyError)
+    return _BY_NAME.get(name, WippyError)(message, **details)
+
+
+def error_from_dict(data: dict[str, Any]) -> WippyError:
+    """Rebuild an error stored with ``WippyError.to_dict``."""
+    return _rebuild(data.get("type", "WippyError"), data.get("message", ""), data.get("details") or {})
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return repr(value)

@@ -1,0 +1,175 @@
+"""The store seam: records and the ``Store`` Protocol every backend implements.
+
+Everything durable goes through this interface: registry versions, entries
+created at run time, the audit trail, tasks, their leases and the step journal.
+Backends (``sqlite``, ``postgres``) are chosen by URL with ``open_store``.
+
+All JSON-like fields (``changes``, ``input``, ``result`` ...) are plain Python
+data (dict/list/str/int/float/bool/None); the backend encodes them.
+Timestamps are ``float`` seconds since the epoch (``time.time()``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Literal, Protocol, runtime_checkable
+
+__all__ = [
+    "VersionRecord",
+    "AuditRecord",
+    "TaskRecord",
+    "StepRecord",
+    "TaskStatus",
+    "StepStatus",
+    "Store",
+]
+
+TaskStatus = Literal["pending", "running", "succeeded", "failed", "cancelled", "stranded"]
+StepStatus = Literal["started", "ok", "error"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class VersionRecord:
+    """One registry version: the changeset that produced it and who made it."""
+
+    version: int
+    created_at: float
+    author: str
+    reason: str
+    # [{"op": "create"|"update"|"delete", "id": "ns:name", "entry": {...} | None,
+    #   "before": {...} | None}]  -- enough to show, diff and roll back.
+    changes: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditRecord:
+    """One line of the audit trail: a write, a denial, an approval."""
+
+    at: float
+    actor: str  # "agent:app.agents:assistant/task-id", "cli:root", "watcher", ...
+    action: str  # "registry.write", "tool.call", ...
+    resource: str
+    decision: Literal["allow", "deny", "approved", "rejected"]
+    details: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None  # assigned by the store
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskRecord:
+    """A durable task; ``id`` is the idempotency key."""
+
+    id: str
+    kind: str  # "workflow", "agent", ... (what code resumes it)
+    target: str  # the entry id it runs, e.g. "app.agents:assistant"
+    input: Any
+    status: TaskStatus = "pending"
+    owner: str | None = None  # node name holding the lease
+    lease_expires_at: float | None = None
+    registry_version: int = 0
+    result: Any = None
+    error: dict[str, Any] | None = None  # WippyError.to_dict()
+    parent_id: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepRecord:
+    """One journaled step ``(task_id, seq)``; ``result``/``error`` set when finished."""
+
+    task_id: str
+    seq: int
+    name: str
+    status: StepStatus
+    result: Any = None
+    error: dict[str, Any] | None = None
+    started_at: float = 0.0
+    finished_at: float | None = None
+    tokens: int = 0
+    cost_usd: float = 0.0
+
+
+@runtime_checkable
+class Store(Protocol):
+    """The durable store. Every method is one round trip to the database.
+
+    Raises ``StoreError`` when the database fails or is unreachable,
+    ``StaleVersion`` from ``registry_append`` when ``version`` is not head + 1.
+    """
+
+    url: str
+
+    async def open(self) -> None:
+        """Connect and apply pending numbered migrations."""
+
+    async def close(self) -> None: ...
+
+    # -- registry ---------------------------------------------------------
+    async def registry_head(self) -> int:
+        """The newest version number, 0 when there is none."""
+
+    async def registry_append(
+        self,
+        record: VersionRecord,
+        *,
+        runtime_upserts: list[dict[str, Any]] = (),
+        runtime_deletes: list[str] = (),
+        audit: list[AuditRecord] = (),
+    ) -> None:
+        """Atomically store version ``record.version`` (must be head + 1), update the
+        run-time entries table (entries created by agents/CLI, keyed by id) and
+        append audit records; raises ``StaleVersion`` if another writer got there
+        first. On PostgreSQL it also NOTIFYs other nodes."""
+
+    async def registry_history(self, *, limit: int | None = None) -> list[VersionRecord]:
+        """Newest first."""
+
+    async def registry_get_version(self, version: int) -> VersionRecord | None: ...
+
+    async def runtime_entries(self) -> list[dict[str, Any]]:
+        """Entries created at run time, to load again after a restart."""
+
+    def registry_changes(self, *, poll_interval: float = 0.5) -> AsyncIterator[int]:
+        """Yield the new head version each time another writer appends one
+        (PostgreSQL LISTEN/NOTIFY; polling on SQLite). Ends when the store closes."""
+
+    # -- audit ------------------------------------------------------------
+    async def audit_append(self, records: list[AuditRecord]) -> None: ...
+
+    async def audit_list(self, *, limit: int = 100, actor: str | None = None) -> list[AuditRecord]:
+        """Newest first."""
+
+    # -- tasks ------------------------------------------------------------
+    async def task_create(self, task: TaskRecord) -> tuple[TaskRecord, bool]:
+        """Insert unless the id exists; returns (the stored task, created?)."""
+
+    async def task_get(self, task_id: str) -> TaskRecord | None: ...
+
+    async def task_list(self, *, status: str | None = None, limit: int = 100) -> list[TaskRecord]: ...
+
+    async def task_update(self, task_id: str, **fields: Any) -> TaskRecord:
+        """Set the given TaskRecord fields (status, result, error, owner,
+        lease_expires_at); raises ``TaskNotFound``."""
+
+    async def task_claim(self, task_id: str, node: str, lease_seconds: float) -> TaskRecord | None:
+        """Take the lease of one task if it is free, expired or already ours;
+        None if another live node holds it. Atomic."""
+
+    async def task_claim_expired(self, node: str, lease_seconds: float, *, limit: int = 10) -> list[TaskRecord]:
+        """Atomically claim up to ``limit`` pending/running tasks whose lease is
+        missing or expired (``FOR UPDATE SKIP LOCKED`` on PostgreSQL): each is
+        claimed by exactly one node."""
+
+    async def task_heartbeat(self, node: str, task_ids: list[str], lease_seconds: float) -> list[str]:
+        """Extend our leases; returns the ids whose lease we still hold."""
+
+    # -- journal ----------------------------------------------------------
+    async def journal_load(self, task_id: str) -> list[StepRecord]:
+        """All steps of a task, by seq."""
+
+    async def journal_write(self, step: StepRecord, *, node: str | None = None) -> None:
+        """Insert or finish one step in one round trip. Writing a finished step
+        for a (task_id, seq) that is already finished raises ``StoreError``
+        (a step is never recorded twice). With ``node`` given, the write
+        only succeeds while that node still owns the task's lease (else
+        ``TaskError``: the lease was lost)."""
