@@ -31,7 +31,10 @@
     │   └── TaskError
     │       ├── NondeterminismError replay diverged from the journal
     │       ├── TaskStranded        a non-idempotent step started but never finished
-    │       └── TaskCancelled
+    │       ├── TaskCancelled
+    │       ├── LeaseLost           another node took over the task's lease
+    │       ├── StepFailed          a step's function raised (non-wippy error, wrapped)
+    │       └── TaskTimeout         waiting for a task's end took too long
     └── ProviderError               a model provider failed
         ├── MissingApiKey
         ├── RateLimited
@@ -77,6 +80,9 @@ __all__ = [
     "NondeterminismError",
     "TaskStranded",
     "TaskCancelled",
+    "LeaseLost",
+    "StepFailed",
+    "TaskTimeout",
     "ProviderError",
     "MissingApiKey",
     "RateLimited",
@@ -221,6 +227,18 @@ class TaskStranded(TaskError):
 
 
 class TaskCancelled(TaskError):
+    pass
+
+
+class LeaseLost(TaskError):
+    pass
+
+
+class StepFailed(TaskError):
+    pass
+
+
+class TaskTimeout(TaskError):
     pass
 
 
