@@ -28,6 +28,7 @@
     │   ├── LuaError                a Lua error raised by user code
     │   │   └── LuaLimitExceeded    memory, instruction or wall-clock limit hit
     │   ├── StoreError              the store failed or is unreachable
+    │   │   └── JournalCorrupt      a stored journal/task row cannot be decoded
     │   └── TaskError
     │       ├── NondeterminismError replay diverged from the journal
     │       ├── TaskStranded        a non-idempotent step started but never finished
@@ -76,6 +77,7 @@ __all__ = [
     "LuaError",
     "LuaLimitExceeded",
     "StoreError",
+    "JournalCorrupt",
     "TaskError",
     "NondeterminismError",
     "TaskStranded",
@@ -211,6 +213,10 @@ class LuaLimitExceeded(LuaError):
 
 
 class StoreError(RuntimeFault):
+    pass
+
+
+class JournalCorrupt(StoreError):
     pass
 
 
