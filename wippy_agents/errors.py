@@ -28,7 +28,8 @@
     │   ├── LuaError                a Lua error raised by user code
     │   │   └── LuaLimitExceeded    memory, instruction or wall-clock limit hit
     │   ├── StoreError              the store failed or is unreachable
-    │   │   └── JournalCorrupt      a stored journal/task row cannot be decoded
+    │   │   ├── JournalCorrupt      a stored journal/task row cannot be decoded
+    │   │   └── StepAlreadyRecorded a finished journal step written a second time
     │   └── TaskError
     │       ├── NondeterminismError replay diverged from the journal
     │       ├── TaskStranded        a non-idempotent step started but never finished
@@ -78,6 +79,7 @@ __all__ = [
     "LuaLimitExceeded",
     "StoreError",
     "JournalCorrupt",
+    "StepAlreadyRecorded",
     "TaskError",
     "NondeterminismError",
     "TaskStranded",
@@ -217,6 +219,10 @@ class StoreError(RuntimeFault):
 
 
 class JournalCorrupt(StoreError):
+    pass
+
+
+class StepAlreadyRecorded(StoreError):
     pass
 
 
