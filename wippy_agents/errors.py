@@ -22,6 +22,7 @@
     │   ├── ProcessError
     │   │   ├── ProcessDead         the process is not alive (call to a dead pid)
     │   │   ├── CallTimeout         no reply within the timeout
+    │   │   ├── ReceiveTimeout      no matching message within a receive timeout
     │   │   ├── ProcessExit         raised inside a process that is being killed
     │   │   └── StartError          a process raised while starting
     │   ├── SupervisorError
@@ -72,6 +73,7 @@ __all__ = [
     "ProcessError",
     "ProcessDead",
     "CallTimeout",
+    "ReceiveTimeout",
     "ProcessExit",
     "StartError",
     "SupervisorError",
@@ -191,6 +193,10 @@ class ProcessDead(ProcessError):
 
 
 class CallTimeout(ProcessError):
+    pass
+
+
+class ReceiveTimeout(ProcessError):
     pass
 
 
