@@ -1,0 +1,299 @@
+"""TaskContext: what a runner uses to make its outside effects durable.
+
+Every call that touches the outside world — a step's function, the clock, a
+random value, a timer, a signal — takes the next sequence number. The first
+run records its outcome in the journal before returning; a resumed run gets
+recorded outcomes back without running anything again.
+
+Example::
+
+    async def order(ctx: TaskContext):
+        charge = await ctx.step("charge", lambda: payments.charge(ctx.task.input["amount"]))
+        await ctx.sleep(3600)                        # durable: survives a restart
+        ok = await ctx.receive_signal("approved", timeout=86400)
+        return {"charge": charge, "approved": ok}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import random as _random
+import time
+import uuid as _uuid
+from typing import Any, Awaitable, Callable
+
+from ..errors import (
+    JournalCorrupt,
+    StepFailed,
+    TaskCancelled,
+    TaskStranded,
+    UsageError,
+    WippyError,
+    error_from_dict,
+)
+from ..store.base import StepRecord, TaskRecord
+from .journal import Journal, to_json_data
+from .retry import NO_RETRY, RetryPolicy
+from .signals import SignalBox
+
+__all__ = ["TaskContext", "RunState", "RunInterrupted"]
+
+
+class RunInterrupted(BaseException):
+    """Ends a run at a step boundary because the engine is closing.
+
+    A BaseException, like ``CancelledError``: it is an interruption, not an
+    error of the task, and a runner's ``except Exception`` must not swallow
+    it. The task's status is left as is, so it is resumed later.
+    """
+
+
+class RunState:
+    """Live state of one run shared by the engine and the context.
+
+    ``cancelled_event`` ends any wait; ``signal_event`` is set when a signal
+    for the task arrives (and on cancel) so a waiting receive looks again.
+    """
+
+    def __init__(self) -> None:
+        self.cancelled = False
+        self.stopping = False
+        self.cancelled_event = asyncio.Event()
+        self.signal_event = asyncio.Event()
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self.cancelled_event.set()
+        self.signal_event.set()
+
+    def interrupt(self) -> None:
+        """Ask the run to stop at its next step boundary or wait (engine closing)."""
+        self.stopping = True
+        self.cancelled_event.set()
+        self.signal_event.set()
+
+
+class TaskContext:
+    """The journal-backed API handed to a task's runner.
+
+    Replaying a task whose code changed raises ``NondeterminismError``; a
+    non-idempotent step that started but never finished raises
+    ``TaskStranded``; a cancelled task raises ``TaskCancelled`` at its next
+    step or while it waits. The engine turns those into the task's status.
+    """
+
+    def __init__(
+        self,
+        *,
+        task: TaskRecord,
+        journal: Journal,
+        state: RunState,
+        signals: SignalBox,
+        retry_seqs: frozenset[int] = frozenset(),
+        default_retry: RetryPolicy = NO_RETRY,
+    ) -> None:
+        self.task = task
+        self._journal = journal
+        self._state = state
+        self._signals = signals
+        self._retry_seqs = retry_seqs
+        self._default_retry = default_retry
+        self._seq = 0
+        self._consumed: dict[str, int] = {}  # topic -> last signal id taken
+
+    @property
+    def seq(self) -> int:
+        """The number of journaled calls made so far in this run."""
+        return self._seq
+
+    @property
+    def replaying(self) -> bool:
+        """True while the code is still answered from the recorded journal."""
+        return self._seq < self._journal.last_recorded_seq
+
+    # -- steps ------------------------------------------------------------
+    async def step(
+        self,
+        name: str,
+        fn: Callable[[], Awaitable[Any] | Any],
+        *,
+        idempotent: bool = False,
+        retry: RetryPolicy | None = None,
+    ) -> Any:
+        """Run ``fn()`` once durably and return its (JSON) result.
+
+        On replay returns the recorded result (or raises the recorded error)
+        without calling ``fn``. Blocks while ``fn`` runs, between retries and
+        while the store is unreachable. Raises ``NondeterminismError``,
+        ``TaskStranded``, ``TaskCancelled``, ``LeaseLost`` or the step's own
+        error (a ``WippyError``; other exceptions arrive as ``StepFailed``).
+        """
+        if not name or not isinstance(name, str):
+            raise UsageError(f"a step needs a non-empty name, got {name!r}")
+        seq = self._next(name)
+        recorded = self._journal.recorded(seq, name)
+        if recorded is not None:
+            if recorded.status != "started":
+                return _answer(recorded)
+            if not (idempotent or seq in self._retry_seqs):
+                raise TaskStranded(
+                    f"task {self.task.id!r} stopped at step {seq} {name!r}: it started but never finished and "
+                    f"is not idempotent; run `wippy tasks resume {self.task.id} --retry` to run it again "
+                    "or `--skip` to record it as skipped",
+                    task_id=self.task.id,
+                    seq=seq,
+                    step=name,
+                )
+            started_at = recorded.started_at
+        else:
+            started_at = await self._journal.start(seq, name)
+        return await self._execute(seq, name, fn, retry or self._default_retry, started_at)
+
+    async def _execute(self, seq: int, name: str, fn: Callable, policy: RetryPolicy, started_at: float) -> Any:
+        delays = policy.delays()
+        while True:
+            try:
+                value = fn()
+                if inspect.isawaitable(value):
+                    value = await value
+                value = to_json_data(value, what=f"step {name!r}")
+            except (asyncio.CancelledError, TaskCancelled):
+                raise
+            except Exception as exc:
+                delay = next(delays, None) if policy.retryable(exc) else None
+                if delay is None:
+                    error = self._error_record(exc, seq, name)
+                    await self._journal.finish(seq, name, started_at=started_at, error=error)
+                    raise error_from_dict(error) from exc
+                await self._wait_until(time.monotonic() + delay, clock=time.monotonic)
+                continue
+            recorded = await self._journal.finish(seq, name, started_at=started_at, result=value)
+            return _answer(recorded)
+
+    def _error_record(self, exc: Exception, seq: int, name: str) -> dict[str, Any]:
+        if isinstance(exc, WippyError):
+            return exc.to_dict()
+        return StepFailed(
+            f"step {name!r} (task {self.task.id!r}, seq {seq}) raised {type(exc).__name__}: {exc}",
+            task_id=self.task.id,
+            seq=seq,
+            step=name,
+            exc_type=type(exc).__name__,
+        ).to_dict()
+
+    # -- durable values -----------------------------------------------------
+    async def now(self) -> float:
+        """Wall-clock time (epoch seconds), recorded once and replayed."""
+        return await self._value("time.now", time.time)
+
+    async def uuid4(self) -> str:
+        """A random UUID string, recorded once and replayed."""
+        return await self._value("uuid.v4", lambda: str(_uuid.uuid4()))
+
+    async def random(self) -> float:
+        """A float in [0, 1), recorded once and replayed."""
+        return await self._value("random", _random.random)
+
+    async def sleep(self, seconds: float) -> None:
+        """A durable timer: fires once, at the wake-up time recorded on first run.
+
+        After a restart only the remainder is slept (nothing if it passed).
+        Raises ``TaskCancelled`` at once if the task is cancelled meanwhile.
+        """
+        if seconds < 0:
+            raise UsageError(f"ctx.sleep needs seconds >= 0, got {seconds!r}")
+        wake_at = await self._value("time.sleep", lambda: time.time() + seconds)
+        await self._wait_until(wake_at, clock=time.time)
+
+    async def _value(self, name: str, make: Callable[[], Any]) -> Any:
+        seq = self._next(name)
+        recorded = self._journal.recorded(seq, name)
+        if recorded is not None:
+            if recorded.status != "ok":
+                raise JournalCorrupt(
+                    f"journal row (task {self.task.id!r}, seq {seq}) for {name!r} has status "
+                    f"{recorded.status!r}; a recorded value is always 'ok'",
+                    task_id=self.task.id,
+                    seq=seq,
+                )
+            return recorded.result
+        at = time.time()
+        recorded = await self._journal.finish(seq, name, started_at=at, result=make())
+        return recorded.result
+
+    # -- signals ----------------------------------------------------------
+    async def receive_signal(self, topic: str, timeout: float | None = None) -> Any:
+        """The next signal sent to this task on ``topic`` (its payload), durably.
+
+        Signals are persisted when sent, so none is lost while the task is
+        down; each is received once. With ``timeout`` the deadline is recorded
+        on first run (durable like ``sleep``) and None is returned when it
+        passes. Raises ``TaskCancelled`` if the task is cancelled meanwhile.
+        """
+        deadline = None
+        if timeout is not None:
+            deadline = await self._value(f"signal.deadline:{topic}", lambda: time.time() + timeout)
+        name = f"signal:{topic}"
+        seq = self._next(name)
+        recorded = self._journal.recorded(seq, name)
+        if recorded is None:
+            recorded = await self._await_signal(seq, name, topic, deadline)
+        value = _answer(recorded)
+        if not isinstance(value, dict) or not ("id" in value or value.get("timeout")):
+            raise JournalCorrupt(f"journal row (task {self.task.id!r}, seq {seq}) is not a signal record: {value!r}")
+        if value.get("timeout"):
+            return None
+        self._consumed[topic] = value["id"]
+        return value.get("payload")
+
+    async def _await_signal(self, seq: int, name: str, topic: str, deadline: float | None) -> StepRecord:
+        at = time.time()
+        while True:
+            self._state.signal_event.clear()
+            found = await self._signals.next(self.task.id, topic, after=self._consumed.get(topic, 0))
+            if found is not None:
+                sid, payload = found
+                result = {"id": sid, "payload": payload}
+                return await self._journal.finish(seq, name, started_at=at, result=result)
+            if deadline is not None and time.time() >= deadline:
+                return await self._journal.finish(seq, name, started_at=at, result={"timeout": True})
+            limit = time.time() + self._signals.poll_interval
+            until = limit if deadline is None else min(limit, deadline)
+            await self._wait_until(until, clock=time.time, event=self._state.signal_event)
+
+    # -- internals ----------------------------------------------------------
+    def _next(self, name: str) -> int:
+        if self._state.stopping:
+            raise RunInterrupted(f"task {self.task.id!r}: the engine is closing")
+        if self._state.cancelled:
+            raise TaskCancelled(
+                f"task {self.task.id!r} was cancelled (before step {self._seq + 1} {name!r})", task_id=self.task.id
+            )
+        self._seq += 1
+        return self._seq
+
+    async def _wait_until(self, until: float, *, clock: Callable[[], float], event: asyncio.Event | None = None) -> None:
+        """Wait until ``clock() >= until`` or ``event`` is set; raises
+        ``TaskCancelled`` as soon as the task is cancelled."""
+        event = event or self._state.cancelled_event
+        left = until - clock()
+        while left > 0 and not event.is_set():
+            try:
+                await asyncio.wait_for(event.wait(), left)
+            except TimeoutError:
+                pass
+            left = until - clock()
+        self._check_cancelled()
+
+    def _check_cancelled(self) -> None:
+        if self._state.stopping:
+            raise RunInterrupted(f"task {self.task.id!r}: the engine is closing")
+        if self._state.cancelled:
+            raise TaskCancelled(f"task {self.task.id!r} was cancelled", task_id=self.task.id)
+
+
+def _answer(step: StepRecord) -> Any:
+    if step.status == "error":
+        raise error_from_dict(step.error)
+    return step.result

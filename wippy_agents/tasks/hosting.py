@@ -1,0 +1,116 @@
+"""Where a task's run executes: an owned asyncio task, or a process on a Node.
+
+``RunHost`` is the seam. ``TaskHost`` keeps each run in an asyncio task the
+engine owns (cancelled and awaited on ``stop_all``). ``NodeHost`` spawns each
+run as a process on the runtime ``Node`` (named ``task:<id>``), so runs are
+visible in ``/ps`` and end with the node; killing uses the untrappable
+``kill`` exit. Either way ``on_done`` runs exactly once when a run ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any, Awaitable, Callable, Protocol
+
+__all__ = ["RunHost", "TaskHost", "NodeHost", "make_host"]
+
+log = logging.getLogger(__name__)
+
+Body = Callable[[], Awaitable[None]]
+
+
+class RunHost(Protocol):
+    def spawn(self, task_id: str, body: Body, *, on_done: Callable[[], None]) -> None:
+        """Start ``body()`` for ``task_id``; call ``on_done()`` when it ends, however."""
+
+    def kill(self, task_id: str) -> None:
+        """End the run now (lease lost): it is cancelled, nothing more is written."""
+
+    async def stop_all(self, *, timeout: float) -> None:
+        """Wait up to ``timeout`` for the runs to end (they were asked to), then kill the rest and wait."""
+
+
+class _Slot:
+    def __init__(self, on_done: Callable[[], None]) -> None:
+        self.on_done = on_done
+        self.done = asyncio.Event()
+        self.handle: Any = None
+
+
+class _BaseHost:
+    def __init__(self) -> None:
+        self._slots: dict[str, _Slot] = {}
+
+    async def _guard(self, task_id: str, slot: _Slot, body: Body) -> None:
+        try:
+            await body()
+        finally:
+            if self._slots.get(task_id) is slot:
+                del self._slots[task_id]
+            slot.done.set()
+            slot.on_done()
+
+    async def stop_all(self, *, timeout: float) -> None:
+        slots = dict(self._slots)
+        if not slots:
+            return
+        waits = [asyncio.ensure_future(slot.done.wait()) for slot in slots.values()]
+        try:
+            await asyncio.wait(waits, timeout=timeout)
+            for task_id, slot in slots.items():
+                if not slot.done.is_set():
+                    log.warning("task %r did not stop within %.1fs; killing it", task_id, timeout)
+                    self._kill_slot(slot)
+            await asyncio.wait(waits, timeout=max(timeout, 1.0))
+        finally:
+            for wait in waits:
+                wait.cancel()
+            for wait in waits:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await wait
+
+    def kill(self, task_id: str) -> None:
+        slot = self._slots.get(task_id)
+        if slot is not None:
+            self._kill_slot(slot)
+
+    def _kill_slot(self, slot: _Slot) -> None:
+        raise NotImplementedError
+
+
+class TaskHost(_BaseHost):
+    """Runs each task in an asyncio task owned by the engine."""
+
+    def spawn(self, task_id: str, body: Body, *, on_done: Callable[[], None]) -> None:
+        slot = _Slot(on_done)
+        self._slots[task_id] = slot
+        slot.handle = asyncio.create_task(self._guard(task_id, slot, body), name=f"task:{task_id}")
+
+    def _kill_slot(self, slot: _Slot) -> None:
+        slot.handle.cancel()
+
+
+class NodeHost(_BaseHost):
+    """Runs each task as a process ``task:<id>`` on a runtime ``Node``."""
+
+    def __init__(self, node: Any) -> None:
+        super().__init__()
+        self._node = node
+
+    def spawn(self, task_id: str, body: Body, *, on_done: Callable[[], None]) -> None:
+        slot = _Slot(on_done)
+        self._slots[task_id] = slot
+
+        async def process_body(proc: Any) -> None:
+            await self._guard(task_id, slot, body)
+
+        slot.handle = self._node.spawn(process_body, name=f"task:{task_id}")
+
+    def _kill_slot(self, slot: _Slot) -> None:
+        self._node.exit(slot.handle, "kill")
+
+
+def make_host(node: Any) -> RunHost:
+    return TaskHost() if node is None else NodeHost(node)
