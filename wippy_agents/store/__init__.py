@@ -1,1 +1,20 @@
-"""wippy_agents.store"""
+"""The durable store: one ``Store`` Protocol, SQLite and PostgreSQL backends.
+
+>>> store = await open_store("sqlite:///.wippy/state.db")
+>>> head = await store.registry_head()
+>>> await store.close()
+"""
+
+from .base import AuditRecord, StepRecord, StepStatus, Store, TaskRecord, TaskStatus, VersionRecord
+from .factory import open_store
+
+__all__ = [
+    "open_store",
+    "Store",
+    "VersionRecord",
+    "AuditRecord",
+    "TaskRecord",
+    "StepRecord",
+    "TaskStatus",
+    "StepStatus",
+]

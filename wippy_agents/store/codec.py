@@ -1,0 +1,200 @@
+"""Encoding records to rows and decoding rows back, shared by both backends.
+
+Rows are anything indexable by column name (``sqlite3.Row``, ``asyncpg.Record``).
+A row that fails to decode raises ``StoreError`` (``JournalCorrupt`` for the
+``tasks`` and ``journal`` tables) naming the table and the key, never a bare
+``JSONDecodeError`` from deep inside a caller.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, get_args
+from urllib.parse import urlsplit, urlunsplit
+
+from ..errors import InvalidPayload, JournalCorrupt, StoreError, UsageError
+from .base import AuditRecord, StepRecord, StepStatus, TaskRecord, TaskStatus, VersionRecord
+
+__all__ = [
+    "dumps",
+    "safe_url",
+    "version_from_row",
+    "audit_from_row",
+    "task_from_row",
+    "step_from_row",
+    "entry_from_row",
+    "TASK_STATUSES",
+    "TERMINAL_STATUSES",
+    "TASK_UPDATABLE",
+]
+
+TASK_STATUSES: frozenset[str] = frozenset(get_args(TaskStatus))
+STEP_STATUSES: frozenset[str] = frozenset(get_args(StepStatus))
+TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+# Fields task_update may set; id and created_at are fixed at creation.
+TASK_UPDATABLE: frozenset[str] = frozenset(
+    {"kind", "target", "input", "status", "owner", "lease_expires_at", "registry_version", "result", "error", "parent_id"}
+)
+_JSON_TASK_FIELDS = frozenset({"input", "result", "error"})
+
+
+def dumps(value: Any, *, what: str) -> str:
+    """JSON text for a stored field; raises ``InvalidPayload`` for non-JSON data."""
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidPayload(f"cannot store {what} as JSON: {exc}", what=what) from None
+
+
+def encode_task_field(name: str, value: Any, *, task_id: str) -> Any:
+    """The column value for one ``TaskRecord`` field (JSON fields encoded)."""
+    if name in _JSON_TASK_FIELDS:
+        return dumps(value, what=f"task {task_id!r} {name}")
+    return value
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password replaced by ``***`` (for messages and logs)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable store url>"
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    netloc = f"{parts.username or ''}:***@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _loads(text: Any, *, table: str, key: Any, column: str) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise _corrupt(table, key, f"column {column!r} is not valid JSON ({exc})") from None
+
+
+def _corrupt(table: str, key: Any, why: str) -> StoreError:
+    cls = JournalCorrupt if table in ("tasks", "journal") else StoreError
+    return cls(f"cannot decode {table} row {key!r}: {why}", table=table, key=repr(key))
+
+
+def version_from_row(row: Any) -> VersionRecord:
+    key = row["version"]
+    changes = _loads(row["changes"], table="registry_versions", key=key, column="changes")
+    if not isinstance(changes, list):
+        raise _corrupt("registry_versions", key, "column 'changes' is not a list")
+    return VersionRecord(
+        version=int(key), created_at=float(row["created_at"]), author=row["author"],
+        reason=row["reason"], changes=changes,
+    )
+
+
+def audit_from_row(row: Any) -> AuditRecord:
+    key = row["id"]
+    details = _loads(row["details"], table="audit", key=key, column="details")
+    if not isinstance(details, dict):
+        raise _corrupt("audit", key, "column 'details' is not an object")
+    return AuditRecord(
+        id=int(key), at=float(row["at"]), actor=row["actor"], action=row["action"],
+        resource=row["resource"], decision=row["decision"], details=details,
+    )
+
+
+def entry_from_row(row: Any) -> dict[str, Any]:
+    key = row["id"]
+    entry = _loads(row["entry"], table="runtime_entries", key=key, column="entry")
+    if not isinstance(entry, dict):
+        raise _corrupt("runtime_entries", key, "column 'entry' is not an object")
+    return entry
+
+
+def task_from_row(row: Any) -> TaskRecord:
+    key = row["id"]
+    status = row["status"]
+    if status not in TASK_STATUSES:
+        raise _corrupt("tasks", key, f"unknown status {status!r}")
+    error = _loads(row["error"], table="tasks", key=key, column="error")
+    if error is not None and not isinstance(error, dict):
+        raise _corrupt("tasks", key, "column 'error' is not an object")
+    lease = row["lease_expires_at"]
+    return TaskRecord(
+        id=key, kind=row["kind"], target=row["target"],
+        input=_loads(row["input"], table="tasks", key=key, column="input"),
+        status=status, owner=row["owner"],
+        lease_expires_at=None if lease is None else float(lease),
+        registry_version=int(row["registry_version"]),
+        result=_loads(row["result"], table="tasks", key=key, column="result"),
+        error=error, parent_id=row["parent_id"],
+        created_at=float(row["created_at"]), updated_at=float(row["updated_at"]),
+    )
+
+
+def step_from_row(row: Any) -> StepRecord:
+    key = (row["task_id"], row["seq"])
+    status = row["status"]
+    if status not in STEP_STATUSES:
+        raise _corrupt("journal", key, f"unknown status {status!r}")
+    error = _loads(row["error"], table="journal", key=key, column="error")
+    if error is not None and not isinstance(error, dict):
+        raise _corrupt("journal", key, "column 'error' is not an object")
+    finished = row["finished_at"]
+    return StepRecord(
+        task_id=key[0], seq=int(key[1]), name=row["name"], status=status,
+        result=_loads(row["result"], table="journal", key=key, column="result"),
+        error=error, started_at=float(row["started_at"]),
+        finished_at=None if finished is None else float(finished),
+        tokens=int(row["tokens"]), cost_usd=float(row["cost_usd"]),
+    )
+
+
+def step_params(step: StepRecord) -> tuple[Any, ...]:
+    """Journal column values in table order, JSON fields encoded."""
+    if step.status not in STEP_STATUSES:
+        raise InvalidPayload(f"step {step.seq} of task {step.task_id!r}: unknown status {step.status!r}")
+    what = f"step {step.seq} of task {step.task_id!r}"
+    return (
+        step.task_id, step.seq, step.name, step.status,
+        dumps(step.result, what=f"{what} result"),
+        None if step.error is None else dumps(step.error, what=f"{what} error"),
+        step.started_at, step.finished_at, step.tokens, step.cost_usd,
+    )
+
+
+def task_params(task: TaskRecord, *, now: float) -> tuple[Any, ...]:
+    """Task column values in table order; zero timestamps become ``now``."""
+    if task.status not in TASK_STATUSES:
+        raise InvalidPayload(f"task {task.id!r}: unknown status {task.status!r}")
+    return (
+        task.id, task.kind, task.target,
+        dumps(task.input, what=f"task {task.id!r} input"),
+        task.status, task.owner, task.lease_expires_at, task.registry_version,
+        dumps(task.result, what=f"task {task.id!r} result"),
+        None if task.error is None else dumps(task.error, what=f"task {task.id!r} error"),
+        task.parent_id, task.created_at or now, task.updated_at or now,
+    )
+
+
+def check_task_fields(task_id: str, fields: dict[str, Any]) -> None:
+    """Raise ``UsageError`` for a ``task_update`` field that cannot be set."""
+    bad = sorted(set(fields) - TASK_UPDATABLE)
+    if bad:
+        raise UsageError(
+            f"task_update({task_id!r}): cannot set {', '.join(bad)}; settable: {', '.join(sorted(TASK_UPDATABLE))}"
+        )
+    if "status" in fields and fields["status"] not in TASK_STATUSES:
+        raise UsageError(f"task_update({task_id!r}): unknown status {fields['status']!r}")
+    if fields.get("error") is not None and not isinstance(fields["error"], dict):
+        raise UsageError(f"task_update({task_id!r}): error must be a dict (WippyError.to_dict()) or None")
+
+
+TASK_COLUMNS = (
+    "id", "kind", "target", "input", "status", "owner", "lease_expires_at", "registry_version",
+    "result", "error", "parent_id", "created_at", "updated_at",
+)
+STEP_COLUMNS = (
+    "task_id", "seq", "name", "status", "result", "error", "started_at", "finished_at", "tokens", "cost_usd",
+)

@@ -1,0 +1,221 @@
+"""The embedded SQLite store (aiosqlite; WAL, ``busy_timeout``, ``synchronous=NORMAL``).
+
+One hand-off per operation: aiosqlite moves every call to its worker thread
+(~50-60 µs each here), and ``execute`` + ``commit`` is two of them. So each
+method hands ONE plain function to the connection's worker thread
+(``aiosqlite.Connection._execute``) that runs the whole transaction with the
+sqlite3 API and commits it before returning. That keeps aiosqlite's thread
+ownership of the sqlite3 connection (no second thread ever touches it) while
+a journaled step costs one hand-off plus the ~20 µs commit. ``_execute`` is
+aiosqlite's private queueing primitive; it is checked at import time so an
+aiosqlite release that drops it fails loudly, not subtly.
+
+Writes run under ``BEGIN IMMEDIATE`` (or as one autocommitting statement) so
+that two stores on one file serialise on the write lock with ``busy_timeout``
+instead of failing with ``SQLITE_BUSY`` on a lock upgrade. The SQL itself
+lives in ``sqlite_sql.py`` as functions of a sqlite3 connection.
+
+Lease times are ``time.time()`` of this machine: an SQLite file is only ever
+shared by processes of one host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable
+
+import aiosqlite
+
+from ..errors import ConfigError, StoreError, WippyError
+from . import sqlite_sql as q
+from .base import AuditRecord, StepRecord, TaskRecord, VersionRecord
+from .codec import check_task_fields, safe_url
+
+__all__ = ["SqliteStore"]
+
+log = logging.getLogger(__name__)
+
+if not hasattr(aiosqlite.Connection, "_execute"):  # pragma: no cover - guards an aiosqlite upgrade
+    raise ImportError("wippy_agents.store.sqlite needs aiosqlite.Connection._execute (aiosqlite 0.17-0.22)")
+
+
+class SqliteStore:
+    """The ``Store`` on one SQLite file (or ``:memory:``).
+
+    >>> store = SqliteStore("sqlite:///.wippy/state.db", path=".wippy/state.db")
+    >>> await store.open(); head = await store.registry_head(); await store.close()
+
+    Every method raises ``StoreError`` naming the URL and the operation when
+    SQLite fails; each is one hand-off to the connection's thread.
+    """
+
+    def __init__(self, url: str, *, path: str, busy_timeout: float = 5.0) -> None:
+        self.url = url
+        self.safe_url = safe_url(url)
+        self._path = path
+        self._busy_timeout = busy_timeout
+        self._conn: aiosqlite.Connection | None = None
+        self._db: sqlite3.Connection | None = None
+        self._closed = asyncio.Event()
+        self._own_versions: set[int] = set()  # appended here: not "changes by another writer"
+
+    # -- lifecycle -----------------------------------------------------------
+    async def open(self) -> None:
+        """Create the file (and its folder), set the pragmas, apply migrations."""
+        if self._conn is not None:
+            return
+        memory = self._path == ":memory:"
+        if not memory:
+            try:
+                Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot open store {self.safe_url}: cannot create its folder: {exc}") from None
+        try:
+            conn = await aiosqlite.connect(self._path, isolation_level=None, timeout=self._busy_timeout)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open store {self.safe_url}: {exc}") from None
+        self._conn, self._db = conn, conn._conn
+        try:
+            await self._call("open", q.setup, not memory, int(self._busy_timeout * 1000), self.safe_url)
+        except BaseException:
+            await self.close()
+            raise
+        self._closed.clear()
+
+    async def close(self) -> None:
+        """Close the connection; ``registry_changes`` iterators end. Idempotent."""
+        self._closed.set()
+        conn, self._conn, self._db = self._conn, None, None
+        if conn is not None:
+            await conn.close()
+
+    async def __aenter__(self) -> SqliteStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _call(self, op: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(db, *args)`` on the connection's thread: one hand-off."""
+        conn = self._conn
+        if conn is None:
+            raise StoreError(f"store {self.safe_url}: {op} failed: the store is closed", op=op)
+        try:
+            return await conn._execute(fn, self._db, *args)
+        except WippyError:
+            raise
+        except (sqlite3.Error, ValueError) as exc:  # ValueError: aiosqlite "Connection closed"
+            raise StoreError(f"store {self.safe_url}: {op} failed: {exc}", op=op) from exc
+
+    # -- registry ------------------------------------------------------------
+    async def registry_head(self) -> int:
+        return await self._call("registry_head", q.registry_head)
+
+    async def registry_append(
+        self,
+        record: VersionRecord,
+        *,
+        runtime_upserts: list[dict[str, Any]] = (),
+        runtime_deletes: list[str] = (),
+        audit: list[AuditRecord] = (),
+    ) -> None:
+        args = q.append_args(record, runtime_upserts, runtime_deletes, audit)
+        await self._call("registry_append", q.registry_append, *args)
+        self._own_versions.add(record.version)
+
+    async def registry_history(self, *, limit: int | None = None) -> list[VersionRecord]:
+        return await self._call("registry_history", q.registry_history, limit)
+
+    async def registry_get_version(self, version: int) -> VersionRecord | None:
+        return await self._call("registry_get_version", q.registry_get_version, version)
+
+    async def runtime_entries(self) -> list[dict[str, Any]]:
+        return await self._call("runtime_entries", q.runtime_entries)
+
+    async def registry_changes(self, *, poll_interval: float = 0.5, since: int | None = None) -> AsyncIterator[int]:
+        """Poll ``registry_head``; yield it when a version written by another
+        store appeared after ``since`` (default: the head when iteration
+        starts; pass the version you loaded so nothing slips in between).
+        Ends when this store closes; raises ``StoreError`` if the database fails."""
+        last = since
+        while not self._closed.is_set():
+            try:
+                head = await self.registry_head()
+            except StoreError:
+                if self._closed.is_set():
+                    return
+                raise
+            if last is None:
+                last = head
+            elif head > last:
+                foreign = any(v not in self._own_versions for v in range(last + 1, head + 1))
+                last = head
+                if foreign:
+                    yield head
+                    continue
+            try:
+                await asyncio.wait_for(self._closed.wait(), poll_interval)
+            except TimeoutError:
+                pass
+
+    # -- audit ---------------------------------------------------------------
+    async def audit_append(self, records: list[AuditRecord]) -> None:
+        if records:
+            await self._call("audit_append", q.audit_append, q.audit_rows(records))
+
+    async def audit_list(self, *, limit: int = 100, actor: str | None = None) -> list[AuditRecord]:
+        return await self._call("audit_list", q.audit_list, limit, actor)
+
+    # -- tasks ---------------------------------------------------------------
+    async def task_create(self, task: TaskRecord) -> tuple[TaskRecord, bool]:
+        return await self._call("task_create", q.task_create, task, time.time())
+
+    async def task_get(self, task_id: str) -> TaskRecord | None:
+        return await self._call("task_get", q.task_get, task_id)
+
+    async def task_list(self, *, status: str | None = None, limit: int = 100) -> list[TaskRecord]:
+        return await self._call("task_list", q.task_list, status, limit)
+
+    async def task_update(self, task_id: str, *, node: str | None = None, **fields: Any) -> TaskRecord:
+        """Set fields; with ``node`` only while that node owns the lease (else ``LeaseLost``)."""
+        check_task_fields(task_id, fields)
+        return await self._call("task_update", q.task_update, task_id, node, fields, time.time())
+
+    async def task_claim(self, task_id: str, node: str, lease_seconds: float) -> TaskRecord | None:
+        return await self._call("task_claim", q.task_claim, task_id, node, lease_seconds, time.time())
+
+    async def task_claim_expired(
+        self, node: str, lease_seconds: float, *, limit: int = 10, include_own: bool = False
+    ) -> list[TaskRecord]:
+        """``include_own=True`` also takes tasks this node owns (recovery after a restart)."""
+        return await self._call(
+            "task_claim_expired", q.task_claim_expired, node, lease_seconds, limit, include_own, time.time()
+        )
+
+    async def task_heartbeat(self, node: str, task_ids: list[str], lease_seconds: float) -> list[str]:
+        if not task_ids:
+            return []
+        return await self._call("task_heartbeat", q.task_heartbeat, node, list(task_ids), lease_seconds, time.time())
+
+    # -- journal -------------------------------------------------------------
+    async def journal_load(self, task_id: str) -> list[StepRecord]:
+        return await self._call("journal_load", q.journal_load, task_id)
+
+    async def journal_write(self, step: StepRecord, *, node: str | None = None) -> None:
+        await self._call("journal_write", q.journal_write, q.step_args(step), node)
+
+
+def parse_sqlite_url(url: str) -> str:
+    """The file path of ``sqlite:///path`` (``sqlite:////abs`` is absolute)."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        raise ConfigError(f"store url {url!r}: expected sqlite:///relative/path.db or sqlite:////absolute/path.db")
+    path = url[len(prefix):].split("?", 1)[0]
+    if not path:
+        raise ConfigError(f"store url {url!r}: no database path after sqlite:///")
+    return path

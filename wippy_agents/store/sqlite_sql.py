@@ -1,0 +1,285 @@
+"""The SQLite store's transactions, as plain functions of a sqlite3 connection.
+
+Each runs entirely on aiosqlite's worker thread (see ``sqlite.py``): it
+executes, commits and decodes, so the event loop pays one hand-off. The
+connection is in autocommit mode (``isolation_level=None``); multi-statement
+writes take the write lock up front with ``BEGIN IMMEDIATE``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import Any, Callable
+
+from ..errors import LeaseLost, NondeterminismError, StaleVersion, StepAlreadyRecorded, TaskNotFound, UsageError
+from .base import AuditRecord, StepRecord, TaskRecord, VersionRecord
+from .codec import (
+    STEP_COLUMNS,
+    TASK_COLUMNS,
+    TERMINAL_STATUSES,
+    audit_from_row,
+    dumps,
+    encode_task_field,
+    entry_from_row,
+    step_from_row,
+    step_params,
+    task_from_row,
+    task_params,
+    version_from_row,
+)
+from .migrations import pending, statements
+
+_TERMINAL = ", ".join(f"'{s}'" for s in sorted(TERMINAL_STATUSES))
+
+
+def _tx(db: sqlite3.Connection, fn: Callable[..., Any], *args: Any) -> Any:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        out = fn(*args)
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return out
+
+
+def setup(db: sqlite3.Connection, wal: bool, busy_ms: int, url: str) -> None:
+    db.row_factory = sqlite3.Row
+    db.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
+    if wal:
+        db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    db.execute("PRAGMA foreign_keys = ON")
+
+    def migrate() -> None:
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations"
+            " (number INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+        )
+        applied = {r[0]: r[1] for r in db.execute("SELECT number, name FROM schema_migrations")}
+        for m in pending(applied, url=url):
+            for stmt in statements(m.sqlite):
+                db.execute(stmt)
+            db.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", (m.number, m.name, time.time()))
+
+    _tx(db, migrate)
+
+
+# -- registry ------------------------------------------------------------------
+def append_args(
+    record: VersionRecord, upserts: Any, deletes: Any, audit: Any
+) -> tuple[Any, ...]:
+    """Encode everything before the hand-off, so bad data never opens a transaction."""
+    now = time.time()
+    row = (record.version, record.created_at or now, record.author, record.reason,
+           dumps(record.changes, what=f"registry version {record.version} changes"))
+    ups = []
+    for entry in upserts:
+        entry_id = entry.get("id") if isinstance(entry, dict) else None
+        if not isinstance(entry_id, str) or not entry_id:
+            raise UsageError(f"registry_append: a runtime entry has no string 'id': {entry!r:.120}")
+        ups.append((entry_id, dumps(entry, what=f"runtime entry {entry_id!r}"), record.version, now))
+    return row, ups, [(d,) for d in deletes], audit_rows(audit)
+
+
+def audit_rows(records: Any) -> list[tuple[Any, ...]]:
+    return [(r.at or time.time(), r.actor, r.action, r.resource, r.decision,
+             dumps(r.details, what=f"audit details of {r.action!r} on {r.resource!r}")) for r in records]
+
+
+def registry_head(db: sqlite3.Connection) -> int:
+    return db.execute("SELECT COALESCE(MAX(version), 0) FROM registry_versions").fetchone()[0]
+
+
+def registry_append(db: sqlite3.Connection, row: tuple, ups: list, dels: list, audits: list) -> None:
+    def run() -> None:
+        head = registry_head(db)
+        if row[0] != head + 1:
+            raise StaleVersion(
+                f"registry version {row[0]} cannot be stored: the head is {head}, so the next is {head + 1};"
+                " rebase the changeset on the current version and retry", version=row[0], head=head)
+        db.execute("INSERT INTO registry_versions VALUES (?, ?, ?, ?, ?)", row)
+        db.executemany(
+            "INSERT INTO runtime_entries VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+            " entry = excluded.entry, version = excluded.version, updated_at = excluded.updated_at", ups)
+        db.executemany("DELETE FROM runtime_entries WHERE id = ?", dels)
+        db.executemany("INSERT INTO audit (at, actor, action, resource, decision, details)"
+                       " VALUES (?, ?, ?, ?, ?, ?)", audits)
+
+    _tx(db, run)
+
+
+def registry_history(db: sqlite3.Connection, limit: int | None) -> list[VersionRecord]:
+    rows = db.execute("SELECT * FROM registry_versions ORDER BY version DESC LIMIT ?",
+                      (-1 if limit is None else limit,))
+    return [version_from_row(r) for r in rows]
+
+
+def registry_get_version(db: sqlite3.Connection, version: int) -> VersionRecord | None:
+    row = db.execute("SELECT * FROM registry_versions WHERE version = ?", (version,)).fetchone()
+    return None if row is None else version_from_row(row)
+
+
+def runtime_entries(db: sqlite3.Connection) -> list[dict[str, Any]]:
+    return [entry_from_row(r) for r in db.execute("SELECT id, entry FROM runtime_entries ORDER BY id")]
+
+
+# -- audit ---------------------------------------------------------------------
+def audit_append(db: sqlite3.Connection, rows: list) -> None:
+    _tx(db, db.executemany,
+        "INSERT INTO audit (at, actor, action, resource, decision, details) VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+
+def audit_list(db: sqlite3.Connection, limit: int, actor: str | None) -> list[AuditRecord]:
+    if actor is None:
+        rows = db.execute("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,))
+    else:
+        rows = db.execute("SELECT * FROM audit WHERE actor = ? ORDER BY id DESC LIMIT ?", (actor, limit))
+    return [audit_from_row(r) for r in rows]
+
+
+# -- tasks ---------------------------------------------------------------------
+_TASK_INSERT = (f"INSERT INTO tasks ({', '.join(TASK_COLUMNS)}) VALUES ({', '.join('?' * len(TASK_COLUMNS))})"
+                " ON CONFLICT (id) DO NOTHING")
+
+
+def task_create(db: sqlite3.Connection, task: TaskRecord, now: float) -> tuple[TaskRecord, bool]:
+    params = task_params(task, now=now)
+
+    def run() -> tuple[TaskRecord, bool]:
+        created = db.execute(_TASK_INSERT, params).rowcount == 1
+        return task_from_row(db.execute("SELECT * FROM tasks WHERE id = ?", (task.id,)).fetchone()), created
+
+    return _tx(db, run)
+
+
+def task_get(db: sqlite3.Connection, task_id: str) -> TaskRecord | None:
+    row = db.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
+    return None if row is None else task_from_row(row)
+
+
+def task_list(db: sqlite3.Connection, status: str | None, limit: int) -> list[TaskRecord]:
+    if status is None:
+        rows = db.execute("SELECT * FROM tasks ORDER BY created_at DESC, id LIMIT ?", (limit,))
+    else:
+        rows = db.execute("SELECT * FROM tasks WHERE status = ? ORDER BY created_at DESC, id LIMIT ?",
+                          (status, limit))
+    return [task_from_row(r) for r in rows]
+
+
+def _missing_or_lost(db: sqlite3.Connection, task_id: str, node: str | None) -> Exception:
+    row = db.execute("SELECT owner FROM tasks WHERE id = ?", (task_id,)).fetchone()
+    if row is None:
+        return TaskNotFound(f"task {task_id!r} does not exist", task_id=task_id)
+    return LeaseLost(f"task {task_id!r}: lease lost: node {node!r} no longer owns it (owner is {row[0]!r});"
+                     " stop running it here", task_id=task_id, node=node, owner=row[0])
+
+
+def task_update(db: sqlite3.Connection, task_id: str, node: str | None, fields: dict, now: float) -> TaskRecord:
+    sets = [f"{name} = ?" for name in fields] + ["updated_at = ?"]
+    params = [encode_task_field(n, v, task_id=task_id) for n, v in fields.items()] + [now, task_id]
+    where = "id = ?"
+    if node is not None:
+        where += " AND owner = ?"
+        params.append(node)
+    row = db.execute(f"UPDATE tasks SET {', '.join(sets)} WHERE {where} RETURNING *", params).fetchone()
+    if row is None:
+        raise _missing_or_lost(db, task_id, node)
+    return task_from_row(row)
+
+
+def task_claim(db: sqlite3.Connection, task_id: str, node: str, lease: float, now: float) -> TaskRecord | None:
+    row = db.execute(
+        "UPDATE tasks SET owner = ?, lease_expires_at = ?, updated_at = ?"
+        f" WHERE id = ? AND status NOT IN ({_TERMINAL})"
+        " AND (owner IS NULL OR owner = ? OR lease_expires_at IS NULL OR lease_expires_at <= ?) RETURNING *",
+        (node, now + lease, now, task_id, node, now)).fetchone()
+    if row is not None:
+        return task_from_row(row)
+    if db.execute("SELECT 1 FROM tasks WHERE id = ?", (task_id,)).fetchone() is None:
+        raise TaskNotFound(f"task {task_id!r} does not exist", task_id=task_id)
+    return None
+
+
+def task_claim_expired(db: sqlite3.Connection, node: str, lease: float, limit: int, own: bool,
+                       now: float) -> list[TaskRecord]:
+    own_sql = " OR owner = :node" if own else ""
+    rows = db.execute(
+        "UPDATE tasks SET owner = :node, lease_expires_at = :until, updated_at = :now WHERE id IN ("
+        " SELECT id FROM tasks WHERE status IN ('pending', 'running')"
+        f" AND (owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= :now{own_sql})"
+        " ORDER BY created_at, id LIMIT :limit) RETURNING *",
+        {"node": node, "until": now + lease, "now": now, "limit": limit}).fetchall()
+    return sorted((task_from_row(r) for r in rows), key=lambda t: (t.created_at, t.id))
+
+
+def task_heartbeat(db: sqlite3.Connection, node: str, ids: list[str], lease: float, now: float) -> list[str]:
+    marks = ", ".join("?" * len(ids))
+    rows = db.execute(f"UPDATE tasks SET lease_expires_at = ? WHERE owner = ? AND id IN ({marks}) RETURNING id",
+                      [now + lease, node, *ids]).fetchall()
+    held = {r[0] for r in rows}
+    return [i for i in ids if i in held]
+
+
+# -- journal -------------------------------------------------------------------
+def step_args(step: StepRecord) -> tuple[Any, ...]:
+    return step_params(step)
+
+
+def journal_load(db: sqlite3.Connection, task_id: str) -> list[StepRecord]:
+    return [step_from_row(r) for r in db.execute("SELECT * FROM journal WHERE task_id = ? ORDER BY seq", (task_id,))]
+
+
+_COLS = ", ".join(STEP_COLUMNS)
+_VALUES = ", ".join(f":{c}" for c in STEP_COLUMNS)
+_FINISH = ("status = excluded.status, result = excluded.result, error = excluded.error,"
+           " finished_at = excluded.finished_at, tokens = excluded.tokens, cost_usd = excluded.cost_usd")
+_RESTART = "started_at = excluded.started_at"
+
+
+def _journal_sql(finished: bool, guarded: bool) -> str:
+    guard = "EXISTS (SELECT 1 FROM tasks WHERE id = :task_id AND owner = :node)" if guarded else "true"
+    # A step is recorded at most once: only a 'started' row with the same name may be
+    # finished (or started again, when an idempotent step is re-run after a crash).
+    return (f"INSERT INTO journal ({_COLS}) SELECT {_VALUES} WHERE {guard}"
+            f" ON CONFLICT (task_id, seq) DO UPDATE SET {_FINISH if finished else _RESTART}"
+            " WHERE journal.status = 'started' AND journal.name = excluded.name")
+
+
+_JOURNAL_SQL = {(f, g): _journal_sql(f, g) for f in (False, True) for g in (False, True)}
+
+
+def journal_write(db: sqlite3.Connection, params: tuple, node: str | None) -> None:
+    named = dict(zip(STEP_COLUMNS, params))
+    named["node"] = node
+    finished = named["status"] != "started"
+    try:
+        changed = db.execute(_JOURNAL_SQL[finished, node is not None], named).rowcount
+    except sqlite3.IntegrityError as exc:
+        if "FOREIGN KEY" in str(exc):
+            raise TaskNotFound(f"journal_write: task {named['task_id']!r} does not exist",
+                               task_id=named["task_id"]) from None
+        raise
+    if changed != 1:
+        raise journal_refusal(named, node, db.execute(
+            "SELECT t.owner AS owner, j.name AS name, j.status AS status FROM tasks t"
+            " LEFT JOIN journal j ON j.task_id = t.id AND j.seq = ? WHERE t.id = ?",
+            (named["seq"], named["task_id"])).fetchone())
+
+
+def journal_refusal(step: dict, node: str | None, row: Any) -> Exception:
+    """Why a journal write changed nothing (shared with the PostgreSQL backend)."""
+    task_id, seq = step["task_id"], step["seq"]
+    if row is None:
+        return TaskNotFound(f"journal_write: task {task_id!r} does not exist", task_id=task_id)
+    if node is not None and row["owner"] != node:
+        return LeaseLost(f"task {task_id!r}: lease lost: node {node!r} no longer owns it (owner is "
+                         f"{row['owner']!r}); step {seq} not recorded, stop running it here",
+                         task_id=task_id, node=node, owner=row["owner"])
+    if row["name"] is not None and row["name"] != step["name"]:
+        return NondeterminismError(f"task {task_id!r} step {seq} is journaled as {row['name']!r}, not "
+                                   f"{step['name']!r}", task_id=task_id, seq=seq)
+    return StepAlreadyRecorded(f"task {task_id!r} step {seq} ({step['name']!r}) is already recorded as "
+                               f"{row['status']!r}; a step is never recorded twice", task_id=task_id, seq=seq)
