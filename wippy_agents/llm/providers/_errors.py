@@ -1,0 +1,97 @@
+"""Map the OpenAI and Anthropic SDK exceptions into our ``ProviderError`` tree.
+
+Every mapped error says which model entry failed and what to do, and carries
+``details``: ``status``, ``retryable`` and ``retry_after`` (seconds) that the
+retry wrapper reads.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from typing import Any, Mapping
+
+import anthropic
+import openai
+
+from wippy_agents.errors import MissingApiKey, ProviderError, ProviderTimeout, RateLimited
+from wippy_agents.llm.config import ModelConfig
+
+__all__ = ["map_sdk_error", "missing_key", "parse_retry_after"]
+
+_TIMEOUTS = (openai.APITimeoutError, anthropic.APITimeoutError)
+_CONNECTION = (openai.APIConnectionError, anthropic.APIConnectionError)
+_STATUS = (openai.APIStatusError, anthropic.APIStatusError)
+_RETRYABLE_STATUS = {408, 409, 425, 429}
+
+
+def _label(cfg: ModelConfig) -> str:
+    return f"{cfg.provider} model {cfg.id or cfg.model!r} ({cfg.model})" if cfg.id else \
+        f"{cfg.provider} model {cfg.model!r}"
+
+
+def missing_key(cfg: ModelConfig) -> MissingApiKey:
+    env = cfg.api_key_env
+    return MissingApiKey(f"{_label(cfg)} needs an API key: set the environment variable {env} "
+                         f"(export {env}=...)", env=env, entry=cfg.id)
+
+
+def parse_retry_after(headers: Mapping[str, str] | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` / ``retry-after`` (seconds or an HTTP date), else None."""
+    if not headers:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        if parsed is None:
+            return None
+        return max(0.0, parsed.timestamp() - (time.time() if now is None else now))
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def map_sdk_error(exc: BaseException, cfg: ModelConfig) -> ProviderError:
+    """Our error for an SDK (or httpx) exception; unknown exceptions become a plain ``ProviderError``."""
+    base: dict[str, Any] = {"entry": cfg.id, "model": cfg.model, "provider": cfg.provider}
+    label = _label(cfg)
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, _TIMEOUTS):
+        return ProviderTimeout(f"{label} did not answer within {cfg.timeout:g}s; raise 'timeout' on the "
+                               f"entry or try again later", retryable=True, **base)
+    if isinstance(exc, _CONNECTION):
+        where = cfg.base_url or "the provider's API"
+        return ProviderError(f"{label}: cannot reach {where}: {_one_line(exc.__cause__ or exc)}",
+                             retryable=True, **base)
+    if isinstance(exc, _STATUS):
+        status = exc.status_code
+        headers = getattr(exc.response, "headers", None)
+        retry_after = parse_retry_after(headers)
+        server = _one_line(getattr(exc, "message", None) or str(exc))
+        if status == 429:
+            wait = f"; the server asks to retry after {retry_after:g}s" if retry_after is not None else ""
+            return RateLimited(f"{label} is rate limited (HTTP 429){wait}: {server}", status=status,
+                               retry_after=retry_after, retryable=True, **base)
+        if status in (401, 403):
+            env = cfg.api_key_env or "the API key"
+            return ProviderError(f"{label} rejected the API key (HTTP {status}); check that {env} holds a "
+                                 f"valid key: {server}", status=status, retryable=False, **base)
+        if status >= 500 or status in _RETRYABLE_STATUS:
+            return ProviderError(f"{label} failed with HTTP {status} (server side, retried): {server}",
+                                 status=status, retry_after=retry_after, retryable=True, **base)
+        return ProviderError(f"{label} refused the request with HTTP {status}: {server}",
+                             status=status, retryable=False, **base)
+    return ProviderError(f"{label} failed: {type(exc).__name__}: {_one_line(exc)}", retryable=False, **base)

@@ -1,0 +1,117 @@
+"""Retries as a wrapper around any provider: backoff with jitter, ``Retry-After`` honoured.
+
+Retried: errors whose ``details["retryable"]`` is true (HTTP 429, 408, 409,
+5xx, timeouts, connection failures). Never retried: a stream that has already
+yielded output to its consumer (the user saw it; a retry would repeat it), and
+everything else (bad request, bad key, a scripted error).
+
+    >>> provider = RetryingProvider(OpenAIProvider(cfg), sleep=fake_sleep)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
+
+from wippy_agents.errors import ProviderError
+from wippy_agents.llm.base import Provider
+from wippy_agents.llm.config import ModelConfig
+from wippy_agents.llm.types import Message, ModelReply, StreamEvent, ToolSpec
+
+__all__ = ["RetryingProvider", "backoff_delay"]
+
+log = logging.getLogger(__name__)
+
+
+def backoff_delay(attempt: int, *, base: float, cap: float, rand: Callable[[], float]) -> float:
+    """Delay before retry number ``attempt`` (0-based): exponential, capped, with "equal jitter".
+
+    Half the delay is fixed and half random, so waits grow but callers that
+    failed together do not retry together.
+    """
+    delay = min(cap, base * (2 ** attempt))
+    return delay / 2 + rand() * delay / 2
+
+
+class RetryingProvider:
+    """Wraps a ``Provider``; same interface. ``sleep`` and ``rand`` are injectable for tests.
+
+    ``max_retries`` defaults to the (per-call) model config's ``max_retries``.
+    A ``Retry-After`` longer than ``max_retry_after`` seconds is not waited
+    for: the error is raised at once, saying how long the server asked for.
+    Raises the last ``ProviderError`` with ``details["attempts"]`` when retries run out.
+    """
+
+    def __init__(self, inner: Provider, *, max_retries: int | None = None, base_delay: float = 0.5,
+                 max_delay: float = 20.0, max_retry_after: float = 60.0,
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+                 rand: Callable[[], float] = random.random) -> None:
+        self.inner = inner
+        self.max_retries = max_retries
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.max_retry_after = max_retry_after
+        self._sleep = sleep
+        self._rand = rand
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.inner.config
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    async def request(self, messages: Sequence[Message], *, tools: Sequence[ToolSpec] = (),
+                      model_cfg: ModelConfig | None = None, call_index: int | None = None) -> ModelReply:
+        """The inner ``request``, retried; a whole reply reaches nobody until it is complete, so any
+        retryable failure may be retried."""
+        cfg = model_cfg or self.config
+        attempt = 0
+        while True:
+            try:
+                return await self.inner.request(messages, tools=tools, model_cfg=model_cfg, call_index=call_index)
+            except ProviderError as exc:
+                await self._before_retry(exc, attempt, cfg)
+            attempt += 1
+
+    async def stream(self, messages: Sequence[Message], *, tools: Sequence[ToolSpec] = (),
+                     model_cfg: ModelConfig | None = None,
+                     call_index: int | None = None) -> AsyncIterator[StreamEvent]:
+        """The inner ``stream``, retried only while it has yielded nothing."""
+        cfg = model_cfg or self.config
+        attempt = 0
+        while True:
+            started = False
+            events = self.inner.stream(messages, tools=tools, model_cfg=model_cfg, call_index=call_index)
+            try:
+                async for event in events:
+                    started = True
+                    yield event
+                return
+            except ProviderError as exc:
+                if started:
+                    raise type(exc)(f"{exc.message} (the reply had started streaming, so it was not retried)",
+                                    **{**exc.details, "partial": True}) from exc
+                await self._before_retry(exc, attempt, cfg)
+            finally:
+                await events.aclose()
+            attempt += 1
+
+    async def _before_retry(self, exc: ProviderError, attempt: int, cfg: ModelConfig) -> None:
+        """Sleep before the next attempt, or raise ``exc`` when it must not be retried."""
+        limit = cfg.max_retries if self.max_retries is None else self.max_retries
+        if not exc.details.get("retryable"):
+            raise exc
+        if attempt >= limit:
+            raise type(exc)(f"{exc.message} (gave up after {attempt + 1} attempts)",
+                            **{**exc.details, "attempts": attempt + 1}) from exc
+        retry_after = exc.details.get("retry_after")
+        if retry_after is not None and retry_after > self.max_retry_after:
+            raise type(exc)(f"{exc.message} (not waiting {retry_after:g}s; over the {self.max_retry_after:g}s "
+                            f"limit)", **{**exc.details, "attempts": attempt + 1}) from exc
+        delay = retry_after if retry_after is not None else backoff_delay(
+            attempt, base=self.base_delay, cap=self.max_delay, rand=self._rand)
+        log.warning("model %r: %s; retry %d/%d in %.2fs", cfg.id or cfg.model, exc.message, attempt + 1, limit, delay)
+        await self._sleep(delay)
