@@ -1,0 +1,188 @@
+"""The kind plug-in seam: a handler (references, contextual checks) plus a JSON Schema.
+
+The registry core asks a handler, never a kind name, what an entry refers to
+and what else to check; adding a kind is one ``KindHandler`` subclass and one
+schema file, registered in ``kinds/__init__.py`` (or by another layer through
+``register_kind``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from importlib import resources
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Iterator
+
+import jsonschema
+
+from ...errors import ValidationError
+from ..entry import Entry, Problem
+from ..ids import NAME_RE, is_pattern, resolve_ref
+
+if TYPE_CHECKING:
+    from ..snapshot import Snapshot
+
+__all__ = ["RefField", "Ref", "KindHandler", "ENTRY_HEADER"]
+
+# The part of every schema that describes name/kind/meta (merged into each kind's schema).
+ENTRY_HEADER: dict[str, Any] = {
+    "name": {"type": "string", "pattern": f"^{NAME_RE.pattern}$", "description": "entry name; id is namespace:name"},
+    "meta": {
+        "type": "object",
+        "description": "free-form metadata used by find (meta.type, meta.description, meta.alias ...)",
+        "properties": {
+            "type": {"type": "string"},
+            "description": {"type": "string"},
+            "alias": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_\\-]*$"},
+        },
+    },
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefField:
+    """Where a kind keeps references to other entries.
+
+    ``path`` walks the entry's data: ``model`` (a field), ``tools[]`` (each list
+    item), ``delegates[].id`` (a field of each list item), ``imports.*`` (each
+    value of a mapping). ``kinds`` limits the target's kind (empty: any);
+    ``wildcard`` allows globs such as ``app.tools:*``; ``inline_text`` means a
+    value that is not shaped like an id is inline text, not a reference
+    (an agent's ``prompt``).
+    """
+
+    path: str
+    kinds: tuple[str, ...] = ()
+    wildcard: bool = False
+    inline_text: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ref:
+    """One reference found in an entry: ``target`` is a resolved id or a glob."""
+
+    field: str  # the top-level field it sits in (for the line number)
+    label: str  # e.g. "delegates[0].id"
+    target: str
+    spec: RefField
+
+    @property
+    def is_pattern(self) -> bool:
+        return is_pattern(self.target)
+
+
+class KindHandler:
+    """One kind: its schema file and what its entries refer to.
+
+    Subclasses set ``kind``, ``schema_file`` (in ``kinds/schemas/``), ``refs``,
+    a one-line ``description``, and may override ``check`` for rules that need
+    the whole snapshot (e.g. an agent's tool names).
+    """
+
+    kind: ClassVar[str]
+    schema_file: ClassVar[str]
+    description: ClassVar[str] = ""
+    refs: ClassVar[tuple[RefField, ...]] = ()
+
+    @cached_property
+    def schema(self) -> dict[str, Any]:
+        """The published JSON Schema of one entry of this kind, as written in YAML."""
+        text = resources.files(__package__).joinpath("schemas", self.schema_file).read_text("utf-8")
+        schema = json.loads(text)
+        props = schema.setdefault("properties", {})
+        for key, value in ENTRY_HEADER.items():
+            props.setdefault(key, value)
+        props["kind"] = {"const": self.kind}
+        schema.setdefault("$schema", "https://json-schema.org/draft/2020-12/schema")
+        schema.setdefault("$id", f"https://wippy.ai/schemas/{self.kind}.json")
+        schema.setdefault("title", self.kind)
+        if self.description:
+            schema.setdefault("description", self.description)
+        required = schema.setdefault("required", [])
+        for key in ("name", "kind"):
+            if key not in required:
+                required.insert(0, key)
+        return schema
+
+    @cached_property
+    def validator(self) -> jsonschema.protocols.Validator:
+        cls = jsonschema.validators.validator_for(self.schema)
+        cls.check_schema(self.schema)
+        return cls(self.schema)
+
+    def schema_problems(self, entry: Entry) -> list[Problem]:
+        """Validate the entry as written in YAML against the schema."""
+        doc = {"name": entry.id.name, "kind": entry.kind, "meta": entry.meta, **entry.data}
+        out = []
+        for err in sorted(self.validator.iter_errors(doc), key=lambda e: list(map(str, e.path))):
+            top = str(err.path[0]) if err.path else None
+            where = ".".join(str(p) for p in err.path)
+            text = _message(err)
+            msg = f"{where}: {text}" if where else text
+            out.append(Problem.about(entry, f"{entry.kind} schema: {msg}", field=top))
+        return out
+
+    def references(self, entry: Entry) -> Iterator[Ref]:
+        """Every reference the entry makes (bare names resolved in its namespace).
+
+        Raises ``ValidationError`` for a malformed id in a reference field.
+        """
+        for spec in self.refs:
+            for label, value in _walk(entry.data, spec.path):
+                if not isinstance(value, str):
+                    continue  # the schema reports the wrong type
+                if spec.inline_text and not _looks_like_id(value):
+                    continue
+                if is_pattern(value) and not spec.wildcard:
+                    raise ValidationError(f"{label}: {value!r} is a pattern; this field needs one entry id")
+                try:
+                    target = resolve_ref(value, namespace=entry.id.namespace)
+                except ValidationError as exc:
+                    raise ValidationError(f"{label}: {exc}") from None
+                yield Ref(field=label.split("[")[0].split(".")[0], label=label, target=target, spec=spec)
+
+    def check(self, entry: Entry, snapshot: "Snapshot") -> Iterable[Problem]:
+        """Rules that need the whole (candidate) snapshot; none by default."""
+        return ()
+
+
+def _message(err: jsonschema.ValidationError) -> str:
+    """jsonschema's message, made readable for anyOf/oneOf over ``required`` sets."""
+    options = err.validator_value if err.validator in ("anyOf", "oneOf") else None
+    if options and all(isinstance(o, dict) and set(o) == {"required"} for o in options):
+        alts = " or ".join(" + ".join(o["required"]) for o in options)
+        return f"needs {'exactly one of' if err.validator == 'oneOf' else 'one of'}: {alts}"
+    text = err.message
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _looks_like_id(value: str) -> bool:
+    return bool(value) and not any(c.isspace() for c in value) and len(value) < 200
+
+
+def _walk(data: Any, path: str, label: str = "") -> Iterator[tuple[str, Any]]:
+    """Yield ``(label, value)`` for every value at ``path`` (see ``RefField``)."""
+    head, dot, rest = path.partition(".")
+    if head == "*":
+        if isinstance(data, dict):
+            for key, value in data.items():
+                sub = f"{label}.{key}" if label else str(key)
+                yield from (_walk(value, rest, sub) if rest else [(sub, value)])
+        return
+    listy = head.endswith("[]")
+    key = head[:-2] if listy else head
+    if not isinstance(data, dict) or key not in data:
+        return
+    value = data[key]
+    base = f"{label}.{key}" if label else key
+    if listy:
+        if not isinstance(value, list):
+            return
+        for i, item in enumerate(value):
+            sub = f"{base}[{i}]"
+            yield from (_walk(item, rest, sub) if rest else [(sub, item)])
+    elif rest:
+        yield from _walk(value, rest, base)
+    else:
+        yield base, value

@@ -1,0 +1,374 @@
+"""The versioned, transactional registry: one live immutable snapshot, changed
+only by whole changesets that are validated, guarded, persisted as one store
+version, then published.
+
+>>> reg = Registry(store, author_default="cli")              # doctest: +SKIP
+>>> await reg.load(AppSettings.load("."))                     # doctest: +SKIP
+>>> cs = reg.changeset(author="cli:root", reason="new db")    # doctest: +SKIP
+>>> cs.create({"id": "app.db:main", "kind": "registry.entry", "host": "db"})  # doctest: +SKIP
+>>> await reg.apply(cs)                                       # doctest: +SKIP
+7
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence
+
+from ..errors import StaleVersion, StoreError, ValidationError, VersionNotFound
+from ..store.base import AuditRecord, VersionRecord
+from .changeset import Change, Changeset, resolve
+from .entry import Entry, Problem
+from .history import MemoryHistory, apply_changes, new_record, overlay, persistence, state_at
+from .loader import load_sources, problems_error
+from .notify import Subscriber, Subscribers
+from .settings import AppSettings
+from .snapshot import Snapshot
+from .validation import Validator, validate_state
+
+__all__ = ["Registry", "WriteGuard"]
+
+log = logging.getLogger(__name__)
+
+# async fn(actor, changes: list[Change]) -> None; raises PermissionDenied to refuse.
+WriteGuard = Callable[[Any, Sequence[Change]], Awaitable[None]]
+
+_RETRIES = 5  # a changeset with base_version=None is retried after losing a race to another node
+
+
+class Registry:
+    """The live registry of one node over a store (``None``: history in memory).
+
+    ``get``/``find``/``snapshot`` never block. ``apply``/``rollback``/``load``
+    serialise on one lock and one store round trip each. ``close`` stops the
+    follower, the watcher and subscriber workers.
+    """
+
+    def __init__(self, store: Any = None, *, author_default: str = "system", builtins: Iterable[Entry] = ()) -> None:
+        self._store = store if store is not None else MemoryHistory()
+        self.author_default = author_default
+        self._builtins = {str(e.id): e.evolve(origin="builtin") for e in builtins}
+        self._live = Snapshot(0, self._builtins)
+        self._lock = asyncio.Lock()
+        self._validators: list[Validator] = []
+        self._guards: list[WriteGuard] = []
+        self._subs = Subscribers()
+        self._tasks: set[asyncio.Task] = set()
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+        self.settings: AppSettings | None = None
+        self.unsaved_changes = 0  # load(persist=False): file changes not yet written as a version
+
+    # -- reading (the live snapshot) ------------------------------------------
+    @property
+    def store(self) -> Any:
+        return self._store
+
+    @property
+    def version(self) -> int:
+        return self._live.version
+
+    def snapshot(self) -> Snapshot:
+        """The live snapshot: immutable, safe to keep while the registry moves on."""
+        return self._live
+
+    def get(self, entry_id: str) -> Entry | None:
+        return self._live._entries.get(entry_id)
+
+    def find(self, criteria: Mapping[str, Any] | None = None, **kw: Any) -> list[Entry]:
+        return self._live.find(criteria, **kw)
+
+    # -- hooks -----------------------------------------------------------------
+    def add_validator(self, fn: Validator) -> None:
+        """``fn(entries_written, candidate_snapshot) -> [Problem | str]`` (may be async),
+        run on every changeset after the schema and reference checks pass."""
+        self._validators.append(fn)
+
+    def add_write_guard(self, fn: WriteGuard) -> None:
+        """``async fn(actor, changes)`` run before a valid changeset is written; it
+        refuses by raising (``PermissionDenied``), and nothing is applied."""
+        self._guards.append(fn)
+
+    def subscribe(self, callback: Callable[[int, list[str]], Any], *, pattern: str | None = None) -> Subscriber:
+        """Call ``callback(version, changed_ids)`` after each change is live (only
+        for ids matching the glob ``pattern`` when given). Returns a handle; call it
+        (or ``.cancel()``) to unsubscribe."""
+        return self._subs.add(callback, pattern=pattern)
+
+    def subscribe_pid(self, node: Any, pid: str, *, pattern: str | None = None) -> Subscriber:
+        """Send ``("registry.changed", {"version", "changed"})`` to a process after each change."""
+        return self._subs.add_pid(node, pid, pattern=pattern)
+
+    # -- writing ---------------------------------------------------------------
+    def changeset(self, *, author: str | None = None, reason: str = "", actor: Any = None) -> Changeset:
+        """A changeset based on the live version (applying it after another change raises ``StaleVersion``)."""
+        return Changeset(base_version=self.version, author=author or self.author_default, reason=reason, actor=actor)
+
+    async def validate(self, cs: Changeset) -> list[Problem]:
+        """Every problem applying ``cs`` now would meet (nothing is applied)."""
+        base = self._live
+        changes, problems = resolve(cs, base)
+        if problems or not changes:
+            return problems
+        return await validate_state(changes, _next(base, changes), validators=self._validators)
+
+    async def apply(self, cs: Changeset) -> int:
+        """Validate ``cs`` as a whole, check write guards, store it as one new version
+        and make it live; returns the new version (the live one if nothing changed).
+
+        Raises ``StaleVersion`` (based on an old version, or another node wrote
+        first), ``ValidationError`` (every problem in ``details["problems"]``),
+        whatever a write guard raises (``PermissionDenied``), ``StoreError``.
+        Nothing is applied when it raises.
+        """
+        for _ in range(_RETRIES):
+            try:
+                return await self._apply_once(cs)
+            except _LostRace:
+                await self.refresh()
+                if cs.base_version is not None:
+                    raise StaleVersion(
+                        f"changeset based on version {cs.base_version} is stale: another node wrote version "
+                        f"{self.version}; prepare it again",
+                        base_version=cs.base_version,
+                        head=self.version,
+                    ) from None
+        raise StaleVersion(f"gave up after {_RETRIES} races with other writers", head=self.version)
+
+    async def _apply_once(self, cs: Changeset) -> int:
+        async with self._lock:
+            base = self._live
+            if cs.base_version is not None and cs.base_version != base.version:
+                raise StaleVersion(
+                    f"changeset based on version {cs.base_version} is stale: the registry is at version "
+                    f"{base.version}; prepare it again",
+                    base_version=cs.base_version,
+                    head=base.version,
+                )
+            changes, problems = resolve(cs, base)
+            if problems:
+                raise problems_error(ValidationError, problems)
+            if not changes:
+                return base.version
+            new = _next(base, changes)
+            problems = await validate_state(changes, new, validators=self._validators)
+            if problems:
+                raise problems_error(ValidationError, problems)
+            for guard in self._guards:
+                await guard(cs.actor if cs.actor is not None else cs.author, changes)
+            await self._append(new_record(new.version, cs.author, cs.reason, changes), changes, cs.origin)
+            self._publish(new, [str(c.id) for c in changes])
+            return new.version
+
+    async def _append(self, record: VersionRecord, changes: Sequence[Change], origin: str) -> None:
+        upserts, deletes = persistence(changes, origin)  # type: ignore[arg-type]
+        audit = [
+            AuditRecord(
+                at=record.created_at,
+                actor=record.author,
+                action="registry.write",
+                resource=str(c.id),
+                decision="allow",
+                details={"version": record.version, "op": c.op, "reason": record.reason},
+            )
+            for c in changes
+        ]
+        try:
+            await self._store.registry_append(record, runtime_upserts=upserts, runtime_deletes=deletes, audit=audit)
+        except StaleVersion:
+            raise _LostRace() from None
+
+    def _publish(self, new: Snapshot, changed: list[str]) -> None:
+        self._live = new  # one reference swap: readers see the old or the new version, whole
+        self._subs.publish(new.version, changed)
+
+    async def rollback(self, version: int, *, author: str | None = None, reason: str | None = None, actor: Any = None) -> int:
+        """Restore the entries as they were at ``version``, as one new version.
+
+        Raises ``VersionNotFound`` for a version that was never written, and
+        whatever ``apply`` raises.
+        """
+        head = self.version
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1 or version > head or (
+            await self._store.registry_get_version(version)
+        ) is None:
+            raise VersionNotFound(
+                f"registry version {version!r} does not exist; versions are 1..{head} (see wippy registry history)",
+                version=version,
+            )
+        target = await state_at(self._store, version)
+        cs = Changeset(
+            base_version=head,
+            author=author or self.author_default,
+            reason=reason or f"rollback to version {version}",
+            actor=actor,
+        )
+        live = self._live
+        for entry in live:
+            if entry.origin != "builtin" and str(entry.id) not in target:
+                cs.delete(entry.id)
+        for key, entry in target.items():
+            current = live.get(key)
+            if not entry.same_content(current):
+                cs.put(entry.evolve(origin="runtime"))
+        return await self.apply(cs)
+
+    async def history(self, *, limit: int | None = None) -> list[VersionRecord]:
+        """Stored versions, newest first."""
+        return await self._store.registry_history(limit=limit)
+
+    # -- loading -----------------------------------------------------------------
+    async def load(self, settings: AppSettings, *, persist: bool = True, author: str = "loader") -> int:
+        """Load the app's files plus the run-time entries from the store, as one version.
+
+        The state is compared with the stored head; what differs (files edited
+        while no node ran) is written as one new version. With ``persist=False``
+        nothing is written (``unsaved_changes`` counts the difference).
+        Raises ``LoadError`` / ``ValidationError`` listing every problem; the
+        live snapshot is then unchanged.
+        """
+        result = load_sources(settings)
+        result.raise_for_problems()
+        self.settings = settings
+        return await self.load_entries(result.entries, persist=persist, author=author)
+
+    async def load_entries(self, entries: Iterable[Entry], *, persist: bool = True, author: str = "loader") -> int:
+        """``load`` from entries already read (tests, embedders)."""
+        entries = list(entries)
+        for _ in range(_RETRIES):
+            try:
+                return await self._load_once(entries, persist=persist, author=author)
+            except _LostRace:
+                continue  # another node wrote meanwhile: compare with the new head
+        raise StaleVersion(f"gave up loading after {_RETRIES} races with other writers")
+
+    async def _load_once(self, entries: list[Entry], *, persist: bool, author: str) -> int:
+        async with self._lock:
+            head = await self._store.registry_head()
+            stored = await state_at(self._store, head)
+            desired = overlay(entries, await self._store.runtime_entries())
+            clash = [Problem.about(desired[k], "is built in and cannot be defined by a file") for k in desired if k in self._builtins]
+            if clash:
+                raise problems_error(ValidationError, clash)
+            cs = Changeset(base_version=head, author=author, reason="load app files", origin="file")
+            for key in stored:
+                if key not in desired:
+                    cs.discard(key)
+            for entry in desired.values():
+                cs.put(entry)
+            base = Snapshot(head, {**stored, **self._builtins})
+            changes, problems = resolve(cs, base)
+            new = Snapshot(head + (1 if changes and persist else 0), {**desired, **self._builtins})
+            problems += await validate_state(changes, new, validators=self._validators, full=True)
+            if problems:
+                raise problems_error(ValidationError, problems)
+            self.unsaved_changes = 0 if persist else len(changes)
+            if changes and persist:
+                await self._append(new_record(new.version, author, f"load app files: {len(changes)} changed", changes), changes, "file")
+            self._publish(new, [str(c.id) for c in changes])
+            return new.version
+
+    async def refresh(self) -> int:
+        """Catch up with versions other nodes wrote to the shared store; returns the live version."""
+        async with self._lock:
+            live = self._live
+            head = await self._store.registry_head()
+            if head <= live.version:
+                return live.version
+            state = dict(live._entries)
+            changed: dict[str, None] = {}
+            for version in range(live.version + 1, head + 1):
+                record = await self._store.registry_get_version(version)
+                if record is None:
+                    raise StoreError(f"registry version {version} is missing from the store (head is {head})")
+                changes = [Change.from_record(c) for c in record.changes]
+                apply_changes(state, changes)
+                changed.update((str(c.id), None) for c in changes)
+            state.update(self._builtins)
+            self._publish(Snapshot(head, state), list(changed))
+            log.debug("registry caught up", extra={"version": head, "changed": len(changed)})
+            return head
+
+    # -- background work -----------------------------------------------------------
+    def follow(self, *, poll_interval: float = 0.5) -> asyncio.Task:
+        """Follow versions other nodes write (LISTEN/NOTIFY on PostgreSQL, polling on
+        SQLite) until ``close``."""
+        return self._spawn(self._follow(poll_interval), "registry-follow")
+
+    async def _follow(self, poll_interval: float) -> None:
+        while True:
+            try:
+                await self.refresh()
+                async for _head in _changes(self._store, poll_interval, self.version):
+                    await self.refresh()
+                return  # the store closed
+            except StoreError as exc:
+                log.warning("registry follow failed; retrying", extra={"error": str(exc)})
+                await asyncio.sleep(poll_interval)
+
+    def watch(self, settings: AppSettings | None = None, *, on_error: Callable[[Exception], Any] | None = None,
+              debounce_ms: int = 30, step_ms: int = 5) -> Any:
+        """Hot reload: turn saved source files into changesets until ``close``.
+
+        Returns the started ``FileWatcher``. A bad file changes nothing; its error
+        is logged and passed to ``on_error``.
+        """
+        from .watcher import FileWatcher
+
+        settings = settings or self.settings
+        if settings is None:
+            raise ValidationError("watch() needs the app settings (call load(settings) first)")
+        watcher = FileWatcher(self, settings, on_error=on_error, debounce_ms=debounce_ms, step_ms=step_ms)
+        watcher.start()
+        self._closers.append(watcher.aclose)
+        return watcher
+
+    def _spawn(self, coro: Awaitable[None], name: str) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def close(self) -> None:
+        """Stop following, watching and delivering; the store stays open (its owner closes it)."""
+        for closer in self._closers:
+            await closer()
+        self._closers.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            try:
+                await task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
+        await self._subs.aclose()
+
+    async def __aenter__(self) -> "Registry":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class _LostRace(Exception):
+    """Internal: the store refused our version because another writer got there first."""
+
+
+def _changes(store: Any, poll_interval: float, since: int) -> Any:
+    """``store.registry_changes`` from ``since`` when the backend takes it (no gap after load)."""
+    try:
+        accepts_since = "since" in inspect.signature(store.registry_changes).parameters
+    except (TypeError, ValueError):
+        accepts_since = False
+    if accepts_since:
+        return store.registry_changes(poll_interval=poll_interval, since=since)
+    return store.registry_changes(poll_interval=poll_interval)
+
+
+def _next(base: Snapshot, changes: Sequence[Change]) -> Snapshot:
+    state = dict(base._entries)
+    apply_changes(state, changes)
+    return Snapshot(base.version + 1, state)

@@ -1,0 +1,127 @@
+"""Validation of a candidate state as a whole: kinds, schemas, references, kind
+rules, and the validators other layers register (Lua compile, ...).
+
+Generic over kinds: handlers say what refers to what; nothing here knows a
+kind by name.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import Any, Awaitable, Callable, Iterable, Sequence, Union
+
+from ..errors import WippyError
+from . import kinds
+from .changeset import Change
+from .entry import Entry, Problem
+from .kinds.base import KindHandler
+from .snapshot import Snapshot
+
+__all__ = ["Validator", "validate_state"]
+
+log = logging.getLogger(__name__)
+
+# fn(entries created or updated, candidate snapshot) -> problems (Problem or str);
+# may be async; may raise a WippyError (reported as a problem).
+Validator = Callable[[Sequence[Entry], Snapshot], Union[Iterable[Union[Problem, str]], Awaitable[Iterable[Union[Problem, str]]]]]
+
+
+async def validate_state(
+    changes: Sequence[Change],
+    new: Snapshot,
+    *,
+    validators: Sequence[Validator] = (),
+    full: bool = False,
+    always_run_validators: bool = False,
+) -> list[Problem]:
+    """Every problem with ``new`` caused by ``changes`` (or with all of it when ``full``).
+
+    The registered validators (Lua compile ...) run only once the kind checks
+    pass, unless ``always_run_validators`` (lint wants every problem at once).
+    """
+    written = [c.entry for c in changes if c.entry is not None]
+    checked = list(new) if full else written
+    problems: list[Problem] = []
+    for entry in checked:
+        handler = kinds.find(entry.kind)
+        if handler is None:
+            problems.append(Problem.about(entry, f"unknown kind {entry.kind!r}; known kinds: {', '.join(kinds.names())}", field="kind"))
+            continue
+        problems.extend(handler.schema_problems(entry))
+        problems.extend(_reference_problems(entry, handler, new))
+    if not full:
+        problems.extend(_dangling_referrers(changes, new, {str(e.id) for e in written}))
+    problems.extend(_kind_rules(new))
+    if always_run_validators or not problems:
+        problems.extend(await _run_validators(validators, checked, new))
+    return problems
+
+
+def _reference_problems(entry: Entry, handler: KindHandler, new: Snapshot, *, gone: str | None = None) -> Iterable[Problem]:
+    try:
+        refs = list(handler.references(entry))
+    except WippyError as exc:
+        yield Problem.about(entry, str(exc))
+        return
+    for ref in refs:
+        if ref.is_pattern:
+            continue
+        target = new.get(ref.target)
+        if target is None:
+            why = "which this changeset deletes; change or remove this reference first" if gone == ref.target else "which does not exist"
+            yield Problem.about(entry, f"{ref.label}: refers to {ref.target!r}, {why}", field=ref.field)
+        elif ref.spec.kinds and target.kind not in ref.spec.kinds:
+            yield Problem.about(
+                entry,
+                f"{ref.label}: {ref.target!r} is a {target.kind}, expected {' or '.join(ref.spec.kinds)}",
+                field=ref.field,
+            )
+
+
+def _dangling_referrers(changes: Sequence[Change], new: Snapshot, written: set[str]) -> Iterable[Problem]:
+    """Entries left untouched that refer to a deleted entry or one whose kind changed."""
+    moved = {
+        str(c.id): c.op
+        for c in changes
+        if c.op == "delete" or (c.before is not None and c.entry is not None and c.before.kind != c.entry.kind)
+    }
+    if not moved:
+        return
+    for entry in new:
+        if str(entry.id) in written:
+            continue
+        handler = kinds.find(entry.kind)
+        if handler is None or not handler.refs:
+            continue
+        try:
+            targets = {r.target for r in handler.references(entry) if not r.is_pattern}
+        except WippyError:
+            continue
+        for target in targets & set(moved):
+            for problem in _reference_problems(entry, handler, new, gone=target):
+                if repr(target) in problem.message:
+                    yield problem
+
+
+def _kind_rules(new: Snapshot) -> Iterable[Problem]:
+    """Kind rules that need the whole snapshot (only handlers that define ``check``)."""
+    for entry in new:
+        handler = kinds.find(entry.kind)
+        if handler is not None and type(handler).check is not KindHandler.check:
+            yield from handler.check(entry, new)
+
+
+async def _run_validators(validators: Sequence[Validator], entries: list[Entry], new: Snapshot) -> list[Problem]:
+    out: list[Problem] = []
+    for fn in validators:
+        try:
+            result: Any = fn(entries, new)
+            if inspect.isawaitable(result):
+                result = await result
+        except WippyError as exc:
+            out.append(Problem(message=str(exc), entry=exc.details.get("id") or exc.details.get("entry")))
+            continue
+        for item in result or ():
+            out.append(item if isinstance(item, Problem) else Problem(message=str(item)))
+    return out
