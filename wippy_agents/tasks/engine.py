@@ -17,6 +17,7 @@ process on the runtime ``Node`` when one is given): ``close()`` ends them all.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 import uuid
@@ -299,7 +300,10 @@ class TaskEngine:
                 task=task, journal=journal, state=run.state, signals=self.signals,
                 retry_seqs=retry_seqs, default_retry=default_retry,
             )
-            result = to_json_data(await runner(ctx), what=f"task {task.id!r}")
+            result = runner(ctx)
+            if inspect.isawaitable(result):
+                result = await result
+            result = to_json_data(result, what=f"task {task.id!r}")
             if ctx.seq < journal.last_recorded_seq:
                 raise NondeterminismError(
                     f"task {task.id!r} finished after step {ctx.seq} but its journal holds steps up to "

@@ -71,12 +71,7 @@ async def load_journal(store: Store, task_id: str, *, policy: RetryPolicy = STOR
 
     Raises ``JournalCorrupt`` at once for a row that fails to decode.
     """
-    steps = await retry_store(
-        lambda: store.journal_load(task_id),
-        policy,
-        what=f"loading the journal of task {task_id!r}",
-        give_up=lambda exc: isinstance(exc, JournalCorrupt),
-    )
+    steps = await retry_store(lambda: store.journal_load(task_id), policy, what=f"loading the journal of task {task_id!r}")
     return [check_row(step, task_id) for step in steps]
 
 

@@ -23,7 +23,7 @@ import random
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Iterator, TypeVar
 
-from ..errors import StoreError, UsageError
+from ..errors import JournalCorrupt, StoreError, UsageError
 
 __all__ = ["RetryPolicy", "NO_RETRY", "STORE_RETRY", "retry_store"]
 
@@ -85,14 +85,15 @@ async def retry_store(
 
     Blocks for the policy's delays between attempts. Re-raises the last
     ``StoreError`` once the attempts are spent, and any other error at once;
-    ``give_up(exc)`` may mark a ``StoreError`` as permanent (re-raised at once).
+    ``JournalCorrupt`` and any ``StoreError`` for which ``give_up(exc)`` is
+    true are permanent (re-raised at once).
     """
     delays = policy.delays()
     while True:
         try:
             return await call()
         except StoreError as exc:
-            if give_up(exc):
+            if isinstance(exc, JournalCorrupt) or give_up(exc):  # bad data does not heal by waiting
                 raise
             delay = next(delays, None)
             if delay is None:

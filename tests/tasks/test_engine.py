@@ -1,0 +1,206 @@
+"""The engine's public API: start, wait, cancel, close."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import wippy_agents.tasks as tasks
+from wippy_agents.errors import TaskCancelled, TaskNotFound, TaskTimeout, UsageError
+
+from .conftest import eventually, until_set
+
+
+def test_the_package_exports_exactly_the_public_api():
+    assert sorted(tasks.__all__) == sorted(
+        ["TaskEngine", "TaskContext", "Runner", "RetryPolicy", "NO_RETRY", "STORE_RETRY", "RunInterrupted",
+         "FINAL_STATUSES", "SKIP_TYPE"]
+    )
+    for name in tasks.__all__:
+        assert getattr(tasks, name) is not None
+
+
+async def test_a_second_start_with_a_used_id_returns_the_existing_task_and_never_runs_it_twice(engines, effects):
+    engine = await engines.engine()
+    gate = asyncio.Event()
+
+    async def runner(ctx):
+        effects.update(["run"])
+        await ctx.step("wait", gate.wait)
+        return ctx.task.input
+
+    engine.register_kind("k", runner)
+    first = await engine.start("k", "app:x", {"n": 1}, task_id="same", registry_version=7)
+    again = await engine.start("k", "app:x", {"n": 2}, task_id="same")
+    assert again.id == first.id and again.input == {"n": 1} and again.created_at == first.created_at
+    assert again.registry_version == 7
+    gate.set()
+    assert await engine.wait("same", timeout=5) == {"n": 1}
+    await engine.start("k", "app:x", {"n": 3}, task_id="same")  # also after it finished
+    assert effects == {"run": 1}
+
+
+async def test_a_task_without_an_id_gets_a_fresh_one_and_records_its_parent(engines):
+    engine = await engines.engine()
+
+    async def runner(ctx):
+        return ctx.task.parent_id
+
+    engine.register_kind("k", runner)
+    a = await engine.start("k", "app:x", parent_id="p1")
+    b = await engine.start("k", "app:x", parent_id="p1")
+    assert a.id != b.id
+    assert await engine.wait(a.id, timeout=5) == "p1"
+
+
+async def test_start_refuses_an_unknown_kind_and_non_json_input(engines):
+    engine = await engines.engine()
+    engine.register_kind("k", lambda ctx: None)
+    with pytest.raises(UsageError, match="no runner for task kind 'nope'"):
+        await engine.start("nope", "app:x")
+    with pytest.raises(TypeError, match="JSON"):
+        await engine.start("k", "app:x", {"f": object()})
+
+
+async def test_wait_raises_task_timeout_and_task_not_found(engines):
+    engine = await engines.engine()
+    gate = asyncio.Event()
+
+    async def runner(ctx):
+        await gate.wait()
+
+    engine.register_kind("k", runner)
+    await engine.start("k", "app:x", task_id="t1")
+    with pytest.raises(TaskTimeout, match="'t1' still running"):
+        await engine.wait("t1", timeout=0.05)
+    with pytest.raises(TaskNotFound, match="'zzz'"):
+        await engine.wait("zzz", timeout=1)
+    gate.set()
+    assert await engine.wait("t1", timeout=5) is None
+
+
+async def test_a_runner_error_outside_any_step_fails_the_task_with_its_message(engines):
+    engine = await engines.engine()
+
+    async def runner(ctx):
+        raise KeyError("missing")
+
+    engine.register_kind("k", runner)
+    await engine.start("k", "app:x", task_id="t1")
+    with pytest.raises(Exception, match="'t1' raised KeyError") as info:
+        await engine.wait("t1", timeout=5)
+    assert type(info.value).__name__ == "TaskError"
+    assert (await engine.get("t1")).status == "failed"
+
+
+async def test_cancel_stops_a_sleeping_task_at_once(engines, effects):
+    engine = await engines.engine()
+    asleep = asyncio.Event()
+
+    async def runner(ctx):
+        await ctx.step("a", lambda: effects.update(["a"]))
+        asleep.set()
+        await ctx.sleep(60)
+        await ctx.step("never", lambda: effects.update(["never"]))
+
+    engine.register_kind("k", runner)
+    await engine.start("k", "app:x", task_id="t1")
+    await until_set(asleep)
+    task = await engine.cancel("t1", reason="user asked")
+    assert task.status == "cancelled"
+    with pytest.raises(TaskCancelled, match="user asked"):
+        await engine.wait("t1", timeout=5)
+    await eventually(lambda: not engine.running(), what="the run to end")
+    task = await engine.get("t1")
+    assert task.status == "cancelled" and task.lease_expires_at is None
+    assert effects == {"a": 1}
+    assert (await engine.cancel("t1")).status == "cancelled"  # cancelling again is a no-op
+
+
+async def test_a_step_in_flight_finishes_and_the_next_step_sees_task_cancelled(engines, effects):
+    engine = await engines.engine()
+    inside, gate = asyncio.Event(), asyncio.Event()
+    seen = []
+
+    async def slow():
+        inside.set()
+        await gate.wait()
+        effects.update(["slow"])
+        return "done"
+
+    async def runner(ctx):
+        await ctx.step("slow", slow)
+        try:
+            await ctx.step("next", lambda: effects.update(["next"]))
+        except TaskCancelled as exc:
+            seen.append(str(exc))
+            raise
+
+    engine.register_kind("k", runner)
+    await engine.start("k", "app:x", task_id="t1")
+    await until_set(inside)
+    await engine.cancel("t1")
+    gate.set()
+    with pytest.raises(TaskCancelled):
+        await engine.wait("t1", timeout=5)
+    await eventually(lambda: not engine.running(), what="the run to end")
+    steps = await engine.store.journal_load("t1")
+    assert [(s.name, s.status, s.result) for s in steps] == [("slow", "ok", "done")]
+    assert effects == {"slow": 1} and "before step 2 'next'" in seen[0]
+
+
+async def test_cancel_refuses_unknown_and_finished_tasks(engines):
+    engine = await engines.engine()
+
+    async def runner(ctx):
+        return 1
+
+    engine.register_kind("k", runner)
+    await engine.start("k", "app:x", task_id="t1")
+    await engine.wait("t1", timeout=5)
+    with pytest.raises(TaskNotFound):
+        await engine.cancel("nope")
+    with pytest.raises(UsageError, match="already succeeded"):
+        await engine.cancel("t1")
+
+
+async def test_a_task_cancelled_from_another_node_stops_on_its_owner(engines, effects):
+    owner = await engines.engine("owner")
+    asleep = asyncio.Event()
+
+    async def runner(ctx):
+        asleep.set()
+        await ctx.sleep(60)
+        effects.update(["woke"])
+
+    owner.register_kind("k", runner)
+    await owner.start("k", "app:x", task_id="t1")
+    await until_set(asleep)
+    other = await engines.engine("other")
+    await other.cancel("t1")
+    await eventually(lambda: not owner.running(), what="the owner to stop the run")
+    assert (await owner.get("t1")).status == "cancelled" and not effects
+
+
+async def test_close_ends_every_run_without_touching_their_status_and_leaves_no_tasks(engines):
+    engine = await engines.engine()
+    started = asyncio.Event()
+
+    async def runner(ctx):
+        started.set()
+        await ctx.sleep(60)
+
+    engine.register_kind("k", runner)
+    await engine.start("k", "app:x", task_id="t1")
+    await until_set(started)
+    before = {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
+    await engine.close()
+    after = {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
+    assert not engine.running()
+    assert not {t.get_name() for t in after if not t.done()} & {"task:t1", "heartbeat:n1", "claimer:n1"}
+    assert {t.get_name() for t in before} >= {"task:t1", "heartbeat:n1"}
+    task = await engine.store.task_get("t1")
+    assert task.status == "running" and task.owner is None  # released for the next node
+    with pytest.raises(UsageError, match="closed"):
+        await engine.start("k", "app:x")

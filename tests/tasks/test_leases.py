@@ -1,0 +1,153 @@
+"""Leases: heartbeats keep a task, an expired lease is claimed by exactly one node."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from .conftest import LEASE, eventually, until_set
+
+
+def two_phase(effects, parked, ran_on):
+    """Step 'one', then park forever on the first node; step 'two' records the node that ran it."""
+
+    async def runner(ctx):
+        await ctx.step("one", lambda: effects.update(["one"]) or 1)
+        if not ran_on:
+            parked.set()
+            ran_on.append(ctx.task.owner)
+            await asyncio.Event().wait()
+        await ctx.step("two", lambda: effects.update(["two"]) or ran_on.append(ctx.task.owner))
+        return "finished"
+
+    return runner
+
+
+@pytest.mark.postgres
+async def test_an_expired_lease_is_claimed_by_exactly_one_live_node_which_finishes_the_task(any_engines, effects):
+    parked, ran_on = asyncio.Event(), []
+    runner = two_phase(effects, parked, ran_on)
+    dead = await any_engines.engine("a")
+    dead.register_kind("k", runner)
+    await dead.start("k", "app:x", task_id="t1")
+    await until_set(parked)
+    await dead.close(release=False)  # node a dies: no more heartbeats, its lease runs out
+
+    b = await any_engines.engine("b", claim_interval=0.05)
+    c = await any_engines.engine("c", claim_interval=0.05)
+    for engine in (b, c):
+        engine.register_kind("k", runner)
+    assert await b.wait("t1", timeout=LEASE * 10) == "finished"
+    task = await b.get("t1")
+    assert task.owner in ("b", "c") and ran_on == ["a", task.owner]
+    assert effects == {"one": 1, "two": 1}
+
+
+@pytest.mark.postgres
+async def test_concurrent_claimers_split_expired_tasks_without_overlap(any_engines):
+    seed = await any_engines.engine("seed")
+    gate = asyncio.Event()
+
+    async def park(ctx):
+        await gate.wait()
+
+    seed.register_kind("k", park)
+    ids = [f"t{i}" for i in range(12)]
+    for task_id in ids:
+        await seed.start("k", "app:x", task_id=task_id)
+    await seed.close(release=True)  # all twelve are free now
+
+    claimers = [await any_engines.engine(f"n{i}") for i in range(3)]
+    for engine in claimers:
+        engine.register_kind("k", park)
+    results = await asyncio.gather(*(engine.claim_expired() for engine in claimers))
+    claimed = [task.id for batch in results for task in batch]
+    assert sorted(claimed) == sorted(ids)  # every task once, none twice
+    owners = {task.id: task.owner for batch in results for task in batch}
+    for engine in claimers:
+        assert set(engine.running()) == {tid for tid, owner in owners.items() if owner == engine.node_name}
+    gate.set()
+
+
+async def test_a_live_node_keeps_its_lease_through_heartbeats(engines):
+    a = await engines.engine("a")
+    b = await engines.engine("b")
+    gate, entered = asyncio.Event(), asyncio.Event()
+
+    async def runner(ctx):
+        entered.set()
+        await ctx.step("wait", gate.wait)
+        return "a kept it"
+
+    a.register_kind("k", runner)
+    b.register_kind("k", runner)
+    await a.start("k", "app:x", task_id="t1")
+    await until_set(entered)
+    first = (await a.get("t1")).lease_expires_at
+    await eventually(lambda: _lease_after(a, "t1", first + LEASE), timeout=LEASE * 5, what="the lease to outlive itself")
+    assert await b.claim_expired() == []
+    gate.set()
+    assert await a.wait("t1", timeout=5) == "a kept it"
+
+
+async def _lease_after(engine, task_id, moment):
+    task = await engine.get(task_id)
+    return task.lease_expires_at is not None and task.lease_expires_at > moment
+
+
+async def test_a_node_that_lost_its_lease_stops_the_run_and_writes_no_more_steps(engines, effects):
+    a = await engines.engine("a", heartbeat_seconds=0.05)
+    inside = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def hang():
+        inside.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async def runner(ctx):
+        await ctx.step("hang", hang)
+        await ctx.step("after", lambda: effects.update(["after"]))
+
+    a.register_kind("k", runner)
+    await a.start("k", "app:x", task_id="t1")
+    await until_set(inside)
+    # Another node took the task over (as after a network partition).
+    await a.store.task_update("t1", owner="b", lease_expires_at=9e12)
+    await until_set(cancelled)
+    await eventually(lambda: not a.running(), what="node a to stop the run")
+    steps = await a.store.journal_load("t1")
+    assert [(s.name, s.status) for s in steps] == [("hang", "started")] and not effects
+    task = await a.get("t1")
+    assert (task.status, task.owner) == ("running", "b")
+
+
+async def test_a_step_finishing_after_a_takeover_is_not_recorded(engines, effects):
+    # Heartbeat slower than the test: the store's lease guard on journal writes is what stops the run.
+    a = await engines.engine("a", lease_seconds=30, heartbeat_seconds=10)
+    inside, gate = asyncio.Event(), asyncio.Event()
+
+    async def slow():
+        inside.set()
+        await gate.wait()
+        effects.update(["slow"])
+        return "late"
+
+    async def runner(ctx):
+        await ctx.step("slow", slow)
+        await ctx.step("after", lambda: effects.update(["after"]))
+
+    a.register_kind("k", runner)
+    await a.start("k", "app:x", task_id="t1")
+    await until_set(inside)
+    await a.store.task_update("t1", owner="b", lease_expires_at=9e12)
+    gate.set()
+    await eventually(lambda: not a.running(), what="node a to stop the run")
+    steps = await a.store.journal_load("t1")
+    assert [(s.name, s.status) for s in steps] == [("slow", "started")]
+    assert effects == {"slow": 1}
+    assert (await a.get("t1")).status == "running"  # left to its new owner, not failed by a
