@@ -1,0 +1,230 @@
+"""Sandboxed Lua 5.4 states: a whitelisted environment under hard limits.
+
+One ``LuaState`` wraps one fresh ``lupa.lua54.LuaRuntime`` (one per function
+call, one per process).  It is created with ``register_eval=False``,
+``register_builtins=False``, an attribute filter that refuses every Python
+attribute, ``encoding=None`` (so no Python ``str`` ever becomes a userdata)
+and ``max_memory``.  ``bootstrap.lua`` then runs once with full access,
+captures what it needs as locals, builds the safe environment and removes
+``python``, ``debug``, ``io``, ``package``, ``load`` ... from the real globals.
+User code only ever sees environments made by ``new_env``: safe
+``string``/``table``/``math``/``utf8``/``coroutine``, ``os.time/clock/date/
+difftime``, the base functions without ``collectgarbage``/``dofile``/
+``loadfile``, ``load`` for text only (mode ``"t"``, default env = the sandbox),
+``setmetatable`` without ``__gc``, and the string metatable hidden behind
+``__metatable = false``.
+
+Limits and how each holds:
+
+* memory: lupa's ``max_memory``.  A memory error caught by ``pcall`` trips
+  the limit anyway, so the code cannot keep running at the ceiling.
+* instructions: a count hook on every thread (``coroutine.create``/``wrap``
+  install it, 5.4 does not inherit hooks).  Once spent, the hook re-arms to
+  fire on *every* instruction and ``pcall``/``xpcall``/``coroutine.resume``
+  re-raise after returning, so the error cannot be swallowed.
+* wall clock: the same hook compares ``time.monotonic()`` with the deadline
+  while Lua computes; the driver bounds every host wait with the remaining
+  time.  A hook cannot interrupt a C function, and the only C functions whose
+  running time is not linear in memory-bounded input are the pattern
+  matchers (``string.find('a'*40000, ('a*'):rep(40)..'b')`` runs for
+  minutes).  So ``string.find/match/gmatch/gsub`` estimate the matcher's
+  worst case as ``items * n ** k`` steps (``k`` = quantifiers that can
+  backtrack, ``%b`` and back references, plus one for an unanchored scan
+  over ``n`` start positions).  Under ``MAX_PATTERN_STEPS`` the C matcher
+  runs directly.  If only the unanchored scan is too costly, the pattern is
+  run anchored from each start position in a Lua loop that checks the clock
+  between positions (same results, interruptible).  If even one anchored
+  attempt could exceed the bound, the call raises a clear error telling the
+  author to simplify, anchor, split the input or use ``plain=true``.
+  ``table.move`` ranges are capped; ``load`` is capped in size; other C
+  functions are linear in their (memory-capped) input.
+* ``__gc`` metamethods are refused: finalizers run with hooks disabled (and
+  at ``lua_close``), so an endless one would hang the node.
+
+A limit hit raises ``LuaLimitExceeded`` for that call; the state is then
+spent (``closed``) and other states are unaffected.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from importlib import resources
+from typing import Any
+
+from lupa.lua54 import LuaError as _LupaError
+from lupa.lua54 import LuaMemoryError, LuaRuntime, LuaSyntaxError
+
+from wippy_agents.errors import LuaCompileError, LuaError, LuaLimitExceeded
+from wippy_agents.lua.limits import Limits
+
+__all__ = ["LuaState", "compile_check", "chunk_name", "HOOK_EVERY", "MAX_PATTERN_STEPS"]
+
+HOOK_EVERY = 1000            # instructions between hook calls (overshoot bound)
+MAX_PATTERN_STEPS = 2_000_000  # worst-case matcher steps allowed in one C call (~15 ms here)
+MAX_LOAD_BYTES = 1 << 20
+MAX_TABLE_MOVE = 10_000_000
+_COMPILE_MEMORY = 64 << 20
+
+_BOOTSTRAP = resources.files("wippy_agents.lua").joinpath("bootstrap.lua").read_bytes()
+
+
+@functools.cache
+def _bootstrap_bytecode() -> bytes:
+    # Our own trusted chunk, compiled once per Python process: loading stripped
+    # bytecode costs ~50 us against ~450 us for compiling the text each time.
+    # User code can never load bytecode (its load() forces mode "t").
+    lua = _runtime(_COMPILE_MEMORY)
+    return lua.execute(b"return string.dump(assert(load(...)), true)", _BOOTSTRAP, b"=bootstrap", b"t")
+
+
+def _refuse_attribute(obj: Any, name: Any, is_setting: bool) -> Any:
+    raise AttributeError("Python attributes are not accessible from the Lua sandbox")
+
+
+def _runtime(max_memory: int) -> LuaRuntime:
+    return LuaRuntime(
+        register_eval=False,
+        register_builtins=False,
+        unpack_returned_tuples=True,
+        encoding=None,
+        attribute_filter=_refuse_attribute,
+        max_memory=max_memory,
+    )
+
+
+def chunk_name(name: str) -> bytes:
+    """Lua chunk name for error messages: ``=name`` unless already ``=``/``@`` prefixed."""
+    if not name.startswith(("=", "@")):
+        name = "=" + name
+    return name.encode("utf-8", "replace")
+
+
+def _line_of(message: str, name: str) -> int | None:
+    head = name.lstrip("=@") + ":"
+    if message.startswith(head):
+        rest = message[len(head):]
+        digits = rest.split(":", 1)[0]
+        if digits.isdigit():
+            return int(digits)
+    return None
+
+
+def compile_check(source: str | bytes, chunkname: str) -> None:
+    """Compile ``source`` as Lua 5.4 text without running it.
+
+    Raises ``LuaCompileError`` whose message is ``chunkname:line: reason`` and
+    whose details hold ``chunk`` and ``line``.  Binary chunks are refused.
+    """
+    data = source.encode("utf-8") if isinstance(source, str) else bytes(source)
+    name = chunk_name(chunkname)
+    lua = _runtime(_COMPILE_MEMORY)
+    try:
+        fn, err = lua.eval(b"function(s, n) local f, e = load(s, n, 't', {}); return f, e end")(data, name)
+    except LuaMemoryError:
+        raise LuaCompileError(f"{chunkname}: source too large to compile", chunk=chunkname, line=None) from None
+    if fn is None:
+        message = err.decode("utf-8", "replace") if isinstance(err, bytes) else str(err)
+        raise LuaCompileError(message, chunk=chunkname, line=_line_of(message, chunkname))
+
+
+class LuaState:
+    """One sandboxed Lua runtime with its limits; not thread-safe, sync only.
+
+    >>> state = LuaState(Limits(timeout=1.0))
+    >>> env = state.new_env("demo")
+    >>> state.closed
+    False
+    """
+
+    def __init__(self, limits: Limits = Limits()) -> None:
+        self.limits = limits
+        self.lua = _runtime(limits.max_memory)
+        self.closed = False
+        boot = self.lua.execute(b"return load(...)", _bootstrap_bytecode(), b"=bootstrap", b"b")
+        self.ctl = boot(time.monotonic, HOOK_EVERY, MAX_PATTERN_STEPS, MAX_LOAD_BYTES, MAX_TABLE_MOVE)
+        self._ctl_step = self.ctl[b"step"]
+        self._ctl_start = self.ctl[b"start"]
+        self._empty = self.lua.table_from({})
+
+    # -- environments and code -------------------------------------------
+    def table(self, mapping: dict[bytes, Any] | None = None) -> Any:
+        """A fresh Lua table from a mapping whose values are already Lua values."""
+        return self.lua.table_from(mapping or {})
+
+    def new_env(self, owner: str, *, modules: Any = None, imports: Any = None, known: Any = None) -> Any:
+        """A fresh sandbox environment; ``modules``/``imports`` map names to loaders."""
+        return self.ctl[b"new_env"](
+            owner.encode("utf-8", "replace"), modules or self._empty, imports or self._empty, known or self._empty
+        )
+
+    def trusted_module(self, source: bytes, name: str) -> Any:
+        """A lazy loader for one of our own module wrappers (it may call ``host``)."""
+        return self.ctl[b"load_trusted"](source, name.encode())
+
+    def load(self, source: str | bytes, chunkname: str, env: Any) -> Any:
+        """Compile user text in ``env``; raises ``LuaCompileError``."""
+        data = source.encode("utf-8") if isinstance(source, str) else source
+        try:
+            fn, err = self.ctl[b"load"](data, chunk_name(chunkname), env)
+        except LuaMemoryError:
+            raise LuaLimitExceeded(f"{chunkname}: memory limit exceeded while compiling") from None
+        if fn is None:
+            message = err.decode("utf-8", "replace") if isinstance(err, bytes) else str(err)
+            raise LuaCompileError(message, chunk=chunkname, line=_line_of(message, chunkname))
+        return fn
+
+    def library(self, chunk: Any) -> Any:
+        """A lazy loader that runs a library chunk once and caches its value."""
+        return self.ctl[b"library"](chunk)
+
+    def new_thread(self, fn: Any) -> Any:
+        """A hooked coroutine running ``fn``."""
+        return self.ctl[b"new_thread"](fn)
+
+    # -- limits ----------------------------------------------------------
+    def start(self, deadline: float) -> None:
+        """Reset the instruction budget and set the wall-clock deadline (monotonic)."""
+        self._ctl_start(self.limits.max_instructions, deadline)
+
+    def step(self, thread: Any, *args: Any) -> tuple[Any, ...]:
+        """Resume ``thread`` once: ``("done", results)``, ``("request", op, args)`` or ``("error", msg)``.
+
+        Raises ``LuaLimitExceeded`` if a limit tripped (the state is then closed).
+        """
+        if self.closed:
+            raise LuaError("this Lua state was closed after an earlier limit error")
+        try:
+            out = self._ctl_step(thread, *args)
+        except LuaMemoryError:
+            self.closed = True
+            raise LuaLimitExceeded(f"memory limit exceeded ({self.limits.max_memory} bytes)") from None
+        except _LupaError as exc:  # the driver's own step failed: treat as a fault of this state
+            self.closed = True
+            raise LuaError(f"Lua state failed: {exc}") from None
+        if out[0] == b"error":
+            self.check_limits()
+        return out
+
+    def check_limits(self) -> None:
+        """Raise ``LuaLimitExceeded`` (and close) if any limit has tripped."""
+        kind, _msg = self.ctl[b"exceeded"]()
+        if kind is None:
+            return
+        self.closed = True
+        kind = kind.decode()
+        detail = {
+            "memory": f"memory limit exceeded ({self.limits.max_memory} bytes)",
+            "instructions": f"instruction limit exceeded ({self.limits.max_instructions} instructions)",
+            "timeout": f"wall-clock limit exceeded ({self.limits.timeout:g} s)",
+        }[kind]
+        raise LuaLimitExceeded(detail, limit=kind)
+
+    def drain_logs(self) -> tuple[list[tuple[str, str, Any]], int]:
+        """Records that ``log.*``/``print`` buffered since the last drain, and how many were dropped."""
+        buf, dropped = self.ctl[b"drain_logs"]()
+        records = []
+        for i in range(1, len(buf) + 1):
+            rec = buf[i]
+            records.append((rec[1].decode(), rec[2].decode("utf-8", "replace"), rec[3]))
+        return records, dropped
