@@ -47,9 +47,9 @@ class RefField:
     ``path`` walks the entry's data: ``model`` (a field), ``tools[]`` (each list
     item), ``delegates[].id`` (a field of each list item), ``imports.*`` (each
     value of a mapping). ``kinds`` limits the target's kind (empty: any);
-    ``wildcard`` allows globs such as ``app.tools:*``; ``inline_text`` means a
-    value that is not shaped like an id is inline text, not a reference
-    (an agent's ``prompt``).
+    ``wildcard`` allows globs such as ``app.tools:*``; ``inline_text`` means the
+    field may hold text instead: only a full ``namespace:name`` without spaces
+    is a reference there (an agent's ``prompt``; a bare word is text).
     """
 
     path: str
@@ -99,10 +99,7 @@ class KindHandler:
         schema.setdefault("title", self.kind)
         if self.description:
             schema.setdefault("description", self.description)
-        required = schema.setdefault("required", [])
-        for key in ("name", "kind"):
-            if key not in required:
-                required.insert(0, key)
+        schema["required"] = ["name", "kind"] + [k for k in schema.get("required", []) if k not in ("name", "kind")]
         return schema
 
     @cached_property
@@ -158,7 +155,7 @@ def _message(err: jsonschema.ValidationError) -> str:
 
 
 def _looks_like_id(value: str) -> bool:
-    return bool(value) and not any(c.isspace() for c in value) and len(value) < 200
+    return ":" in value and not any(c.isspace() for c in value) and len(value) < 200
 
 
 def _walk(data: Any, path: str, label: str = "") -> Iterator[tuple[str, Any]]:
