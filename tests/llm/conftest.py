@@ -40,7 +40,7 @@ def anthropic_sse(*events: dict[str, Any]) -> str:
 
 def an_start(input_tokens: int = 10) -> dict[str, Any]:
     return {"type": "message_start", "message": {
-        "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5", "content": [],
+        "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-5", "content": [],
         "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": input_tokens, "output_tokens": 1}}}
 
 

@@ -9,8 +9,7 @@ streaming, retries, offline token counting and pricing.
 from wippy_agents.llm.base import Provider, ReplyBuilder, collect
 from wippy_agents.llm.config import DEFAULT_API_KEY_ENV, ModelConfig, ProviderName, load_script
 from wippy_agents.llm.pricing import cost_usd, priced_usage
-from wippy_agents.llm.providers import (AnthropicProvider, OpenAICompatibleProvider, OpenAIProvider, ScriptedCall,
-                                        ScriptedProvider, ScriptExhausted, make_provider)
+from wippy_agents.llm.providers import ScriptedCall, ScriptedProvider, ScriptExhausted, make_provider
 from wippy_agents.llm.retry import RetryingProvider, backoff_delay
 from wippy_agents.llm.tokens import (TokenCounter, count_message_tokens, count_tokens, encoding_for_model,
                                      encoding_name_for_model, ensure_offline_encodings)
@@ -31,3 +30,12 @@ __all__ = [
     "TokenCounter", "count_tokens", "count_message_tokens", "encoding_for_model", "encoding_name_for_model",
     "ensure_offline_encodings", "cost_usd", "priced_usage",
 ]
+
+
+def __getattr__(name: str):
+    # The SDK-backed providers load their SDK (seconds) only when asked for.
+    if name in ("OpenAIProvider", "OpenAICompatibleProvider", "AnthropicProvider"):
+        from wippy_agents.llm import providers
+
+        return getattr(providers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

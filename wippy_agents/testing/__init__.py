@@ -9,8 +9,16 @@
 
 from wippy_agents.llm.providers.scripted import ScriptedCall, ScriptedProvider, ScriptExhausted
 from wippy_agents.testing.clock import FakeClock
-from wippy_agents.testing.http import RespxTransport, mock_http_client
 
 ScriptedModel = ScriptedProvider
+
+
+def __getattr__(name: str):
+    # httpx2 is loaded only by tests that mock HTTP.
+    if name in ("RespxTransport", "mock_http_client"):
+        from wippy_agents.testing import http
+
+        return getattr(http, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["ScriptedModel", "ScriptedCall", "ScriptExhausted", "FakeClock", "RespxTransport", "mock_http_client"]

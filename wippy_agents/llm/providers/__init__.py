@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, Awaitable, Callable
 
 from wippy_agents.llm.base import Provider
 from wippy_agents.llm.config import ModelConfig
-from wippy_agents.llm.providers.anthropic import AnthropicProvider
-from wippy_agents.llm.providers.openai import OpenAIProvider
-from wippy_agents.llm.providers.openai_compatible import OpenAICompatibleProvider
 from wippy_agents.llm.providers.scripted import ScriptedCall, ScriptedProvider, ScriptExhausted
 from wippy_agents.llm.retry import RetryingProvider
 
@@ -22,7 +20,21 @@ __all__ = [
     "ScriptExhausted",
 ]
 
-_CLASSES = {"openai": OpenAIProvider, "anthropic": AnthropicProvider, "openai_compatible": OpenAICompatibleProvider}
+# The SDKs take seconds to import; load one only when a model of its kind is made.
+_LAZY = {
+    "OpenAIProvider": ("wippy_agents.llm.providers.openai", "OpenAIProvider"),
+    "OpenAICompatibleProvider": ("wippy_agents.llm.providers.openai_compatible", "OpenAICompatibleProvider"),
+    "AnthropicProvider": ("wippy_agents.llm.providers.anthropic", "AnthropicProvider"),
+}
+_BY_PROVIDER = {"openai": "OpenAIProvider", "anthropic": "AnthropicProvider",
+                "openai_compatible": "OpenAICompatibleProvider"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def make_provider(cfg: ModelConfig, *, http_client: Any = None,
@@ -35,5 +47,5 @@ def make_provider(cfg: ModelConfig, *, http_client: Any = None,
     """
     if cfg.provider == "scripted":
         return ScriptedProvider(config=cfg)
-    inner = _CLASSES[cfg.provider](cfg, http_client=http_client)
+    inner = __getattr__(_BY_PROVIDER[cfg.provider])(cfg, http_client=http_client)
     return RetryingProvider(inner) if sleep is None else RetryingProvider(inner, sleep=sleep)

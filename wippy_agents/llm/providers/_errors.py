@@ -8,21 +8,21 @@ retry wrapper reads.
 from __future__ import annotations
 
 import email.utils
+import sys
 import time
 from typing import Any, Mapping
-
-import anthropic
-import openai
 
 from wippy_agents.errors import MissingApiKey, ProviderError, ProviderTimeout, RateLimited
 from wippy_agents.llm.config import ModelConfig
 
 __all__ = ["map_sdk_error", "missing_key", "parse_retry_after"]
 
-_TIMEOUTS = (openai.APITimeoutError, anthropic.APITimeoutError)
-_CONNECTION = (openai.APIConnectionError, anthropic.APIConnectionError)
-_STATUS = (openai.APIStatusError, anthropic.APIStatusError)
 _RETRYABLE_STATUS = {408, 409, 425, 429}
+
+
+def _sdk(name: str) -> tuple[type, ...]:
+    """The SDK exception classes called ``name`` among the SDKs already imported (never imports one)."""
+    return tuple(getattr(sys.modules[m], name) for m in ("openai", "anthropic") if m in sys.modules)
 
 
 def _label(cfg: ModelConfig) -> str:
@@ -52,10 +52,12 @@ def parse_retry_after(headers: Mapping[str, str] | None, *, now: float | None = 
     try:
         return max(0.0, float(value))
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        if parsed is None:
-            return None
-        return max(0.0, parsed.timestamp() - (time.time() if now is None else now))
+        pass
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):  # neither seconds nor a date: ignore it, use our backoff
+        return None
+    return max(0.0, parsed.timestamp() - (time.time() if now is None else now))
 
 
 def _one_line(text: str, limit: int = 300) -> str:
@@ -69,14 +71,14 @@ def map_sdk_error(exc: BaseException, cfg: ModelConfig) -> ProviderError:
     label = _label(cfg)
     if isinstance(exc, ProviderError):
         return exc
-    if isinstance(exc, _TIMEOUTS):
+    if isinstance(exc, _sdk("APITimeoutError")):
         return ProviderTimeout(f"{label} did not answer within {cfg.timeout:g}s; raise 'timeout' on the "
                                f"entry or try again later", retryable=True, **base)
-    if isinstance(exc, _CONNECTION):
+    if isinstance(exc, _sdk("APIConnectionError")):
         where = cfg.base_url or "the provider's API"
         return ProviderError(f"{label}: cannot reach {where}: {_one_line(exc.__cause__ or exc)}",
                              retryable=True, **base)
-    if isinstance(exc, _STATUS):
+    if isinstance(exc, _sdk("APIStatusError")):
         status = exc.status_code
         headers = getattr(exc.response, "headers", None)
         retry_after = parse_retry_after(headers)
