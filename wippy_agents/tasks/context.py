@@ -123,6 +123,10 @@ class TaskContext:
     ) -> Any:
         """Run ``fn()`` once durably and return its (JSON) result.
 
+        A non-idempotent step writes a ``started`` row before ``fn`` runs and
+        its outcome after (two round trips), so a crash in between strands
+        the task instead of repeating the side effect; an ``idempotent`` step
+        writes only its outcome (one round trip) and simply runs again.
         On replay returns the recorded result (or raises the recorded error)
         without calling ``fn``. Blocks while ``fn`` runs, between retries and
         while the store is unreachable. Raises ``NondeterminismError``,
@@ -146,6 +150,10 @@ class TaskContext:
                     step=name,
                 )
             started_at = recorded.started_at
+        elif idempotent:
+            # Running it again after a crash is allowed, so no 'started' marker is
+            # needed: one store round trip per step (the DBOS step model).
+            started_at = time.time()
         else:
             started_at = await self._journal.start(seq, name)
         return await self._execute(seq, name, fn, retry or self._default_retry, started_at)

@@ -233,12 +233,12 @@ class TaskEngine:
         """Claim our own tasks (after a restart) and expired ones, and resume them here."""
         return await self.claim_expired(include_own=True)
 
-    async def claim_expired(self, *, include_own: bool = False) -> list[TaskRecord]:
-        """Claim tasks whose lease expired (atomic: one claimant each) and run them."""
+    async def claim_expired(self, *, include_own: bool = False, limit: int = 100) -> list[TaskRecord]:
+        """Claim up to ``limit`` tasks whose lease expired (atomic: one claimant each) and run them."""
         if self._closed:
             return []
         claimed = await self.store.task_claim_expired(
-            self.node_name, self.lease_seconds, limit=100, include_own=include_own
+            self.node_name, self.lease_seconds, limit=limit, include_own=include_own
         )
         started = []
         for task in claimed:
