@@ -129,3 +129,35 @@ def test_bad_scripts_are_rejected_with_the_entry_and_reply(tmp_path, script, mes
         ModelConfig.from_dict({"provider": "scripted", "script": script}, id="app.models:demo",
                               base_dir=tmp_path, where="models.yaml:3")
     assert str(info.value).startswith("models.yaml:3: llm.model 'app.models:demo': ")
+
+
+async def test_model_entries_loaded_by_the_registry_become_configs(tmp_path):
+    """The registry reads `script: file://x.yaml` into text (+ script_path) and names prices input/output_price."""
+    from wippy_agents.registry import load_file
+
+    (tmp_path / "demo.yaml").write_text("- text: from the file\n", encoding="utf-8")
+    (tmp_path / "models.yaml").write_text(
+        "namespace: app.models\n"
+        "entries:\n"
+        "  - name: demo\n"
+        "    kind: llm.model\n"
+        "    provider: scripted\n"
+        "    script: file://demo.yaml\n"
+        "  - name: default\n"
+        "    kind: llm.model\n"
+        "    provider: openai\n"
+        "    model: gpt-4o-mini\n"
+        "    input_price: 0.15\n"
+        "    output_price: 0.6\n", encoding="utf-8")
+    demo, default = load_file(tmp_path / "models.yaml")
+    model = make_provider(ModelConfig.from_entry(demo))
+    assert model.config.id == "app.models:demo"
+    assert (await model.request(history())).text == "from the file"
+    cfg = ModelConfig.from_entry(default)
+    assert (cfg.price_input_per_million, cfg.price_output_per_million) == (0.15, 0.6)
+
+
+def test_a_resolved_script_that_is_not_yaml_names_its_file():
+    with pytest.raises(ConfigError, match=r"script '/app/demo.yaml' is not valid YAML"):
+        ModelConfig.from_dict({"provider": "scripted", "script": "- text: [unclosed",
+                               "script_path": "/app/demo.yaml"}, id="app.models:demo")

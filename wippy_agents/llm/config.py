@@ -36,6 +36,7 @@ _NUMBERS = {  # field -> (type, minimum)
     "timeout": (float, 0.001),
     "max_retries": (int, 0),
 }
+_ALIASES = {"input_price": "price_input_per_million", "output_price": "price_output_per_million"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,6 +86,12 @@ class ModelConfig:
         model = data.get("model") or ("scripted" if provider == "scripted" else "")
         if not isinstance(model, str) or not model:
             raise fail("field 'model' is required (the provider's model name, e.g. 'gpt-4o-mini')")
+        data = dict(data)
+        for alias, name in _ALIASES.items():  # the registry's llm.model schema names prices this way
+            if data.get(alias) is not None:
+                if data.get(name) is not None and data[name] != data[alias]:
+                    raise fail(f"fields {alias!r} and {name!r} disagree; give one of them")
+                data[name] = data[alias]
         values: dict[str, Any] = {}
         for name, (kind, minimum) in _NUMBERS.items():
             if data.get(name) is None:
@@ -103,7 +110,7 @@ class ModelConfig:
             raise fail(f"field 'api_key_env' must name an environment variable, not {api_key_env!r}")
         script = None
         if provider == "scripted":
-            script = load_script(data.get("script"), base_dir, fail)
+            script = load_script(data.get("script"), base_dir, fail, source=data.get("script_path"))
         return cls(provider=provider, model=model, id=id, api_key_env=api_key_env, base_url=base_url,
                    script=script, where=where, **values)
 
@@ -114,15 +121,24 @@ class ModelConfig:
         return os.environ.get(self.api_key_env) or None
 
 
-def load_script(raw: Any, base_dir: Path | None = None, fail=None) -> tuple[dict[str, Any], ...]:
-    """Check a scripted model's replies (a list, or ``file://x.yaml`` relative to ``base_dir``).
+def load_script(raw: Any, base_dir: Path | None = None, fail=None, *,
+                source: str | None = None) -> tuple[dict[str, Any], ...]:
+    """Check a scripted model's replies: a list, ``file://x.yaml`` (relative to ``base_dir``), or
+    YAML text (what the registry loader leaves after reading a ``file://`` field; ``source`` names it).
 
     Raises ``ConfigError`` (through ``fail``) naming the reply number and what is wrong.
     """
     if fail is None:
         def fail(msg: str) -> ConfigError:
             return ConfigError(f"scripted model: {msg}")
-    source = "inline script"
+    if isinstance(raw, str) and not raw.startswith("file://"):
+        try:
+            raw = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise fail(f"script {source or 'text'!r} is not valid YAML: {' '.join(str(exc).split())}") from None
+        if isinstance(raw, dict) and "script" in raw:
+            raw = raw["script"]
+    source = source or "inline script"
     if isinstance(raw, str) and raw.startswith("file://"):
         path = Path(raw[len("file://"):])
         if not path.is_absolute():
@@ -132,7 +148,7 @@ def load_script(raw: Any, base_dir: Path | None = None, fail=None) -> tuple[dict
         except OSError as exc:
             raise fail(f"cannot read script {str(path)!r}: {exc.strerror or exc}") from None
         except yaml.YAMLError as exc:
-            raise fail(f"script {str(path)!r} is not valid YAML: {exc}") from None
+            raise fail(f"script {str(path)!r} is not valid YAML: {' '.join(str(exc).split())}") from None
         source = str(path)
         if isinstance(raw, dict) and "script" in raw:  # allow a file with a top-level `script:` key
             raw = raw["script"]
