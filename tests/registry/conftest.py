@@ -116,10 +116,16 @@ class Recorder:
         self.events.append((version, list(changed)))
         self._cond.set()
 
-    async def wait_for(self, predicate: Callable[[int, list[str]], bool], timeout: float = 5.0) -> tuple[int, list[str]]:
+    def mark(self) -> int:
+        """An index to pass as ``start``: only events after this moment count."""
+        return len(self.events)
+
+    async def wait_for(
+        self, predicate: Callable[[int, list[str]], bool], timeout: float = 5.0, *, start: int = 0
+    ) -> tuple[int, list[str]]:
         async def loop():
             while True:
-                for ev in self.events:
+                for ev in self.events[start:]:
                     if predicate(*ev):
                         return ev
                 self._cond.clear()

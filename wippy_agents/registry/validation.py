@@ -18,7 +18,7 @@ from .entry import Entry, Problem
 from .kinds.base import KindHandler
 from .snapshot import Snapshot
 
-__all__ = ["Validator", "validate_state"]
+__all__ = ["Validator", "validate_state", "code_validator"]
 
 log = logging.getLogger(__name__)
 
@@ -125,3 +125,36 @@ async def _run_validators(validators: Sequence[Validator], entries: list[Entry],
         for item in result or ():
             out.append(item if isinstance(item, Problem) else Problem(message=str(item)))
     return out
+
+
+def code_validator(check: Callable[[str, str], None]) -> Validator:
+    """A validator that runs ``check(source, chunkname)`` on every Lua source field.
+
+    The app wiring passes ``wippy_agents.lua.compile_check`` (the registry does
+    not import the Lua layer). The problem points at the source file and the
+    line of the error when the code came from ``file://``.
+    """
+
+    def validate(entries: Sequence[Entry], snapshot: Snapshot) -> list[Problem]:
+        out = []
+        for entry in entries:
+            handler = kinds.find(entry.kind)
+            for name in handler.code_fields if handler else ():
+                source = entry.data.get(name)
+                if not isinstance(source, str):
+                    continue
+                try:
+                    check(source, str(entry.id))
+                except WippyError as exc:
+                    chunk_line = exc.details.get("line")
+                    path = entry.data.get(f"{name}_path")
+                    if path:
+                        line = chunk_line
+                    else:
+                        start = entry.field_lines.get(name)
+                        line = start + chunk_line if start and chunk_line else entry.line
+                    out.append(Problem(message=f"Lua does not compile: {exc}", entry=str(entry.id),
+                                       file=path or entry.file, line=line))
+        return out
+
+    return validate

@@ -31,6 +31,7 @@ class Agent(KindHandler):
         RefField(path="policies[]", kinds=("security.policy",)),
         RefField(path="imports.*", kinds=("library.lua",)),
     )
+    code_fields = ("source",)  # a Lua agent drives its own loop
 
     def check(self, entry: Entry, snapshot: "Snapshot") -> Iterable[Problem]:
         """Two tools (or delegates) of one agent with the same visible name are an error (§6)."""

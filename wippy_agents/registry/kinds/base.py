@@ -76,7 +76,7 @@ class KindHandler:
     """One kind: its schema file and what its entries refer to.
 
     Subclasses set ``kind``, ``schema_file`` (in ``kinds/schemas/``), ``refs``,
-    a one-line ``description``, and may override ``check`` for rules that need
+    ``code_fields`` (Lua source fields), a one-line ``description``, and may override ``check`` for rules that need
     the whole snapshot (e.g. an agent's tool names).
     """
 
@@ -84,6 +84,8 @@ class KindHandler:
     schema_file: ClassVar[str]
     description: ClassVar[str] = ""
     refs: ClassVar[tuple[RefField, ...]] = ()
+    # fields that hold Lua source text (checked by a registered compile validator)
+    code_fields: ClassVar[tuple[str, ...]] = ()
 
     @cached_property
     def schema(self) -> dict[str, Any]:

@@ -19,6 +19,7 @@ class FunctionLua(KindHandler):
     schema_file = "function.lua.json"
     description = "A Lua function run in a fresh sandbox per call; with meta.type tool, a tool agents can call."
     refs = (_IMPORTS,)
+    code_fields = ("source",)
 
 
 class LibraryLua(KindHandler):
@@ -26,6 +27,7 @@ class LibraryLua(KindHandler):
     schema_file = "library.lua.json"
     description = "A Lua module other Lua entries import through imports: {alias: ns:name}."
     refs = (_IMPORTS,)
+    code_fields = ("source",)
 
 
 class ProcessLua(KindHandler):
@@ -33,6 +35,7 @@ class ProcessLua(KindHandler):
     schema_file = "process.lua.json"
     description = "A Lua process: a pid, a mailbox, spawned on a process.host."
     refs = (_IMPORTS,)
+    code_fields = ("source",)
 
 
 class WorkflowLua(KindHandler):
@@ -40,6 +43,7 @@ class WorkflowLua(KindHandler):
     schema_file = "workflow.lua.json"
     description = "A durable Lua function on the task journal (time.sleep survives restarts)."
     refs = (_IMPORTS,)
+    code_fields = ("source",)
 
 
 LUA_KINDS = ("function.lua", "library.lua", "process.lua", "workflow.lua")

@@ -1,0 +1,206 @@
+"""CLI handlers: ``wippy lint``, ``wippy registry list|show|history|rollback|schema``, ``wippy audit``.
+
+Each takes the parsed ``argparse.Namespace`` (``.app``, ``.store``, ``.node``)
+and returns an exit code; errors are raised as ``WippyError`` (one line, from
+``cli.main``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from ..registry import AppSettings, Entry, Registry, kinds, lint as lint_app
+from ..registry.validation import Validator, code_validator
+from ..store import open_store
+
+__all__ = ["lint", "list_entries", "show", "history", "rollback", "schema", "audit", "validators"]
+
+
+def _console() -> Console:
+    # wide when piped, so tables are not cut for scripts and tests
+    return Console(width=None if sys.stdout.isatty() else 200, highlight=False, soft_wrap=not sys.stdout.isatty())
+
+
+def _settings(args: argparse.Namespace) -> AppSettings:
+    return AppSettings.load(getattr(args, "app", None), store=getattr(args, "store", None), node=getattr(args, "node", None))
+
+
+def validators() -> list[Validator]:
+    """The validators the app registers too: Lua must compile (when the Lua layer is present)."""
+    try:
+        from ..lua import compile_check
+    except ImportError:  # a build without the Lua layer still lints schemas and references
+        return []
+    return [code_validator(compile_check)]
+
+
+def _rel(path: str | None) -> str | None:
+    if not path:
+        return path
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return path
+
+
+@asynccontextmanager
+async def _registry(args: argparse.Namespace, *, persist: bool) -> AsyncIterator[Registry]:
+    settings = _settings(args)
+    store = await open_store(settings.store)
+    try:
+        reg = Registry(store, author_default="cli")
+        for fn in validators():
+            reg.add_validator(fn)
+        await reg.load(settings, persist=persist)
+        try:
+            yield reg
+        finally:
+            await reg.close()
+    finally:
+        await store.close()
+
+
+def lint(args: argparse.Namespace) -> int:
+    """Print ``file:line: entry: message`` for every problem; exit 1 when there is one."""
+    settings = _settings(args)
+    problems = asyncio.run(lint_app(settings, validators=validators()))
+    for p in problems:
+        print(str(p.__class__(message=p.message, entry=p.entry, file=_rel(p.file), line=p.line)))
+    if problems:
+        print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''}", file=sys.stderr)
+        return 1
+    print("ok: no problems", file=sys.stderr)
+    return 0
+
+
+def list_entries(args: argparse.Namespace) -> int:
+    async def run() -> int:
+        async with _registry(args, persist=False) as reg:
+            entries = reg.find(kind=getattr(args, "kind", None), pattern=_pattern(getattr(args, "pattern", None)))
+            table = Table(title=f"registry version {reg.version}" + (" (+ unsaved file changes)" if reg.unsaved_changes else ""))
+            for col in ("id", "kind", "origin", "description", "where"):
+                table.add_column(col)
+            for e in entries:
+                table.add_row(str(e.id), e.kind, e.origin, str(e.meta.get("description", "")), _where(e))
+            _console().print(table)
+            return 0
+
+    return asyncio.run(run())
+
+
+def show(args: argparse.Namespace) -> int:
+    async def run() -> int:
+        async with _registry(args, persist=False) as reg:
+            entry = reg.get(args.id)
+            if entry is None:
+                from ..errors import EntryNotFound
+
+                near = [str(e.id) for e in reg.find(namespace=args.id.rpartition(":")[0])][:5] if ":" in args.id else []
+                raise EntryNotFound(f"no entry {args.id!r}" + (f"; in that namespace: {', '.join(near)}" if near else ""), id=args.id)
+            doc: dict[str, Any] = {"id": str(entry.id), "kind": entry.kind, "meta": entry.meta, **entry.data}
+            print(f"# {entry.origin} entry at registry version {reg.version}; {_where(entry)}")
+            print(yaml.dump(doc, Dumper=_BlockDumper, sort_keys=False, allow_unicode=True, width=100), end="")
+            return 0
+
+    return asyncio.run(run())
+
+
+def history(args: argparse.Namespace) -> int:
+    async def run() -> int:
+        async with _registry(args, persist=False) as reg:
+            records = await reg.history(limit=getattr(args, "limit", 50))
+            table = Table(title="registry history")
+            for col in ("version", "time", "author", "reason", "changes"):
+                table.add_column(col)
+            for r in records:
+                changes = ", ".join(f"{c['op']} {c['id']}" for c in r.changes)
+                table.add_row(str(r.version), _time(r.created_at), r.author, r.reason, changes)
+            _console().print(table)
+            return 0
+
+    return asyncio.run(run())
+
+
+def rollback(args: argparse.Namespace) -> int:
+    async def run() -> int:
+        async with _registry(args, persist=True) as reg:
+            before = reg.version
+            version = await reg.rollback(args.version, author="cli", reason=f"wippy registry rollback {args.version}")
+            if version == before:
+                print(f"registry already matches version {args.version}; nothing to do (version {version})")
+            else:
+                print(f"rolled back to version {args.version} as version {version}")
+            return 0
+
+    return asyncio.run(run())
+
+
+def schema(args: argparse.Namespace) -> int:
+    kind = getattr(args, "kind", None)
+    if kind:
+        print(json.dumps(kinds.schema(kind), indent=2))
+        return 0
+    table = Table(title="kinds (wippy registry schema KIND prints the JSON Schema)")
+    table.add_column("kind")
+    table.add_column("description")
+    for name in kinds.names():
+        table.add_row(name, kinds.get(name).schema.get("description", ""))
+    _console().print(table)
+    return 0
+
+
+def audit(args: argparse.Namespace) -> int:
+    async def run() -> int:
+        settings = _settings(args)
+        store = await open_store(settings.store)
+        try:
+            records = await store.audit_list(limit=getattr(args, "limit", 50))
+        finally:
+            await store.close()
+        table = Table(title="audit log")
+        for col in ("time", "actor", "action", "resource", "decision", "details"):
+            table.add_column(col)
+        for r in records:
+            table.add_row(_time(r.at), r.actor, r.action, r.resource, r.decision, json.dumps(r.details, default=str))
+        _console().print(table)
+        return 0
+
+    return asyncio.run(run())
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Multi-line strings (Lua source, prompts) as ``|`` blocks, as a person writes them."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _str)
+
+
+def _pattern(text: str | None) -> str | None:
+    if text is None or any(c in text for c in "*?["):
+        return text
+    return f"{text}*"  # a plain prefix lists a namespace
+
+
+def _where(entry: Entry) -> str:
+    return f"{_rel(entry.file)}:{entry.line}" if entry.file else f"<{entry.origin}>"
+
+
+def _time(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
