@@ -10,11 +10,16 @@ from .messages import KILL, KILLED, NOPROC, NORMAL, SHUTDOWN, Down, Exit, Mailbo
 from .node import Node
 from .payload import copy_payload
 from .process import Process
+from .spec import ChildSpec, SupervisorSpec
+from .supervisor import Supervisor
 
 __all__ = [
     "Node",
     "Process",
     "Actor",
+    "Supervisor",
+    "SupervisorSpec",
+    "ChildSpec",
     "Message",
     "Exit",
     "Down",

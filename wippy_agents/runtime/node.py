@@ -13,13 +13,23 @@ import logging
 from types import CoroutineType
 from typing import Any, Callable
 
-from wippy_agents.errors import CallTimeout, NameTaken, ProcessDead, StartError, UnknownName, UsageError
+from wippy_agents.errors import (
+    CallTimeout,
+    InvalidSpec,
+    NameTaken,
+    ProcessDead,
+    StartError,
+    UnknownName,
+    UsageError,
+)
 
 from .actor import Actor, run_actor
 from .messages import KILL, NORMAL, SHUTDOWN, Message, ProcessInfo
 from .payload import copy_payload
 from .process import Process
 from .signals import Signals, reason_text
+from .spec import SupervisorSpec
+from .supervisor import supervisor_body
 
 __all__ = ["Node"]
 
@@ -110,6 +120,26 @@ class Node(Signals):
         return await self._start(body, args, name=name, trap_exit=trap_exit, parent=None, link=False,
                                  timeout=timeout)
 
+    def spawn_supervisor(self, spec: SupervisorSpec, *, name: str | None = None) -> str:
+        """Spawn a supervisor for ``spec``; returns its pid at once (children start inside it).
+
+        If a child fails to start, the supervisor exits with a ``StartError``
+        reason; use ``start_supervisor`` to get that error raised here.
+        """
+        _check_spec(spec)
+        return self._spawn(supervisor_body, (spec,), name=name, trap_exit=True, parent=self.pid)
+
+    async def start_supervisor(self, spec: SupervisorSpec, *, name: str | None = None,
+                               timeout: float | None = None) -> str:
+        """Spawn a supervisor and wait until all its children have started; return its pid.
+
+        Raises ``StartError`` naming the child that failed (the supervisor has
+        then stopped the children it had started), ``InvalidSpec`` for a bad spec.
+        """
+        _check_spec(spec)
+        return await self._start(supervisor_body, (spec,), name=name, trap_exit=True, parent=None, link=False,
+                                 timeout=timeout)
+
     def _spawn(self, body: Any, args: tuple, *, name: str | None, trap_exit: bool, parent: str,
                link: Process | None = None) -> str:
         if self._stopping:
@@ -122,6 +152,10 @@ class Node(Signals):
         proc = Process(self, pid, parent, trap_exit, body)
         if isinstance(body, type) and issubclass(body, Actor):
             coro = run_actor(body, proc, args)
+            proc._auto_ack = False
+        elif body is supervisor_body:
+            coro = body(proc, *args)
+            proc._auto_ack = False
         else:
             coro = body(proc, *args) if callable(body) else None
             if type(coro) is not CoroutineType:
@@ -141,13 +175,15 @@ class Node(Signals):
         return pid
 
     async def _start(self, body: Any, args: tuple, *, name: str | None, trap_exit: bool,
-                     parent: Process | None, link: bool, timeout: float) -> str:
+                     parent: Process | None, link: bool, timeout: float | None) -> str:
         loop = self._loop or self._bind()
         pid = self._spawn(body, args, name=name, trap_exit=trap_exit,
                           parent=parent.pid if parent else self.pid, link=parent if link else None)
         proc = self._procs[pid]
         ack = proc._ack = loop.create_future()
-        handle = loop.call_at(loop.time() + timeout, _set_if_pending, ack, ("timeout", None))
+        handle = None
+        if timeout is not None:
+            handle = loop.call_at(loop.time() + timeout, _set_if_pending, ack, ("timeout", None))
         try:
             result = await ack
         except asyncio.CancelledError:
@@ -155,7 +191,8 @@ class Node(Signals):
                 self._signal(proc, self.pid, KILL, linked=False)
             raise
         finally:
-            handle.cancel()
+            if handle is not None:
+                handle.cancel()
         if result is None:
             return pid
         what, reason = result
@@ -165,6 +202,8 @@ class Node(Signals):
                              "call proc.init_ack() once it is ready", pid=pid, timeout=timeout)
         if reason == NORMAL:
             return pid
+        if isinstance(reason, StartError):  # a supervisor whose child failed: that error already says it all
+            raise StartError(reason.message, **reason.details) from reason.__cause__
         err = StartError(f"process {pid!r} ({_body_name(body)}) failed to start: {reason_text(reason)}",
                          pid=pid, reason=reason_text(reason))
         raise err from (reason if isinstance(reason, BaseException) else None)
@@ -404,6 +443,11 @@ class Node(Signals):
             # done-callbacks (registered first) run before asyncio.wait wakes us
             await asyncio.wait([p._task for p in self._procs.values()], timeout=left)
         return True
+
+
+def _check_spec(spec: Any) -> None:
+    if not isinstance(spec, SupervisorSpec):
+        raise InvalidSpec(f"a supervisor needs a SupervisorSpec, not {type(spec).__name__}")
 
 
 def _set_if_pending(fut: asyncio.Future, value: Any) -> None:

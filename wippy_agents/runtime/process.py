@@ -37,7 +37,7 @@ class Process:
 
     __slots__ = (
         "pid", "node", "name", "trap_exit", "parent", "mailbox",
-        "_task", "_body", "_links", "_monitors", "_watching", "_reason", "_ack",
+        "_task", "_body", "_links", "_monitors", "_watching", "_reason", "_ack", "_auto_ack",
     )
 
     def __init__(self, node: Node, pid: str, parent: str | None, trap_exit: bool, body: Any) -> None:
@@ -54,6 +54,7 @@ class Process:
         self._watching: dict[str, str] | None = None  # ref -> pid this process monitors
         self._reason: Any = None  # set once an exit signal (or the end) has been applied
         self._ack: asyncio.Future | None = None  # set while a starter waits for init_ack
+        self._auto_ack = True  # function bodies count as started at their first receive; Actors ack themselves
 
     def __repr__(self) -> str:
         return f"<Process {self.pid} name={self.name!r}>"
@@ -78,7 +79,7 @@ class Process:
         The first ``receive`` also tells a waiting starter that this process is
         initialised (see ``init_ack``).
         """
-        if self._ack is not None:
+        if self._ack is not None and self._auto_ack:
             self.init_ack()
         msg = await self.mailbox.get(topic, match, timeout)
         if msg is None:
@@ -144,8 +145,9 @@ class Process:
     def init_ack(self) -> None:
         """Tell the starter waiting in ``start``/``start_link`` that initialisation is done.
 
-        Called automatically by the first ``receive`` and after an Actor's
-        ``on_start``; call it yourself before long work that does not receive.
+        Called automatically by a function body's first ``receive``, after an
+        Actor's ``on_start``, and by a supervisor once all its children run;
+        call it yourself before long work that does not receive.
         """
         ack = self._ack
         if ack is not None:
