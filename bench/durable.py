@@ -1,0 +1,323 @@
+"""Durable execution overhead, side by side: wippy tasks vs DBOS Transact vs LangGraph.
+
+Run: .venv/bin/python bench/durable.py [--quick]
+Needs (bench only): pip install dbos langgraph langgraph-checkpoint-sqlite
+
+Measures, in one run on this machine:
+1. per-step cost of a 100-step task on SQLite, end to end (start -> result) / 100:
+   wippy idempotent steps (one journal write each, the DBOS step model),
+   wippy non-idempotent steps (a 'started' marker + the result: two writes),
+   DBOS 3.x with its SQLite system database (default settings, and WAL +
+   synchronous=NORMAL through a custom engine), LangGraph + SqliteSaver (a
+   one-node loop graph, one checkpoint per super-step);
+2. storage after N agent-like steps that each add a ~1 KB message: the wippy
+   journal (each step stores its own message) vs LangGraph's checkpoints
+   (MessagesState: the whole conversation is stored at every step);
+3. takeover: a node running a task is SIGKILLed (a real subprocess); another
+   node's claimer resumes the task once the lease expires.
+Peers run in subprocesses so their background threads and globals do not
+disturb each other. Each figure is the median of several runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+STEPS = 100
+MESSAGE = ("The weather in Lisbon is sunny, 24 C, light wind from the north-west. " * 15)[:1000]
+
+
+# -- wippy ----------------------------------------------------------------------
+async def wippy_steps(runs: int, *, idempotent: bool) -> list[float]:
+    from wippy_agents.store import open_store
+    from wippy_agents.tasks import TaskEngine
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = await open_store(f"sqlite:///{tmp}/state.db")
+        engine = TaskEngine(store, node_name="bench")
+
+        async def flow(ctx):
+            total = 0
+            for i in range(STEPS):
+                total += await ctx.step(f"s{i}", lambda i=i: i, idempotent=idempotent)
+            return total
+
+        engine.register_kind("flow", flow)
+        out = []
+        for _ in range(runs + 1):
+            t0 = time.perf_counter()
+            task = await engine.start("flow", "bench:flow")
+            await engine.wait(task.id, timeout=60)
+            out.append((time.perf_counter() - t0) / STEPS * 1e6)
+        await engine.close()
+        await store.close()
+    return out[1:]  # the first run warms up
+
+
+async def wippy_storage(steps: int) -> dict:
+    from wippy_agents.store import open_store
+    from wippy_agents.tasks import TaskEngine
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = f"{tmp}/state.db"
+        store = await open_store(f"sqlite:///{path}")
+        engine = TaskEngine(store, node_name="bench")
+
+        async def agent(ctx):
+            for i in range(steps):
+                role = "assistant" if i % 2 == 0 else "tool"
+                await ctx.step(f"turn{i}", lambda role=role: {"role": role, "content": MESSAGE}, idempotent=True)
+
+        engine.register_kind("agent", agent)
+        task = await engine.start("agent", "bench:agent")
+        await engine.wait(task.id, timeout=120)
+        await engine.close()
+        await store.close()
+        return _sqlite_size(path, "SELECT SUM(LENGTH(task_id) + LENGTH(name) + LENGTH(status) + LENGTH(result)"
+                                  " + COALESCE(LENGTH(error), 0) + 8 * 5) FROM journal")
+
+
+def _sqlite_size(path: str, row_sql: str) -> dict:
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    rows = db.execute(row_sql).fetchone()[0] or 0
+    pages = db.execute("PRAGMA page_count").fetchone()[0] * db.execute("PRAGMA page_size").fetchone()[0]
+    db.close()
+    return {"row_bytes": rows, "file_bytes": pages}
+
+
+# -- DBOS (subprocess) ----------------------------------------------------------------
+def dbos_child(runs: int, wal: bool) -> list[float]:
+    import logging
+
+    import sqlalchemy as sa
+    from dbos import DBOS
+    from sqlalchemy import event
+
+    logging.getLogger("dbos").setLevel(logging.WARNING)
+    tmp = tempfile.mkdtemp()
+    url = f"sqlite:///{tmp}/dbos.sqlite"
+    config = {"name": "bench", "system_database_url": url, "run_admin_server": False}
+    if wal:
+        engine = sa.create_engine(url)
+
+        @event.listens_for(engine, "connect")
+        def pragmas(conn, _record):  # what DBOS sets, plus WAL and synchronous=NORMAL
+            conn.isolation_level = "IMMEDIATE"
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+
+        config["system_database_engine"] = engine
+
+    @DBOS.step()
+    def step(i):
+        return i
+
+    @DBOS.workflow()
+    def flow():
+        return sum(step(i) for i in range(STEPS))
+
+    DBOS(config=config)
+    DBOS.launch()
+    out = []
+    for _ in range(runs + 1):
+        t0 = time.perf_counter()
+        flow()
+        out.append((time.perf_counter() - t0) / STEPS * 1e6)
+    DBOS.destroy()
+    return out[1:]
+
+
+# -- LangGraph (subprocess) ---------------------------------------------------------
+def langgraph_child(runs: int) -> list[float]:
+    from typing import TypedDict
+
+    from langgraph.checkpoint.sqlite import SqliteSaver
+    from langgraph.graph import END, START, StateGraph
+
+    class State(TypedDict):
+        count: int
+
+    graph = StateGraph(State)
+    graph.add_node("step", lambda s: {"count": s["count"] + 1})
+    graph.add_edge(START, "step")
+    graph.add_conditional_edges("step", lambda s: "step" if s["count"] < STEPS else END)
+    tmp = tempfile.mkdtemp()
+    conn = sqlite3.connect(f"{tmp}/lg.sqlite", check_same_thread=False)
+    app = graph.compile(checkpointer=SqliteSaver(conn))
+    out = []
+    for run in range(runs + 1):
+        t0 = time.perf_counter()
+        app.invoke({"count": 0}, {"configurable": {"thread_id": f"t{run}"}, "recursion_limit": STEPS + 10})
+        out.append((time.perf_counter() - t0) / STEPS * 1e6)
+    conn.close()
+    return out[1:]
+
+
+def langgraph_storage_child(steps: int) -> dict:
+    from langchain_core.messages import AIMessage, ToolMessage
+    from langgraph.checkpoint.sqlite import SqliteSaver
+    from langgraph.graph import END, START, MessagesState, StateGraph
+
+    def turn(state):
+        i = len(state["messages"])
+        msg = AIMessage(content=MESSAGE) if i % 2 == 0 else ToolMessage(content=MESSAGE, tool_call_id=f"c{i}")
+        return {"messages": [msg]}
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("turn", turn)
+    graph.add_edge(START, "turn")
+    graph.add_conditional_edges("turn", lambda s: "turn" if len(s["messages"]) < steps else END)
+    tmp = tempfile.mkdtemp()
+    path = f"{tmp}/lg.sqlite"
+    conn = sqlite3.connect(path, check_same_thread=False)
+    app = graph.compile(checkpointer=SqliteSaver(conn))
+    app.invoke({"messages": []}, {"configurable": {"thread_id": "t"}, "recursion_limit": steps + 10})
+    conn.close()
+    return _sqlite_size(path, "SELECT (SELECT SUM(LENGTH(checkpoint) + LENGTH(metadata)) FROM checkpoints)"
+                              " + (SELECT COALESCE(SUM(LENGTH(value)), 0) FROM writes)")
+
+
+# -- takeover (node A is a real process) --------------------------------------------
+LEASE, BEAT, CLAIM = 2.0, 0.5, 0.1
+
+
+def node_a_child(url: str, task_id: str) -> None:
+    async def main():
+        from wippy_agents.store import open_store
+        from wippy_agents.tasks import TaskEngine
+
+        store = await open_store(url)
+        engine = TaskEngine(store, node_name="a", lease_seconds=LEASE, heartbeat_seconds=BEAT)
+
+        async def flow(ctx):
+            for i in range(3):
+                await ctx.step(f"s{i}", lambda i=i: i, idempotent=True)
+            print("PARKED", flush=True)
+            await asyncio.Event().wait()
+
+        engine.register_kind("flow", flow)
+        await engine.start("flow", "bench:flow", task_id=task_id)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+async def takeover(trials: int) -> list[dict]:
+    from wippy_agents.store import open_store
+    from wippy_agents.tasks import TaskEngine
+
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/state.db"
+        store = await open_store(url)
+        resumed: dict[str, float] = {}
+        done = asyncio.Event()
+
+        async def flow(ctx):
+            for i in range(3):
+                await ctx.step(f"s{i}", lambda i=i: i, idempotent=True)
+            resumed[ctx.task.id] = time.time()
+            done.set()
+
+        engine_b = TaskEngine(store, node_name="b", lease_seconds=LEASE, heartbeat_seconds=BEAT, claim_interval=CLAIM)
+        engine_b.register_kind("flow", flow)
+        for trial in range(trials):
+            task_id = f"takeover-{trial}"
+            child = subprocess.Popen(
+                [sys.executable, __file__, "--child", "node-a", url, task_id], stdout=subprocess.PIPE, text=True
+            )
+            line = await asyncio.to_thread(child.stdout.readline)
+            assert line.strip() == "PARKED", line
+            child.send_signal(signal.SIGKILL)
+            killed = time.time()
+            child.wait()
+            lease_end = (await store.task_get(task_id)).lease_expires_at
+            done.clear()
+            await asyncio.wait_for(done.wait(), LEASE * 5)
+            out.append({"kill_to_resumed": resumed[task_id] - killed, "expiry_to_resumed": resumed[task_id] - lease_end})
+            await engine_b.wait(task_id, timeout=10)
+        await engine_b.close()
+        await store.close()
+    return out
+
+
+# -- driver ----------------------------------------------------------------------
+def child_json(*args: str) -> object:
+    proc = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"bench child {args} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="fewer runs")
+    parser.add_argument("--child", nargs="+")
+    args = parser.parse_args()
+    if args.child:
+        kind, *rest = args.child
+        if kind == "node-a":
+            return node_a_child(*rest)
+        fns = {"dbos": lambda: dbos_child(int(rest[0]), rest[1] == "wal"), "langgraph": lambda: langgraph_child(int(rest[0])),
+               "langgraph-storage": lambda: langgraph_storage_child(int(rest[0]))}
+        print(json.dumps(fns[kind]()))
+        return None
+
+    runs = 3 if args.quick else 9
+    med = statistics.median
+    print(f"per-step cost of a {STEPS}-step task on SQLite (end to end / {STEPS}, median of {runs} runs; "
+          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f})")
+    rows = [
+        ("wippy, idempotent steps (1 write/step)", med(asyncio.run(wippy_steps(runs, idempotent=True)))),
+        ("wippy, non-idempotent steps (2 writes/step)", med(asyncio.run(wippy_steps(runs, idempotent=False)))),
+        ("DBOS Transact, SQLite defaults", med(child_json("dbos", str(runs), "default"))),
+        ("DBOS Transact, SQLite WAL + synchronous=NORMAL", med(child_json("dbos", str(runs), "wal"))),
+        ("LangGraph + SqliteSaver", med(child_json("langgraph", str(runs)))),
+    ]
+    base = rows[0][1]
+    print(f"  {'system':<50} {'us/step':>9} {'x wippy':>8}")
+    for name, value in rows:
+        print(f"  {name:<50} {value:>9.0f} {value / base:>8.1f}")
+    print(f"  target: wippy <= 200 us/step -> {'met' if base <= 200 else 'NOT met'} ({base:.0f} us)")
+
+    print("\nstorage after N steps that each add a ~1 KB message (bytes of rows; SQLite file size)")
+    ours = {n: asyncio.run(wippy_storage(n)) for n in (200, 500)}
+    lg200 = child_json("langgraph-storage", "200")
+    print(f"  {'store':<44} {'row bytes':>12} {'file bytes':>12}")
+    print(f"  {'wippy journal, 200 steps':<44} {ours[200]['row_bytes']:>12,} {ours[200]['file_bytes']:>12,}")
+    print(f"  {'wippy journal, 500 steps':<44} {ours[500]['row_bytes']:>12,} {ours[500]['file_bytes']:>12,}")
+    print(f"  {'LangGraph SqliteSaver checkpoints, 200 steps':<44} {lg200['row_bytes']:>12,} {lg200['file_bytes']:>12,}")
+    ratio = ours[200]["row_bytes"] / lg200["row_bytes"]
+    linear = ours[500]["row_bytes"] / ours[200]["row_bytes"]
+    print(f"  wippy/LangGraph at 200 steps: 1/{1 / ratio:.0f} (target <= 1/100 -> {'met' if ratio <= 0.01 else 'NOT met'});"
+          f" wippy 500/200 steps: {linear:.2f}x (linear = 2.50x)")
+
+    trials = 2 if args.quick else 3
+    print(f"\ntakeover after SIGKILL of the owning node (lease {LEASE}s, heartbeat {BEAT}s, claimer every {CLAIM}s;"
+          f" {trials} trials)")
+    results = asyncio.run(takeover(trials))
+    for r in results:
+        print(f"  kill -> resumed {r['kill_to_resumed']:.2f}s   lease expiry -> resumed {r['expiry_to_resumed']:.3f}s")
+    worst = max(r["kill_to_resumed"] for r in results)
+    print(f"  bound: lease ({LEASE}s) + claim interval ({CLAIM}s) = {LEASE + CLAIM:.1f}s; worst {worst:.2f}s")
+
+
+if __name__ == "__main__":
+    main()
