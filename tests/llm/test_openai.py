@@ -177,3 +177,50 @@ async def test_openai_compatible_needs_no_key_and_estimates_missing_usage(router
     assert reply.usage.input_tokens > 0 and reply.usage.output_tokens == 2  # counted with tiktoken
     body = json.loads(route.calls[0].request.content)
     assert body["max_tokens"] == 256 and "max_completion_tokens" not in body
+
+
+async def test_a_consumer_may_stop_reading_a_stream_early(router, http, keys):
+    router.post(OPENAI_URL).mock(return_value=sse(ANSWER_TURN))
+    events = make_provider(cfg(), http_client=http).stream([Message.user("hi")])
+    first = await anext(events)
+    assert first == TextDelta(text="It is 21°C ")
+    await events.aclose()  # closes the SDK stream and the response; nothing leaks (warnings are errors)
+
+
+async def test_providers_close_the_pool_they_own(keys):
+    for model in (cfg(), ModelConfig.from_dict({"provider": "anthropic", "model": "claude-sonnet-5"})):
+        provider = make_provider(model)
+        await provider.aclose()
+
+
+class BreaksHalfway(httpx.AsyncByteStream):
+    """An SSE body that sends its first events and then loses the connection."""
+
+    def __init__(self, first_part: str):
+        self.first_part = first_part
+
+    async def __aiter__(self):
+        yield self.first_part.encode()
+        raise httpx.ReadError("connection reset by peer")
+
+
+def half_stream() -> httpx.Response:
+    first = openai_sse(oa_delta(role="assistant", content="It is 21°C ")).replace("data: [DONE]\n\n", "")
+    return httpx.Response(200, headers=SSE_HEADERS, stream=BreaksHalfway(first))
+
+
+async def test_a_stream_that_broke_after_output_reached_the_user_is_not_retried(router, http, keys, clock):
+    route = router.post(OPENAI_URL).mock(side_effect=[half_stream(), sse(ANSWER_TURN)])
+    seen = []
+    with pytest.raises(ProviderError, match="connection broke mid-reply.*had started streaming, so it was not retried"):
+        async for event in make_provider(cfg(), http_client=http, sleep=clock.sleep).stream([Message.user("hi")]):
+            seen.append(event)
+    assert seen == [TextDelta(text="It is 21°C ")]
+    assert route.call_count == 1 and clock.sleeps == []
+    await http.post("https://api.openai.com/v1/chat/completions")  # use the second response: all routes called
+
+
+async def test_a_whole_request_that_broke_mid_body_is_retried(router, http, keys, clock):
+    route = router.post(OPENAI_URL).mock(side_effect=[half_stream(), sse(ANSWER_TURN)])
+    reply = await make_provider(cfg(), http_client=http, sleep=clock.sleep).request([Message.user("hi")])
+    assert reply.text == "It is 21°C in Lisbon." and route.call_count == 2 and len(clock.sleeps) == 1

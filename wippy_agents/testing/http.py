@@ -19,6 +19,28 @@ import httpx2
 __all__ = ["RespxTransport", "mock_http_client"]
 
 
+class _BridgedStream(httpx2.AsyncByteStream):
+    """Streams an ``httpx`` response body into ``httpx2``, so a body that fails half-way fails half-way."""
+
+    def __init__(self, response: Any, request: httpx2.Request) -> None:
+        self._response = response
+        self._request = request
+
+    async def __aiter__(self):
+        import httpx
+
+        try:
+            async for chunk in self._response.aiter_bytes():  # decoded; works on pre-read bodies too
+                yield chunk
+        except httpx.TimeoutException as exc:
+            raise httpx2.ReadTimeout(str(exc) or "timed out", request=self._request) from exc
+        except httpx.TransportError as exc:
+            raise httpx2.ReadError(str(exc) or "connection lost", request=self._request) from exc
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+
+
 class RespxTransport(httpx2.AsyncBaseTransport):
     """An ``httpx2`` transport answered by a respx router (``router.async_handler``)."""
 
@@ -39,11 +61,11 @@ class RespxTransport(httpx2.AsyncBaseTransport):
             raise httpx2.ReadTimeout(str(exc) or "timed out", request=request) from exc
         except httpx.TransportError as exc:
             raise httpx2.ConnectError(str(exc) or "connection failed", request=request) from exc
-        content = await response.aread()
-        # The body is already decoded; drop headers that describe the wire form.
+        # The body is passed on decoded; drop the headers that describe its wire form.
         headers = [(k, v) for k, v in response.headers.multi_items()
                    if k.lower() not in ("content-encoding", "transfer-encoding", "content-length")]
-        return httpx2.Response(response.status_code, headers=headers, content=content, request=request)
+        return httpx2.Response(response.status_code, headers=headers, stream=_BridgedStream(response, request),
+                               request=request)
 
 
 def mock_http_client(router: Any) -> httpx2.AsyncClient:

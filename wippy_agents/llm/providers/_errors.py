@@ -25,6 +25,10 @@ def _sdk(name: str) -> tuple[type, ...]:
     return tuple(getattr(sys.modules[m], name) for m in ("openai", "anthropic") if m in sys.modules)
 
 
+def _http(name: str) -> tuple[type, ...]:
+    return tuple(getattr(sys.modules[m], name) for m in ("httpx2", "httpx") if m in sys.modules)
+
+
 def _label(cfg: ModelConfig) -> str:
     return f"{cfg.provider} model {cfg.id or cfg.model!r} ({cfg.model})" if cfg.id else \
         f"{cfg.provider} model {cfg.model!r}"
@@ -65,8 +69,11 @@ def _one_line(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def map_sdk_error(exc: BaseException, cfg: ModelConfig) -> ProviderError:
-    """Our error for an SDK (or httpx) exception; unknown exceptions become a plain ``ProviderError``."""
+def map_sdk_error(exc: BaseException, cfg: ModelConfig, *, mid_reply: bool = False) -> ProviderError:
+    """Our error for an SDK (or httpx) exception; unknown exceptions become a plain ``ProviderError``.
+
+    ``mid_reply``: the failure came while the reply's body was streaming (the wording differs).
+    """
     base: dict[str, Any] = {"entry": cfg.id, "model": cfg.model, "provider": cfg.provider}
     label = _label(cfg)
     if isinstance(exc, ProviderError):
@@ -74,6 +81,9 @@ def map_sdk_error(exc: BaseException, cfg: ModelConfig) -> ProviderError:
     if isinstance(exc, _sdk("APITimeoutError")):
         return ProviderTimeout(f"{label} did not answer within {cfg.timeout:g}s; raise 'timeout' on the "
                                f"entry or try again later", retryable=True, **base)
+    if mid_reply and isinstance(exc, _sdk("APIConnectionError") + _http("TransportError")):
+        return ProviderError(f"{label}: the connection broke mid-reply: {_one_line(exc.__cause__ or exc)}",
+                             retryable=True, **base)
     if isinstance(exc, _sdk("APIConnectionError")):
         where = cfg.base_url or "the provider's API"
         return ProviderError(f"{label}: cannot reach {where}: {_one_line(exc.__cause__ or exc)}",
@@ -96,4 +106,8 @@ def map_sdk_error(exc: BaseException, cfg: ModelConfig) -> ProviderError:
                                  status=status, retry_after=retry_after, retryable=True, **base)
         return ProviderError(f"{label} refused the request with HTTP {status}: {server}",
                              status=status, retryable=False, **base)
+    if isinstance(exc, _http("TimeoutException")):  # a read timeout while the body streams
+        return ProviderTimeout(f"{label} stopped sending for {cfg.timeout:g}s mid-reply", retryable=True, **base)
+    if isinstance(exc, _http("TransportError")):  # the connection broke while the body streamed
+        return ProviderError(f"{label}: the connection broke mid-reply: {_one_line(exc)}", retryable=True, **base)
     return ProviderError(f"{label} failed: {type(exc).__name__}: {_one_line(exc)}", retryable=False, **base)

@@ -143,7 +143,7 @@ class AnthropicProvider:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            raise map_sdk_error(exc, cfg) from exc
+            raise map_sdk_error(exc, cfg, mid_reply=True) from exc
         finally:
             await sdk_stream.close()
         reply = builder.build(usage=priced_usage(usage_in, usage_out, cfg),

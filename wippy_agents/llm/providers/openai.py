@@ -130,7 +130,7 @@ class OpenAIProvider:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            raise map_sdk_error(exc, cfg) from exc
+            raise map_sdk_error(exc, cfg, mid_reply=True) from exc
         finally:
             await sdk_stream.close()
         if usage_in is None:
