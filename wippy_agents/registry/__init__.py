@@ -18,7 +18,7 @@ from .notify import Subscriber
 from .registry import Registry, WriteGuard
 from .settings import AppSettings
 from .snapshot import Snapshot
-from .validation import Validator
+from .validation import Validator, code_validator
 from .watcher import FileWatcher
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "Snapshot",
     "Subscriber",
     "Validator",
+    "code_validator",
     "WriteGuard",
     "kinds",
     "load_file",
