@@ -204,3 +204,49 @@ async def test_close_ends_every_run_without_touching_their_status_and_leaves_no_
     assert task.status == "running" and task.owner is None  # released for the next node
     with pytest.raises(UsageError, match="closed"):
         await engine.start("k", "app:x")
+
+
+async def test_runs_are_processes_on_the_runtime_node_when_one_is_given(engines, effects):
+    from wippy_agents.runtime import Node
+
+    node = Node("tasks-test")
+    engine = await engines.engine("n1", node=node)
+    inside = asyncio.Event()
+
+    async def runner(ctx):
+        inside.set()
+        await ctx.sleep(60)
+
+    async def quick(ctx):
+        return await ctx.step("a", lambda: effects.update(["a"]) or "ran as a process")
+
+    engine.register_kind("slow", runner)
+    engine.register_kind("quick", quick)
+    assert await (engine.start("quick", "app:x", task_id="q1")) is not None
+    assert await engine.wait("q1", timeout=5) == "ran as a process"
+    await engine.start("slow", "app:x", task_id="t1")
+    await until_set(inside)
+    names = {info.name for info in node.processes()}
+    assert "task:t1" in names and "task:q1" not in names
+    await engine.close()
+    assert not engine.running() and "task:t1" not in {info.name for info in node.processes()}
+    await node.stop()
+
+
+async def test_a_node_stopping_ends_the_task_processes_and_the_tasks_stay_resumable(engines):
+    from wippy_agents.runtime import Node
+
+    node = Node("tasks-test")
+    engine = await engines.engine("n1", node=node)
+    inside = asyncio.Event()
+
+    async def runner(ctx):
+        inside.set()
+        await ctx.sleep(60)
+
+    engine.register_kind("slow", runner)
+    await engine.start("slow", "app:x", task_id="t1")
+    await until_set(inside)
+    await node.stop(timeout=1.0)
+    await eventually(lambda: not engine.running(), what="the run to end with its process")
+    assert (await engine.get("t1")).status == "running"  # not failed: the next node resumes it

@@ -14,6 +14,8 @@ import contextlib
 import logging
 from typing import Any, Awaitable, Callable, Protocol
 
+from ..errors import NameTaken
+
 __all__ = ["RunHost", "TaskHost", "NodeHost", "make_host"]
 
 log = logging.getLogger(__name__)
@@ -47,10 +49,16 @@ class _BaseHost:
         try:
             await body()
         finally:
-            if self._slots.get(task_id) is slot:
-                del self._slots[task_id]
-            slot.done.set()
-            slot.on_done()
+            self._finish(task_id, slot)
+
+    def _finish(self, task_id: str, slot: _Slot) -> None:
+        """Mark a run ended; safe to call twice (the body's finally and an exit hook)."""
+        if slot.done.is_set():
+            return
+        if self._slots.get(task_id) is slot:
+            del self._slots[task_id]
+        slot.done.set()
+        slot.on_done()
 
     async def stop_all(self, *, timeout: float) -> None:
         slots = dict(self._slots)
@@ -87,29 +95,52 @@ class TaskHost(_BaseHost):
         slot = _Slot(on_done)
         self._slots[task_id] = slot
         slot.handle = asyncio.create_task(self._guard(task_id, slot, body), name=f"task:{task_id}")
+        # A task cancelled before its first step never enters _guard's finally.
+        slot.handle.add_done_callback(lambda _: self._finish(task_id, slot))
 
     def _kill_slot(self, slot: _Slot) -> None:
         slot.handle.cancel()
 
 
 class NodeHost(_BaseHost):
-    """Runs each task as a process ``task:<id>`` on a runtime ``Node``."""
+    """Runs each task as a process named ``task:<id>`` on a runtime ``Node``.
+
+    A process killed before its body ever ran has no ``finally`` to report
+    its end, so the node's exit hook ends the run too.
+    """
 
     def __init__(self, node: Any) -> None:
         super().__init__()
         self._node = node
+        self._by_pid: dict[str, tuple[str, _Slot]] = {}
+        self._unhook = node.on_exit(self._exited)
 
     def spawn(self, task_id: str, body: Body, *, on_done: Callable[[], None]) -> None:
         slot = _Slot(on_done)
         self._slots[task_id] = slot
 
-        async def process_body(proc: Any) -> None:
+        async def task_process(proc: Any) -> None:
             await self._guard(task_id, slot, body)
 
-        slot.handle = self._node.spawn(process_body, name=f"task:{task_id}")
+        try:
+            slot.handle = self._node.spawn(task_process, name=f"task:{task_id}")
+        except NameTaken:  # the previous run's process has not quite exited yet
+            slot.handle = self._node.spawn(task_process)
+        self._by_pid[slot.handle] = (task_id, slot)
+
+    def _exited(self, pid: str, reason: Any) -> None:
+        entry = self._by_pid.pop(pid, None)
+        if entry is not None:
+            self._finish(*entry)
 
     def _kill_slot(self, slot: _Slot) -> None:
         self._node.exit(slot.handle, "kill")
+
+    async def stop_all(self, *, timeout: float) -> None:
+        try:
+            await super().stop_all(timeout=timeout)
+        finally:
+            self._unhook()
 
 
 def make_host(node: Any) -> RunHost:
