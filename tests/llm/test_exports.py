@@ -33,6 +33,18 @@ def test_testing_exports_the_doubles():
 
 def test_importing_the_layer_does_not_import_the_sdks():
     """The SDKs cost seconds to import; only a provider of their kind loads them."""
-    code = "import sys, wippy_agents.llm, wippy_agents.testing; print('openai' in sys.modules, 'anthropic' in sys.modules)"
+    code = ("import sys, wippy_agents.llm, wippy_agents.testing; "
+            "print('openai' in sys.modules, 'anthropic' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["False", "False"], out.stderr
+
+
+def test_every_provider_satisfies_the_protocol(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
+    for cls, provider in [(llm.OpenAIProvider, "openai"), (llm.AnthropicProvider, "anthropic"),
+                          (llm.OpenAICompatibleProvider, "openai_compatible")]:
+        assert isinstance(cls(llm.ModelConfig(provider=provider, model="m", base_url="http://127.0.0.1:1/v1")),
+                          llm.Provider)
+    assert isinstance(llm.ScriptedProvider([]), llm.Provider)
+    assert isinstance(llm.RetryingProvider(llm.ScriptedProvider([])), llm.Provider)

@@ -224,3 +224,11 @@ async def test_a_whole_request_that_broke_mid_body_is_retried(router, http, keys
     route = router.post(OPENAI_URL).mock(side_effect=[half_stream(), sse(ANSWER_TURN)])
     reply = await make_provider(cfg(), http_client=http, sleep=clock.sleep).request([Message.user("hi")])
     assert reply.text == "It is 21°C in Lisbon." and route.call_count == 2 and len(clock.sleeps) == 1
+
+
+def test_an_openai_compatible_entry_that_names_a_key_variable_needs_it(monkeypatch):
+    monkeypatch.delenv("VLLM_KEY", raising=False)
+    with pytest.raises(MissingApiKey, match="set the environment variable VLLM_KEY"):
+        make_provider(ModelConfig.from_dict({"provider": "openai_compatible", "model": "qwen",
+                                             "api_key_env": "VLLM_KEY", "base_url": "http://127.0.0.1:8000/v1"},
+                                            id="app.models:vllm"))

@@ -62,6 +62,10 @@ class ModelConfig:
     script: tuple[dict[str, Any], ...] | None = None
     where: str = field(default="", compare=False)  # "file:line" of the entry, for messages
 
+    def __post_init__(self) -> None:
+        if self.api_key_env is None and DEFAULT_API_KEY_ENV.get(self.provider):
+            object.__setattr__(self, "api_key_env", DEFAULT_API_KEY_ENV[self.provider])
+
     @classmethod
     def from_entry(cls, entry: Any) -> ModelConfig:
         """From a registry ``Entry`` of kind ``llm.model`` (uses ``.id``, ``.data``, ``.file``, ``.line``)."""

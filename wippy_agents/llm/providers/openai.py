@@ -17,7 +17,8 @@ from wippy_agents.llm.base import ReplyBuilder, collect
 from wippy_agents.llm.config import ModelConfig
 from wippy_agents.llm.pricing import priced_usage
 from wippy_agents.llm.providers._errors import map_sdk_error, missing_key
-from wippy_agents.llm.types import Done, Message, ModelReply, StopReason, StreamEvent, TextDelta, ToolCallDelta, ToolSpec
+from wippy_agents.llm.types import (Done, Message, ModelReply, StopReason, StreamEvent, TextDelta, ToolCallDelta,
+                                    ToolSpec)
 
 __all__ = ["OpenAIProvider", "to_openai_messages", "to_openai_tools"]
 
