@@ -78,7 +78,10 @@ class App:
         registry: Registry | None = None
         tasks: TaskEngine | None = None
         try:
-            registry = Registry(the_store, author_default="cli")
+            # Imported here, not at the top: the agents layer registers its open hook on import.
+            from .agents import builtin_entries
+
+            registry = Registry(the_store, author_default="cli", builtins=builtin_entries())
             registry.add_validator(code_validator(compile_check))
             lua = LuaHost(node=the_node, registry=registry)
             lua.services = registry_services(registry)

@@ -17,7 +17,10 @@
     │   │   └── VersionNotFound
     │   ├── PermissionDenied        a security policy said no
     │   ├── TaskNotFound
-    │   └── LuaCompileError
+    │   ├── LuaCompileError
+    │   ├── ToolError               a tool call failed; the message goes back to the model
+    │   ├── PromptError             a prompt with an unfilled {{variable}}
+    │   └── ContextOverflow         the system prompt alone does not fit the model's window
     ├── RuntimeFault                something failed while running
     │   ├── ProcessError
     │   │   ├── ProcessDead         the process is not alive (call to a dead pid)
@@ -69,6 +72,9 @@ __all__ = [
     "PermissionDenied",
     "TaskNotFound",
     "LuaCompileError",
+    "ToolError",
+    "PromptError",
+    "ContextOverflow",
     "RuntimeFault",
     "ProcessError",
     "ProcessDead",
@@ -177,6 +183,22 @@ class TaskNotFound(UsageError):
 
 
 class LuaCompileError(UsageError):
+    pass
+
+
+class ToolError(UsageError):
+    """A tool call could not be served (bad arguments, refused, raised, over a limit).
+
+    The message is written for the model: it says what was wrong and how to fix
+    the call; the agent loop sends it back as the tool's result.
+    """
+
+
+class PromptError(UsageError):
+    pass
+
+
+class ContextOverflow(UsageError):
     pass
 
 

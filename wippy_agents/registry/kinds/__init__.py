@@ -14,6 +14,7 @@ from .ai import Agent, LlmModel, Prompt, tool_visible_name
 from .base import KindHandler, Ref, RefField
 from .code import LUA_KINDS, FunctionLua, LibraryLua, ProcessLua, WorkflowLua
 from .config import RegistryEntry, SecurityPolicy
+from .python import FunctionPython
 from .services import ProcessHost, ProcessService
 
 __all__ = [
@@ -65,6 +66,7 @@ def schema(kind: str) -> dict:
 for _cls in (
     RegistryEntry,
     FunctionLua,
+    FunctionPython,
     LibraryLua,
     ProcessLua,
     WorkflowLua,
