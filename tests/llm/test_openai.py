@@ -232,3 +232,16 @@ def test_an_openai_compatible_entry_that_names_a_key_variable_needs_it(monkeypat
         make_provider(ModelConfig.from_dict({"provider": "openai_compatible", "model": "qwen",
                                              "api_key_env": "VLLM_KEY", "base_url": "http://127.0.0.1:8000/v1"},
                                             id="app.models:vllm"))
+
+
+async def test_whole_tool_calls_without_index_or_id_from_a_compatible_server(router, http, monkeypatch):
+    router.post("http://127.0.0.1:8080/v1/chat/completions").mock(return_value=sse(openai_sse(
+        oa_delta(tool_calls=[{"type": "function", "function": {"name": "clock", "arguments": "{}"}},
+                             {"type": "function", "function": {"name": "weather", "arguments": '{"city": "Porto"}'}}]),
+        oa_delta(finish="stop"), oa_usage(3, 3))))
+    model = ModelConfig.from_dict({"provider": "openai_compatible", "model": "llama", "base_url":
+                                   "http://127.0.0.1:8080/v1"})
+    reply = await make_provider(model, http_client=http).request([Message.user("time and weather?")])
+    assert [(c.id, c.name, c.arguments) for c in reply.tool_calls] == [
+        ("call_0", "clock", {}), ("call_1", "weather", {"city": "Porto"})]
+    assert reply.stop_reason == "tool_calls"

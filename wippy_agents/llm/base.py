@@ -78,6 +78,10 @@ class ReplyBuilder:
         call["arguments"] += arguments
 
     @property
+    def call_count(self) -> int:
+        return len(self._calls)
+
+    @property
     def has_output(self) -> bool:
         return bool(self._text or self._calls)
 

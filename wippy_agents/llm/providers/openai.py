@@ -121,11 +121,16 @@ class OpenAIProvider:
                     if delta is not None and delta.content:
                         builder.text(delta.content)
                         yield TextDelta(text=delta.content)
-                    for tc in (delta.tool_calls or ()) if delta is not None else ():
-                        fn = tc.function
+                    known = builder.call_count
+                    for pos, tc in enumerate((delta.tool_calls or ()) if delta is not None else ()):
+                        fn = getattr(tc, "function", None)
                         name, args = (fn.name, fn.arguments or "") if fn is not None else (None, "")
-                        builder.tool_call(tc.index, id=tc.id, name=name, arguments=args)
-                        yield ToolCallDelta(index=tc.index, id=tc.id, name=name, arguments=args)
+                        # Some compatible servers send whole calls without an index: number them in order.
+                        index = getattr(tc, "index", None)
+                        index = known + pos if index is None else index
+                        call_id = getattr(tc, "id", None)
+                        builder.tool_call(index, id=call_id, name=name, arguments=args)
+                        yield ToolCallDelta(index=index, id=call_id, name=name, arguments=args)
                     if choice.finish_reason:
                         finish = choice.finish_reason
         except asyncio.CancelledError:
