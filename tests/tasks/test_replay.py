@@ -231,3 +231,33 @@ async def test_parallel_steps_take_seqs_in_call_order_and_replay_identically(eng
     assert await engine.wait("t1", timeout=5) == ["first", "second"]
     assert [s.name for s in await engine.store.journal_load("t1")] == ["first", "second"]
     assert effects == {"first": 1, "second": 1}
+
+
+async def test_a_runner_that_swallows_a_nondeterminism_error_still_fails(engines, effects):
+    first = await engines.engine()
+    parked = asyncio.Event()
+
+    async def old(ctx):
+        await ctx.step("a", lambda: 1)
+        parked.set()
+        await asyncio.Event().wait()
+
+    async def sloppy(ctx):
+        try:
+            await ctx.step("b", lambda: 1)
+        except Exception:  # noqa: BLE001 - the point of the test
+            pass
+        with pytest.raises(NondeterminismError):  # every later call re-raises it
+            await ctx.step("c", lambda: effects.update(["c"]))
+        return "pretends all is well"
+
+    first.register_kind("k", old)
+    await first.start("k", "app:flow", task_id="t1")
+    await until_set(parked)
+    await first.close()
+    second = await engines.engine()
+    second.register_kind("k", sloppy)
+    await second.recover()
+    with pytest.raises(NondeterminismError, match="'a'"):
+        await second.wait("t1", timeout=5)
+    assert not effects

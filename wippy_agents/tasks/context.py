@@ -25,6 +25,9 @@ from typing import Any, Awaitable, Callable
 
 from ..errors import (
     JournalCorrupt,
+    NondeterminismError,
+    StoreError,
+    TaskError,
     StepFailed,
     TaskCancelled,
     TaskStranded,
@@ -101,6 +104,9 @@ class TaskContext:
         self._default_retry = default_retry
         self._seq = 0
         self._consumed: dict[str, int] = {}  # topic -> last signal id taken
+        # The first replay failure (divergence, stranding, corrupt row) ends the
+        # run even if the runner catches it: later seqs would no longer line up.
+        self.fatal: TaskError | StoreError | None = None
 
     @property
     def seq(self) -> int:
@@ -136,19 +142,19 @@ class TaskContext:
         if not name or not isinstance(name, str):
             raise UsageError(f"a step needs a non-empty name, got {name!r}")
         seq = self._next(name)
-        recorded = self._journal.recorded(seq, name)
+        recorded = self._lookup(seq, name)
         if recorded is not None:
             if recorded.status != "started":
                 return _answer(recorded)
             if not (idempotent or seq in self._retry_seqs):
-                raise TaskStranded(
+                raise self._fail(TaskStranded(
                     f"task {self.task.id!r} stopped at step {seq} {name!r}: it started but never finished and "
                     f"is not idempotent; run `wippy tasks resume {self.task.id} --retry` to run it again "
                     "or `--skip` to record it as skipped",
                     task_id=self.task.id,
                     seq=seq,
                     step=name,
-                )
+                ))
             started_at = recorded.started_at
         elif idempotent:
             # Running it again after a crash is allowed, so no 'started' marker is
@@ -216,15 +222,15 @@ class TaskContext:
 
     async def _value(self, name: str, make: Callable[[], Any]) -> Any:
         seq = self._next(name)
-        recorded = self._journal.recorded(seq, name)
+        recorded = self._lookup(seq, name)
         if recorded is not None:
             if recorded.status != "ok":
-                raise JournalCorrupt(
+                raise self._fail(JournalCorrupt(
                     f"journal row (task {self.task.id!r}, seq {seq}) for {name!r} has status "
                     f"{recorded.status!r}; a recorded value is always 'ok'",
                     task_id=self.task.id,
                     seq=seq,
-                )
+                ))
             return recorded.result
         at = time.time()
         recorded = await self._journal.finish(seq, name, started_at=at, result=make())
@@ -244,12 +250,14 @@ class TaskContext:
             deadline = await self._value(f"signal.deadline:{topic}", lambda: time.time() + timeout)
         name = f"signal:{topic}"
         seq = self._next(name)
-        recorded = self._journal.recorded(seq, name)
+        recorded = self._lookup(seq, name)
         if recorded is None:
             recorded = await self._await_signal(seq, name, topic, deadline)
         value = _answer(recorded)
         if not isinstance(value, dict) or not ("id" in value or value.get("timeout")):
-            raise JournalCorrupt(f"journal row (task {self.task.id!r}, seq {seq}) is not a signal record: {value!r}")
+            raise self._fail(
+                JournalCorrupt(f"journal row (task {self.task.id!r}, seq {seq}) is not a signal record: {value!r}")
+            )
         if value.get("timeout"):
             return None
         self._consumed[topic] = value["id"]
@@ -271,7 +279,20 @@ class TaskContext:
             await self._wait_until(until, clock=time.time, event=self._state.signal_event)
 
     # -- internals ----------------------------------------------------------
+    def _lookup(self, seq: int, name: str) -> StepRecord | None:
+        try:
+            return self._journal.recorded(seq, name)
+        except NondeterminismError as exc:
+            raise self._fail(exc) from None
+
+    def _fail(self, exc: TaskError | StoreError) -> TaskError | StoreError:
+        if self.fatal is None:
+            self.fatal = exc
+        return exc
+
     def _next(self, name: str) -> int:
+        if self.fatal is not None:
+            raise self.fatal
         if self._state.stopping:
             raise RunInterrupted(f"task {self.task.id!r}: the engine is closing")
         if self._state.cancelled:

@@ -17,30 +17,26 @@ process on the runtime ``Node`` when one is given): ``close()`` ends them all.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
 import uuid
 from typing import Any, Awaitable, Callable
 
 from ..errors import (
-    JournalCorrupt,
     LeaseLost,
-    NondeterminismError,
     StoreError,
     TaskCancelled,
     TaskError,
     TaskNotFound,
-    TaskStranded,
     TaskTimeout,
     UsageError,
-    WippyError,
     error_from_dict,
 )
 from ..store.base import Store, TaskRecord
-from .context import RunInterrupted, RunState, TaskContext
+from .context import RunState, TaskContext
+from .runs import execute
 from .hosting import RunHost, make_host
-from .journal import Journal, load_journal, to_json_data
+from .journal import to_json_data
 from .leases import LeaseKeeper
 from .resume import prepare_resume
 from .retry import NO_RETRY, STORE_RETRY, RetryPolicy, retry_store
@@ -114,6 +110,11 @@ class TaskEngine:
     def register_kind(self, kind: str, runner: Runner, *, retry: RetryPolicy = NO_RETRY) -> None:
         """Run tasks of ``kind`` with ``runner(ctx)``; ``retry`` is its steps' default policy."""
         self._kinds[kind] = (runner, retry)
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        """The task kinds this engine can run."""
+        return frozenset(self._kinds)
 
     # -- public API ----------------------------------------------------------
     async def start(
@@ -291,51 +292,23 @@ class TaskEngine:
         self._notify()
 
     async def _drive(self, run: _Run, task: TaskRecord, retry_seqs: frozenset[int]) -> None:
-        """Run one task to its end (or until its lease is lost / the engine closes)."""
+        """Run one task and record how it ended (while the lease is still ours)."""
         runner, default_retry = self._kinds[task.kind]
-        try:
-            steps = await load_journal(self.store, task.id, policy=self._store_retry)
-            journal = Journal(self.store, task.id, steps, node=self.node_name, policy=self._store_retry)
-            ctx = TaskContext(
-                task=task, journal=journal, state=run.state, signals=self.signals,
-                retry_seqs=retry_seqs, default_retry=default_retry,
-            )
-            result = runner(ctx)
-            if inspect.isawaitable(result):
-                result = await result
-            result = to_json_data(result, what=f"task {task.id!r}")
-            if ctx.seq < journal.last_recorded_seq:
-                raise NondeterminismError(
-                    f"task {task.id!r} finished after step {ctx.seq} but its journal holds steps up to "
-                    f"{journal.last_recorded_seq} (the code changed since the task started)",
-                    task_id=task.id, seq=ctx.seq + 1,
-                )
-        except RunInterrupted:
-            return
-        except LeaseLost as exc:
+        outcome = await execute(
+            task, runner, store=self.store, node_name=self.node_name, state=run.state, signals=self.signals,
+            policy=self._store_retry, default_retry=default_retry, retry_seqs=retry_seqs,
+        )
+        if outcome.status == "abandoned":
             if not run.state.cancelled:
-                log.warning("node %r stopped task %r: %s", self.node_name, task.id, exc)
-            return
-        except TaskCancelled:
+                log.warning("node %r leaves task %r to be resumed later: %s", self.node_name, task.id, outcome.why)
+        elif outcome.status == "cancelled":  # the status is 'cancelled' already; free the lease
             await self._finish(task.id, guarded=False, owner=None, lease_expires_at=None)
-        except TaskStranded as exc:
-            await self._finish(task.id, status="stranded", error=exc.to_dict(), owner=None, lease_expires_at=None)
-        except StoreError as exc:
-            if isinstance(exc, JournalCorrupt):
-                await self._finish(task.id, status="failed", error=exc.to_dict(), lease_expires_at=None)
-            else:  # the store stayed down: leave the task to whoever holds the store next
-                log.error("node %r gives task %r up for now, the store is unreachable: %s", self.node_name, task.id, exc)
-        except WippyError as exc:
-            await self._finish(task.id, status="failed", error=exc.to_dict(), lease_expires_at=None)
-        except Exception as exc:
-            error = TaskError(f"task {task.id!r} raised {type(exc).__name__}: {exc}", task_id=task.id)
-            log.exception("task %r of kind %r raised", task.id, task.kind)
-            await self._finish(task.id, status="failed", error=error.to_dict(), lease_expires_at=None)
+        elif outcome.status == "stranded":
+            await self._finish(task.id, status="stranded", error=outcome.error, owner=None, lease_expires_at=None)
         else:
-            if run.state.cancelled:  # the runner swallowed TaskCancelled: it stays cancelled
-                await self._finish(task.id, guarded=False, owner=None, lease_expires_at=None)
-            else:
-                await self._finish(task.id, status="succeeded", result=result, error=None, lease_expires_at=None)
+            await self._finish(
+                task.id, status=outcome.status, result=outcome.result, error=outcome.error, lease_expires_at=None
+            )
 
     async def _finish(self, task_id: str, *, guarded: bool = True, **fields: Any) -> None:
         """Record a run's end, only while we still own the task (``guarded``)."""

@@ -20,7 +20,7 @@ import math
 import time
 from typing import Any
 
-from ..errors import JournalCorrupt, LeaseLost, NondeterminismError, StoreError, TaskError
+from ..errors import JournalCorrupt, LeaseLost, NondeterminismError, TaskError
 from ..store.base import StepRecord, Store
 from .retry import STORE_RETRY, RetryPolicy, retry_store
 
@@ -170,10 +170,10 @@ class Journal:
     async def _write(self, step: StepRecord) -> None:
         try:
             await self._store.journal_write(step, node=self._node)
-        except (LeaseLost, StoreError):
-            raise
         except TaskError as exc:
-            # The store contract names TaskError for a lost lease.
+            if type(exc) is not TaskError:  # LeaseLost, NondeterminismError ... as they are
+                raise
+            # The store contract names a plain TaskError for a lost lease.
             raise LeaseLost(str(exc), task_id=self.task_id, seq=step.seq) from exc
 
     async def _find(self, seq: int) -> StepRecord | None:

@@ -43,6 +43,11 @@ async def prepare_resume(
     task = await engine.get(task_id)
     if task.status in ("succeeded", "cancelled"):
         raise UsageError(f"task {task_id!r} already {task.status}; there is nothing to resume", task_id=task_id)
+    if task.kind not in engine.kinds:
+        raise UsageError(
+            f"task {task_id!r} is of kind {task.kind!r}, which node {engine.node_name!r} cannot run",
+            task_id=task_id,
+        )
     steps = await load_journal(engine.store, task_id)
     open_steps = [step for step in steps if step.status == "started"]
     open_step = open_steps[0] if open_steps else None
