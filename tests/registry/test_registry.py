@@ -103,7 +103,7 @@ async def test_deleting_an_entry_others_still_reference_is_refused(registry, sto
 
     err = await _refused(registry, store, build, match="which this changeset deletes")
     [problem] = err.details["problems"]
-    assert problem["entry"] == "app.agents:assistant" and problem["file"].endswith("assistant.yaml") and problem["line"] == 3
+    assert problem["entry"] == "app.agents:assistant" and problem["file"].endswith("assistant.yaml") and problem["line"] == 5  # the model: line
     # deleting the referrer in the same changeset is fine
     cs = registry.changeset()
     cs.delete("app.models:default")
@@ -242,3 +242,31 @@ async def test_files_edited_while_down_become_one_version_at_load(store, app):
     assert await again.load(AppSettings.load(app)) == 2
     [record] = await again.history(limit=1)
     assert [(c["op"], c["id"]) for c in record.changes] == [("update", "app.tools:weather")]
+
+
+async def test_a_file_saved_after_a_runtime_change_wins_at_the_next_load(store, app):
+    import os
+    import time
+
+    reg = Registry(store)
+    await reg.load(AppSettings.load(app))
+    cs = reg.changeset(author="agent:x")
+    cs.update("app.tools:weather", {"method": "other"})
+    cs.update("app.prompts:assistant", {"text": "agent text"})
+    await reg.apply(cs)
+    later = time.time() + 60
+    os.utime(app / "tools" / "weather.lua", (later, later))  # weather's source saved after the agent's change
+    again = Registry(store)
+    await again.load(AppSettings.load(app))
+    assert again.get("app.tools:weather").data["method"] == "handler"
+    assert again.get("app.tools:weather").origin == "file"
+    assert again.get("app.prompts:assistant").data["text"] == "agent text"  # its file was not saved since
+    assert [r["id"] for r in await store.runtime_entries()] == ["app.prompts:assistant"]
+
+
+async def test_a_load_with_a_bad_file_changes_nothing(registry, store, app):
+    from wippy_agents.errors import LoadError
+
+    (app / "tools" / "weather.yaml").write_text("namespace: app.tools\nentries:\n  - name: weather\n    kind: [\n")
+    await _refused(registry, store, lambda: registry.load(AppSettings.load(app)), error=LoadError, match=r"weather.yaml:\d+: malformed YAML")
+    assert registry.get("app.tools:weather") is not None

@@ -159,3 +159,16 @@ async def test_single_file_app_is_watched(tmp_path):
         assert reg.get("app.db:main").data["host"] == "b"
     finally:
         await reg.close()
+
+
+async def test_saving_a_file_keeps_runtime_overrides_of_entries_not_edited(live, app):
+    reg, rec, errors, _ = live
+    cs = reg.changeset(author="agent:x")
+    cs.update("app.prompts:assistant", {"text": "changed by an agent"})
+    await reg.apply(cs)
+    mark = rec.mark()
+    path = app / "agents" / "assistant.yaml"
+    path.write_text(path.read_text().replace("tools: [app.tools:*]", "tools: []"))
+    await rec.wait_for(lambda v, ids: ids == ["app.agents:assistant"], start=mark)
+    assert reg.get("app.prompts:assistant").data["text"] == "changed by an agent"
+    assert errors == []

@@ -8,13 +8,19 @@ Precedence of file and run-time entries (one rule, applied everywhere):
 * Any other change (agents, CLI, rollback) is a run-time change: the new entry
   is stored in the run-time entries table; deleting an entry that came from a
   file stores a tombstone so the file does not bring it back on restart.
-* At load, run-time entries and tombstones overlay the files. So a run-time
-  edit wins until a person saves the file again (newest intent wins).
+* At load, run-time entries and tombstones overlay the files, unless the
+  entry's file (or its ``file://`` source) was saved after the run-time write.
+  So a run-time edit wins until a person saves that entry again: newest
+  intent wins. The watcher applies this per entry (saving a file replaces
+  only the entries whose text changed); at load it is per file (mtime), so
+  editing one entry of a file while no node runs also drops the overrides
+  of the file's other entries.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any, AsyncIterator, Iterable, Mapping, Sequence
 
@@ -26,6 +32,7 @@ from .entry import Entry, Origin
 __all__ = ["MemoryHistory", "state_at", "apply_changes", "persistence", "overlay", "TOMBSTONE"]
 
 TOMBSTONE = "tombstone"
+SAVED_AT = "saved_at"  # when a run-time entry or tombstone was written (compared with file mtimes)
 
 
 def apply_changes(state: dict[str, Entry], changes: Iterable[Change]) -> None:
@@ -56,25 +63,42 @@ def persistence(changes: Sequence[Change], origin: Origin) -> tuple[list[dict[st
         key = str(change.id)
         if change.entry is not None:
             if change.entry.origin == "runtime":
-                upserts.append(change.entry.to_record())
+                upserts.append({**change.entry.to_record(), SAVED_AT: time.time()})
             elif change.entry.origin == "file":
                 deletes.append(key)
         elif origin == "file" or change.before is None or change.before.file is None:
             deletes.append(key)
         else:
-            upserts.append({"id": key, TOMBSTONE: True})
+            upserts.append({"id": key, TOMBSTONE: True, "file": change.before.file, SAVED_AT: time.time()})
     return upserts, deletes
 
 
 def overlay(files: Iterable[Entry], runtime: Iterable[Mapping[str, Any]]) -> dict[str, Entry]:
-    """File entries with the run-time entries and tombstones laid over them."""
+    """File entries with the run-time entries and tombstones laid over them
+    (a file saved after the run-time write wins, see the module rule)."""
     state = {str(e.id): e for e in files}
     for record in runtime:
+        key = record["id"]
+        from_file = state.get(key)
+        if from_file is not None and _saved_at(from_file) > float(record.get(SAVED_AT) or 0):
+            continue
         if record.get(TOMBSTONE):
-            state.pop(record["id"], None)
+            state.pop(key, None)
         else:
-            state[record["id"]] = Entry.from_record(record)
+            state[key] = Entry.from_record(record)
     return state
+
+
+def _saved_at(entry: Entry) -> float:
+    """The newest mtime of an entry's YAML file and its ``file://`` sources."""
+    paths = [entry.file] + [v for k, v in entry.data.items() if k.endswith("_path") and isinstance(v, str)]
+    times = []
+    for path in filter(None, paths):
+        try:
+            times.append(os.path.getmtime(path))
+        except OSError:
+            continue
+    return max(times, default=0.0)
 
 
 class MemoryHistory:

@@ -59,6 +59,7 @@ class Registry:
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self.settings: AppSettings | None = None
         self.unsaved_changes = 0  # load(persist=False): file changes not yet written as a version
+        self.file_entries: dict[str, Entry] = {}  # as last read from the files (the watcher's reference)
 
     # -- reading (the live snapshot) ------------------------------------------
     @property
@@ -230,8 +231,10 @@ class Registry:
         """
         result = load_sources(settings)
         result.raise_for_problems()
+        version = await self.load_entries(result.entries, persist=persist, author=author)
         self.settings = settings
-        return await self.load_entries(result.entries, persist=persist, author=author)
+        self.file_entries = {str(e.id): e for e in result.entries}
+        return version
 
     async def load_entries(self, entries: Iterable[Entry], *, persist: bool = True, author: str = "loader") -> int:
         """``load`` from entries already read (tests, embedders)."""

@@ -79,15 +79,13 @@ class FileWatcher:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="registry-watcher")
 
     async def aclose(self) -> None:
+        """Stop watching: the watch thread sees the stop flag within one step."""
         self._stop.set()
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise
+            # not cancelled outright: the thread inside RustNotify.watch must return
+            # before the notifier is closed under it
+            await asyncio.wait_for(self._task, timeout=5.0)
+            self._task = None
         if self._notify is not None:
             self._notify.close()
             self._notify = None
@@ -102,7 +100,10 @@ class FileWatcher:
                 return
             if isinstance(raw, str):
                 continue
-            await self.handle_paths({path for _, path in raw})
+            try:
+                await self.handle_paths({path for _, path in raw})
+            except Exception:  # noqa: BLE001 - a bug in one reload must not end hot reload
+                log.exception("registry watcher failed to apply a change")
 
     async def handle_paths(self, paths: set[str]) -> int | None:
         """Apply the YAML files these changed paths concern; returns the new version.
@@ -113,7 +114,7 @@ class FileWatcher:
         if not files:
             return None
         try:
-            cs = self._changeset(files)
+            cs, fresh = self._changeset(files)
             version = await self._registry.apply(cs) if len(cs) else None
         except WippyError as exc:
             self._failed.update(files)
@@ -125,6 +126,10 @@ class FileWatcher:
                     log.exception("registry watcher error callback raised")
             return None
         self._failed.difference_update(files)
+        known = self._registry.file_entries
+        for key in [k for k, e in known.items() if e.file in files]:
+            del known[key]
+        known.update(fresh)
         if version is not None:
             self.changes_applied += 1
         return version
@@ -152,11 +157,13 @@ class FileWatcher:
             parts = Path(path).parts[-1:]
         return any(p.startswith(".") or p.endswith("~") for p in parts)
 
-    def _changeset(self, files: set[str]) -> Changeset:
-        """One changeset for the current content of ``files`` (raises ``LoadError``)."""
+    def _changeset(self, files: set[str]) -> tuple[Changeset, dict[str, Entry]]:
+        """One changeset for the current content of ``files`` and the entries read
+        (raises ``LoadError``). An entry whose text did not change in the file
+        keeps its run-time override."""
         snap = self._registry.snapshot()
         cs = Changeset(base_version=None, author="watcher", reason="saved " + ", ".join(sorted(files)), origin="file")
-        fresh: dict[str, Entry] = {}
+        fresh: dict[str, Entry] = {}  # id -> entry as now in the files
         problems: list[Problem] = []
         for file in sorted(files):
             path = Path(file)
@@ -181,6 +188,10 @@ class FileWatcher:
         for entry in snap:
             if entry.file in files and entry.id not in fresh:
                 cs.discard(entry.id)
+        known = self._registry.file_entries
         for entry in fresh.values():
+            live = snap.get(entry.id)
+            if live is not None and live.origin == "runtime" and entry.same_content(known.get(entry.id)):
+                continue  # not edited in the file: the run-time change stands
             cs.put(entry)
-        return cs
+        return cs, fresh
