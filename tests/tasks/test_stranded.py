@@ -119,5 +119,8 @@ async def test_resume_of_a_task_held_by_a_live_node_is_refused(engines, effects)
     await holder.start("k", "app:order", task_id="t1")
     await until_set(parked)
     other = await engines.engine("other")
+    with pytest.raises(UsageError, match="kind 'k', which node 'other' cannot run"):
+        await other.resume("t1")
+    other.register_kind("k", flow(effects, parked, idempotent=False))
     with pytest.raises(UsageError, match="running on node 'holder'"):
         await other.resume("t1")
