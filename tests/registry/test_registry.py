@@ -270,3 +270,27 @@ async def test_a_load_with_a_bad_file_changes_nothing(registry, store, app):
     (app / "tools" / "weather.yaml").write_text("namespace: app.tools\nentries:\n  - name: weather\n    kind: [\n")
     await _refused(registry, store, lambda: registry.load(AppSettings.load(app)), error=LoadError, match=r"weather.yaml:\d+: malformed YAML")
     assert registry.get("app.tools:weather") is not None
+
+
+async def test_a_guard_waiting_for_approval_does_not_block_other_writes(registry, store):
+    import asyncio
+
+    asked, answer = asyncio.Event(), asyncio.Event()
+
+    async def approval(actor, changes):
+        if actor == "agent:slow":
+            asked.set()
+            await answer.wait()
+
+    registry.add_write_guard(approval)
+    slow = registry.changeset(author="agent:slow")
+    slow.create(DB)
+    pending = asyncio.ensure_future(registry.apply(slow))
+    await asyncio.wait_for(asked.wait(), 5)
+    fast = registry.changeset(author="cli")
+    fast.create({**DB, "id": "app.db:other"})
+    assert await asyncio.wait_for(registry.apply(fast), 5) == 2
+    answer.set()
+    with pytest.raises(StaleVersion, match="version 2 was applied while it was being checked"):
+        await asyncio.wait_for(pending, 5)
+    assert registry.get("app.db:main") is None and await store.registry_head() == 2

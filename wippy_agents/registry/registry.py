@@ -126,6 +126,8 @@ class Registry:
         for _ in range(_RETRIES):
             try:
                 return await self._apply_once(cs)
+            except _Moved:
+                continue  # a local change landed while checking: check again on the new base
             except _LostRace:
                 await self.refresh()
                 if cs.base_version is not None:
@@ -138,26 +140,37 @@ class Registry:
         raise StaleVersion(f"gave up after {_RETRIES} races with other writers", head=self.version)
 
     async def _apply_once(self, cs: Changeset) -> int:
+        # Validation and guards run outside the lock (a guard may wait for a
+        # person's approval); the lock only covers "still the same base?" + write.
+        base = self._live
+        if cs.base_version is not None and cs.base_version != base.version:
+            raise StaleVersion(
+                f"changeset based on version {cs.base_version} is stale: the registry is at version "
+                f"{base.version}; prepare it again",
+                base_version=cs.base_version,
+                head=base.version,
+            )
+        changes, problems = resolve(cs, base)
+        if problems:
+            raise problems_error(ValidationError, problems)
+        if not changes:
+            return base.version
+        new = _next(base, changes)
+        problems = await validate_state(changes, new, validators=self._validators)
+        if problems:
+            raise problems_error(ValidationError, problems)
+        for guard in self._guards:
+            await guard(cs.actor if cs.actor is not None else cs.author, changes)
         async with self._lock:
-            base = self._live
-            if cs.base_version is not None and cs.base_version != base.version:
-                raise StaleVersion(
-                    f"changeset based on version {cs.base_version} is stale: the registry is at version "
-                    f"{base.version}; prepare it again",
-                    base_version=cs.base_version,
-                    head=base.version,
-                )
-            changes, problems = resolve(cs, base)
-            if problems:
-                raise problems_error(ValidationError, problems)
-            if not changes:
-                return base.version
-            new = _next(base, changes)
-            problems = await validate_state(changes, new, validators=self._validators)
-            if problems:
-                raise problems_error(ValidationError, problems)
-            for guard in self._guards:
-                await guard(cs.actor if cs.actor is not None else cs.author, changes)
+            if self._live is not base:
+                if cs.base_version is not None:
+                    raise StaleVersion(
+                        f"changeset based on version {cs.base_version} is stale: version {self.version} was "
+                        "applied while it was being checked; prepare it again",
+                        base_version=cs.base_version,
+                        head=self.version,
+                    )
+                raise _Moved()
             await self._append(new_record(new.version, cs.author, cs.reason, changes), changes, cs.origin)
             self._publish(new, [str(c.id) for c in changes])
             return new.version
@@ -358,6 +371,10 @@ class Registry:
 
 class _LostRace(Exception):
     """Internal: the store refused our version because another writer got there first."""
+
+
+class _Moved(Exception):
+    """Internal: the live version moved while a base_version=None changeset was checked."""
 
 
 def _changes(store: Any, poll_interval: float, since: int) -> Any:
