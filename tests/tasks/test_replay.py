@@ -261,3 +261,18 @@ async def test_a_runner_that_swallows_a_nondeterminism_error_still_fails(engines
     with pytest.raises(NondeterminismError, match="'a'"):
         await second.wait("t1", timeout=5)
     assert not effects
+
+
+async def test_a_metered_step_journals_its_tokens_and_cost_and_returns_the_bare_value(engines):
+    from wippy_agents.tasks import Metered
+
+    engine = await engines.engine()
+
+    async def runner(ctx):
+        return await ctx.step("model", lambda: Metered(value={"text": "hi"}, tokens=812, cost_usd=0.0021))
+
+    engine.register_kind("k", runner)
+    await engine.start("k", "app:flow", task_id="t1")
+    assert await engine.wait("t1", timeout=5) == {"text": "hi"}
+    step = (await engine.store.journal_load("t1"))[0]
+    assert (step.result, step.tokens, step.cost_usd) == ({"text": "hi"}, 812, 0.0021)

@@ -10,7 +10,7 @@ A runner makes every outside effect durable through its ``TaskContext``:
 ``ctx.sleep(s)`` and ``ctx.receive_signal(topic)``.
 """
 
-from .context import RunInterrupted, TaskContext
+from .context import Metered, RunInterrupted, TaskContext
 from .engine import FINAL_STATUSES, Runner, TaskEngine
 from .retry import NO_RETRY, STORE_RETRY, RetryPolicy
 from .resume import SKIP_TYPE
@@ -20,6 +20,7 @@ __all__ = [
     "TaskContext",
     "Runner",
     "RetryPolicy",
+    "Metered",
     "NO_RETRY",
     "STORE_RETRY",
     "RunInterrupted",

@@ -21,6 +21,7 @@ import inspect
 import random as _random
 import time
 import uuid as _uuid
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 from ..errors import (
@@ -40,7 +41,7 @@ from .journal import Journal, to_json_data
 from .retry import NO_RETRY, RetryPolicy
 from .signals import SignalBox
 
-__all__ = ["TaskContext", "RunState", "RunInterrupted"]
+__all__ = ["TaskContext", "RunState", "RunInterrupted", "Metered"]
 
 
 class RunInterrupted(BaseException):
@@ -50,6 +51,23 @@ class RunInterrupted(BaseException):
     error of the task, and a runner's ``except Exception`` must not swallow
     it. The task's status is left as is, so it is resumed later.
     """
+
+
+@dataclass(frozen=True, kw_only=True)
+class Metered:
+    """What a step function returns to journal its usage with its value.
+
+    ``ctx.step("model", call)`` where ``call`` returns
+    ``Metered(value=reply, tokens=812, cost_usd=0.0021)`` records the tokens
+    and cost on the journal row; the step itself returns ``reply``.
+    """
+
+    value: Any
+    tokens: int = 0
+    cost_usd: float = 0.0
+
+
+_UNMETERED = Metered(value=None)
 
 
 class RunState:
@@ -171,7 +189,8 @@ class TaskContext:
                 value = fn()
                 if inspect.isawaitable(value):
                     value = await value
-                value = to_json_data(value, what=f"step {name!r}")
+                usage = value if isinstance(value, Metered) else _UNMETERED
+                value = to_json_data(usage.value if usage is not _UNMETERED else value, what=f"step {name!r}")
             except (asyncio.CancelledError, TaskCancelled):
                 raise
             except Exception as exc:
@@ -182,7 +201,9 @@ class TaskContext:
                     raise error_from_dict(error) from exc
                 await self._wait_until(time.monotonic() + delay, clock=time.monotonic)
                 continue
-            recorded = await self._journal.finish(seq, name, started_at=started_at, result=value)
+            recorded = await self._journal.finish(
+                seq, name, started_at=started_at, result=value, tokens=usage.tokens, cost_usd=usage.cost_usd
+            )
             return _answer(recorded)
 
     def _error_record(self, exc: Exception, seq: int, name: str) -> dict[str, Any]:
