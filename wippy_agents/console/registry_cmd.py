@@ -25,7 +25,7 @@ from ..registry import AppSettings, Entry, Registry, kinds, lint as lint_app
 from ..registry.validation import Validator, code_validator
 from ..store import open_store
 
-__all__ = ["lint", "list_entries", "show", "history", "rollback", "schema", "audit", "validators"]
+__all__ = ["lint", "list_entries", "show", "history", "rollback", "schema", "audit", "validators", "builtins"]
 
 
 def _console() -> Console:
@@ -46,6 +46,15 @@ def validators() -> list[Validator]:
     return [code_validator(compile_check)]
 
 
+def builtins() -> list[Entry]:
+    """The entries code provides (``wippy.self`` tools ...), as the App registers them."""
+    try:
+        from ..agents import builtin_entries
+    except ImportError:
+        return []
+    return builtin_entries()
+
+
 def _rel(path: str | None) -> str | None:
     if not path:
         return path
@@ -60,7 +69,7 @@ async def _registry(args: argparse.Namespace, *, persist: bool) -> AsyncIterator
     settings = _settings(args)
     store = await open_store(settings.store)
     try:
-        reg = Registry(store, author_default="cli")
+        reg = Registry(store, author_default="cli", builtins=builtins())
         for fn in validators():
             reg.add_validator(fn)
         await reg.load(settings, persist=persist)
@@ -75,7 +84,7 @@ async def _registry(args: argparse.Namespace, *, persist: bool) -> AsyncIterator
 def lint(args: argparse.Namespace) -> int:
     """Print ``file:line: entry: message`` for every problem; exit 1 when there is one."""
     settings = _settings(args)
-    problems = asyncio.run(lint_app(settings, validators=validators()))
+    problems = asyncio.run(lint_app(settings, validators=validators(), builtins=builtins()))
     for p in problems:
         print(str(p.__class__(message=p.message, entry=p.entry, file=_rel(p.file), line=p.line)))
     if problems:
