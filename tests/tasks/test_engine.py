@@ -250,3 +250,36 @@ async def test_a_node_stopping_ends_the_task_processes_and_the_tasks_stay_resuma
     await node.stop(timeout=1.0)
     await eventually(lambda: not engine.running(), what="the run to end with its process")
     assert (await engine.get("t1")).status == "running"  # not failed: the next node resumes it
+
+
+async def test_a_child_task_is_started_once_even_when_its_parent_crashes_while_waiting_for_it(engines, effects):
+    first = await engines.engine()
+    child_parked, gate = asyncio.Event(), asyncio.Event()
+
+    async def child(ctx):
+        effects.update(["child run"])
+        if not gate.is_set():
+            child_parked.set()
+            await asyncio.Event().wait()  # generation 1 dies here
+        await ctx.step("work", lambda: effects.update(["child work"]), idempotent=True)
+        return ctx.task.input["x"] * 2
+
+    async def parent(ctx):
+        doubled = await ctx.run_child("child", "app:child", {"x": 21})
+        return {"doubled": doubled, "me": ctx.task.id}
+
+    first.register_kind("parent", parent)
+    first.register_kind("child", child)
+    await first.start("parent", "app:parent", task_id="p")
+    await until_set(child_parked)  # the parent is inside its child step, waiting
+    await first.close()
+    gate.set()
+    second = await engines.engine()
+    second.register_kind("parent", parent)
+    second.register_kind("child", child)
+    await second.recover()
+    assert await second.wait("p", timeout=5) == {"doubled": 42, "me": "p"}
+    child_task = await second.get("p/1")
+    assert (child_task.parent_id, child_task.status) == ("p", "succeeded")
+    assert effects == {"child run": 2, "child work": 1}
+    assert sorted(t.id for t in await second.store.task_list()) == ["p", "p/1"]

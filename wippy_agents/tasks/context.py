@@ -22,7 +22,7 @@ import random as _random
 import time
 import uuid as _uuid
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Protocol
 
 from ..errors import (
     JournalCorrupt,
@@ -42,6 +42,15 @@ from .retry import NO_RETRY, RetryPolicy
 from .signals import SignalBox
 
 __all__ = ["TaskContext", "RunState", "RunInterrupted", "Metered"]
+
+
+class Children(Protocol):
+    """What ``run_child`` needs of the engine."""
+
+    async def start(self, kind: str, target: str, input: Any = None, *, task_id: str | None = None,
+                    parent_id: str | None = None) -> TaskRecord: ...
+
+    async def wait(self, task_id: str, timeout: float | None = None) -> Any: ...
 
 
 class RunInterrupted(BaseException):
@@ -113,8 +122,10 @@ class TaskContext:
         signals: SignalBox,
         retry_seqs: frozenset[int] = frozenset(),
         default_retry: RetryPolicy = NO_RETRY,
+        children: Children | None = None,
     ) -> None:
         self.task = task
+        self._children = children
         self._journal = journal
         self._state = state
         self._signals = signals
@@ -256,6 +267,25 @@ class TaskContext:
         at = time.time()
         recorded = await self._journal.finish(seq, name, started_at=at, result=make())
         return recorded.result
+
+    # -- child tasks --------------------------------------------------------
+    async def run_child(self, kind: str, target: str, input: Any = None, *, timeout: float | None = None) -> Any:
+        """Start a child task and return its result, durably (one step).
+
+        The child's id is ``<parent id>/<seq>``, so after a crash the step
+        finds the same child (start is idempotent by id) instead of starting
+        a second one. The child's error becomes this step's error.
+        """
+        if self._children is None:
+            raise UsageError(f"task {self.task.id!r} cannot start child tasks: no engine was given")
+        child_id = f"{self.task.id}/{self._seq + 1}"  # the seq the step below takes
+        children = self._children
+
+        async def start_and_wait() -> Any:
+            await children.start(kind, target, input, task_id=child_id, parent_id=self.task.id)
+            return await children.wait(child_id, timeout=timeout)
+
+        return await self.step(f"child:{kind}:{target}", start_and_wait, idempotent=True)
 
     # -- signals ----------------------------------------------------------
     async def receive_signal(self, topic: str, timeout: float | None = None) -> Any:

@@ -296,7 +296,7 @@ class TaskEngine:
         runner, default_retry = self._kinds[task.kind]
         outcome = await execute(
             task, runner, store=self.store, node_name=self.node_name, state=run.state, signals=self.signals,
-            policy=self._store_retry, default_retry=default_retry, retry_seqs=retry_seqs,
+            policy=self._store_retry, default_retry=default_retry, retry_seqs=retry_seqs, children=self,
         )
         if outcome.status == "abandoned":
             if not run.state.cancelled:

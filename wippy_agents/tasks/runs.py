@@ -30,7 +30,7 @@ from ..errors import (
     WippyError,
 )
 from ..store.base import Store, TaskRecord
-from .context import RunInterrupted, RunState, TaskContext
+from .context import Children, RunInterrupted, RunState, TaskContext
 from .journal import Journal, load_journal, to_json_data
 from .retry import RetryPolicy
 from .signals import SignalBox
@@ -61,6 +61,7 @@ async def execute(
     policy: RetryPolicy,
     default_retry: RetryPolicy,
     retry_seqs: frozenset[int] = frozenset(),
+    children: Children | None = None,
 ) -> Outcome:
     """Run ``task`` from its journal to an ``Outcome``. Cancellation propagates."""
     ctx: TaskContext | None = None
@@ -68,7 +69,13 @@ async def execute(
         steps = await load_journal(store, task.id, policy=policy)
         journal = Journal(store, task.id, steps, node=node_name, policy=policy)
         ctx = TaskContext(
-            task=task, journal=journal, state=state, signals=signals, retry_seqs=retry_seqs, default_retry=default_retry
+            task=task,
+            journal=journal,
+            state=state,
+            signals=signals,
+            retry_seqs=retry_seqs,
+            default_retry=default_retry,
+            children=children,
         )
         result = runner(ctx)
         if inspect.isawaitable(result):
