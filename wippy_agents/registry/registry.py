@@ -173,7 +173,13 @@ class Registry:
                 raise _Moved()
             await self._append(new_record(new.version, cs.author, cs.reason, changes), changes, cs.origin)
             self._publish(new, [str(c.id) for c in changes])
-            return new.version
+        log.info(
+            "registry version %d: %s",
+            new.version,
+            ", ".join(f"{c.op} {c.id}" for c in changes),
+            extra={"author": cs.author, "reason": cs.reason},
+        )
+        return new.version
 
     async def _append(self, record: VersionRecord, changes: Sequence[Change], origin: str) -> None:
         upserts, deletes = persistence(changes, origin)  # type: ignore[arg-type]
