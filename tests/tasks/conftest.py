@@ -52,7 +52,7 @@ class Engines:
     async def engine(self, node_name: str = "n1", *, store: Any = None, **options: Any) -> TaskEngine:
         options.setdefault("lease_seconds", LEASE)
         options.setdefault("heartbeat_seconds", BEAT)
-        options.setdefault("claim_interval", 3600.0)  # claim only when a test asks (recover)
+        options.setdefault("claim_interval", 0)  # claim only when a test asks (recover)
         options.setdefault("shutdown_timeout", 0.2)
         options.setdefault("poll_interval", 0.05)
         engine = TaskEngine(store or await self.store(), node_name=node_name, **options)

@@ -64,7 +64,13 @@ class TaskEngine:
 
     ``lease_seconds`` is how long a task stays ours without a heartbeat;
     ``heartbeat_seconds`` how often we renew; ``claim_interval`` how often we
-    look for expired leases (None: only when ``recover()`` is called).
+    look for expired leases (default ``lease_seconds / 3``; 0 turns the
+    claimer off: then only ``recover()``/``claim_expired()`` claim).
+    ``node`` (a runtime ``Node``) runs each task as a process ``task:<id>``;
+    without it each run is an asyncio task owned by the engine.
+    ``poll_interval`` bounds how stale ``wait`` and ``receive_signal`` get
+    for changes made by other nodes. Create it inside a running event loop;
+    ``close()`` it.
     """
 
     def __init__(
