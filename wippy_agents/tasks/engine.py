@@ -96,7 +96,7 @@ class TaskEngine:
         self._store_retry = store_retry
         self._kinds: dict[str, tuple[Runner, RetryPolicy]] = {}
         self._runs: dict[str, _Run] = {}
-        self._host: RunHost = make_host(node)
+        self._host: RunHost = make_host(node, on_message=self.signal)
         self._changed = asyncio.Event()
         self._closed = False
         self.signals = SignalBox(store, poll_interval=poll_interval, policy=store_retry)

@@ -21,6 +21,7 @@ __all__ = ["RunHost", "TaskHost", "NodeHost", "make_host"]
 log = logging.getLogger(__name__)
 
 Body = Callable[[], Awaitable[None]]
+OnMessage = Callable[[str, str, Any], Awaitable[object]]
 
 
 class RunHost(Protocol):
@@ -105,13 +106,19 @@ class TaskHost(_BaseHost):
 class NodeHost(_BaseHost):
     """Runs each task as a process named ``task:<id>`` on a runtime ``Node``.
 
-    A process killed before its body ever ran has no ``finally`` to report
-    its end, so the node's exit hook ends the run too.
+    Messages sent to a task's process (``process.send(pid, topic, payload)``
+    from Lua or Python) are handed to ``on_message(task_id, topic, payload)``
+    — the engine persists them as signals for ``ctx.receive_signal``. A
+    message sent while no process runs the task is dropped, as in Erlang;
+    ``engine.signal`` is the durable path. A process killed before its body
+    ever ran has no ``finally`` to report its end, so the node's exit hook
+    ends the run too.
     """
 
-    def __init__(self, node: Any) -> None:
+    def __init__(self, node: Any, *, on_message: OnMessage | None = None) -> None:
         super().__init__()
         self._node = node
+        self._on_message = on_message
         self._by_pid: dict[str, tuple[str, _Slot]] = {}
         self._unhook = node.on_exit(self._exited)
 
@@ -120,13 +127,29 @@ class NodeHost(_BaseHost):
         self._slots[task_id] = slot
 
         async def task_process(proc: Any) -> None:
-            await self._guard(task_id, slot, body)
+            forward = asyncio.create_task(self._forward(proc, task_id), name=f"{proc.pid}:mailbox")
+            try:
+                await self._guard(task_id, slot, body)
+            finally:
+                forward.cancel()
+                await asyncio.wait([forward])  # unlike awaiting it, never eats our own cancellation
 
         try:
             slot.handle = self._node.spawn(task_process, name=f"task:{task_id}")
         except NameTaken:  # the previous run's process has not quite exited yet
             slot.handle = self._node.spawn(task_process)
         self._by_pid[slot.handle] = (task_id, slot)
+
+    async def _forward(self, proc: Any, task_id: str) -> None:
+        while True:
+            msg = await proc.receive()
+            if self._on_message is None:
+                log.warning("task %r: message %r dropped (no signal handler)", task_id, msg.topic)
+                continue
+            try:
+                await self._on_message(task_id, msg.topic, msg.payload)
+            except Exception:  # one bad message must not end the mailbox of a running task
+                log.exception("task %r: could not persist message %r as a signal", task_id, msg.topic)
 
     def _exited(self, pid: str, reason: Any) -> None:
         entry = self._by_pid.pop(pid, None)
@@ -143,5 +166,5 @@ class NodeHost(_BaseHost):
             self._unhook()
 
 
-def make_host(node: Any) -> RunHost:
-    return TaskHost() if node is None else NodeHost(node)
+def make_host(node: Any, *, on_message: OnMessage | None = None) -> RunHost:
+    return TaskHost() if node is None else NodeHost(node, on_message=on_message)
