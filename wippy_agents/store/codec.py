@@ -9,6 +9,7 @@ A row that fails to decode raises ``StoreError`` (``JournalCorrupt`` for the
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, get_args
 from urllib.parse import urlsplit, urlunsplit
 
@@ -26,6 +27,8 @@ __all__ = [
     "TASK_STATUSES",
     "TERMINAL_STATUSES",
     "TASK_UPDATABLE",
+    "append_args",
+    "audit_rows",
 ]
 
 TASK_STATUSES: frozenset[str] = frozenset(get_args(TaskStatus))
@@ -198,3 +201,24 @@ TASK_COLUMNS = (
 STEP_COLUMNS = (
     "task_id", "seq", "name", "status", "result", "error", "started_at", "finished_at", "tokens", "cost_usd",
 )
+
+
+def append_args(
+    record: VersionRecord, upserts: Any, deletes: Any, audit: Any
+) -> tuple[Any, ...]:
+    """Encode everything before the hand-off, so bad data never opens a transaction."""
+    now = time.time()
+    row = (record.version, record.created_at or now, record.author, record.reason,
+           dumps(record.changes, what=f"registry version {record.version} changes"))
+    ups = []
+    for entry in upserts:
+        entry_id = entry.get("id") if isinstance(entry, dict) else None
+        if not isinstance(entry_id, str) or not entry_id:
+            raise UsageError(f"registry_append: a runtime entry has no string 'id': {entry!r:.120}")
+        ups.append((entry_id, dumps(entry, what=f"runtime entry {entry_id!r}"), record.version, now))
+    return row, ups, [(d,) for d in deletes], audit_rows(audit)
+
+
+def audit_rows(records: Any) -> list[tuple[Any, ...]]:
+    return [(r.at or time.time(), r.actor, r.action, r.resource, r.decision,
+             dumps(r.details, what=f"audit details of {r.action!r} on {r.resource!r}")) for r in records]

@@ -33,7 +33,7 @@ import aiosqlite
 from ..errors import ConfigError, StoreError, WippyError
 from . import sqlite_sql as q
 from .base import AuditRecord, StepRecord, TaskRecord, VersionRecord
-from .codec import check_task_fields, safe_url
+from .codec import append_args, audit_rows, check_task_fields, safe_url, step_params
 
 __all__ = ["SqliteStore"]
 
@@ -124,7 +124,7 @@ class SqliteStore:
         runtime_deletes: list[str] = (),
         audit: list[AuditRecord] = (),
     ) -> None:
-        args = q.append_args(record, runtime_upserts, runtime_deletes, audit)
+        args = append_args(record, runtime_upserts, runtime_deletes, audit)
         await self._call("registry_append", q.registry_append, *args)
         self._own_versions.add(record.version)
 
@@ -166,7 +166,7 @@ class SqliteStore:
     # -- audit ---------------------------------------------------------------
     async def audit_append(self, records: list[AuditRecord]) -> None:
         if records:
-            await self._call("audit_append", q.audit_append, q.audit_rows(records))
+            await self._call("audit_append", q.audit_append, audit_rows(records))
 
     async def audit_list(self, *, limit: int = 100, actor: str | None = None) -> list[AuditRecord]:
         return await self._call("audit_list", q.audit_list, limit, actor)
@@ -207,7 +207,7 @@ class SqliteStore:
         return await self._call("journal_load", q.journal_load, task_id)
 
     async def journal_write(self, step: StepRecord, *, node: str | None = None) -> None:
-        await self._call("journal_write", q.journal_write, q.step_args(step), node)
+        await self._call("journal_write", q.journal_write, step_params(step), node)
 
 
 def parse_sqlite_url(url: str) -> str:

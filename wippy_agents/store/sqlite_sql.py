@@ -12,23 +12,22 @@ import sqlite3
 import time
 from typing import Any, Callable
 
-from ..errors import LeaseLost, NondeterminismError, StaleVersion, StepAlreadyRecorded, TaskNotFound, UsageError
+from ..errors import StaleVersion, TaskNotFound
 from .base import AuditRecord, StepRecord, TaskRecord, VersionRecord
 from .codec import (
     STEP_COLUMNS,
     TASK_COLUMNS,
     TERMINAL_STATUSES,
     audit_from_row,
-    dumps,
     encode_task_field,
     entry_from_row,
     step_from_row,
-    step_params,
     task_from_row,
     task_params,
     version_from_row,
 )
 from .migrations import pending, statements
+from .refusals import journal_refusal, task_refusal
 
 _TERMINAL = ", ".join(f"'{s}'" for s in sorted(TERMINAL_STATUSES))
 
@@ -68,27 +67,6 @@ def setup(db: sqlite3.Connection, wal: bool, busy_ms: int, url: str) -> None:
 
 
 # -- registry ------------------------------------------------------------------
-def append_args(
-    record: VersionRecord, upserts: Any, deletes: Any, audit: Any
-) -> tuple[Any, ...]:
-    """Encode everything before the hand-off, so bad data never opens a transaction."""
-    now = time.time()
-    row = (record.version, record.created_at or now, record.author, record.reason,
-           dumps(record.changes, what=f"registry version {record.version} changes"))
-    ups = []
-    for entry in upserts:
-        entry_id = entry.get("id") if isinstance(entry, dict) else None
-        if not isinstance(entry_id, str) or not entry_id:
-            raise UsageError(f"registry_append: a runtime entry has no string 'id': {entry!r:.120}")
-        ups.append((entry_id, dumps(entry, what=f"runtime entry {entry_id!r}"), record.version, now))
-    return row, ups, [(d,) for d in deletes], audit_rows(audit)
-
-
-def audit_rows(records: Any) -> list[tuple[Any, ...]]:
-    return [(r.at or time.time(), r.actor, r.action, r.resource, r.decision,
-             dumps(r.details, what=f"audit details of {r.action!r} on {r.resource!r}")) for r in records]
-
-
 def registry_head(db: sqlite3.Connection) -> int:
     return db.execute("SELECT COALESCE(MAX(version), 0) FROM registry_versions").fetchone()[0]
 
@@ -169,14 +147,6 @@ def task_list(db: sqlite3.Connection, status: str | None, limit: int) -> list[Ta
     return [task_from_row(r) for r in rows]
 
 
-def _missing_or_lost(db: sqlite3.Connection, task_id: str, node: str | None) -> Exception:
-    row = db.execute("SELECT owner FROM tasks WHERE id = ?", (task_id,)).fetchone()
-    if row is None:
-        return TaskNotFound(f"task {task_id!r} does not exist", task_id=task_id)
-    return LeaseLost(f"task {task_id!r}: lease lost: node {node!r} no longer owns it (owner is {row[0]!r});"
-                     " stop running it here", task_id=task_id, node=node, owner=row[0])
-
-
 def task_update(db: sqlite3.Connection, task_id: str, node: str | None, fields: dict, now: float) -> TaskRecord:
     sets = [f"{name} = ?" for name in fields] + ["updated_at = ?"]
     params = [encode_task_field(n, v, task_id=task_id) for n, v in fields.items()] + [now, task_id]
@@ -186,7 +156,7 @@ def task_update(db: sqlite3.Connection, task_id: str, node: str | None, fields: 
         params.append(node)
     row = db.execute(f"UPDATE tasks SET {', '.join(sets)} WHERE {where} RETURNING *", params).fetchone()
     if row is None:
-        raise _missing_or_lost(db, task_id, node)
+        raise task_refusal(task_id, node, db.execute("SELECT owner FROM tasks WHERE id = ?", (task_id,)).fetchone())
     return task_from_row(row)
 
 
@@ -224,10 +194,6 @@ def task_heartbeat(db: sqlite3.Connection, node: str, ids: list[str], lease: flo
 
 
 # -- journal -------------------------------------------------------------------
-def step_args(step: StepRecord) -> tuple[Any, ...]:
-    return step_params(step)
-
-
 def journal_load(db: sqlite3.Connection, task_id: str) -> list[StepRecord]:
     return [step_from_row(r) for r in db.execute("SELECT * FROM journal WHERE task_id = ? ORDER BY seq", (task_id,))]
 
@@ -267,19 +233,3 @@ def journal_write(db: sqlite3.Connection, params: tuple, node: str | None) -> No
             "SELECT t.owner AS owner, j.name AS name, j.status AS status FROM tasks t"
             " LEFT JOIN journal j ON j.task_id = t.id AND j.seq = ? WHERE t.id = ?",
             (named["seq"], named["task_id"])).fetchone())
-
-
-def journal_refusal(step: dict, node: str | None, row: Any) -> Exception:
-    """Why a journal write changed nothing (shared with the PostgreSQL backend)."""
-    task_id, seq = step["task_id"], step["seq"]
-    if row is None:
-        return TaskNotFound(f"journal_write: task {task_id!r} does not exist", task_id=task_id)
-    if node is not None and row["owner"] != node:
-        return LeaseLost(f"task {task_id!r}: lease lost: node {node!r} no longer owns it (owner is "
-                         f"{row['owner']!r}); step {seq} not recorded, stop running it here",
-                         task_id=task_id, node=node, owner=row["owner"])
-    if row["name"] is not None and row["name"] != step["name"]:
-        return NondeterminismError(f"task {task_id!r} step {seq} is journaled as {row['name']!r}, not "
-                                   f"{step['name']!r}", task_id=task_id, seq=seq)
-    return StepAlreadyRecorded(f"task {task_id!r} step {seq} ({step['name']!r}) is already recorded as "
-                               f"{row['status']!r}; a step is never recorded twice", task_id=task_id, seq=seq)
