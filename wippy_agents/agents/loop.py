@@ -1,0 +1,248 @@
+"""The agent turn loop, as the runner of durable tasks of kind ``agent``.
+
+Per turn: re-read the agent, its model, prompt and tools from the live
+registry snapshot (rebuilt only when the snapshot changed), build the context
+within the model's window, call the model as ONE journaled step (the reply is
+stored, never the history), then run the reply's tool calls — in parallel,
+each its own journaled step, numbered in the order the model gave them.
+Replay rebuilds the conversation from the journaled replies and results, so a
+resumed run makes no model or tool call that already finished.
+
+The run stops at a final answer, ``max_turns``, a token/cost budget, or a loop
+(the same call with the same arguments in 3 turns running); a cancelled task
+ends at its next step. Every tool failure (bad or non-JSON arguments, unknown
+tool, refusal, raised error, Lua limit) goes back to the model as the tool's
+result and the run continues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ..errors import LeaseLost, TaskCancelled, ToolError, WippyError
+from ..llm import Done, Message, ModelReply, TextDelta, TokenCounter, ToolCall, Usage
+from ..tasks import RunInterrupted, TaskContext
+from .context import ContextWindow
+from .result import AgentResult, StopReason
+from .spec import AgentSpec
+from .tools import ToolCallContext, dispatch_tool, validate_arguments
+from .toolset import DELEGATE_SCHEMA, FINAL_ANSWER, Toolset, build_toolset
+
+if TYPE_CHECKING:
+    from .service import AgentService
+
+__all__ = ["AgentLoop", "LOOP_REPEATS"]
+
+log = logging.getLogger(__name__)
+
+LOOP_REPEATS = 3  # the same call with the same arguments in this many turns running is a loop
+_CONTROL = (RunInterrupted, TaskCancelled, LeaseLost, asyncio.CancelledError)
+
+
+class AgentLoop:
+    """One run of an agent task; ``await AgentLoop(service, ctx).run()`` returns the result as JSON data."""
+
+    def __init__(self, service: "AgentService", ctx: TaskContext) -> None:
+        self.service = service
+        self.app = service.app
+        self.ctx = ctx
+        self.task = ctx.task
+        self.agent_id = self.task.target
+        inp = self.task.input if isinstance(self.task.input, dict) else {"prompt": str(self.task.input or "")}
+        self.prompt = str(inp.get("prompt") or "")
+        self.variables = dict(inp.get("variables") or {})
+        self.usage = Usage()
+        self.turns = 0
+        self.model_calls = 0
+        self._snap: Any = None
+        self._spec: AgentSpec | None = None
+        self._toolset: Toolset | None = None
+        self._window: ContextWindow | None = None
+        self._streaks: dict[str, int] = {}
+        self.actor: Any = None
+
+    # -- the loop ------------------------------------------------------------
+    async def run(self) -> dict[str, Any]:
+        self._refresh()
+        last_text = ""
+        while self.turns < self.spec.max_turns:
+            self._refresh()
+            reply = await self._model_turn()
+            last_text = reply.text or last_text
+            self.window.add(reply.to_message())
+            over = self._over_budget()
+            if over:
+                return self._stop("budget", reply.text, over)
+            if not reply.tool_calls:
+                if self.spec.tool_choice != "required":
+                    return self._stop("final", reply.text, "the model gave its final answer")
+                self.window.add(Message.user(
+                    "A tool call is required: answer only by calling one of your tools; "
+                    f"call {FINAL_ANSWER.name} with the answer when you are done."))
+                continue
+            final = next((c for c in reply.tool_calls if c.name == FINAL_ANSWER.name and not c.parse_error
+                          and self.spec.tool_choice == "required"), None)
+            if final is not None and isinstance(final.arguments.get("answer"), str):
+                return self._stop("final", final.arguments["answer"], f"the model called {FINAL_ANSWER.name}")
+            repeated = self._repeated(reply.tool_calls)
+            if repeated:
+                return self._stop("loop", last_text, f"the model called {repeated} with the same arguments "
+                                  f"{LOOP_REPEATS} turns in a row")
+            outcomes = await self._run_calls(reply.tool_calls)
+            for call, outcome in zip(reply.tool_calls, outcomes):
+                self.window.add(Message.tool(call.id, _content(outcome), name=call.name))
+        return self._stop("max_turns", last_text, f"reached max_turns ({self.spec.max_turns}) without a final answer")
+
+    @property
+    def spec(self) -> AgentSpec:
+        assert self._spec is not None
+        return self._spec
+
+    @property
+    def window(self) -> ContextWindow:
+        assert self._window is not None
+        return self._window
+
+    def _refresh(self) -> None:
+        """Re-read agent, model, prompt and tools when the registry moved (cheap when it did not)."""
+        snap = self.app.registry.snapshot()
+        if snap is self._snap:
+            return
+        self._snap = snap
+        spec = self.service.spec(self.agent_id, snap)
+        cfg, _ = self.service.model(spec, snap)
+        if self._window is None:
+            self.actor = self.service.actor_for(spec, self.task)
+            counter = TokenCounter(cfg.model)
+            self._window = ContextWindow(counter, window=cfg.context_window, reserve_output=spec.max_output_tokens
+                                         or cfg.max_output_tokens, max_tool_result_tokens=spec.max_tool_result_tokens)
+            self._window.add(Message.user(self.prompt))
+        self._window.window = cfg.context_window
+        self._window.set_system(spec.system_prompt(snap, self.variables))
+        if self._toolset is None or spec is not self._spec or self._toolset.version != snap.version:
+            self._toolset = build_toolset(snap, spec, self._window.counter)
+        self._spec = spec
+
+    async def _model_turn(self) -> ModelReply:
+        index = self.model_calls
+        self.model_calls += 1
+        self.turns += 1
+        spec, toolset, snap = self.spec, self._toolset, self._snap
+        assert toolset is not None
+
+        async def call() -> dict[str, Any]:
+            cfg, provider = self.service.model(spec, snap)
+            messages = self.window.messages(toolset.tokens)
+            reply = None
+            async for event in provider.stream(messages, tools=toolset.specs, model_cfg=cfg, call_index=index):
+                if isinstance(event, Done):
+                    reply = event.reply
+                elif isinstance(event, TextDelta):
+                    self.service.emit(self.task.id, {"type": "text", "text": event.text})
+            assert reply is not None, "a provider stream always ends with Done"
+            self.service.emit(self.task.id, {"type": "reply", "reply": reply.to_dict()})
+            return reply.to_dict()
+
+        # A model call may safely run again after a crash: one journal write, no 'started' row.
+        reply = ModelReply.from_dict(await self.ctx.step("model", call, idempotent=True))
+        self.usage = self.usage + reply.usage
+        return reply
+
+    # -- limits --------------------------------------------------------------
+    def _over_budget(self) -> str:
+        b = self.spec.budget
+        if b.max_total_tokens is not None and self.usage.total_tokens > b.max_total_tokens:
+            return f"used {self.usage.total_tokens} tokens, over the budget of {b.max_total_tokens}"
+        if b.max_cost_usd is not None and self.usage.cost_usd > b.max_cost_usd:
+            return f"cost ${self.usage.cost_usd:.4f}, over the budget of ${b.max_cost_usd:.4f}"
+        return ""
+
+    def _repeated(self, calls: tuple[ToolCall, ...]) -> str:
+        streaks: dict[str, int] = {}
+        for call in calls:
+            key = call.name + "\x00" + (call.raw_arguments if call.parse_error else
+                                        json.dumps(call.arguments, sort_keys=True, ensure_ascii=False))
+            streaks[key] = self._streaks.get(key, 0) + 1
+            if streaks[key] >= LOOP_REPEATS:
+                return f"{call.name!r}"
+        self._streaks = streaks  # a call missing from this turn breaks its streak
+        return ""
+
+    def _stop(self, reason: StopReason, answer: str, detail: str) -> dict[str, Any]:
+        return AgentResult(answer=answer, stop_reason=reason, agent=self.agent_id, detail=detail, turns=self.turns,
+                           usage=self.usage, task_id=self.task.id).to_dict()
+
+    # -- tool calls ----------------------------------------------------------
+    async def _run_calls(self, calls: tuple[ToolCall, ...]) -> list[dict[str, Any]]:
+        toolset, turn = self._toolset, self.turns
+        assert toolset is not None
+        if len(calls) == 1:
+            return [await self._call(turn, calls[0], toolset)]
+        try:
+            # Steps take their seq when they start; tasks start in creation order, so the
+            # seqs follow the model's order on every run.
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._call(turn, c, toolset)) for c in calls]
+        except BaseExceptionGroup as eg:
+            raise _first(eg) from None
+        return [t.result() for t in tasks]
+
+    def _call(self, turn: int, call: ToolCall, toolset: Toolset) -> Any:
+        if call.name in toolset.delegates:
+            name, idempotent = f"delegate:{call.name}", True  # the child task id makes a retry safe
+        else:
+            entry = toolset.entries.get(call.name)
+            name, idempotent = f"tool:{call.name}", bool(entry is None or entry.data.get("idempotent"))
+        return self.ctx.step(name, lambda: self._execute(turn, call, toolset), idempotent=idempotent)
+
+    async def _execute(self, turn: int, call: ToolCall, toolset: Toolset) -> dict[str, Any]:
+        try:
+            if call.parse_error:
+                raise ToolError(f"{call.parse_error}. Send the arguments as one JSON object that matches the "
+                                "tool's input_schema.")
+            delegate = toolset.delegates.get(call.name)
+            if delegate is not None:
+                validate_arguments(call.name, DELEGATE_SCHEMA, call.arguments)
+                return {"result": await self.service.delegate(self, turn, call, delegate)}
+            entry = toolset.entries.get(call.name)
+            if entry is None:
+                raise ToolError(f"there is no tool named {call.name!r}; the tools you can call are: "
+                                f"{', '.join(toolset.names()) or '(none)'}")
+            ctx = ToolCallContext(app=self.app, actor=self.actor, task_id=self.task.id, agent_id=self.agent_id,
+                                  call_id=call.id)
+            value = await dispatch_tool(self.app, entry, call.arguments, ctx)
+            try:
+                json.dumps(value, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise ToolError(f"tool {call.name!r} returned data that is not JSON: {exc}") from None
+            return {"result": value}
+        except ToolError as exc:
+            log.info("task %s: tool call %s failed: %s", self.task.id, call.name, exc)
+            return {"error": str(exc)}
+
+
+def _content(outcome: Any) -> str:
+    """The text the model reads for a tool's outcome."""
+    if isinstance(outcome, dict) and "error" in outcome:
+        return f"ERROR: {outcome['error']}"
+    value = outcome.get("result") if isinstance(outcome, dict) else outcome
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _first(eg: BaseExceptionGroup) -> BaseException:
+    """The exception that should end the turn: an interruption before any error."""
+    flat: list[BaseException] = []
+    stack: list[BaseException] = [eg]
+    while stack:
+        exc = stack.pop(0)
+        if isinstance(exc, BaseExceptionGroup):
+            stack[:0] = list(exc.exceptions)
+        else:
+            flat.append(exc)
+    for exc in flat:
+        if isinstance(exc, _CONTROL):
+            return exc
+    return next((e for e in flat if isinstance(e, WippyError)), flat[0])

@@ -1,0 +1,204 @@
+"""``AgentService``: agents on one App — start and run them, their models, their streams.
+
+Installed by the agents layer when an App opens, as ``app.extensions["agents"]``::
+
+    result = await app.extensions["agents"].run("app.agents:assistant", "count words in: a b c")
+    print(result.answer, result.stop_reason)
+
+Runs are durable tasks of kind ``agent`` on ``app.tasks`` (each a process on
+``app.node``); ``run`` with a used ``task_id`` resumes or returns that task
+instead of starting over. Providers are made once per ``llm.model`` entry
+(again when the entry changes) and closed with the app.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import uuid
+from typing import Any, Callable
+
+from ..errors import ConfigError, EntryNotFound, TaskCancelled, ToolError, WippyError
+from ..llm import ModelConfig, Provider, ToolCall, make_provider
+from ..registry import Entry, Snapshot
+from ..store.base import TaskRecord
+from ..tasks import TaskContext
+from .result import AgentResult
+from .spec import AgentSpec, Delegate
+
+__all__ = ["AgentService", "AGENT_TASK_KIND"]
+
+log = logging.getLogger(__name__)
+
+AGENT_TASK_KIND = "agent"
+Listener = Callable[[dict[str, Any]], None]
+
+
+class AgentService:
+    """Agents of one app. ``start``/``run``/``result`` block only on the store and the run itself."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._specs: dict[str, tuple[Entry, AgentSpec]] = {}
+        self._models: dict[str, tuple[Entry, ModelConfig, Provider]] = {}
+        self._overrides: dict[str, Provider] = {}
+        self._listeners: dict[str, list[Listener]] = {}
+
+    # -- definitions ---------------------------------------------------------
+    def spec(self, agent_id: str, snapshot: Snapshot | None = None) -> AgentSpec:
+        """The agent's spec at ``snapshot`` (the live one by default); raises ``EntryNotFound``/``ConfigError``."""
+        snap = snapshot or self.app.registry.snapshot()
+        entry = snap.get(agent_id)
+        if entry is None:
+            raise EntryNotFound(f"agent {agent_id!r} not found; `wippy registry list --kind agent` shows the agents",
+                                id=agent_id)
+        hit = self._specs.get(agent_id)
+        if hit is not None and hit[0] is entry:
+            return hit[1]
+        spec = AgentSpec.from_entry(entry)
+        self._specs[agent_id] = (entry, spec)
+        return spec
+
+    def model(self, spec: AgentSpec, snapshot: Snapshot | None = None) -> tuple[ModelConfig, Provider]:
+        """The config (with the agent's overrides) and provider of the agent's model.
+
+        Raises ``EntryNotFound``, ``ConfigError``, ``MissingApiKey`` (one line naming the env var).
+        """
+        if not spec.model:
+            raise ConfigError(f"{spec.where}: agent {spec.id!r} has no model", id=spec.id)
+        snap = snapshot or self.app.registry.snapshot()
+        entry = snap.get(spec.model)
+        if entry is None or entry.kind != "llm.model":
+            raise EntryNotFound(f"agent {spec.id!r}: model {spec.model!r} is not an llm.model entry", id=spec.model)
+        hit = self._models.get(spec.model)
+        if hit is None or hit[0] is not entry:
+            cfg = ModelConfig.from_entry(entry)
+            provider = self._overrides.get(spec.model) or make_provider(cfg)
+            hit = (entry, cfg, provider)
+            self._models[spec.model] = hit
+        cfg = hit[1]
+        changes = {k: v for k, v in (("temperature", spec.temperature), ("max_output_tokens", spec.max_output_tokens))
+                   if v is not None and getattr(cfg, k) != v}
+        return (dataclasses.replace(cfg, **changes) if changes else cfg), hit[2]
+
+    def use_provider(self, model_id: str, provider: Provider) -> None:
+        """Serve ``model_id`` with ``provider`` (tests, benchmarks, embedding apps)."""
+        self._overrides[model_id] = provider
+        self._models.pop(model_id, None)
+
+    def provider_for(self, model_id: str) -> Provider | None:
+        """The provider made for ``model_id`` so far (e.g. a scripted model, to count its calls)."""
+        hit = self._models.get(model_id)
+        return hit[2] if hit else self._overrides.get(model_id)
+
+    def actor_for(self, spec: AgentSpec, task: TaskRecord) -> Any:
+        """The security actor of a run: the security layer's, else ``agent:<id>``."""
+        security = self.app.extensions.get("security")
+        make = getattr(security, "agent_actor", None)
+        if callable(make):
+            return make(agent_id=spec.id, policies=list(spec.policies), task_id=task.id)
+        return f"agent:{spec.id}"
+
+    def check_ready(self, agent_id: str) -> AgentSpec:
+        """Fail before starting a run that cannot work: missing agent/model/prompt, missing API key."""
+        snap = self.app.registry.snapshot()
+        spec = self.spec(agent_id, snap)
+        if not spec.is_lua:
+            self.model(spec, snap)
+            if spec.prompt and snap.get(spec.prompt) is None:
+                raise EntryNotFound(f"agent {agent_id!r}: prompt {spec.prompt!r} does not exist", id=spec.prompt)
+        return spec
+
+    # -- runs ----------------------------------------------------------------
+    async def start(self, agent_id: str, prompt: str, *, task_id: str | None = None,
+                    variables: dict[str, Any] | None = None, parent_id: str | None = None) -> TaskRecord:
+        """Start (or, for a used ``task_id``, find) a run; raises what ``check_ready`` raises."""
+        self.check_ready(agent_id)
+        return await self.app.tasks.start(
+            AGENT_TASK_KIND, agent_id, {"prompt": prompt, "variables": variables or {}},
+            task_id=task_id or uuid.uuid4().hex, parent_id=parent_id, registry_version=self.app.registry.version)
+
+    async def result(self, task_id: str, *, timeout: float | None = None) -> AgentResult:
+        """Wait for a run to end; a cancelled run is a result with stop reason ``cancelled``.
+
+        Raises the run's error if it failed (``TaskStranded`` if it needs a person).
+        """
+        try:
+            data = await self.app.tasks.wait(task_id, timeout=timeout)
+        except TaskCancelled as exc:
+            task = await self.app.tasks.get(task_id)
+            return AgentResult(answer="", stop_reason="cancelled", agent=task.target, detail=str(exc), task_id=task_id)
+        return AgentResult.from_dict(data)
+
+    async def run(self, agent_id: str, prompt: str, *, task_id: str | None = None,
+                  variables: dict[str, Any] | None = None, timeout: float | None = None,
+                  on_event: Listener | None = None) -> AgentResult:
+        """Start a run (or pick up ``task_id``) and wait for its result; ``on_event`` gets streamed
+        ``{"type": "text", "text"}`` pieces and ``{"type": "reply", "reply"}`` per live model call."""
+        task_id = task_id or uuid.uuid4().hex
+        unsubscribe = self.subscribe(task_id, on_event) if on_event else None
+        try:
+            task = await self.start(agent_id, prompt, task_id=task_id, variables=variables)
+            if task.status == "stranded":
+                raise WippyError(f"task {task_id!r} is stranded; `wippy tasks resume {task_id} --retry|--skip`")
+            if task.status == "running" and task_id not in self.app.tasks.running():
+                await self.app.tasks.recover()  # an orphan of a crashed run: take it over now
+            return await self.result(task_id, timeout=timeout)
+        finally:
+            if unsubscribe:
+                unsubscribe()
+
+    async def delegate(self, loop: Any, turn: int, call: ToolCall, delegate: Delegate) -> str:
+        """Run ``delegate`` as a child task of ``loop``'s task and return its answer (``ToolError`` if it failed)."""
+        child_id = f"{loop.task.id}/{turn}.{call.id}"
+        try:
+            await self.start(delegate.id, call.arguments["task"], task_id=child_id, parent_id=loop.task.id)
+            result = await self.result(child_id)
+        except (ToolError, TaskCancelled):
+            raise
+        except WippyError as exc:
+            raise ToolError(f"the agent {delegate.id!r} ({delegate.name}) failed: {exc}") from None
+        if result.stop_reason != "final":
+            return f"{result.answer}\n[the agent {delegate.name} stopped early: {result.detail}]".strip()
+        return result.answer
+
+    async def runner(self, ctx: TaskContext) -> Any:
+        """The task runner of kind ``agent``: a Lua agent runs its own method, others the turn loop."""
+        spec = self.spec(ctx.task.target)
+        if spec.is_lua:
+            from .lua_agent import run_lua_agent
+
+            return await run_lua_agent(self, ctx, spec)
+        from .loop import AgentLoop
+
+        return await AgentLoop(self, ctx).run()
+
+    # -- streaming -------------------------------------------------------------
+    def subscribe(self, task_id: str, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(event)`` for the live events of ``task_id``; returns the unsubscribe function."""
+        self._listeners.setdefault(task_id, []).append(listener)
+
+        def unsubscribe() -> None:
+            found = self._listeners.get(task_id)
+            if found and listener in found:
+                found.remove(listener)
+                if not found:
+                    del self._listeners[task_id]
+
+        return unsubscribe
+
+    def emit(self, task_id: str, event: dict[str, Any]) -> None:
+        for listener in self._listeners.get(task_id, ()):
+            try:
+                listener(event)
+            except Exception:  # noqa: BLE001 - a broken listener must not break the run
+                log.exception("agent event listener failed for task %s", task_id)
+
+    async def close(self) -> None:
+        """Close every provider made here."""
+        seen: set[int] = set()
+        for _, _, provider in list(self._models.values()):
+            if id(provider) not in seen:
+                seen.add(id(provider))
+                await provider.aclose()
+        self._models.clear()
