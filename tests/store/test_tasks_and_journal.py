@@ -250,3 +250,50 @@ async def test_a_corrupt_task_row_names_table_and_key(store, raw_sql):
         await store.task_get("t1")
     with pytest.raises(StoreError, match="tasks row 't1'"):
         await store.task_list()
+
+
+# -- signals -------------------------------------------------------------------
+async def test_signals_come_back_in_order_per_topic_and_are_not_consumed(store):
+    await store.task_create(task())
+    a = await store.signal_send("t1", "approve", {"by": "ada"})
+    b = await store.signal_send("t1", "other", 1)
+    c = await store.signal_send("t1", "approve", None)
+    assert a < b < c
+    assert await store.signal_next("t1", "approve", after=0) == (a, {"by": "ada"})
+    assert await store.signal_next("t1", "approve", after=0) == (a, {"by": "ada"})  # reading does not consume
+    assert await store.signal_next("t1", "approve", after=a) == (c, None)
+    assert await store.signal_next("t1", "approve", after=c) is None
+    assert await store.signal_next("t1", "other", after=0) == (b, 1)
+
+
+async def test_signals_to_unknown_tasks_and_non_json_payloads_are_refused(store):
+    with pytest.raises(TaskNotFound, match="cannot signal task 'ghost'"):
+        await store.signal_send("ghost", "x", 1)
+    await store.task_create(task())
+    with pytest.raises(InvalidPayload, match="signal 'x' to task 't1'"):
+        await store.signal_send("t1", "x", {1, 2})
+    assert await store.signal_next("t1", "x", after=0) is None
+
+
+async def test_concurrent_signals_to_one_task_are_all_kept_in_id_order(store_url):
+    senders = [await open_store(store_url) for _ in range(3)]
+    try:
+        await senders[0].task_create(task())
+        ids = await asyncio.gather(*(s.signal_send("t1", "n", i) for i in range(10) for s in senders))
+        assert len(set(ids)) == 30
+        seen, after = [], 0
+        while (got := await senders[0].signal_next("t1", "n", after=after)) is not None:
+            after = got[0]
+            seen.append(got[0])
+        assert seen == sorted(ids)
+    finally:
+        for s in senders:
+            await s.close()
+
+
+async def test_a_corrupt_signal_row_names_table_and_key(store, raw_sql):
+    await store.task_create(task())
+    sid = await store.signal_send("t1", "x", 1)
+    await raw_sql("UPDATE task_signals SET payload = $1", "nope{")
+    with pytest.raises(JournalCorrupt, match=f"cannot decode task_signals row {sid}"):
+        await store.signal_next("t1", "x", after=0)

@@ -163,6 +163,15 @@ class Store(Protocol):
     async def task_heartbeat(self, node: str, task_ids: list[str], lease_seconds: float) -> list[str]:
         """Extend our leases; returns the ids whose lease we still hold."""
 
+    # -- signals to tasks (persisted, so none is lost while a task is down) --
+    async def signal_send(self, task_id: str, topic: str, payload: Any) -> int:
+        """Persist a signal for a task; returns its id (ids grow in commit order
+        per task). Raises ``TaskNotFound`` for an unknown task."""
+
+    async def signal_next(self, task_id: str, topic: str, *, after: int) -> tuple[int, Any] | None:
+        """The first signal ``(id, payload)`` for (task, topic) with id > ``after``,
+        or None. Reading does not consume it: the task journals the id it took."""
+
     # -- journal ----------------------------------------------------------
     async def journal_load(self, task_id: str) -> list[StepRecord]:
         """All steps of a task, by seq."""

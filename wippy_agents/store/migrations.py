@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import StoreError
+from . import signals_sql
 
 __all__ = ["Migration", "MIGRATIONS", "statements", "pending"]
 
@@ -166,6 +167,7 @@ CREATE TABLE journal (
 );
 """,
     ),
+    Migration(number=3, name="task_signals", sqlite=signals_sql.SQLITE_DDL, postgres=signals_sql.POSTGRES_DDL),
 )
 
 

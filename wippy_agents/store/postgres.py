@@ -22,12 +22,14 @@ import asyncpg
 
 from ..errors import ConfigError, StaleVersion, StoreError, TaskNotFound, WippyError
 from . import postgres_sql as q
+from . import signals_sql
 from .base import AuditRecord, StepRecord, TaskRecord, VersionRecord
 from .codec import (
     append_args,
     audit_from_row,
     audit_rows,
     check_task_fields,
+    dumps,
     encode_task_field,
     entry_from_row,
     safe_url,
@@ -324,6 +326,22 @@ class PostgresStore:
             if status != "INSERT 0 1":
                 probe = await conn.fetchrow(q.JOURNAL_PROBE, step.task_id, step.seq)
                 raise journal_refusal({"task_id": step.task_id, "seq": step.seq, "name": step.name}, node, probe)
+
+    # -- task signals (migration 3) --------------------------------------------
+    async def signal_send(self, task_id: str, topic: str, payload: Any) -> int:
+        """Persist a signal for a task; returns its id (ids grow in commit order per task)."""
+        data = dumps(payload, what=f"signal {topic!r} to task {task_id!r}")
+        async with self._guard("signal_send") as conn, conn.transaction():
+            await conn.execute(signals_sql.PG_LOCK, task_id)
+            try:
+                return int(await conn.fetchval(signals_sql.PG_SEND, task_id, topic, data, time.time()))
+            except asyncpg.ForeignKeyViolationError:
+                raise TaskNotFound(f"cannot signal task {task_id!r}: it does not exist", task_id=task_id) from None
+
+    async def signal_next(self, task_id: str, topic: str, *, after: int) -> tuple[int, Any] | None:
+        """The first signal for (task, topic) with an id above ``after``, or None."""
+        rows = await self._fetch("signal_next", signals_sql.PG_NEXT, task_id, topic, after)
+        return signals_sql.decode(rows[0]["id"], rows[0]["payload"]) if rows else None
 
 
 def _stale(version: int, head: int) -> StaleVersion:

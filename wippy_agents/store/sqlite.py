@@ -31,9 +31,10 @@ from typing import Any, AsyncIterator, Callable
 import aiosqlite
 
 from ..errors import ConfigError, StoreError, WippyError
+from . import signals_sql as s
 from . import sqlite_sql as q
 from .base import AuditRecord, StepRecord, TaskRecord, VersionRecord
-from .codec import append_args, audit_rows, check_task_fields, safe_url, step_params
+from .codec import append_args, audit_rows, check_task_fields, dumps, safe_url, step_params
 
 __all__ = ["SqliteStore"]
 
@@ -208,6 +209,16 @@ class SqliteStore:
 
     async def journal_write(self, step: StepRecord, *, node: str | None = None) -> None:
         await self._call("journal_write", q.journal_write, step_params(step), node)
+
+    # -- task signals (migration 3) --------------------------------------------
+    async def signal_send(self, task_id: str, topic: str, payload: Any) -> int:
+        """Persist a signal for a task; returns its id (ids grow in commit order)."""
+        data = dumps(payload, what=f"signal {topic!r} to task {task_id!r}")
+        return await self._call("signal_send", s.sqlite_send, task_id, topic, data, time.time())
+
+    async def signal_next(self, task_id: str, topic: str, *, after: int) -> tuple[int, Any] | None:
+        """The first signal for (task, topic) with an id above ``after``, or None."""
+        return await self._call("signal_next", s.sqlite_next, task_id, topic, after)
 
 
 def parse_sqlite_url(url: str) -> str:
