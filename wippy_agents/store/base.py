@@ -182,12 +182,3 @@ class Store(Protocol):
         (a step is never recorded twice). With ``node`` given, the write
         only succeeds while that node still owns the task's lease (else
         ``TaskError``: the lease was lost)."""
-
-    # -- task signals (migration 3) ----------------------------------------
-    async def signal_send(self, task_id: str, topic: str, payload: Any) -> int:
-        """Persist a signal for a task; returns its id. Ids of one task grow in
-        commit order (a receiver asks for the first id after the last it took).
-        Raises ``TaskNotFound`` for an unknown task."""
-
-    async def signal_next(self, task_id: str, topic: str, *, after: int) -> tuple[int, Any] | None:
-        """``(id, payload)`` of the first signal for (task, topic) with id > ``after``, or None."""
