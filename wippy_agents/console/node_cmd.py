@@ -1,0 +1,86 @@
+"""CLI handlers: ``wippy run`` (start the node) and ``wippy call ENTRY [JSON]``.
+
+``run`` opens the app with the file watcher on, starts the ``process.service``
+entries in dependency order, logs one line per record on stderr and stops
+cleanly on SIGINT/SIGTERM (services in reverse order, then the node).
+
+``call`` runs one function entry: the decoded JSON is its first argument,
+the first return value is printed as JSON on stdout; ``nil, err`` or a
+raised error is one line on stderr and exit code 1 (raised as a
+``WippyError`` for ``cli.main`` to print).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from typing import Any
+
+from ..app import App
+from ..errors import UsageError
+
+__all__ = ["run", "call", "serve"]
+
+log = logging.getLogger("wippy_agents.node")
+
+
+def _open_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return {"store": getattr(args, "store", None), "node": getattr(args, "node", None)}
+
+
+def run(args: argparse.Namespace) -> int:
+    """``wippy run``: blocks until SIGINT/SIGTERM; returns 0 after a clean stop."""
+    return asyncio.run(serve(getattr(args, "app", None), **_open_kwargs(args)))
+
+
+async def serve(path: Any, *, stop: asyncio.Event | None = None, **open_kwargs: Any) -> int:
+    """Open the app, start its services, wait for ``stop`` (or a signal), close everything."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
+            pass
+    try:
+        app = await App.open(path, watch=True, **open_kwargs)
+        try:
+            procs = app.extensions["lua_processes"]
+            started = await procs.start_services()
+            log.info("node %s running: %d service(s) started, registry version %d", app.settings.node,
+                     len(started), app.registry.version)
+            await stop.wait()
+            log.info("node %s stopping", app.settings.node)
+        finally:
+            await app.close()
+        log.info("node %s stopped", app.settings.node)
+        return 0
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+def call(args: argparse.Namespace) -> int:
+    """``wippy call ENTRY [JSON]``: print the entry's first return value as JSON."""
+    text = args.json
+    try:
+        value = None if text is None else json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"wippy call {args.entry}: the argument is not valid JSON ({exc})") from None
+    result = asyncio.run(_call(args, value))
+    sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+    return 0
+
+
+async def _call(args: argparse.Namespace, value: Any) -> Any:
+    app = await App.open(getattr(args, "app", None), recover=False, **_open_kwargs(args))
+    try:
+        return await app.call(args.entry, value)
+    finally:
+        await app.close()

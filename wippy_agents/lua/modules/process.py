@@ -1,0 +1,169 @@
+"""``process``: pids, spawn, send, monitors, links, cancel/terminate, names, options.
+
+Every function yields one request to the driver (``host``); errors come back
+as ``nil, err``.  The ops need the node-wide ``LuaProcesses`` manager, so the
+module is built per manager with ``process_module(manager)``; functions that
+only make sense inside a process (``pid``, ``monitor``, ``inbox`` ...)
+answer ``nil, err`` in a plain function call.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from wippy_agents.errors import UsageError
+from wippy_agents.lua.modules.base import LuaModule
+from wippy_agents.lua.modules.channel import process_of
+
+if TYPE_CHECKING:
+    from wippy_agents.lua.hosting import LuaProcesses
+
+__all__ = ["process_module", "LUA", "RESERVED_PREFIX"]
+
+RESERVED_PREFIX = "__"  # topics the process layer uses for timers, CANCEL and OUTDATED
+
+LUA = r"""
+local M = {}
+local channel = use("channel")
+M.event = {EXIT = "EXIT", CANCEL = "CANCEL", LINK_DOWN = "LINK_DOWN", OUTDATED = "OUTDATED"}
+
+local my_pid
+function M.pid()
+  if my_pid == nil then
+    local p, err = host("process.pid")
+    if p == nil then return nil, err end
+    my_pid = p
+  end
+  return my_pid
+end
+function M.spawn(id, on, ...) return host("process.spawn", id, on, "", ...) end
+function M.spawn_monitored(id, on, ...) return host("process.spawn", id, on, "monitor", ...) end
+function M.spawn_linked(id, on, ...) return host("process.spawn", id, on, "link", ...) end
+function M.send(pid, topic, payload) return host("process.send", pid, topic, payload) end
+function M.monitor(pid) return host("process.monitor", pid) end
+function M.unmonitor(pid) return host("process.unmonitor", pid) end
+M.demonitor = M.unmonitor
+function M.link(pid) return host("process.link", pid) end
+function M.unlink(pid) return host("process.unlink", pid) end
+function M.cancel(pid, reason, grace) return host("process.cancel", pid, reason, grace) end
+function M.terminate(pid) return host("process.terminate", pid) end
+function M.set_options(options) return host("process.set_options", options) end
+function M.get_options() return host("process.get_options") end
+function M.upgrade(...) return host("process.upgrade", ...) end
+function M.inbox()
+  if channel == nil then return nil, "process.inbox: channels are not available on this host" end
+  return channel._hosted("inbox")
+end
+function M.events()
+  if channel == nil then return nil, "process.events: channels are not available on this host" end
+  return channel._hosted("events")
+end
+M.registry = {
+  register = function(name) return host("process.register", name) end,
+  unregister = function(name) return host("process.unregister", name) end,
+  lookup = function(name) return host("process.lookup", name) end,
+}
+return M
+"""
+
+
+def _pid_arg(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise UsageError(f"{what}: expected a pid (string), got {value!r}")
+    return value
+
+
+def process_module(manager: LuaProcesses) -> LuaModule:
+    """The ``process`` module bound to ``manager`` (always visible, as SPEC §5 says)."""
+
+    async def pid(ctx: Any) -> str:
+        return process_of(ctx, "process.pid").pid
+
+    async def spawn(ctx: Any, entry: Any = None, on: Any = None, mode: Any = "", *args: Any) -> str:
+        if not isinstance(entry, str) or not entry:
+            raise UsageError(f"process.spawn: expected a process.lua entry id, got {entry!r}")
+        if not isinstance(on, str) or not on:
+            raise UsageError(f"process.spawn: expected a process.host entry id as the second argument, got {on!r}")
+        ctl = (ctx.extra or {}).get("process") if ctx.extra else None
+        if mode and ctl is None:
+            raise UsageError(f"process.spawn_{'monitored' if mode == 'monitor' else 'linked'} needs a Lua process")
+        return await manager.spawn(ctx.resolve(entry), ctx.resolve(on), *args, actor=ctx.actor, parent=ctl,
+                                   monitor=mode == "monitor", link=mode == "link")
+
+    async def send(ctx: Any, dest: Any = None, topic: Any = None, payload: Any = None) -> bool:
+        dest = _pid_arg(dest, "process.send")
+        if not isinstance(topic, str) or not topic:
+            raise UsageError(f"process.send: expected a topic string, got {topic!r}")
+        if topic.startswith(RESERVED_PREFIX):
+            raise UsageError(f"process.send: topic {topic!r} is reserved (topics starting with "
+                             f"{RESERVED_PREFIX!r} carry timers and events)")
+        await manager.authorize(ctx.actor, "process.send", dest)
+        ctl = (ctx.extra or {}).get("process") if ctx.extra else None
+        if ctl is not None:
+            ctl.proc.send(dest, topic, payload)
+        else:
+            manager.node.send(dest, topic, payload)
+        return True
+
+    async def monitor(ctx: Any, target: Any = None) -> bool:
+        process_of(ctx, "process.monitor").monitor(_pid_arg(target, "process.monitor"))
+        return True
+
+    async def unmonitor(ctx: Any, target: Any = None) -> bool:
+        return process_of(ctx, "process.unmonitor").unmonitor(_pid_arg(target, "process.unmonitor"))
+
+    async def link(ctx: Any, target: Any = None) -> bool:
+        process_of(ctx, "process.link").proc.link(_pid_arg(target, "process.link"))
+        return True
+
+    async def unlink(ctx: Any, target: Any = None) -> bool:
+        process_of(ctx, "process.unlink").proc.unlink(_pid_arg(target, "process.unlink"))
+        return True
+
+    async def cancel(ctx: Any, target: Any = None, reason: Any = None, grace: Any = None) -> bool:
+        ctl = (ctx.extra or {}).get("process") if ctx.extra else None
+        return manager.cancel(_pid_arg(target, "process.cancel"), reason, grace=grace,
+                              sender=ctl.pid if ctl is not None else None)
+
+    async def terminate(ctx: Any, target: Any = None) -> bool:
+        return manager.terminate(_pid_arg(target, "process.terminate"))
+
+    async def set_options(ctx: Any, options: Any = None) -> Any:
+        return process_of(ctx, "process.set_options").set_options(options)
+
+    async def get_options(ctx: Any) -> Any:
+        return process_of(ctx, "process.get_options").options()
+
+    async def upgrade(ctx: Any, *args: Any) -> Any:
+        return await process_of(ctx, "process.upgrade").upgrade(list(args))
+
+    async def register(ctx: Any, name: Any = None) -> bool:
+        ctl = process_of(ctx, "process.registry.register")
+        if not isinstance(name, str) or not name:
+            raise UsageError(f"process.registry.register: expected a name string, got {name!r}")
+        ctl.proc.register(name)
+        return True
+
+    async def unregister(ctx: Any, name: Any = None) -> bool:
+        process_of(ctx, "process.registry.unregister")
+        if not isinstance(name, str) or manager.node.whereis(name) is None:
+            return False
+        manager.node.unregister(name)
+        return True
+
+    async def lookup(ctx: Any, name: Any = None) -> Any:
+        if not isinstance(name, str) or not name:
+            raise UsageError(f"process.registry.lookup: expected a name string, got {name!r}")
+        found = manager.node.whereis(name)
+        if found is None:
+            raise UsageError(f"process.registry.lookup: no process is registered as {name!r}")
+        return found
+
+    ops = {
+        "process.pid": pid, "process.spawn": spawn, "process.send": send, "process.monitor": monitor,
+        "process.unmonitor": unmonitor, "process.link": link, "process.unlink": unlink,
+        "process.cancel": cancel, "process.terminate": terminate, "process.set_options": set_options,
+        "process.get_options": get_options, "process.upgrade": upgrade, "process.register": register,
+        "process.unregister": unregister, "process.lookup": lookup,
+    }
+    return LuaModule(name="process", lua=LUA, ops=ops, always=True)

@@ -1,0 +1,323 @@
+"""Lua processes: a runtime process whose body drives a Lua coroutine.
+
+``lua_process_body`` is the body a ``process.host`` supervisor (or a service
+keeper) spawns.  It loads the ``process.lua`` entry into a fresh sandboxed
+state, tells its starter it is up, then resumes the entry's method until it
+returns.  Each time the Lua code yields a host request (``receive``,
+``select``, ``send``, ``funcs.call`` ...) the body serves it and resumes the
+coroutine with the answer, so a waiting Lua process is a suspended coroutine
+plus one awaiting Python frame: thousands wait concurrently on one loop.
+
+Limits hold per *resume slice*: before every resume the instruction budget
+and the wall-clock deadline are reset, so a process may live for days while
+every stretch of computing between two waits is bounded (a host wait is not
+computing and is not bounded).
+
+Exits:
+
+* the method returns -> reason ``"normal"``; its first result is kept (see
+  ``LuaProcesses.result_of``) for the ``result.value`` of EXIT events; a
+  ``nil, err`` return is an abnormal exit with ``err`` as the reason;
+* a raised Lua error or a limit hit -> abnormal exit whose reason is the
+  error message (a str), logged as one line;
+* exit signals follow the runtime: ``process.terminate`` kills (untrappable),
+  a linked abnormal exit kills unless ``trap_links`` is set.
+
+Events (``process.events()``) are made from mailbox messages here:
+``DOWN`` -> ``EXIT``; a trapped link ``EXIT`` -> ``LINK_DOWN`` (normal exits
+of linked processes are dropped; an ``EXIT`` from the parent asking for
+shutdown -> ``CANCEL``); ``__cancel`` -> ``CANCEL``; ``__outdated`` ->
+``OUTDATED``.  Topics starting with ``__`` are reserved.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from lupa.lua54 import LuaMemoryError
+
+from wippy_agents.errors import InvalidPayload, LuaError, LuaLimitExceeded, UsageError, WippyError
+from wippy_agents.lua.context import CallContext
+from wippy_agents.lua.driver import LUA_LOG
+from wippy_agents.lua.value import from_lua, to_lua
+from wippy_agents.runtime import NORMAL, SHUTDOWN, Down, Exit, Message, Process
+
+if TYPE_CHECKING:
+    from wippy_agents.lua.hosting import LuaProcesses
+    from wippy_agents.lua.host import LoadedCode
+
+__all__ = ["LuaProcessCtl", "lua_process_body", "reason_error", "TIMER", "CANCEL", "OUTDATED"]
+
+log = logging.getLogger(__name__)
+
+TIMER, CANCEL, OUTDATED = "__timer", "__cancel", "__outdated"
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
+_EVENTS = "events"
+_INBOX = "inbox"
+_DROP = object()
+MAX_EARLY_TIMERS = 10_000  # fired timers nobody waited for yet (a select that moved on)
+
+
+def reason_error(reason: Any) -> str:
+    """The ``error`` text of an exit reason for Lua (``"killed"``, ``"boom"``, ``LuaError: ...``)."""
+    if isinstance(reason, str):
+        return reason
+    if isinstance(reason, WippyError):
+        return str(reason)
+    if isinstance(reason, BaseException):
+        return f"{type(reason).__name__}: {reason}" if str(reason) else type(reason).__name__
+    return repr(reason)
+
+
+class _Upgrade(Exception):
+    """Raised by the ``process.upgrade`` op to make the driver switch code."""
+
+    def __init__(self, code: LoadedCode, args: list[Any]) -> None:
+        super().__init__("upgrade")
+        self.code, self.args = code, args
+
+
+class LuaProcessCtl:
+    """What the ``process``/``channel`` ops work on for one running Lua process."""
+
+    def __init__(self, proc: Process, manager: LuaProcesses, entry_id: str, actor: Any, host_id: str | None) -> None:
+        self.proc = proc
+        self.pid = proc.pid
+        self.manager = manager
+        self.entry_id = entry_id
+        self.actor = actor
+        self.host_id = host_id
+        self.upgradable = False
+        self.trap_links = False
+        self.monitors: dict[str, list[str]] = {}  # pid -> monitor refs held on it
+        self.timers: dict[int, str] = {}  # timer id -> runtime timer ref (pending)
+        self.early: set[int] = set()  # timers that fired while nobody waited on them
+        self._timer_seq = 0
+
+    # -- options -----------------------------------------------------------------
+    def set_options(self, options: Any) -> dict[str, Any]:
+        if not isinstance(options, dict):
+            raise UsageError("process.set_options: expected a table like {trap_links = true, upgradable = true}")
+        unknown = set(options) - {"trap_links", "upgradable"}
+        if unknown:
+            raise UsageError(f"process.set_options: unknown option(s) {sorted(unknown)!r}; use trap_links, upgradable")
+        for key, value in options.items():
+            if not isinstance(value, bool):
+                raise UsageError(f"process.set_options: {key} must be true or false, got {value!r}")
+        if "trap_links" in options:
+            self.trap_links = options["trap_links"]
+            self.proc.trap_exit = self.trap_links
+        if "upgradable" in options:
+            self.upgradable = options["upgradable"]
+        return self.options()
+
+    def options(self) -> dict[str, Any]:
+        return {"trap_links": self.trap_links, "upgradable": self.upgradable}
+
+    # -- monitors and timers -----------------------------------------------------
+    def monitor(self, target: str) -> None:
+        ref = self.proc.monitor(target)
+        self.monitors.setdefault(target, []).append(ref)
+
+    def unmonitor(self, target: str) -> bool:
+        refs = self.monitors.pop(target, None)
+        for ref in refs or ():
+            self.proc.demonitor(ref, flush=True)
+        return bool(refs)
+
+    def start_timer(self, delay: float) -> int:
+        self._timer_seq += 1
+        tid = self._timer_seq
+        self.timers[tid] = self.proc.send_after(delay, self.pid, TIMER, tid)
+        return tid
+
+    def cancel_timers(self) -> None:
+        for ref in self.timers.values():
+            self.proc.cancel_timer(ref)
+        self.timers.clear()
+
+    # -- waiting -----------------------------------------------------------------
+    def _classify(self, msg: Message) -> Any:
+        topic = msg.topic
+        if topic == TIMER and msg.sender == self.pid:
+            return msg.payload
+        payload = msg.payload
+        if (topic == "DOWN" and type(payload) is Down) or (topic == "EXIT" and type(payload) is Exit):
+            return _EVENTS
+        if topic == CANCEL or topic == OUTDATED:
+            return _EVENTS
+        return _INBOX
+
+    async def wait(self, want: list[Any], nonblock: bool) -> dict[str, Any] | None:
+        """The first mailbox message a case in ``want`` asks for, as ``{"i", "value"}``; None if
+        ``nonblock`` and nothing is there.  Blocks until one arrives (cancellable)."""
+        index: dict[Any, int] = {}
+        for i, w in enumerate(want, 1):
+            if w in self.early:  # a timer that fired while we were not looking
+                self.early.discard(w)
+                return {"i": i, "value": time.time()}
+            index.setdefault(w, i)
+        classify = self._classify
+
+        def match(msg: Message) -> bool:
+            kind = classify(msg)
+            # timer messages are always taken: one nobody waits for is noted as fired
+            return kind in index or type(kind) is int
+
+        while True:
+            if nonblock:
+                msg = self.proc.receive_nowait(match=match)
+                if msg is None:
+                    return None
+            else:
+                msg = await self.proc.receive(match=match)
+            kind = classify(msg)
+            if type(kind) is int:
+                self.timers.pop(kind, None)
+                if kind not in index:
+                    if len(self.early) < MAX_EARLY_TIMERS:
+                        self.early.add(kind)
+                    continue
+                return {"i": index[kind], "value": time.time()}
+            value = self._translate(msg) if kind == _EVENTS else {
+                "topic": msg.topic, "from": msg.sender, "payload": msg.payload}
+            if value is not _DROP:
+                return {"i": index[kind], "value": value}
+
+    def _translate(self, msg: Message) -> Any:
+        payload = msg.payload
+        topic = msg.topic
+        if topic == "DOWN":
+            refs = self.monitors.get(payload.pid)
+            if refs is not None and payload.ref in refs:
+                refs.remove(payload.ref)
+                if not refs:
+                    del self.monitors[payload.pid]
+            return {"kind": "EXIT", "from": payload.pid, "result": self.manager.result_of(payload.pid, payload.reason)}
+        if topic == "EXIT":
+            if payload.pid == self.proc.parent and payload.reason == SHUTDOWN:
+                return {"kind": "CANCEL", "from": payload.pid, "reason": SHUTDOWN}
+            if payload.reason == NORMAL:
+                return _DROP
+            return {"kind": "LINK_DOWN", "from": payload.pid, "result": {"error": reason_error(payload.reason)}}
+        data = payload if isinstance(payload, dict) else {}
+        if topic == CANCEL:
+            return {"kind": "CANCEL", "from": msg.sender, "reason": data.get("reason")}
+        return {"kind": "OUTDATED", "from": msg.sender, "version": data.get("version")}
+
+    async def upgrade(self, args: list[Any]) -> None:
+        """``process.upgrade(...)``: load the entry's current code and continue there (same pid, same mailbox)."""
+        code = await self.manager.host.load(self.entry_id, actor=self.actor)
+        if code.spec.kind != "process.lua":
+            raise UsageError(f"process.upgrade: {self.entry_id!r} is now a {code.spec.kind}, not a process.lua")
+        raise _Upgrade(code, args)
+
+    # -- running -----------------------------------------------------------------
+    async def run(self, code: LoadedCode, args: list[Any]) -> Any:
+        """Run ``code``'s method with ``args`` until it returns; follows upgrades.  Returns the first result."""
+        while True:
+            try:
+                return await self._drive(code, args)
+            except _Upgrade as up:
+                log.info("lua process %s upgraded to the current %s", self.pid, self.entry_id,
+                         extra={"pid": self.pid})
+                code, args = up.code, up.args
+
+    async def _drive(self, code: LoadedCode, args: list[Any]) -> Any:
+        state = code.state
+        spec = code.spec
+        ctx = CallContext(host=self.manager.host, entry_id=spec.id, actor=code.actor, state=state,
+                          extra={"process": self})
+        ops = self.manager.host.ops
+        thread, send = code.thread_args(*args)
+        timeout = spec.limits.timeout
+        lua = state.lua
+        while True:
+            state.start(time.monotonic() + timeout)
+            out = state.step(thread, *send)
+            self._flush_logs(state)
+            tag = out[0]
+            if tag == b"request":
+                op = out[1].decode()
+                raw = out[2]
+                try:
+                    req = [from_lua(raw[i], where=f"{op} argument {i}") for i in range(1, raw[b"n"] + 1)]
+                    fn = ops.get(op)
+                    if fn is None:
+                        raise UsageError(f"unknown host operation {op!r}")
+                    value = await fn(ctx, *req)
+                    send = (to_lua(lua, value, where=f"{op} answer"), None)
+                except _Upgrade:
+                    raise
+                except LuaMemoryError:
+                    state.closed = True
+                    raise LuaLimitExceeded(f"memory limit exceeded ({state.limits.max_memory} bytes)",
+                                           limit="memory") from None
+                except InvalidPayload as exc:
+                    send = (None, str(exc).encode())
+                except WippyError as exc:
+                    send = (None, str(exc).encode())
+                except Exception as exc:  # a bug in an op must not look like success
+                    log.exception("host operation %r failed for %s", op, self.pid)
+                    send = (None, f"{op}: internal error ({type(exc).__name__})".encode())
+                continue
+            if tag == b"done":
+                results = out[1]
+                n = results[b"n"]
+                values = [from_lua(results[i], where=f"{spec.id} result") for i in range(2, n + 1)]
+                value = values[0] if values else None
+                if value is None and len(values) > 1 and values[1] is not None:
+                    err = values[1]
+                    raise LuaError(err if isinstance(err, str) else repr(err), entry=spec.id)
+                return value
+            message = out[1].decode("utf-8", "replace")
+            raise LuaError(message, entry=spec.id)
+
+    def _flush_logs(self, state: Any) -> None:
+        records, dropped = state.drain_logs()
+        for level, message, fields in records:
+            extra: dict[str, Any] = {"pid": self.pid, "entry": self.entry_id}
+            if fields is not None:
+                try:
+                    extra["fields"] = from_lua(fields, where="log fields")
+                except WippyError as exc:
+                    extra["fields"] = f"<{exc}>"
+            LUA_LOG.log(_LEVELS.get(level, logging.INFO), message, extra=extra)
+        if dropped:
+            LUA_LOG.warning("%d log records dropped (more than 1000 between two waits)", dropped,
+                            extra={"pid": self.pid, "entry": self.entry_id})
+
+
+async def lua_process_body(proc: Process, manager: LuaProcesses, entry_id: str, args: list[Any],
+                           token: str | None = None, host_id: str | None = None) -> None:
+    """Process body of a Lua process: load ``entry_id``, ack the start, run it; see the module docstring."""
+    setup = manager.take_setup(token)
+    actor = setup.actor if setup is not None else None
+    ctl = LuaProcessCtl(proc, manager, entry_id, actor, host_id)
+    manager.started(ctl)
+    try:
+        if setup is not None:
+            manager.apply_setup(ctl, setup)
+        try:
+            code = await manager.host.load(entry_id, actor=actor)
+            if code.spec.kind != "process.lua":
+                raise UsageError(f"{entry_id!r} is a {code.spec.kind}, not a process.lua entry", id=entry_id)
+        except WippyError as exc:  # one line for the starter (StartError) and the log, no traceback
+            log.error("lua process %s (%s) cannot start: %s", proc.pid, entry_id, exc, extra={"pid": proc.pid})
+            if setup is not None:
+                setup.start_error = str(exc)
+            proc.stop(str(exc))
+        proc.init_ack()
+        try:
+            value = await ctl.run(code, list(args))
+        except (LuaError, UsageError) as exc:
+            text = str(exc)
+            manager.note_result(proc.pid, {"error": text})
+            log.error("lua process %s (%s) failed: %s", proc.pid, entry_id, text, extra={"pid": proc.pid})
+            proc.stop(text)
+        manager.note_result(proc.pid, {"value": value})
+    finally:
+        manager.stopped(ctl)
+        ctl.cancel_timers()
