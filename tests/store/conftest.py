@@ -22,7 +22,15 @@ async def store(store_url):
 @pytest.fixture
 def raw_sql(store_url):
     """``await raw_sql(sql, *args)``: run SQL on the store's database behind its back."""
+    return _raw_sql(store_url)
 
+
+@pytest.fixture
+def raw_sql_pg(pg_url):
+    return _raw_sql(pg_url)
+
+
+def _raw_sql(store_url):
     async def run(sql: str, *args):
         if store_url.startswith("sqlite:"):
             db = sqlite3.connect(store_url[len("sqlite:///"):], isolation_level=None)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 
+import asyncio
+
 import pytest
 
 import wippy_agents.store as store_pkg
@@ -134,3 +136,44 @@ async def test_postgres_missing_database_is_a_store_error(pg_url):
     url = pg_url.replace("/test?", "/no_such_db_wippy?")
     with pytest.raises(StoreError, match="no_such_db_wippy"):
         await open_store(url)
+
+
+async def test_postgres_query_failures_are_store_errors_naming_the_operation(pg_url, raw_sql_pg):
+    s = await open_store(pg_url)
+    try:
+        await raw_sql_pg("DROP TABLE audit")
+        with pytest.raises(StoreError, match=r"audit_list failed: .*audit.* does not exist") as caught:
+            await s.audit_list()
+        assert "\n" not in str(caught.value)
+    finally:
+        await s.close()
+
+
+async def test_postgres_change_feed_survives_losing_its_connection(pg_url, raw_sql_pg):
+    reader, writer = await open_store(pg_url), await open_store(pg_url)
+    name = f"wippy-agents {reader.schema} listen"
+    listeners = "SELECT pid FROM pg_stat_activity WHERE application_name = $1"
+    try:
+        feed = reader.registry_changes(poll_interval=0.02, since=0)
+        waiting = asyncio.ensure_future(anext(feed))
+        [old] = await eventually(lambda: raw_sql_pg(listeners, name))
+        await raw_sql_pg("SELECT pg_terminate_backend($1)", old["pid"])
+        await eventually(lambda: _other_pid(raw_sql_pg(listeners, name), old["pid"]))
+        await writer.registry_append(VersionRecord(version=1, created_at=1.0, author="b", reason="r", changes=[]))
+        assert await asyncio.wait_for(waiting, 5) == 1
+        await feed.aclose()
+    finally:
+        await reader.close()
+        await writer.close()
+
+
+async def _other_pid(rows, old):
+    return [r for r in await rows if r["pid"] != old]
+
+
+async def eventually(check, timeout=5.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not (value := await check()):
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
+    return value

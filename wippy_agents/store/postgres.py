@@ -70,7 +70,8 @@ class PostgresStore:
         if self.schema is not None and not _IDENT.match(self.schema):
             raise ConfigError(f"store url {self.safe_url!r}: schema {self.schema!r} is not a plain identifier")
         self._dsn = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in params if k != "schema"])))
-        self._settings = {"application_name": "wippy-agents"}
+        # Named per schema so an operator (or a test) can tell our sessions apart.
+        self._settings = {"application_name": f"wippy-agents {self.schema or 'public'}"}
         if self.schema:
             self._settings["search_path"] = f'"{self.schema}"'
         self._channel = f"wippy_registry_{self.schema or 'public'}"
@@ -226,7 +227,8 @@ class PostgresStore:
         """A dedicated connection LISTENing on our channel; None once the store closed."""
         while not self._closed.is_set():
             try:
-                conn = await asyncpg.connect(self._dsn, server_settings=self._settings,
+                settings = {**self._settings, "application_name": self._settings["application_name"] + " listen"}
+                conn = await asyncpg.connect(self._dsn, server_settings=settings,
                                              timeout=self._pool_args["timeout"])
                 conn.add_termination_listener(lambda _c: wake.set())
                 await conn.add_listener(self._channel, lambda *_: wake.set())
