@@ -353,7 +353,9 @@ class TaskContext:
         self._seq += 1
         return self._seq
 
-    async def _wait_until(self, until: float, *, clock: Callable[[], float], event: asyncio.Event | None = None) -> None:
+    async def _wait_until(
+        self, until: float, *, clock: Callable[[], float], event: asyncio.Event | None = None
+    ) -> None:
         """Wait until ``clock() >= until`` or ``event`` is set; raises
         ``TaskCancelled`` as soon as the task is cancelled."""
         event = event or self._state.cancelled_event

@@ -87,7 +87,9 @@ class TaskEngine:
         store_retry: RetryPolicy = STORE_RETRY,
     ) -> None:
         if not 0 < heartbeat_seconds < lease_seconds:
-            raise UsageError(f"heartbeat_seconds ({heartbeat_seconds}) must be > 0 and < lease_seconds ({lease_seconds})")
+            raise UsageError(
+                f"heartbeat_seconds ({heartbeat_seconds}) must be > 0 and < lease_seconds ({lease_seconds})"
+            )
         self.store = store
         self.node_name = node_name
         self.lease_seconds = lease_seconds
@@ -139,7 +141,9 @@ class TaskEngine:
         """
         self._check_open()
         if kind not in self._kinds:
-            raise UsageError(f"no runner for task kind {kind!r} on node {self.node_name!r}; known: {sorted(self._kinds)}")
+            raise UsageError(
+                f"no runner for task kind {kind!r} on node {self.node_name!r}; known: {sorted(self._kinds)}"
+            )
         now = time.time()
         record = TaskRecord(
             id=task_id or uuid.uuid4().hex,

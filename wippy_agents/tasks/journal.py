@@ -71,7 +71,8 @@ async def load_journal(store: Store, task_id: str, *, policy: RetryPolicy = STOR
 
     Raises ``JournalCorrupt`` at once for a row that fails to decode.
     """
-    steps = await retry_store(lambda: store.journal_load(task_id), policy, what=f"loading the journal of task {task_id!r}")
+    what = f"loading the journal of task {task_id!r}"
+    steps = await retry_store(lambda: store.journal_load(task_id), policy, what=what)
     return [check_row(step, task_id) for step in steps]
 
 
