@@ -47,6 +47,8 @@ class Rig:
     def __init__(self, node: Node, procs: LuaProcesses, entries: Entries) -> None:
         self.node, self.procs, self.entries = node, procs, entries
         self.reports: asyncio.Queue = asyncio.Queue()
+        self.exits: dict[str, Any] = {}  # pid -> exit reason, for every process of the node
+        node.on_exit(self.exits.__setitem__)
         self.collector = node.spawn(self._collect, name="collector")
 
     async def _collect(self, proc) -> None:
@@ -60,6 +62,13 @@ class Rig:
 
     async def report(self, timeout: float = 10.0) -> tuple[str, Any, Any]:
         return await asyncio.wait_for(self.reports.get(), timeout)
+
+    def queued_topics(self) -> list[str]:
+        """Topics of the reports received so far and not yet taken (drains the queue)."""
+        out = []
+        while not self.reports.empty():
+            out.append(self.reports.get_nowait()[0])
+        return out
 
     async def spawn(self, id: str, *args: Any) -> str:
         return await self.procs.spawn(id, HOST, *args)
