@@ -234,6 +234,26 @@ async def test_journal_refuses_non_json_results_and_bad_statuses(store):
     assert await store.journal_load("t1") == []
 
 
+async def test_journal_write_many_records_a_finish_and_the_next_start_together(store):
+    await store.task_create(task())
+    await store.task_claim("t1", "a", 60)
+    await store.journal_write(step(0), node="a")
+    await store.journal_write_many([step(0, "ok", result=0), step(1)], node="a")
+    await store.journal_write_many([], node="a")
+    assert [(s.seq, s.status, s.result) for s in await store.journal_load("t1")] == [(0, "ok", 0), (1, "started", None)]
+
+
+async def test_journal_write_many_is_all_or_nothing(store):
+    await store.task_create(task())
+    await store.task_claim("t1", "a", 60)
+    await store.journal_write(step(0, "ok", result=0), node="a")
+    with pytest.raises(StepAlreadyRecorded):
+        await store.journal_write_many([step(1), step(0, "ok", result="again")], node="a")
+    with pytest.raises(LeaseLost):
+        await store.journal_write_many([step(1)], node="b")
+    assert [s.seq for s in await store.journal_load("t1")] == [0]
+
+
 # -- rows that fail to decode ----------------------------------------------------
 async def test_a_corrupt_journal_row_names_table_and_key(store, raw_sql):
     await store.task_create(task())

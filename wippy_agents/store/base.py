@@ -129,9 +129,12 @@ class Store(Protocol):
     async def runtime_entries(self) -> list[dict[str, Any]]:
         """Entries created at run time, to load again after a restart."""
 
-    def registry_changes(self, *, poll_interval: float = 0.5) -> AsyncIterator[int]:
+    def registry_changes(self, *, poll_interval: float = 0.5, since: int | None = None) -> AsyncIterator[int]:
         """Yield the new head version each time another writer appends one
-        (PostgreSQL LISTEN/NOTIFY; polling on SQLite). Ends when the store closes."""
+        (PostgreSQL LISTEN/NOTIFY; polling on SQLite). ``since``: report versions
+        after this one (pass the version you loaded, so nothing committed before
+        you subscribed is missed); default: the head when iteration starts.
+        Ends when the store closes."""
 
     # -- audit ------------------------------------------------------------
     async def audit_append(self, records: list[AuditRecord]) -> None: ...
@@ -147,18 +150,24 @@ class Store(Protocol):
 
     async def task_list(self, *, status: str | None = None, limit: int = 100) -> list[TaskRecord]: ...
 
-    async def task_update(self, task_id: str, **fields: Any) -> TaskRecord:
-        """Set the given TaskRecord fields (status, result, error, owner,
-        lease_expires_at); raises ``TaskNotFound``."""
+    async def task_update(self, task_id: str, *, node: str | None = None, **fields: Any) -> TaskRecord:
+        """Set the given TaskRecord fields (any but ``id``/``created_at``;
+        ``updated_at`` is set to now); raises ``TaskNotFound``, ``UsageError``
+        for a field or status that does not exist. With ``node`` given, only
+        while that node owns the task (else ``LeaseLost``)."""
 
     async def task_claim(self, task_id: str, node: str, lease_seconds: float) -> TaskRecord | None:
         """Take the lease of one task if it is free, expired or already ours;
-        None if another live node holds it. Atomic."""
+        None if another live node holds it or the task has finished
+        (succeeded/failed/cancelled). Atomic; raises ``TaskNotFound``."""
 
-    async def task_claim_expired(self, node: str, lease_seconds: float, *, limit: int = 10) -> list[TaskRecord]:
+    async def task_claim_expired(
+        self, node: str, lease_seconds: float, *, limit: int = 10, include_own: bool = False
+    ) -> list[TaskRecord]:
         """Atomically claim up to ``limit`` pending/running tasks whose lease is
         missing or expired (``FOR UPDATE SKIP LOCKED`` on PostgreSQL): each is
-        claimed by exactly one node."""
+        claimed by exactly one node. Oldest first. ``include_own=True`` also
+        takes tasks ``node`` still owns (recovery after a restart)."""
 
     async def task_heartbeat(self, node: str, task_ids: list[str], lease_seconds: float) -> list[str]:
         """Extend our leases; returns the ids whose lease we still hold."""
@@ -181,4 +190,16 @@ class Store(Protocol):
         for a (task_id, seq) that is already finished raises ``StoreError``
         (a step is never recorded twice). With ``node`` given, the write
         only succeeds while that node still owns the task's lease (else
-        ``TaskError``: the lease was lost)."""
+        ``TaskError``: the lease was lost).
+
+        Precisely: ``StepAlreadyRecorded`` (a ``StoreError``) for a finished
+        (task_id, seq), ``NondeterminismError`` when the seq was started under
+        another name, ``LeaseLost`` (a ``TaskError``) when ``node`` no longer
+        owns the task (an expired lease nobody else claimed is still ours:
+        claims are atomic), ``TaskNotFound`` for an unknown task. A
+        ``started`` row may be written again (an idempotent step re-run)."""
+
+    async def journal_write_many(self, steps: list[StepRecord], *, node: str | None = None) -> None:
+        """Several ``journal_write``s in one transaction and one round trip: all
+        are recorded or none is (same rules and errors). Lets a task engine
+        record "step N finished" together with "step N+1 started"."""

@@ -318,16 +318,16 @@ class PostgresStore:
 
     async def journal_write(self, step: StepRecord, *, node: str | None = None) -> None:
         params = step_params(step)
-        sql = q.JOURNAL_WRITE[step.status != "started", node is not None]
         async with self._guard("journal_write") as conn:
-            try:
-                status = await conn.execute(sql, *params, *(() if node is None else (node,)))
-            except asyncpg.ForeignKeyViolationError:
-                raise TaskNotFound(f"journal_write: task {step.task_id!r} does not exist",
-                                   task_id=step.task_id) from None
-            if status != "INSERT 0 1":
-                probe = await conn.fetchrow(q.JOURNAL_PROBE, step.task_id, step.seq)
-                raise journal_refusal({"task_id": step.task_id, "seq": step.seq, "name": step.name}, node, probe)
+            await _journal_one(conn, step, params, node)
+
+    async def journal_write_many(self, steps: list[StepRecord], *, node: str | None = None) -> None:
+        if not steps:
+            return
+        params = [step_params(s) for s in steps]
+        async with self._guard("journal_write_many") as conn, conn.transaction():
+            for step, p in zip(steps, params):
+                await _journal_one(conn, step, p, node)
 
     # -- task signals (migration 3) --------------------------------------------
     async def signal_send(self, task_id: str, topic: str, payload: Any) -> int:
@@ -344,6 +344,17 @@ class PostgresStore:
         """The first signal for (task, topic) with an id above ``after``, or None."""
         rows = await self._fetch("signal_next", signals_sql.PG_NEXT, task_id, topic, after)
         return signals_sql.decode(rows[0]["id"], rows[0]["payload"]) if rows else None
+
+
+async def _journal_one(conn: asyncpg.Connection, step: StepRecord, params: tuple, node: str | None) -> None:
+    sql = q.JOURNAL_WRITE[step.status != "started", node is not None]
+    try:
+        status = await conn.execute(sql, *params, *(() if node is None else (node,)))
+    except asyncpg.ForeignKeyViolationError:
+        raise TaskNotFound(f"journal_write: task {step.task_id!r} does not exist", task_id=step.task_id) from None
+    if status != "INSERT 0 1":
+        probe = await conn.fetchrow(q.JOURNAL_PROBE, step.task_id, step.seq)
+        raise journal_refusal({"task_id": step.task_id, "seq": step.seq, "name": step.name}, node, probe)
 
 
 def _stale(version: int, head: int) -> StaleVersion:

@@ -210,6 +210,10 @@ class SqliteStore:
     async def journal_write(self, step: StepRecord, *, node: str | None = None) -> None:
         await self._call("journal_write", q.journal_write, step_params(step), node)
 
+    async def journal_write_many(self, steps: list[StepRecord], *, node: str | None = None) -> None:
+        if steps:
+            await self._call("journal_write_many", q.journal_write_many, [step_params(s) for s in steps], node)
+
     # -- task signals (migration 3) --------------------------------------------
     async def signal_send(self, task_id: str, topic: str, payload: Any) -> int:
         """Persist a signal for a task; returns its id (ids grow in commit order)."""

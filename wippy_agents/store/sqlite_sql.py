@@ -233,3 +233,8 @@ def journal_write(db: sqlite3.Connection, params: tuple, node: str | None) -> No
             "SELECT t.owner AS owner, j.name AS name, j.status AS status FROM tasks t"
             " LEFT JOIN journal j ON j.task_id = t.id AND j.seq = ? WHERE t.id = ?",
             (named["seq"], named["task_id"])).fetchone())
+
+
+def journal_write_many(db: sqlite3.Connection, rows: list[tuple], node: str | None) -> None:
+    """Several journal writes in one transaction: all land or none does."""
+    _tx(db, lambda: [journal_write(db, params, node) for params in rows])
