@@ -157,3 +157,27 @@ async def test_a_step_finishing_after_a_takeover_is_not_recorded(engines, effect
     assert [(s.name, s.status) for s in steps] == [("slow", "started")]
     assert effects == {"slow": 1}
     assert (await a.get("t1")).status == "running"  # left to its new owner, not failed by a
+
+
+async def test_heartbeats_survive_a_store_outage_and_keep_the_lease(engines):
+    from .conftest import FlakyStore
+
+    flaky = FlakyStore(await engines.store())
+    a = await engines.engine("a", store=flaky, heartbeat_seconds=0.05)
+    entered, gate = asyncio.Event(), asyncio.Event()
+
+    async def runner(ctx):
+        entered.set()
+        await ctx.step("wait", gate.wait)
+        return "kept"
+
+    a.register_kind("k", runner)
+    await a.start("k", "app:x", task_id="t1")
+    await until_set(entered)
+    flaky.fail("task_heartbeat", 3)
+    await eventually(lambda: flaky.failed["task_heartbeat"] == 3, what="three failed heartbeats")
+    renewed_after = (await a.get("t1")).lease_expires_at
+    await eventually(lambda: _lease_after(a, "t1", renewed_after), what="a heartbeat after the outage")
+    assert a.running() == ["t1"]
+    gate.set()
+    assert await a.wait("t1", timeout=5) == "kept"

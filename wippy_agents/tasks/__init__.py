@@ -7,7 +7,13 @@
 
 A runner makes every outside effect durable through its ``TaskContext``:
 ``ctx.step(name, fn)``, ``ctx.now()``, ``ctx.uuid4()``, ``ctx.random()``,
-``ctx.sleep(s)`` and ``ctx.receive_signal(topic)``.
+``ctx.sleep(s)``, ``ctx.receive_signal(topic)`` and ``ctx.run_child(...)``.
+
+Any durable runtime plugs in as a kind: a ``workflow.lua`` runner drives its
+Lua coroutine and answers each yielded request through the context —
+``funcs.call`` -> ``ctx.step("funcs.call:<id>", ..., idempotent=<entry flag>)``,
+``time.sleep`` -> ``ctx.sleep``, ``time.now`` -> ``ctx.now``, ``uuid.v4`` ->
+``ctx.uuid4``, a message to the task's process -> ``ctx.receive_signal``.
 """
 
 from .context import Metered, RunInterrupted, TaskContext
