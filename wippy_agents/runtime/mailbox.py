@@ -14,6 +14,8 @@ import asyncio
 from collections import deque
 from typing import Callable
 
+from wippy_agents.errors import ReceiveTimeout
+
 from .messages import MailboxStats, Message
 
 __all__ = ["Mailbox", "Topic", "Match"]
@@ -29,17 +31,18 @@ def _expire(box: "Mailbox", fut: asyncio.Future) -> None:
 
 
 class Mailbox:
-    """Messages for one process, in arrival order.
+    """Messages for one process (``owner``, a pid), in arrival order.
 
     ``put`` never blocks. ``get`` waits for the first message whose topic matches
     ``topic`` (a str, a tuple of str, or None for any) and for which ``match``
-    (if given) is true; returns None when ``timeout`` seconds pass first.
-    Only the owning process calls ``get``; one waiter at a time.
+    (if given) is true; raises ``ReceiveTimeout`` when ``timeout`` seconds pass
+    first. Only the owning process calls ``get``; one waiter at a time.
     """
 
-    __slots__ = ("_queue", "_waiter", "_topic", "_match", "delivered", "received", "max_queued")
+    __slots__ = ("owner", "_queue", "_waiter", "_topic", "_match", "delivered", "received", "max_queued")
 
-    def __init__(self) -> None:
+    def __init__(self, owner: str = "") -> None:
+        self.owner = owner
         self._queue: deque[Message] | None = None  # created on first queued message
         self._waiter: asyncio.Future | None = None
         self._topic: Topic = None
@@ -98,14 +101,14 @@ class Mailbox:
                     return msg
         return None
 
-    async def get(self, topic: Topic = None, match: Match = None, timeout: float | None = None) -> Message | None:
-        """Wait for the first matching message; None if ``timeout`` passes first.
+    async def get(self, topic: Topic = None, match: Match = None, timeout: float | None = None) -> Message:
+        """Wait for the first matching message.
 
-        Blocks until a match arrives. Cancellation propagates (the message, if
-        it arrived in the same instant, is lost with the dying receiver).
+        Blocks until a match arrives; raises ``ReceiveTimeout`` after ``timeout``
+        seconds (0 looks at the queue only). Cancellation propagates (a message
+        handed over in the same instant is lost with the dying receiver).
         """
-        q = self._queue
-        if q:
+        if self._queue:
             msg = self.get_nowait(topic, match)
             if msg is not None:
                 return msg
@@ -121,10 +124,14 @@ class Mailbox:
                 self._waiter = None
         handle = loop.call_at(loop.time() + timeout, _expire, self, fut)
         try:
-            return await fut
+            msg = await fut
         finally:
             self._waiter = None
             handle.cancel()
+        if msg is None:
+            raise ReceiveTimeout(f"process {self.owner!r} got no {self.describe(topic)} within {timeout}s",
+                                 pid=self.owner, topic=topic, timeout=timeout)
+        return msg
 
     def statistics(self) -> MailboxStats:
         """Counts and the current wait, for ``/ps`` and tests."""

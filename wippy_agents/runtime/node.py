@@ -24,24 +24,19 @@ from wippy_agents.errors import (
 )
 
 from .actor import Actor, run_actor
-from .messages import KILL, NORMAL, SHUTDOWN, Message, ProcessInfo
+from .messages import KILL, NORMAL, SHUTDOWN, Message, ProcessInfo, make_message
 from .payload import copy_payload
 from .process import Process
 from .signals import Signals, reason_text
 from .spec import SupervisorSpec
 from .supervisor import supervisor_body
+from .timers import SLOTS_PER_SECOND, TIMED_OUT, Deadlines
 
 __all__ = ["Node"]
 
 logger = logging.getLogger(__name__)
 
 _SHARED = (str, int, float, bool, type(None), bytes)
-
-
-def _call_expired(fut: asyncio.Future, dest: str, topic: str, timeout: float) -> None:
-    if not fut.done():
-        fut.set_exception(CallTimeout(f"no reply to call {topic!r} from {dest!r} within {timeout}s",
-                                      dest=dest, topic=topic, timeout=timeout))
 
 
 class Node(Signals):
@@ -72,6 +67,7 @@ class Node(Signals):
         self._seq = 0
         self._ref_seq = 0
         self._calls: dict[str, asyncio.Future] = {}
+        self._deadlines: Deadlines | None = None  # call timeouts, created with the loop binding
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._hooks: list[Callable[[str, Any], None]] = []
         self._stopping = False
@@ -91,6 +87,11 @@ class Node(Signals):
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         return self._loop
+
+    def _wheel(self) -> Deadlines:
+        if self._deadlines is None:
+            self._deadlines = Deadlines(self._loop or self._bind())
+        return self._deadlines
 
     def _new_ref(self) -> str:
         self._ref_seq += 1
@@ -277,7 +278,7 @@ class Node(Signals):
             proc = self._resolve(dest)
             if proc is None:
                 return  # a dead pid: dropped, as in Erlang
-        proc.mailbox.put(Message(topic=topic, payload=payload, sender=sender))
+        proc.mailbox.put(make_message(topic, payload, sender, None))
 
     async def call(self, dest: str, topic: str, payload: Any = None, timeout: float | None = 5.0) -> Any:
         """Call a process from outside any process; see ``Process.call``."""
@@ -302,9 +303,9 @@ class Node(Signals):
                               f"({reason_text(target._reason)})", dest=dest, reason=reason_text(target._reason))
         if sender is not None and target.pid == sender:
             raise UsageError(f"process {sender!r} called itself with {topic!r}; that would never be answered")
-        loop = self._loop
         self._ref_seq += 1
-        ref = f"{self._ref_prefix}{self._ref_seq}>"
+        ref = self._ref_seq  # a call's ref is an opaque int: cheaper than a formatted monitor ref
+        loop = self._loop
         fut = loop.create_future()
         mons = target._monitors
         if mons is None:
@@ -312,22 +313,31 @@ class Node(Signals):
         mons[ref] = fut  # a monitor whose DOWN is "fail this future": a dead callee never leaves us hanging
         calls = self._calls
         calls[ref] = fut
-        target.mailbox.put(Message(topic=topic, payload=payload, sender=sender, ref=ref))
+        target.mailbox.put(make_message(topic, payload, sender, ref))
         if timeout is None:
             try:
                 return await fut
             finally:
                 del calls[ref]
                 mons.pop(ref, None)
-        handle = loop.call_at(loop.time() + timeout, _call_expired, fut, dest, topic, timeout)
+        wheel = self._deadlines or self._wheel()
+        i = int((loop.time() + timeout) * SLOTS_PER_SECOND) + 1
+        entries = wheel.slots.get(i)
+        if entries is None:  # (not `or`: an empty slot dict is falsy)
+            entries = wheel.open(i)
+        entries[ref] = fut
         try:
-            return await fut
+            result = await fut
         finally:
-            handle.cancel()
+            del entries[ref]
             del calls[ref]
             mons.pop(ref, None)
+        if result is TIMED_OUT:
+            raise CallTimeout(f"no reply to call {topic!r} from {dest!r} within {timeout}s",
+                              dest=dest, topic=topic, timeout=timeout)
+        return result
 
-    def reply(self, msg: Message | str, value: Any = None) -> bool:
+    def reply(self, msg: Message | int, value: Any = None) -> bool:
         """Answer a call given its message (or ``msg.ref``); False if nobody waits any more.
 
         Never blocks. ``value`` is copied (``InvalidPayload`` if it is not
@@ -431,6 +441,8 @@ class Node(Signals):
             if not await self._wait_all(timeout):
                 logger.error("node %s: processes ignored kill and were abandoned: %s",
                              self.name, ", ".join(self._procs))
+        if self._deadlines is not None:
+            self._deadlines.close()  # every callee is gone, so every call has already failed
         self._stopped = True
 
     async def _wait_all(self, timeout: float) -> bool:

@@ -9,9 +9,9 @@ keeps an idle process small.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, Coroutine, NoReturn
 
-from wippy_agents.errors import ProcessExit, ReceiveTimeout
+from wippy_agents.errors import ProcessExit
 
 from .mailbox import Mailbox, Match, Topic
 from .messages import NORMAL, Message
@@ -46,7 +46,7 @@ class Process:
         self.name: str | None = None
         self.trap_exit = trap_exit
         self.parent = parent
-        self.mailbox = Mailbox()
+        self.mailbox = Mailbox(pid)
         self._task: asyncio.Task | None = None
         self._body = body
         self._links: set[str] | None = None
@@ -70,39 +70,39 @@ class Process:
         """
         self.node._send(self.pid, dest, topic, payload)
 
-    async def receive(self, topic: Topic = None, timeout: float | None = None, *, match: Match = None) -> Message:
-        """Wait for the first message matching ``topic`` (str, tuple of str, None = any).
+    def receive(self, topic: Topic = None, timeout: float | None = None, *,
+                match: Match = None) -> Coroutine[Any, Any, Message]:
+        """Wait for the first message matching ``topic`` (str, tuple of str, None = any): ``await`` it.
 
         Messages that do not match stay queued in order. ``match`` further
         filters on the whole ``Message``. Raises ``ReceiveTimeout`` after
         ``timeout`` seconds (None waits forever; 0 only looks at the queue).
-        The first ``receive`` also tells a waiting starter that this process is
-        initialised (see ``init_ack``).
+        A function body's first ``receive`` also tells a waiting starter that
+        it is initialised (see ``init_ack``). (A plain method returning the
+        mailbox coroutine: one coroutine frame less per message.)
         """
         if self._ack is not None and self._auto_ack:
             self.init_ack()
-        msg = await self.mailbox.get(topic, match, timeout)
-        if msg is None:
-            raise ReceiveTimeout(
-                f"process {self.pid!r} got no {Mailbox.describe(topic)} within {timeout}s",
-                pid=self.pid, topic=topic, timeout=timeout,
-            )
-        return msg
+        return self.mailbox.get(topic, match, timeout)
 
     def receive_nowait(self, topic: Topic = None, *, match: Match = None) -> Message | None:
         """The first queued matching message, or None; never waits."""
         return self.mailbox.get_nowait(topic, match)
 
-    async def call(self, dest: str, topic: str, payload: Any = None, timeout: float | None = 5.0) -> Any:
-        """Send a request and wait for its reply (``proc.reply(msg, value)`` on the other side).
+    def call(self, dest: str, topic: str, payload: Any = None,
+             timeout: float | None = 5.0) -> Coroutine[Any, Any, Any]:
+        """Send a request and wait for its reply: ``await proc.call(...)``.
 
-        The reply goes to a private future, never through this mailbox.
-        Raises ``ProcessDead`` at once if ``dest`` is dead, dying, unknown, or
-        dies before replying; ``CallTimeout`` after ``timeout`` seconds.
+        The callee answers with ``proc.reply(msg, value)``; the reply goes to a
+        private future, never through this mailbox. Raises ``ProcessDead`` at
+        once if ``dest`` is dead, exiting, unknown, or dies before replying;
+        ``CallTimeout`` once ``timeout`` seconds have passed (checked on a 10 ms
+        wheel: never early, at most one slot late); ``InvalidPayload`` for a
+        payload that is not data.
         """
-        return await self.node._call(self.pid, dest, topic, payload, timeout)
+        return self.node._call(self.pid, dest, topic, payload, timeout)
 
-    def reply(self, msg: Message | str, value: Any = None) -> bool:
+    def reply(self, msg: Message | int, value: Any = None) -> bool:
         """Answer a call (``msg`` or its ``ref``). False if the caller is gone or timed out."""
         return self.node.reply(msg, value)
 

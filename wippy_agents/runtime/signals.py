@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from wippy_agents.errors import ProcessDead, ProcessExit
 
-from .messages import KILL, KILLED, NOPROC, NORMAL, Down, Exit, Message
+from .messages import KILL, KILLED, NOPROC, NORMAL, Down, Exit, make_message
 
 if TYPE_CHECKING:
     from .process import Process
@@ -74,7 +74,7 @@ class Signals:
         if reason == KILL and not linked:
             self._terminate(target, KILLED)
         elif target.trap_exit:
-            target.mailbox.put(Message(topic="EXIT", payload=Exit(pid=sender, reason=reason), sender=sender))
+            target.mailbox.put(make_message("EXIT", Exit(pid=sender, reason=reason), sender, None))
         elif reason == NORMAL:
             if sender == target.pid and not linked:
                 self._terminate(target, NORMAL)
@@ -142,7 +142,7 @@ class Signals:
                     if watcher is not None:
                         watcher._watching.pop(ref, None)
                         watcher.mailbox.put(
-                            Message(topic="DOWN", payload=Down(ref=ref, pid=pid, reason=reason), sender=pid))
+                            make_message("DOWN", Down(ref=ref, pid=pid, reason=reason), pid, None))
                 elif not w.done():
                     w.set_exception(_dead(pid, reason))
         watching = proc._watching
@@ -193,7 +193,7 @@ class Signals:
             target_pid = self._names.get(pid)
             target = self._procs.get(target_pid) if target_pid else None
         if target is None:
-            watcher.mailbox.put(Message(topic="DOWN", payload=Down(ref=ref, pid=pid, reason=NOPROC), sender=pid))
+            watcher.mailbox.put(make_message("DOWN", Down(ref=ref, pid=pid, reason=NOPROC), pid, None))
             return ref
         if target._monitors is None:
             target._monitors = {}

@@ -1,0 +1,300 @@
+"""Benchmark the actor kernel against raw asyncio and pykka, side by side in one run.
+
+Run with ``make bench`` (or ``.venv/bin/python bench/actors.py [--quick]``).
+Every ratio compares two figures measured in this process, one after the
+other, best of several rounds, so machine load mostly cancels out. Targets
+come from issue 2. The garbage collector stays on for every row (it is part
+of what a real node pays); the spawn row also prints a GC-paused variant for
+reference only.
+
+pykka (thread-based actors) is a bench-only dependency: ``pip install pykka``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import sys
+import time
+import tracemalloc
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+from wippy_agents.runtime import Node
+
+
+@dataclass(frozen=True, kw_only=True)
+class Row:
+    name: str
+    ours: float
+    peer: float
+    peer_name: str
+    unit: str
+    target: str
+    ok: bool
+
+
+def best(rounds: int, fn: Callable[[], float]) -> float:
+    return min(fn() for _ in range(rounds))
+
+
+async def abest(rounds: int, fn: Callable[[], Awaitable[float]]) -> float:
+    return min([await fn() for _ in range(rounds)])
+
+
+# -- ping-pong -------------------------------------------------------------------------
+
+
+async def raw_queue_pingpong(n: int) -> float:
+    a: asyncio.Queue = asyncio.Queue()
+    b: asyncio.Queue = asyncio.Queue()
+
+    async def pong() -> None:
+        while True:
+            v = await b.get()
+            if v is None:
+                return
+            a.put_nowait(v)
+
+    task = asyncio.ensure_future(pong())
+    t0 = time.perf_counter()
+    for i in range(n):
+        b.put_nowait(i)
+        await a.get()
+    dt = time.perf_counter() - t0
+    b.put_nowait(None)
+    await task
+    return dt / n
+
+
+async def kernel_pingpong(n: int) -> float:
+    async with Node("bench") as node:
+        done = asyncio.get_running_loop().create_future()
+
+        async def pong(proc):
+            while True:
+                msg = await proc.receive()
+                proc.send(msg.sender, "pong", msg.payload)
+
+        async def ping(proc, peer):
+            t0 = time.perf_counter()
+            for i in range(n):
+                proc.send(peer, "ping", i)
+                await proc.receive()
+            done.set_result((time.perf_counter() - t0) / n)
+
+        node.spawn(ping, node.spawn(pong))
+        return await done
+
+
+# -- request/reply ------------------------------------------------------------------------
+
+
+async def raw_request_reply(n: int) -> float:
+    q: asyncio.Queue = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+
+    async def server() -> None:
+        while True:
+            item = await q.get()
+            if item is None:
+                return
+            value, fut = item
+            fut.set_result(value)
+
+    task = asyncio.ensure_future(server())
+    t0 = time.perf_counter()
+    for i in range(n):
+        fut = loop.create_future()
+        q.put_nowait((i, fut))
+        await fut
+    dt = time.perf_counter() - t0
+    q.put_nowait(None)
+    await task
+    return dt / n
+
+
+async def kernel_call(n: int) -> float:
+    async with Node("bench") as node:
+        done = asyncio.get_running_loop().create_future()
+
+        async def server(proc):
+            while True:
+                msg = await proc.receive()
+                proc.reply(msg, msg.payload)
+
+        async def client(proc, srv):
+            t0 = time.perf_counter()
+            for i in range(n):
+                await proc.call(srv, "q", i, timeout=5.0)
+            done.set_result((time.perf_counter() - t0) / n)
+
+        node.spawn(client, node.spawn(server))
+        return await done
+
+
+def pykka_ask(n: int) -> float:
+    import pykka
+
+    class Echo(pykka.ThreadingActor):
+        def on_receive(self, message):
+            return message
+
+    ref = Echo.start()
+    try:
+        t0 = time.perf_counter()
+        for i in range(n):
+            ref.ask(i, timeout=5.0)
+        return (time.perf_counter() - t0) / n
+    finally:
+        ref.stop()
+
+
+# -- spawn + exit -------------------------------------------------------------------------
+
+
+async def raw_spawn_exit(n: int) -> float:
+    async def body() -> None:
+        return None
+
+    loop = asyncio.get_running_loop()
+    t0 = time.perf_counter()
+    tasks = [loop.create_task(body()) for _ in range(n)]
+    await asyncio.gather(*tasks)
+    return (time.perf_counter() - t0) / n
+
+
+async def kernel_spawn_exit(n: int) -> float:
+    async def body(proc) -> None:
+        return None
+
+    async with Node("bench") as node:
+        done = asyncio.get_running_loop().create_future()
+        left = [n]
+
+        def on_exit(_pid, _reason):
+            left[0] -= 1
+            if left[0] == 0:
+                done.set_result(None)
+
+        node.on_exit(on_exit)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            node.spawn(body)
+        await done
+        return (time.perf_counter() - t0) / n
+
+
+# -- memory -----------------------------------------------------------------------------
+
+
+async def kernel_idle_memory(n: int) -> float:
+    async def idle(proc) -> None:
+        await proc.receive()
+
+    node = Node("bench")
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for _ in range(n):
+        node.spawn(idle)
+    for _ in range(3):
+        await asyncio.sleep(0)  # every body has reached its receive
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    await node.stop()
+    return (after - before) / n
+
+
+async def raw_idle_memory(n: int) -> float:
+    loop = asyncio.get_running_loop()
+    futs = [loop.create_future() for _ in range(n)]
+
+    async def idle(f) -> None:
+        await f
+
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    tasks = [loop.create_task(idle(f)) for f in futs]
+    for _ in range(3):
+        await asyncio.sleep(0)
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    for f in futs:
+        f.set_result(None)
+    await asyncio.gather(*tasks)
+    return (after - before) / n
+
+
+# -- main -------------------------------------------------------------------------------
+
+
+async def run(quick: bool) -> list[Row]:
+    rounds = 3 if quick else 5
+    msgs = 20_000 if quick else 100_000
+    spawns = 100_000
+    rows = []
+
+    raw = await abest(rounds, lambda: raw_queue_pingpong(msgs))
+    ours = await abest(rounds, lambda: kernel_pingpong(msgs))
+    rows.append(Row(name="send+receive round trip", ours=ours * 1e6, peer=raw * 1e6, peer_name="asyncio.Queue",
+                    unit="µs", target="≤ 1.5×", ok=ours / raw <= 1.5))
+
+    raw = await abest(rounds, lambda: raw_request_reply(msgs))
+    ours_call = await abest(rounds, lambda: kernel_call(msgs))
+    rows.append(Row(name="call (timeout=5) round trip", ours=ours_call * 1e6, peer=raw * 1e6,
+                    peer_name="queue+future, no timeout", unit="µs", target="≤ 2×", ok=ours_call / raw <= 2.0))
+
+    try:
+        pk = best(rounds, lambda: pykka_ask(msgs // 10))
+        rows.append(Row(name="call vs pykka ask", ours=ours_call * 1e6, peer=pk * 1e6, peer_name="pykka ask",
+                        unit="µs", target="≥ 4× faster", ok=pk / ours_call >= 4.0))
+    except ImportError:
+        print("pykka not installed: `pip install pykka` for the pykka row", file=sys.stderr)
+
+    raw = await abest(rounds, lambda: raw_spawn_exit(spawns))
+    ours = await abest(rounds, lambda: kernel_spawn_exit(spawns))
+    rows.append(Row(name=f"spawn+exit ×{spawns:,} (per process)", ours=ours * 1e6, peer=raw * 1e6,
+                    peer_name="create_task", unit="µs", target="≤ 3×", ok=ours / raw <= 3.0))
+    gc.disable()
+    try:
+        raw = await abest(rounds, lambda: raw_spawn_exit(spawns))
+        ours = await abest(rounds, lambda: kernel_spawn_exit(spawns))
+    finally:
+        gc.enable()
+    rows.append(Row(name="  same, GC paused (reference only)", ours=ours * 1e6, peer=raw * 1e6,
+                    peer_name="create_task", unit="µs", target="-", ok=True))
+
+    mem = await kernel_idle_memory(spawns)
+    raw_mem = await raw_idle_memory(spawns)
+    rows.append(Row(name="memory per idle process", ours=mem / 1024, peer=raw_mem / 1024,
+                    peer_name="task awaiting a future", unit="KB", target="≤ 3 KB", ok=mem / 1024 <= 3.0))
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer messages and rounds")
+    args = parser.parse_args()
+    rows = asyncio.run(run(args.quick))
+    print(f"\nwippy_agents.runtime — Python {sys.version.split()[0]}, best of {3 if args.quick else 5} rounds\n")
+    header = f"{'measure':38} {'ours':>10} {'peer':>10}  {'ratio':>7}  {'target':12} {'ok':3}  peer"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        if r.name.startswith("call vs pykka"):
+            ratio = f"{r.peer / r.ours:6.1f}×f"
+        elif r.unit == "KB":
+            ratio = f"{r.ours / r.peer:6.2f}×"
+        else:
+            ratio = f"{r.ours / r.peer:6.2f}×"
+        print(f"{r.name:38} {r.ours:8.2f}{r.unit:>2} {r.peer:8.2f}{r.unit:>2}  {ratio:>7}  {r.target:12} "
+              f"{'yes' if r.ok else 'NO':3}  {r.peer_name}")
+    print("\n×f = times faster than the peer; other ratios are ours / peer (lower is better).")
+    return 0 if all(r.ok for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
