@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import os
 import sys
@@ -146,7 +147,7 @@ def rollback(args: argparse.Namespace) -> int:
     async def run() -> int:
         async with _registry(args, persist=True) as reg:
             before = reg.version
-            version = await reg.rollback(args.version, author="cli", reason=f"wippy registry rollback {args.version}")
+            version = await reg.rollback(args.version, author=_cli_author(), reason=f"wippy registry rollback {args.version}")
             if version == before:
                 print(f"registry already matches version {args.version}; nothing to do (version {version})")
             else:
@@ -199,6 +200,13 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 
 
 _BlockDumper.add_representer(str, _str)
+
+
+def _cli_author() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no user name in some containers
+        return "cli"
 
 
 def _pattern(text: str | None) -> str | None:
