@@ -294,3 +294,13 @@ async def test_a_guard_waiting_for_approval_does_not_block_other_writes(registry
     with pytest.raises(StaleVersion, match="version 2 was applied while it was being checked"):
         await asyncio.wait_for(pending, 5)
     assert registry.get("app.db:main") is None and await store.registry_head() == 2
+
+
+async def test_runtime_changesets_never_read_env_or_files(registry, monkeypatch):
+    """Only files a person wrote may pull in secrets or other files; an agent's entry stays literal."""
+    monkeypatch.setenv("WIPPY_TEST_SECRET", "s3cret")
+    cs = registry.changeset(author="agent:x")
+    cs.create({"id": "app.gen:leak", "kind": "registry.entry", "key": "${env:WIPPY_TEST_SECRET}", "body": "file:///etc/hostname"})
+    await registry.apply(cs)
+    entry = registry.get("app.gen:leak")
+    assert entry.data == {"key": "${env:WIPPY_TEST_SECRET}", "body": "file:///etc/hostname"}
