@@ -80,6 +80,7 @@ class App:
         try:
             # Imported here, not at the top: the agents layer registers its open hook on import.
             from .agents import builtin_entries
+            from .security import wiring as _security_wiring  # noqa: F401  (registers the security open hook)
 
             registry = Registry(the_store, author_default="cli", builtins=builtin_entries())
             registry.add_validator(code_validator(compile_check))
@@ -142,3 +143,9 @@ class App:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+# Layer wiring (each line registers one layer's open hook; order is run order).
+from .lua.hosting import attach_processes  # noqa: E402  (Lua processes, process.host, process.service)
+
+on_open(attach_processes)

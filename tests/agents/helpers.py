@@ -15,6 +15,10 @@ def app_text(script: list[dict[str, Any]], *, agent: dict[str, Any] | None = Non
              prompt: str = "You are {{name}}. Use tools.") -> str:
     """A single-file app: app.models:m (scripted), app.prompts:p, app.tools:{add,echo,...}, app.agents:a."""
     docs = [
+        # Default deny (SPEC §8): the test agents act through one open policy.
+        {"namespace": "app.security", "entries": [{"name": "open", "kind": "security.policy", "rules": [
+            {"effect": "allow", "actions": ["tool.call", "registry.*", "lua.module", "process.*"],
+             "resources": ["*"]}]}]},
         {"namespace": "app.models", "entries": [{"name": "m", "kind": "llm.model", "provider": "scripted",
                                                  "context_window": 100000, "script": script, **(model or {})}]},
         {"namespace": "app.prompts", "entries": [{"name": "p", "kind": "prompt", "text": prompt,
@@ -31,8 +35,8 @@ def app_text(script: list[dict[str, Any]], *, agent: dict[str, Any] | None = Non
         ]},
         {"namespace": "app.agents", "entries": [
             {"name": "a", "kind": "agent", "model": "app.models:m", "prompt": "app.prompts:p",
-             "tools": ["app.tools:*"], "max_turns": 10, **(agent or {})},
-            *(extra_agents or []),
+             "tools": ["app.tools:*"], "max_turns": 10, "policies": ["app.security:open"], **(agent or {})},
+            *({"policies": ["app.security:open"], **a} for a in extra_agents or []),
         ]},
     ]
     return "\n---\n".join(yaml.safe_dump(d, sort_keys=False) for d in docs)

@@ -51,7 +51,7 @@ TOOL_KINDS = ("function.lua", "function.python")
 
 # Modules that define builtin tools with @python_tool; imported by builtin_entries().
 # A module not (yet) present in the package is skipped; one that fails to import raises.
-BUILTIN_TOOL_MODULES: list[str] = ["wippy_agents.agents.self_tools"]
+BUILTIN_TOOL_MODULES: list[str] = ["wippy_agents.agents.selfmod"]
 
 
 @dataclass(frozen=True, kw_only=True)

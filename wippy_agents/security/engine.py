@@ -1,0 +1,181 @@
+"""``Security``: evaluates an actor's policies against the live registry, asks
+approvers, and writes denials and approvals to the audit log.
+
+>>> sec = Security(registry, store)                                     # doctest: +SKIP
+>>> sec.check(Actor.agent("app.agents:a", ["app.security:p"]), "tool.call", "app.tools:x").allowed  # doctest: +SKIP
+True
+>>> await sec.enforce(actor, "registry.write", "app.generated:slugify")  # doctest: +SKIP
+
+Policies are read from the live registry at every check (a policy changed by
+a person applies to the very next check). The registry itself audits every
+write it applies; this class audits every denial and every approval.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Mapping, NoReturn
+
+from ..errors import PermissionDenied, ValidationError
+from ..store.base import AuditRecord
+from .actor import Actor, as_actor
+from .approval import ApprovalRequest, ask
+from .policy import Decision, Policy, evaluate, glob_match
+
+__all__ = ["Security", "RUN_AS_FIELD"]
+
+log = logging.getLogger(__name__)
+
+# The field of a code entry (function.lua, library.lua, ...) that names the
+# policies its creator held: the code never runs with more than those.
+RUN_AS_FIELD = "run_as_policies"
+
+_OWNER = Decision(allowed=True, reason="owner")
+
+
+class Security:
+    """Policy checks for one node. ``approver`` is set by the console (None: ``ask`` rules deny).
+
+    ``check`` never blocks; ``enforce`` may block on the approver and on one
+    store write (the audit record of a denial or an approval).
+    """
+
+    def __init__(self, registry: Any, store: Any = None, *, approver: Callable[[ApprovalRequest], Any] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.registry = registry
+        self.store = store
+        self.approver = approver
+        self._clock = clock
+        self._policies: dict[str, tuple[Any, Policy | None]] = {}
+
+    # -- actors ----------------------------------------------------------------
+    def agent_actor(self, *, agent_id: str, policies: Any = (), task_id: str | None = None) -> Actor:
+        """The actor of an agent run (the agents layer asks for it at the start of a run)."""
+        return Actor.agent(agent_id, policies or (), task_id=task_id)
+
+    def run_as(self, actor: Any, entry: Any) -> Actor:
+        """The actor ``entry``'s code runs as: ``actor`` narrowed by the ``run_as_policies`` of the
+        entry and of every library it imports (transitively)."""
+        result = as_actor(actor)
+        seen: set[str] = set()
+        stack = [entry]
+        while stack:
+            current = stack.pop()
+            cid, data = _id_data(current)
+            if cid in seen:
+                continue
+            seen.add(cid)
+            limit = data.get(RUN_AS_FIELD)
+            if isinstance(limit, list):
+                created = ((current.meta if hasattr(current, "meta") else current.get("meta")) or {}).get("created_by")
+                result = result.restricted([str(p) for p in limit], by=created if isinstance(created, str) else None)
+            namespace = cid.rpartition(":")[0]
+            for ref in (data.get("imports") or {}).values():
+                lib = self.registry.get(ref if ":" in str(ref) else f"{namespace}:{ref}")
+                if lib is not None:
+                    stack.append(lib)
+        return result
+
+    # -- evaluation ------------------------------------------------------------
+    def policy(self, policy_id: str) -> Policy | None:
+        """The live ``security.policy`` entry as a ``Policy`` (None when missing or malformed)."""
+        entry = self.registry.get(policy_id)
+        if entry is None or entry.kind != "security.policy":
+            return None
+        hit = self._policies.get(policy_id)
+        if hit is not None and hit[0] is entry:
+            return hit[1]
+        try:
+            compiled: Policy | None = Policy.from_entry(entry)
+        except ValidationError as exc:
+            log.error("ignoring malformed policy: %s", exc)
+            compiled = None
+        self._policies[policy_id] = (entry, compiled)
+        return compiled
+
+    def check(self, actor: Any, action: str, resource: str) -> Decision:
+        """Deny wins, default deny; for a restricted actor every policy set must allow."""
+        actor = as_actor(actor)
+        for pattern in actor.forbid:
+            if glob_match(action, pattern):
+                return Decision(allowed=False, reason=f"{action} is not available here ({actor.label} runs "
+                                "without side effects, e.g. while a tool's examples are checked)")
+        if actor.unrestricted:
+            return _OWNER
+        approval: Decision | None = None
+        allowed: Decision | None = None
+        for i, ids in enumerate(actor.policy_sets()):
+            decision = evaluate([p for p in map(self.policy, ids) if p is not None], action, resource)
+            if not decision.allowed:
+                if i > 0 or actor.is_owner:
+                    return Decision(allowed=False, rule=decision.rule, reason=f"{decision.reason}, within the "
+                                    f"policies of the code's creator {list(ids)}")
+                return decision if ids else Decision(allowed=False, reason="it holds no policies (default deny)")
+            allowed = allowed or decision
+            if decision.approval:
+                approval = approval or decision
+        return approval or allowed or _OWNER
+
+    async def enforce(self, actor: Any, action: str, resource: str, *, details: Mapping[str, Any] | None = None) -> Decision:
+        """``check``, then ask the approver for ``approval: ask`` rules.
+
+        Raises ``PermissionDenied`` (audited) when denied or rejected; an
+        approval or rejection is audited with the request's details.
+        """
+        actor = as_actor(actor)
+        decision = self.check(actor, action, resource)
+        if not decision.allowed:
+            await self.deny(actor, action, resource, decision.reason, details=details, rule=decision.rule)
+        if decision.approval:
+            await self.approve(actor, action, resource, decision, details=details)
+        return decision
+
+    async def approve(self, actor: Actor, action: str, resource: str, decision: Decision, *,
+                      details: Mapping[str, Any] | None = None) -> None:
+        """Ask a person (the approver); raises ``PermissionDenied`` with no approver or on a rejection."""
+        rule = decision.rule.describe() if decision.rule else ""
+        if self.approver is None:
+            await self.deny(actor, action, resource, f"it needs a person's approval ({rule}) and no person is "
+                            "present to approve it", details=details, rule=decision.rule)
+        request = ApprovalRequest(actor=actor.label, action=action, resource=resource, rule=rule,
+                                  details=dict(details or {}))
+        approved = await ask(self.approver, request)
+        await self.audit(actor, action, resource, "approved" if approved else "rejected",
+                         {"rule": rule, **dict(details or {})})
+        if not approved:
+            raise PermissionDenied(f"{actor.label} may not {action} {resource!r}: a person rejected it ({rule})",
+                                   actor=actor.label, action=action, resource=resource, rejected=True)
+
+    async def deny(self, actor: Any, action: str, resource: str, reason: str, *,
+                   details: Mapping[str, Any] | None = None, rule: Any = None) -> NoReturn:
+        """Audit a denial and raise ``PermissionDenied`` saying who, what and why."""
+        actor = as_actor(actor)
+        info = {"reason": reason, **({"rule": rule.describe()} if rule is not None else {}), **dict(details or {})}
+        await self.audit(actor, action, resource, "deny", info)
+        raise PermissionDenied(f"{actor.label} may not {action} {resource!r}: {reason}",
+                               actor=actor.label, action=action, resource=resource, reason=reason)
+
+    async def audit(self, actor: Any, action: str, resource: str, decision: str, details: Mapping[str, Any]) -> None:
+        """Append one audit record (skipped when there is no store, e.g. a bare Registry in tests)."""
+        if self.store is None:
+            return
+        record = AuditRecord(at=self._clock(), actor=as_actor(actor).label, action=action, resource=resource,
+                             decision=decision, details=_jsonable(dict(details)))  # type: ignore[arg-type]
+        await self.store.audit_append([record])
+
+
+def _id_data(entry: Any) -> tuple[str, Mapping[str, Any]]:
+    if isinstance(entry, Mapping):
+        return str(entry.get("id")), entry.get("data") or {}
+    return str(entry.id), entry.data
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
