@@ -218,6 +218,29 @@ async def test_journal_write_with_node_needs_the_lease(store):
     assert (await store.journal_load("t1"))[0].result == "b's"
 
 
+async def test_a_late_write_racing_a_takeover_is_either_seen_by_the_new_owner_or_refused(store_url):
+    old, new = await open_store(store_url), await open_store(store_url)
+    try:
+        for i in range(30):
+            tid = f"race{i}"
+            await old.task_create(task(tid, owner="a", lease_expires_at=time.time() - 1, status="running"))
+
+            async def take_over():
+                assert (await new.task_claim(tid, "b", 60)).owner == "b"
+                return await new.journal_load(tid)
+
+            late, seen = await asyncio.gather(old.journal_write(step(0, "ok", task_id=tid, result=1), node="a"),
+                                              take_over(), return_exceptions=True)
+            assert not isinstance(seen, BaseException), seen
+            if late is None:  # the late write landed: it must be in what the new owner loads
+                assert [s.seq for s in seen] == [0]
+            else:
+                assert isinstance(late, LeaseLost) and seen == []
+    finally:
+        await old.close()
+        await new.close()
+
+
 async def test_journal_write_for_an_unknown_task_is_refused(store):
     with pytest.raises(TaskNotFound, match="'ghost'"):
         await store.journal_write(step(0, task_id="ghost"))

@@ -199,14 +199,16 @@ def journal_load(db: sqlite3.Connection, task_id: str) -> list[StepRecord]:
 
 
 _COLS = ", ".join(STEP_COLUMNS)
-_VALUES = ", ".join(f":{c}" for c in STEP_COLUMNS)
+_VALUES = ", ".join(f"?{i + 1}" for i in range(len(STEP_COLUMNS)))  # numbered: ?1 is reused as the task id
 _FINISH = ("status = excluded.status, result = excluded.result, error = excluded.error,"
            " finished_at = excluded.finished_at, tokens = excluded.tokens, cost_usd = excluded.cost_usd")
 _RESTART = "started_at = excluded.started_at"
+_PROBE = ("SELECT t.owner AS owner, j.name AS name, j.status AS status FROM tasks t"
+          " LEFT JOIN journal j ON j.task_id = t.id AND j.seq = ? WHERE t.id = ?")
 
 
 def _journal_sql(finished: bool, guarded: bool) -> str:
-    guard = "EXISTS (SELECT 1 FROM tasks WHERE id = :task_id AND owner = :node)" if guarded else "true"
+    guard = f"EXISTS (SELECT 1 FROM tasks WHERE id = ?1 AND owner = ?{len(STEP_COLUMNS) + 1})" if guarded else "true"
     # A step is recorded at most once: only a 'started' row with the same name may be
     # finished (or started again, when an idempotent step is re-run after a crash).
     return (f"INSERT INTO journal ({_COLS}) SELECT {_VALUES} WHERE {guard}"
@@ -218,21 +220,21 @@ _JOURNAL_SQL = {(f, g): _journal_sql(f, g) for f in (False, True) for g in (Fals
 
 
 def journal_write(db: sqlite3.Connection, params: tuple, node: str | None) -> None:
-    named = dict(zip(STEP_COLUMNS, params))
-    named["node"] = node
-    finished = named["status"] != "started"
+    """One step, one statement (autocommit): the insert, the lease check and the
+    at-most-once rule are all in its WHERE clauses; only a refusal reads again."""
+    finished = params[3] != "started"
     try:
-        changed = db.execute(_JOURNAL_SQL[finished, node is not None], named).rowcount
+        if node is None:
+            changed = db.execute(_JOURNAL_SQL[finished, False], params).rowcount
+        else:
+            changed = db.execute(_JOURNAL_SQL[finished, True], (*params, node)).rowcount
     except sqlite3.IntegrityError as exc:
         if "FOREIGN KEY" in str(exc):
-            raise TaskNotFound(f"journal_write: task {named['task_id']!r} does not exist",
-                               task_id=named["task_id"]) from None
+            raise TaskNotFound(f"journal_write: task {params[0]!r} does not exist", task_id=params[0]) from None
         raise
     if changed != 1:
-        raise journal_refusal(named, node, db.execute(
-            "SELECT t.owner AS owner, j.name AS name, j.status AS status FROM tasks t"
-            " LEFT JOIN journal j ON j.task_id = t.id AND j.seq = ? WHERE t.id = ?",
-            (named["seq"], named["task_id"])).fetchone())
+        step = {"task_id": params[0], "seq": params[1], "name": params[2]}
+        raise journal_refusal(step, node, db.execute(_PROBE, (params[1], params[0])).fetchone())
 
 
 def journal_write_many(db: sqlite3.Connection, rows: list[tuple], node: str | None) -> None:
