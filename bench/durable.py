@@ -100,6 +100,16 @@ def _sqlite_size(path: str, row_sql: str) -> dict:
     return {"row_bytes": rows, "file_bytes": pages}
 
 
+def _scratch() -> str:
+    """A temporary folder removed when the (child) process exits."""
+    holder = tempfile.TemporaryDirectory(prefix="wippy-bench-")
+    _SCRATCH.append(holder)
+    return holder.name
+
+
+_SCRATCH: list[tempfile.TemporaryDirectory] = []
+
+
 # -- DBOS (subprocess) ----------------------------------------------------------------
 def dbos_child(runs: int, wal: bool) -> list[float]:
     import logging
@@ -109,7 +119,7 @@ def dbos_child(runs: int, wal: bool) -> list[float]:
     from sqlalchemy import event
 
     logging.getLogger("dbos").setLevel(logging.WARNING)
-    tmp = tempfile.mkdtemp()
+    tmp = _scratch()
     url = f"sqlite:///{tmp}/dbos.sqlite"
     config = {"name": "bench", "system_database_url": url, "run_admin_server": False}
     if wal:
@@ -158,7 +168,7 @@ def langgraph_child(runs: int) -> list[float]:
     graph.add_node("step", lambda s: {"count": s["count"] + 1})
     graph.add_edge(START, "step")
     graph.add_conditional_edges("step", lambda s: "step" if s["count"] < STEPS else END)
-    tmp = tempfile.mkdtemp()
+    tmp = _scratch()
     conn = sqlite3.connect(f"{tmp}/lg.sqlite", check_same_thread=False)
     app = graph.compile(checkpointer=SqliteSaver(conn))
     out = []
@@ -184,7 +194,7 @@ def langgraph_storage_child(steps: int) -> dict:
     graph.add_node("turn", turn)
     graph.add_edge(START, "turn")
     graph.add_conditional_edges("turn", lambda s: "turn" if len(s["messages"]) < steps else END)
-    tmp = tempfile.mkdtemp()
+    tmp = _scratch()
     path = f"{tmp}/lg.sqlite"
     conn = sqlite3.connect(path, check_same_thread=False)
     app = graph.compile(checkpointer=SqliteSaver(conn))
@@ -285,8 +295,8 @@ def main() -> None:
     print(f"per-step cost of a {STEPS}-step task on SQLite (end to end / {STEPS}, median of {runs} runs; "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f})")
     rows = [
-        ("wippy, idempotent steps (1 write/step)", med(asyncio.run(wippy_steps(runs, idempotent=True)))),
-        ("wippy, non-idempotent steps (2 writes/step)", med(asyncio.run(wippy_steps(runs, idempotent=False)))),
+        ("wippy, idempotent steps (result only)", med(asyncio.run(wippy_steps(runs, idempotent=True)))),
+        ("wippy, non-idempotent (started marker + result)", med(asyncio.run(wippy_steps(runs, idempotent=False)))),
         ("DBOS Transact, SQLite defaults", med(child_json("dbos", str(runs), "default"))),
         ("DBOS Transact, SQLite WAL + synchronous=NORMAL", med(child_json("dbos", str(runs), "wal"))),
         ("LangGraph + SqliteSaver", med(child_json("langgraph", str(runs)))),

@@ -88,7 +88,7 @@ def effects() -> Counter:
 
 
 class FlakyStore:
-    """Wraps a real store; the next ``n`` calls of chosen methods raise ``StoreError``.
+    """Wraps a real store, counts calls; the next ``n`` calls of chosen methods raise ``StoreError``.
 
     ``after=True`` performs the real call first and then raises (the commit
     landed but the answer was lost).
@@ -98,6 +98,7 @@ class FlakyStore:
         self._inner = inner
         self._failures: dict[str, list[bool]] = {}
         self.failed: Counter = Counter()
+        self.calls: Counter = Counter()
 
     def fail(self, method: str, times: int, *, after: bool = False) -> None:
         self._failures[method] = [after] * times
@@ -108,6 +109,7 @@ class FlakyStore:
             return attr
 
         async def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
             pending = self._failures.get(name)
             if pending:
                 after = pending.pop(0)

@@ -187,3 +187,21 @@ def test_retry_policy_delays_grow_up_to_the_cap_and_reject_nonsense():
     with pytest.raises(UsageError):
         RetryPolicy(max_attempts=0)
     assert not policy.retryable(UsageError("bad input"))
+
+
+async def test_each_step_costs_one_journal_round_trip_even_with_started_markers(engines):
+    counting = FlakyStore(await engines.store())  # nothing armed to fail: it only counts calls
+    engine = await engines.engine(store=counting)
+
+    async def runner(ctx):
+        for i in range(10):
+            await ctx.step(f"s{i}", lambda i=i: i)  # non-idempotent: a 'started' marker each
+        return "done"
+
+    engine.register_kind("k", runner)
+    await engine.start("k", "app:x", task_id="t1")
+    assert await engine.wait("t1", timeout=5) == "done"
+    steps = await engine.store.journal_load("t1")
+    assert [(s.seq, s.status) for s in steps] == [(i, "ok") for i in range(1, 11)]
+    # Step N's end rides with step N+1's start; only the last end is written alone.
+    assert counting.calls["journal_write"] + counting.calls["journal_write_many"] == 11

@@ -8,7 +8,12 @@ import pytest
 
 from wippy_agents.errors import NondeterminismError, StepFailed, UsageError, ValidationError
 
-from .conftest import until_set
+from .conftest import eventually, until_set
+
+
+async def _finished(store, task_id, count):
+    steps = [s for s in await store.journal_load(task_id) if s.status != "started"]
+    return steps if len(steps) >= count else None
 
 
 async def test_a_finished_task_records_each_step_once_with_its_result(engines, effects):
@@ -47,7 +52,9 @@ async def test_a_resumed_task_answers_recorded_steps_without_running_them_again(
     first.register_kind("k", runner)
     await first.start("k", "app:flow", task_id="t1")
     await until_set(parked)
-    recorded_uuid = (await first.store.journal_load("t1"))[1].result
+    # A finished step is journaled before the next one starts, or within a few ms.
+    steps = await eventually(lambda: _finished(first.store, "t1", 2), what="both steps journaled")
+    recorded_uuid = steps[1].result
     await first.close(release=False)
 
     second = await engines.engine("n1")  # the same node, restarted

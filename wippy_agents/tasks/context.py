@@ -249,10 +249,11 @@ class TaskContext:
         """
         if seconds < 0:
             raise UsageError(f"ctx.sleep needs seconds >= 0, got {seconds!r}")
-        wake_at = await self._value("time.sleep", lambda: time.time() + seconds)
+        # Durable at once: the wake-up time must survive a crash during the sleep.
+        wake_at = await self._value("time.sleep", lambda: time.time() + seconds, durable=True)
         await self._wait_until(wake_at, clock=time.time)
 
-    async def _value(self, name: str, make: Callable[[], Any]) -> Any:
+    async def _value(self, name: str, make: Callable[[], Any], *, durable: bool = False) -> Any:
         seq = self._next(name)
         recorded = self._lookup(seq, name)
         if recorded is not None:
@@ -265,7 +266,7 @@ class TaskContext:
                 ))
             return recorded.result
         at = time.time()
-        recorded = await self._journal.finish(seq, name, started_at=at, result=make())
+        recorded = await self._journal.finish(seq, name, started_at=at, result=make(), durable=durable)
         return recorded.result
 
     # -- child tasks --------------------------------------------------------
@@ -298,7 +299,7 @@ class TaskContext:
         """
         deadline = None
         if timeout is not None:
-            deadline = await self._value(f"signal.deadline:{topic}", lambda: time.time() + timeout)
+            deadline = await self._value(f"signal.deadline:{topic}", lambda: time.time() + timeout, durable=True)
         name = f"signal:{topic}"
         seq = self._next(name)
         recorded = self._lookup(seq, name)

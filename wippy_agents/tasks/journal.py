@@ -5,15 +5,24 @@ runs) and then written step by step. Replay follows the DBOS model: steps are
 keyed by ``(task_id, seq)``, and the name recorded at a seq must equal the
 name the code asks for now, else ``NondeterminismError``.
 
-Every write is one store round trip (``journal_write``) guarded by our lease
-(``node=``): after a takeover the store refuses our writes with ``LeaseLost``.
-Writes retry through store outages; a finish whose earlier attempt did land
-(the connection dropped after the commit) is recognised by reloading, so a
-step is never recorded twice.
+One round trip per step. A step's result is journaled before the next step
+starts — not necessarily before its own ``ctx.step`` returns: a finished row
+waits (at most ``flush_delay``) to ride along with the next write, e.g. the
+``started`` marker of the next step, in one transaction
+(``journal_write_many``). A crash inside that window loses only the end of
+a step whose effect happened, exactly like a crash between the effect and
+its write: the step is run again if idempotent, else the task is stranded.
+Errors, timers and the end of a run are written at once.
+
+Writes are guarded by our lease (``node=``): after a takeover the store
+refuses them with ``LeaseLost``. They retry through store outages; a batch
+whose earlier attempt did land (the connection dropped after the commit) is
+recognised by reloading, so a step is never recorded twice.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -77,7 +86,10 @@ async def load_journal(store: Store, task_id: str, *, policy: RetryPolicy = STOR
 
 
 class Journal:
-    """The recorded steps of one task plus the writer for new ones."""
+    """The recorded steps of one task plus the (batching) writer for new ones.
+
+    ``close()`` it when the run ends (it owns the delayed-flush task).
+    """
 
     def __init__(
         self,
@@ -87,13 +99,19 @@ class Journal:
         *,
         node: str | None,
         policy: RetryPolicy = STORE_RETRY,
+        flush_delay: float = 0.005,
     ) -> None:
         self._store = store
         self.task_id = task_id
         self._node = node
         self._policy = policy
+        self._flush_delay = flush_delay
         self._recorded: dict[int, StepRecord] = {step.seq: step for step in steps}
         self.last_recorded_seq = max(self._recorded, default=0)
+        self._pending: list[StepRecord] = []
+        self._lock = asyncio.Lock()
+        self._flusher: asyncio.Task | None = None
+        self._failure: BaseException | None = None  # a delayed flush failed: the next write raises it
 
     def recorded(self, seq: int, name: str) -> StepRecord | None:
         """The step recorded at ``seq``, or None past the journal's end.
@@ -114,10 +132,10 @@ class Journal:
         return step
 
     async def start(self, seq: int, name: str) -> float:
-        """Record that step ``seq`` started (before its side effect). Returns the start time."""
+        """Durably record that step ``seq`` starts (before its side effect), with any
+        finished rows still waiting. Returns the start time."""
         at = time.time()
-        step = StepRecord(task_id=self.task_id, seq=seq, name=name, status="started", started_at=at)
-        await retry_store(lambda: self._write(step), self._policy, what=f"journaling step {seq} {name!r}")
+        await self._write([StepRecord(task_id=self.task_id, seq=seq, name=name, status="started", started_at=at)])
         return at
 
     async def finish(
@@ -131,14 +149,15 @@ class Journal:
         tokens: int = 0,
         cost_usd: float = 0.0,
         note: dict[str, Any] | None = None,
+        durable: bool = False,
     ) -> StepRecord:
-        """Record the outcome of step ``seq`` (one round trip); returns what is recorded.
+        """Record the outcome of step ``seq``; returns the record.
 
-        Retries store outages; a retry that finds the step already finished
-        (an earlier attempt committed) returns that record instead of writing
-        it twice. Raises ``LeaseLost`` when another node owns the task now.
-        ``note`` marks an 'ok' row specially (a skipped step keeps its skip
-        record there; replay ignores it).
+        A result waits for the next write (or ``flush_delay``) unless
+        ``durable``; an error is written at once. ``note`` marks an 'ok' row
+        specially (a skipped step keeps its skip record there; replay ignores
+        it). Raises ``LeaseLost`` when another node owns the task now, or the
+        failure of an earlier delayed flush.
         """
         step = StepRecord(
             task_id=self.task_id,
@@ -152,33 +171,71 @@ class Journal:
             tokens=tokens,
             cost_usd=cost_usd,
         )
-        attempts = 0
+        self._recorded[seq] = step
+        if durable or error is not None:
+            await self._write([step])
+        else:
+            self._raise_failure()
+            self._pending.append(step)
+            if self._flusher is None or self._flusher.done():
+                self._flusher = asyncio.create_task(self._flush_soon(), name=f"journal-flush:{self.task_id}")
+        return step
 
-        async def attempt() -> StepRecord:
-            nonlocal attempts
-            attempts += 1
-            if attempts > 1:
-                landed = await self._find(seq)
-                if landed is not None and landed.status != "started":
-                    return landed
-            await self._write(step)
-            return step
+    async def flush(self) -> None:
+        """Write every finished row still waiting. Raises like ``finish``."""
+        await self._write([])
 
-        recorded = await retry_store(attempt, self._policy, what=f"journaling the end of step {seq} {name!r}")
-        self._recorded[seq] = recorded
-        return recorded
+    async def close(self) -> None:
+        """Stop the delayed flush (without writing: call ``flush`` first to keep the rows)."""
+        flusher, self._flusher = self._flusher, None
+        if flusher is not None and not flusher.done():
+            flusher.cancel()
+            await asyncio.wait([flusher])
 
-    async def _write(self, step: StepRecord) -> None:
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(self._flush_delay)
         try:
-            await self._store.journal_write(step, node=self._node)
+            await self._write([])
+        except Exception as exc:  # LeaseLost, StoreError: the run's next write raises it
+            self._failure = exc
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    async def _write(self, steps: list[StepRecord]) -> None:
+        self._raise_failure()
+        async with self._lock:  # a batch lands before any later write is sent
+            batch, self._pending = self._pending + steps, []
+            if not batch:
+                return
+            attempts = 0
+
+            async def attempt() -> None:
+                nonlocal attempts
+                attempts += 1
+                if attempts > 1 and await self._landed(batch):
+                    return
+                await self._send(batch)
+
+            what = f"journaling step {batch[-1].seq} {batch[-1].name!r} of task {self.task_id!r}"
+            await retry_store(attempt, self._policy, what=what)
+
+    async def _send(self, batch: list[StepRecord]) -> None:
+        try:
+            if len(batch) == 1:
+                await self._store.journal_write(batch[0], node=self._node)
+            else:
+                await self._store.journal_write_many(batch, node=self._node)
         except TaskError as exc:
             if type(exc) is not TaskError:  # LeaseLost, NondeterminismError ... as they are
                 raise
             # The store contract names a plain TaskError for a lost lease.
-            raise LeaseLost(str(exc), task_id=self.task_id, seq=step.seq) from exc
+            raise LeaseLost(str(exc), task_id=self.task_id) from exc
 
-    async def _find(self, seq: int) -> StepRecord | None:
-        for step in await self._store.journal_load(self.task_id):
-            if step.seq == seq:
-                return step
-        return None
+    async def _landed(self, batch: list[StepRecord]) -> bool:
+        """Did an earlier attempt commit this batch (all or nothing) before failing?"""
+        stored = {step.seq: step for step in await self._store.journal_load(self.task_id)}
+        last = batch[-1]
+        found = stored.get(last.seq)
+        return found is not None and (found.status == last.status or last.status == "started")

@@ -75,6 +75,8 @@ async def prepare_resume(
         journal = Journal(engine.store, task_id, steps, node=engine.node_name)
         for step in open_steps:
             note = {"type": SKIP_TYPE, "message": f"step {step.seq} {step.name!r} skipped by resume --skip"}
-            await journal.finish(step.seq, step.name, started_at=step.started_at, result=None, note=note)
+            await journal.finish(
+                step.seq, step.name, started_at=step.started_at, result=None, note=note, durable=True
+            )
     task = await engine.store.task_update(task_id, node=engine.node_name, status="running", error=None)
     return task, frozenset(step.seq for step in open_steps) if retry else frozenset()

@@ -65,6 +65,7 @@ async def execute(
 ) -> Outcome:
     """Run ``task`` from its journal to an ``Outcome``. Cancellation propagates."""
     ctx: TaskContext | None = None
+    journal: Journal | None = None
     try:
         steps = await load_journal(store, task.id, policy=policy)
         journal = Journal(store, task.id, steps, node=node_name, policy=policy)
@@ -90,13 +91,29 @@ async def execute(
                 task_id=task.id,
                 seq=ctx.seq + 1,
             )
+        await journal.flush()  # every step is recorded before the task's end is
     except RunInterrupted:
+        await _flush_quietly(journal)
         return Outcome(status="abandoned", why="the engine is closing")
     except Exception as exc:
+        await _flush_quietly(journal)
         return _classify(task, ctx, state, exc)
+    finally:
+        if journal is not None:
+            await journal.close()
     if state.cancelled:
         return Outcome(status="cancelled", why="the runner returned after a cancel")
     return Outcome(status="succeeded", result=result)
+
+
+async def _flush_quietly(journal: Journal | None) -> None:
+    """Keep the steps that did finish, if the store and the lease still allow it."""
+    if journal is None:
+        return
+    try:
+        await journal.flush()
+    except (StoreError, TaskError) as exc:
+        log.info("task %r: finished steps not recorded: %s", journal.task_id, exc)
 
 
 def _classify(task: TaskRecord, ctx: TaskContext | None, state: RunState, exc: Exception) -> Outcome:
