@@ -99,6 +99,11 @@ async def test_sqlite_that_cannot_be_opened_is_a_store_error_naming_the_url(tmp_
         await open_store(url)
 
 
+async def test_a_folder_in_place_of_the_database_file_is_a_store_error(tmp_path):
+    with pytest.raises(StoreError, match=f"cannot open store sqlite:///{tmp_path}: unable to open database file"):
+        await open_store(f"sqlite:///{tmp_path}")
+
+
 async def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path):
     (tmp_path / "junk.db").write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match="junk.db.*(not a database|file is not)"):

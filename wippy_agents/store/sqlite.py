@@ -75,9 +75,13 @@ class SqliteStore:
                 Path(self._path).parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(f"cannot open store {self.safe_url}: cannot create its folder: {exc}") from None
+        conn = aiosqlite.connect(self._path, isolation_level=None, timeout=self._busy_timeout)
         try:
-            conn = await aiosqlite.connect(self._path, isolation_level=None, timeout=self._busy_timeout)
+            await conn
         except (sqlite3.Error, OSError) as exc:
+            # aiosqlite queued its thread's stop without awaiting it; let the thread end
+            # while this loop still runs, so it never reports to a closed loop.
+            await asyncio.to_thread(conn._thread.join, 5.0)
             raise StoreError(f"cannot open store {self.safe_url}: {exc}") from None
         self._conn, self._db = conn, conn._conn
         try:
