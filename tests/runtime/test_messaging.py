@@ -153,3 +153,18 @@ async def test_send_after_delivers_later_and_cancel_timer_prevents_it(node):
     assert (await probe.next()).topic == "tick"
     assert node.cancel_timer(keep) is False
     assert await probe.settle() == []
+
+
+async def test_sending_a_socket_or_lambda_fails_at_send_time_and_the_node_keeps_running(node):
+    import socket
+
+    from wippy_agents.errors import InvalidPayload
+
+    probe = Probe(node)
+    with socket.socket() as sock:
+        with pytest.raises(InvalidPayload, match=r"socket.socket at payload\['conn'\]"):
+            node.send(probe.pid, "data", {"conn": sock})
+    with pytest.raises(InvalidPayload, match=r"a lambda\) at payload\[0\]"):
+        probe.proc.send(probe.pid, "data", [lambda: 1])
+    node.send(probe.pid, "fine", [1])
+    assert (await probe.next()).topic == "fine"

@@ -313,14 +313,25 @@ class Node(Signals):
         mons[ref] = fut  # a monitor whose DOWN is "fail this future": a dead callee never leaves us hanging
         calls = self._calls
         calls[ref] = fut
-        target.mailbox.put(make_message(topic, payload, sender, ref))
+        msg = make_message(topic, payload, sender, ref)
+        box = target.mailbox
+        w = box._waiter
+        if w is not None and box._topic is None and box._match is None and not w.done():
+            box._waiter = None  # the callee waits for anything: hand over directly (Mailbox.put's fast path)
+            box.delivered += 1
+            box.received += 1
+            w.set_result(msg)
+        else:
+            box.put(msg)
         if timeout is None:
             try:
                 return await fut
             finally:
                 del calls[ref]
                 mons.pop(ref, None)
-        wheel = self._deadlines or self._wheel()
+        wheel = self._deadlines
+        if wheel is None:
+            wheel = self._wheel()
         i = int((loop.time() + timeout) * SLOTS_PER_SECOND) + 1
         entries = wheel.slots.get(i)
         if entries is None:  # (not `or`: an empty slot dict is falsy)
@@ -343,11 +354,11 @@ class Node(Signals):
         Never blocks. ``value`` is copied (``InvalidPayload`` if it is not
         data); ``UsageError`` if ``msg`` was sent, not called.
         """
-        ref = msg.ref if isinstance(msg, Message) else msg
-        if ref is None:
-            raise UsageError(f"cannot reply to {msg.topic!r}: it was sent with send(), not call()")
+        ref = msg.ref if type(msg) is Message else msg
         fut = self._calls.get(ref)
         if fut is None or fut.done():
+            if ref is None:
+                raise UsageError(f"cannot reply to {msg.topic!r}: it was sent with send(), not call()")
             return False
         fut.set_result(value if type(value) in _SHARED else copy_payload(value, "reply"))
         return True

@@ -15,6 +15,9 @@ from wippy_agents.errors import ProcessExit
 
 from .mailbox import Mailbox, Match, Topic
 from .messages import NORMAL, Message
+from .payload import copy_payload
+
+_SHARED = frozenset({str, int, float, bool, type(None), bytes})
 
 if TYPE_CHECKING:
     import asyncio
@@ -103,8 +106,17 @@ class Process:
         return self.node._call(self.pid, dest, topic, payload, timeout)
 
     def reply(self, msg: Message | int, value: Any = None) -> bool:
-        """Answer a call (``msg`` or its ``ref``). False if the caller is gone or timed out."""
-        return self.node.reply(msg, value)
+        """Answer a call (``msg`` or its ``ref``). False if the caller is gone or timed out.
+
+        Never blocks; ``value`` is copied (``InvalidPayload`` if not data);
+        ``UsageError`` if ``msg`` was sent, not called.
+        """
+        ref = msg.ref if type(msg) is Message else msg
+        fut = self.node._calls.get(ref)
+        if fut is None or fut.done():
+            return self.node.reply(msg, value)  # the slow path: raises or says False
+        fut.set_result(value if type(value) in _SHARED else copy_payload(value, "reply"))
+        return True
 
     def send_after(self, delay: float, dest: str, topic: str, payload: Any = None) -> str:
         """Deliver a message after ``delay`` seconds; returns a timer ref for ``cancel_timer``."""

@@ -61,7 +61,8 @@ class Deadlines:
             if not fut.done():
                 fut.set_result(TIMED_OUT)
 
-    def __len__(self) -> int:
+    def pending(self) -> int:
+        """How many deadlines are armed (not ``__len__``: the wheel must stay truthy)."""
         return sum(len(entries) for entries in self.slots.values())
 
     def close(self) -> None:
