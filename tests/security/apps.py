@@ -47,6 +47,13 @@ POLICIES: list[dict[str, Any]] = [
     {"name": "admin", "kind": "security.policy", "rules": [
         {"effect": "allow", "actions": ["*"], "resources": ["*"]},
     ]},
+    # Not referenced by any agent (deleting it must still be refused to agents).
+    {"name": "spare", "kind": "security.policy", "rules": [
+        {"effect": "deny", "actions": ["http.request"], "resources": ["*"]},
+    ]},
+    {"name": "nohttp", "kind": "security.policy", "rules": [
+        {"effect": "deny", "actions": ["http.request"], "resources": ["*"]},
+    ]},
     # A reviewer-gated writer: writes under app.review only after a person approves.
     {"name": "asker", "kind": "security.policy", "rules": [
         {"effect": "allow", "actions": ["tool.call", "registry.read", "lua.module"], "resources": ["*"]},
@@ -75,6 +82,7 @@ def app_yaml(script: list[dict] | None = None, *, extra_docs: list[dict] | None 
             agent("reader", ["app.security:reader"]),
             agent("admin", ["app.security:admin"], prompt="app.prompts:admin"),
             agent("asker", ["app.security:asker"]),
+            agent("modeler", ["app.security:admin", "app.security:nohttp"]),
         ]},
         *(extra_docs or []),
     ]

@@ -1,0 +1,128 @@
+"""Policy evaluation: globs, deny wins, default deny, approval, actors narrowed by their code's creators."""
+
+from __future__ import annotations
+
+import pytest
+
+import wippy_agents.security as security
+from wippy_agents.errors import PermissionDenied, ValidationError
+from wippy_agents.registry import Entry, EntryId, Registry
+from wippy_agents.security import Actor, Policy, Security, as_actor, evaluate, glob_match
+
+
+def policy(pid: str, *rules: dict) -> Policy:
+    return Policy.from_data(pid, {"rules": list(rules)})
+
+
+def allow(actions, resources, **kw):
+    return {"effect": "allow", "actions": actions, "resources": resources, **kw}
+
+
+def deny(actions, resources):
+    return {"effect": "deny", "actions": actions, "resources": resources}
+
+
+def test_exports_are_what_we_mean():
+    assert set(security.__all__) == {
+        "ACTIONS", "Actor", "ActorKind", "ApprovalRequest", "Approver", "CODE_KINDS", "Decision", "Policy",
+        "RUN_AS_FIELD", "RegistryGuard", "Rule", "Security", "as_actor", "evaluate", "glob_match",
+        "stamp_change", "stamp_entry"}
+
+
+@pytest.mark.parametrize("value,pattern,expected", [
+    ("app.tools:x", "app.tools:*", True),
+    ("app.tools:x", "app.*", True),
+    ("app.toolsx:y", "app.tools:*", False),
+    ("registry.write", "registry.*", True),
+    ("registry.write", "registry.read", False),
+    ("api.example.com", "*.example.com", True),
+    ("example.com", "*.example.com", False),
+    ("App.tools:x", "app.tools:*", False),  # case-sensitive
+    ("a[1]:x", "a[1]:*", True),  # '[' is literal, never a character class
+    ("ab", "a?", True),
+])
+def test_glob_matching(value, pattern, expected):
+    assert glob_match(value, pattern) is expected
+
+
+def test_default_deny_when_no_rule_matches():
+    d = evaluate([policy("p", allow(["tool.call"], ["app.tools:*"]))], "registry.write", "app.tools:x")
+    assert not d.allowed and "default deny" in d.reason
+
+
+def test_deny_wins_over_any_allow_in_any_policy():
+    p1 = policy("p1", allow(["*"], ["*"]))
+    p2 = policy("p2", deny(["lua.module"], ["http"]))
+    assert not evaluate([p1, p2], "lua.module", "http").allowed
+    assert evaluate([p1, p2], "lua.module", "json").allowed
+    d = evaluate([p2, p1], "lua.module", "http")
+    assert d.rule is not None and d.rule.policy == "p2" and "p2 rule 1" in d.reason
+
+
+def test_an_ask_rule_is_not_bypassed_by_a_broader_allow():
+    p = policy("p", allow(["registry.write"], ["*"]), allow(["registry.write"], ["app.review:*"], approval="ask"))
+    assert evaluate([p], "registry.write", "app.review:x").approval
+    assert not evaluate([p], "registry.write", "app.other:x").approval
+
+
+@pytest.mark.parametrize("rule,message", [
+    ({"effect": "maybe", "actions": ["a"], "resources": ["r"]}, "effect must be allow or deny"),
+    ({"effect": "allow", "actions": [], "resources": ["r"]}, "'actions' must be a non-empty list"),
+    ({"effect": "allow", "actions": ["a"], "resources": "r"}, "'resources' must be a non-empty list"),
+    ({"effect": "allow", "actions": ["a"], "resources": ["r"], "approval": "later"}, "approval must be ask or none"),
+])
+def test_malformed_rules_are_named(rule, message):
+    with pytest.raises(ValidationError, match=f"policy 'app.s:p' rule 1: {message}"):
+        Policy.from_data("app.s:p", {"rules": [rule]})
+
+
+def test_actor_labels_and_what_they_may_hand_on():
+    a = Actor.agent("app.agents:x", ["p1", "p2"], task_id="t9")
+    assert a.label == "agent:app.agents:x/t9"
+    assert a.held_policies() == {"p1", "p2"}
+    assert a.restricted(["p2", "p3"]).held_policies() == {"p2"}
+    cli = Actor.owner("cli")
+    assert cli.unrestricted and cli.held_policies() is None
+    narrowed = cli.restricted(["p1"])
+    assert not narrowed.unrestricted and narrowed.held_policies() == {"p1"}
+    assert not cli.without(["registry.write"]).unrestricted
+
+
+def test_plain_values_become_actors_but_an_agent_string_is_never_an_owner():
+    assert as_actor(None).unrestricted
+    assert as_actor("watcher").kind == "watcher" and as_actor("watcher").unrestricted
+    assert as_actor("cli:root").kind == "cli"
+    lost = as_actor("agent:app.agents:a")
+    assert not lost.is_owner and lost.policies == ()
+    assert not as_actor("lua").is_owner
+
+
+def _registry(*entries: Entry) -> Registry:
+    return Registry(None, builtins=entries)
+
+
+def _policy_entry(pid: str, *rules: dict) -> Entry:
+    return Entry(id=EntryId(pid), kind="security.policy", meta={}, data={"rules": list(rules)})
+
+
+async def test_security_checks_every_policy_set_of_a_narrowed_actor():
+    reg = _registry(_policy_entry("s:wide", allow(["*"], ["*"])),
+                    _policy_entry("s:narrow", allow(["registry.read"], ["*"])))
+    sec = Security(reg)
+    wide = Actor.agent("a:w", ["s:wide"])
+    assert sec.check(wide, "registry.write", "x:y").allowed
+    limited = wide.restricted(["s:narrow"])
+    d = sec.check(limited, "registry.write", "x:y")
+    assert not d.allowed and "policies of the code's creator ['s:narrow']" in d.reason
+    assert sec.check(limited, "registry.read", "x:y").allowed
+    assert not sec.check(Actor.agent("a:none"), "registry.read", "x:y").allowed
+    assert not sec.check(Actor.agent("a:ghost", ["s:missing"]), "registry.read", "x:y").allowed
+    with pytest.raises(PermissionDenied, match=r"agent:a:w may not registry.write 'x:y': registry.write is not "
+                                               r"available here"):
+        await sec.enforce(wide.without(["registry.write"]), "registry.write", "x:y")
+
+
+async def test_without_a_store_denials_still_raise():
+    sec = Security(_registry())
+    with pytest.raises(PermissionDenied, match="holds no policies"):
+        await sec.enforce(Actor.agent("a:b"), "tool.call", "app.tools:x")
