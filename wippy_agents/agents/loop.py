@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LeaseLost, TaskCancelled, ToolError, WippyError
@@ -54,9 +55,12 @@ class AgentLoop:
         inp = self.task.input if isinstance(self.task.input, dict) else {"prompt": str(self.task.input or "")}
         self.prompt = str(inp.get("prompt") or "")
         self.variables = dict(inp.get("variables") or {})
+        # A conversation (the console's session) continues: earlier messages, and the number of model
+        # calls made before this run (a scripted model answers per call of the whole conversation).
+        self.history = [Message.from_dict(m) for m in inp.get("history") or ()]
         self.usage = Usage()
         self.turns = 0
-        self.model_calls = 0
+        self.model_calls = int(inp.get("call_index") or 0)
         self._snap: Any = None
         self._spec: AgentSpec | None = None
         self._toolset: Toolset | None = None
@@ -119,6 +123,8 @@ class AgentLoop:
             counter = TokenCounter(cfg.model)
             self._window = ContextWindow(counter, window=cfg.context_window, reserve_output=spec.max_output_tokens
                                          or cfg.max_output_tokens, max_tool_result_tokens=spec.max_tool_result_tokens)
+            for message in self.history:
+                self._window.add(message)
             self._window.add(Message.user(self.prompt))
         self._window.window = cfg.context_window
         self._window.set_system(spec.system_prompt(snap, self.variables))
@@ -199,6 +205,17 @@ class AgentLoop:
         return self.ctx.step(name, lambda: self._execute(turn, call, toolset), idempotent=idempotent)
 
     async def _execute(self, turn: int, call: ToolCall, toolset: Toolset) -> dict[str, Any]:
+        # Live events for a console: the call as it starts (with a delegate's child task id) and its outcome.
+        child = f"{self.task.id}/{turn}.{call.id}" if call.name in toolset.delegates else None
+        self.service.emit(self.task.id, {"type": "tool_start", "id": call.id, "name": call.name,
+                                         "arguments": call.arguments, "delegate_task": child})
+        started = time.monotonic()
+        outcome = await self._outcome(turn, call, toolset)
+        self.service.emit(self.task.id, {"type": "tool_end", "id": call.id, "name": call.name, **outcome,
+                                         "seconds": time.monotonic() - started})
+        return outcome
+
+    async def _outcome(self, turn: int, call: ToolCall, toolset: Toolset) -> dict[str, Any]:
         try:
             if call.parse_error:
                 raise ToolError(f"{call.parse_error}. Send the arguments as one JSON object that matches the "

@@ -158,7 +158,7 @@ def load_script(raw: Any, base_dir: Path | None = None, fail=None, *,
             raw = raw["script"]
     if not isinstance(raw, list):
         raise fail("provider 'scripted' needs 'script': a list of replies, inline or file://x.yaml")
-    allowed = {"text", "tool_calls", "chunks", "usage", "error", "stop_reason"}
+    allowed = {"text", "tool_calls", "chunks", "usage", "error", "stop_reason", "delay"}
     for i, item in enumerate(raw):
         if not isinstance(item, dict):
             raise fail(f"{source}: reply #{i + 1} must be a mapping like {{text: ...}}, not {item!r}")
@@ -172,6 +172,9 @@ def load_script(raw: Any, base_dir: Path | None = None, fail=None, *,
         chunks = item.get("chunks")
         if chunks is not None and not (isinstance(chunks, list) and all(isinstance(c, str) for c in chunks)):
             raise fail(f"{source}: reply #{i + 1}: 'chunks' must be a list of strings")
+        delay = item.get("delay")
+        if delay is not None and (isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay < 0):
+            raise fail(f"{source}: reply #{i + 1}: 'delay' must be seconds >= 0 (a pause before each chunk)")
         error = item.get("error")
         if error is not None and not (isinstance(error, dict) and isinstance(error.get("message"), str)):
             raise fail(f"{source}: reply #{i + 1}: 'error' must be {{type: RateLimited, message: ...}}")

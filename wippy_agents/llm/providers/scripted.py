@@ -2,18 +2,20 @@
 
 For tests and the offline demo (SPEC §6). Each script item is one reply::
 
-    {text: "…", chunks: ["…", "…"], tool_calls: [{name: weather, arguments: {city: Lisbon}}],
+    {text: "…", chunks: ["…", "…"], delay: 0.05, tool_calls: [{name: weather, arguments: {city: Lisbon}}],
      usage: {input_tokens: 10, output_tokens: 3}, error: {type: RateLimited, message: "…"}}
 
 ``arguments`` may also be a string, which is parsed like a model's raw text
 (so a script can send malformed JSON). ``error`` makes that call raise the
-named ``ProviderError`` subclass. A call past the end raises ``ScriptExhausted``.
+named ``ProviderError`` subclass. ``delay`` pauses that many seconds before
+each chunk (a slow stream, for tests of interrupting a reply). A call past the end raises ``ScriptExhausted``.
 
     >>> model = ScriptedProvider([{"text": "hello"}])
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Sequence
@@ -110,7 +112,10 @@ class ScriptedProvider:
         if item.get("error"):
             raise _error(item["error"], self.config.id)
         reply = self._reply(item, index, messages, cfg)
+        delay = float(item.get("delay") or 0)
         for piece in item.get("chunks") or ([reply.text] if reply.text else []):
+            if delay:
+                await asyncio.sleep(delay)
             yield TextDelta(text=piece)
         for n, call in enumerate(reply.tool_calls):
             yield ToolCallDelta(index=n, id=call.id, name=call.name, arguments=call.arguments_json)
