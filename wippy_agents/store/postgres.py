@@ -15,6 +15,7 @@ import contextlib
 import logging
 import re
 import time
+import uuid
 from typing import Any, AsyncIterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -79,7 +80,8 @@ class PostgresStore:
         self._pool: asyncpg.Pool | None = None
         self._closed = asyncio.Event()
         self._feeds: set[asyncio.Event] = set()
-        self._own_versions: set[int] = set()
+        self._own_versions: set[int] = set()  # appended here, for reading the head after (re)connecting
+        self._token = uuid.uuid4().hex  # names this store's NOTIFYs
 
     # -- lifecycle -----------------------------------------------------------
     async def open(self) -> None:
@@ -171,7 +173,7 @@ class PostgresStore:
                 if rows:
                     await conn.executemany(sql, rows)
             # Delivered to listeners only when the transaction commits.
-            await conn.execute("SELECT pg_notify($1, $2)", self._channel, str(record.version))
+            await conn.execute("SELECT pg_notify($1, $2)", self._channel, f"{record.version} {self._token}")
         self._own_versions.add(record.version)
 
     async def registry_history(self, *, limit: int | None = None) -> list[VersionRecord]:
@@ -186,36 +188,39 @@ class PostgresStore:
 
     async def registry_changes(self, *, poll_interval: float = 0.5, since: int | None = None) -> AsyncIterator[int]:
         """``LISTEN`` for versions appended by other stores after ``since`` (default:
-        the head when iteration starts) and yield the new head. A lost listening
-        connection is re-opened every ``poll_interval`` seconds; the head is read
-        again then, so nothing is missed. Ends when this store closes."""
+        the head when iteration starts) and yield the new version. A lost listening
+        connection is re-opened every ``poll_interval`` seconds and the head read
+        again, so nothing is missed. Ends when this store closes."""
         wake = asyncio.Event()
+        heard: list[str] = []  # NOTIFY payloads "<version> <writer token>"
         self._feeds.add(wake)
         last = since
         try:
             while not self._closed.is_set():
-                conn = await self._listen(wake, poll_interval)
+                conn = await self._listen(wake, heard, poll_interval)
                 if conn is None:
                     return
                 try:
                     # Listening before reading the head: a version committed in between is
                     # seen by both, never by neither.
                     head = await conn.fetchval(q.HEAD)
-                    while True:
-                        if last is None:
-                            last = head
-                        elif head > last:
-                            foreign = any(v not in self._own_versions for v in range(last + 1, head + 1))
-                            last = head
-                            if foreign:
-                                yield head
-                        if wake.is_set() and not self._closed.is_set() and not conn.is_closed():
-                            wake.clear()
-                            head = await conn.fetchval(q.HEAD)
-                            continue
+                    if last is None:
+                        last = head
+                    elif head > last:
+                        foreign = any(v not in self._own_versions for v in range(last + 1, head + 1))
+                        last = head
+                        if foreign:
+                            yield head
+                    while not self._closed.is_set() and not conn.is_closed():
                         await wake.wait()
-                        if self._closed.is_set() or conn.is_closed():
-                            break
+                        wake.clear()
+                        # The writer's token, not our own bookkeeping, says whose version it
+                        # is: a notification may arrive before our append returns.
+                        news = [v for v, writer in map(_parse_notice, heard) if writer != self._token and v > last]
+                        heard.clear()
+                        if news:
+                            last = max(news)
+                            yield last
                 except _FAILURES as exc:
                     log.warning("store %s: registry change feed lost its connection: %s", self.safe_url, _one_line(exc))
                 finally:
@@ -223,18 +228,25 @@ class PostgresStore:
         finally:
             self._feeds.discard(wake)
 
-    async def _listen(self, wake: asyncio.Event, retry: float) -> asyncpg.Connection | None:
+    async def _listen(self, wake: asyncio.Event, heard: list[str], retry: float) -> asyncpg.Connection | None:
         """A dedicated connection LISTENing on our channel; None once the store closed."""
+
+        def notice(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+            heard.append(payload)
+            wake.set()
+
+        settings = {**self._settings, "application_name": self._settings["application_name"] + " listen"}
         while not self._closed.is_set():
+            conn = None
             try:
-                settings = {**self._settings, "application_name": self._settings["application_name"] + " listen"}
-                conn = await asyncpg.connect(self._dsn, server_settings=settings,
-                                             timeout=self._pool_args["timeout"])
+                conn = await asyncpg.connect(self._dsn, server_settings=settings, timeout=self._pool_args["timeout"])
                 conn.add_termination_listener(lambda _c: wake.set())
-                await conn.add_listener(self._channel, lambda *_: wake.set())
+                await conn.add_listener(self._channel, notice)
                 return conn
             except _FAILURES as exc:
                 log.warning("store %s: cannot listen for registry changes: %s", self.safe_url, _one_line(exc))
+                if conn is not None:
+                    await _close_quietly(conn)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closed.wait(), max(retry, 0.05))
         return None
@@ -360,6 +372,14 @@ async def _journal_one(conn: asyncpg.Connection, step: StepRecord, params: tuple
 def _stale(version: int, head: int) -> StaleVersion:
     return StaleVersion(f"registry version {version} cannot be stored: the head is {head}, so the next is {head + 1};"
                         " rebase the changeset on the current version and retry", version=version, head=head)
+
+
+def _parse_notice(payload: str) -> tuple[int, str]:
+    version, _, writer = payload.partition(" ")
+    try:
+        return int(version), writer
+    except ValueError:  # not ours: a foreign NOTIFY on our channel means nothing
+        return 0, ""
 
 
 async def _close_quietly(conn: asyncpg.Connection) -> None:
