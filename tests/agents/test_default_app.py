@@ -1,0 +1,60 @@
+"""The shipped app: the assistant runs offline out of the box; the package exports what we mean."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import wippy_agents.agents as agents
+from wippy_agents.app import App
+from wippy_agents.console.agent_cmd import AgentPrinter
+from wippy_agents.registry import AppSettings, lint
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_the_assistant_counts_words_offline(tmp_path):
+    async with await App.open(ROOT, store=f"sqlite:///{tmp_path / 'state.db'}") as app:
+        events = []
+        result = await app.extensions["agents"].run("app.agents:assistant", "count words in: a b c",
+                                                     on_event=events.append, timeout=30)
+        assert result.stop_reason == "final" and "3 words" in result.answer
+        model = app.extensions["agents"].provider_for("app.models:default")
+        model.assert_complete()
+        tool_result = [m.content for m in model.calls[1].messages if m.role == "tool"]
+        assert [json.loads(t) for t in tool_result] == [{"words": 3, "chars": 5}]
+        assert model.calls[0].messages[0].content.startswith("You are Wippy")
+        assert [e["text"] for e in events if e["type"] == "text"][-3:] == ["The text has ", "3 words ", "(5 characters)."]
+
+
+async def test_the_default_app_lints_clean():
+    problems = [p for p in await lint(AppSettings.load(ROOT)) if "app.agents" in str(p) or "app.models" in str(p)]
+    assert problems == []
+
+
+def test_printer_streams_text_and_does_not_print_the_answer_twice(tmp_path):
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    p = AgentPrinter(out, err)
+    p({"type": "text", "text": "Let me look. "})
+    p({"type": "reply", "reply": {"text": "Let me look. ", "tool_calls": [{"name": "add", "arguments": {"x": 1}}]}})
+    p({"type": "text", "text": "It is "})
+    p({"type": "text", "text": "2."})
+    p({"type": "reply", "reply": {"text": "It is 2.", "tool_calls": []}})
+    p.finish("It is 2.")
+    assert out.getvalue() == "Let me look. \nIt is 2.\n"
+    assert err.getvalue() == '-> add({"x": 1})\n'
+    replayed = AgentPrinter(io.StringIO(), io.StringIO())
+    replayed.finish("From the journal.")
+    assert replayed.out.getvalue() == "From the journal.\n"
+
+
+def test_exports_are_what_we_mean():
+    assert set(agents.__all__) == {
+        "AGENT_TASK_KIND", "AgentResult", "AgentService", "AgentSpec", "BUILTIN_TOOL_MODULES", "Budget",
+        "ContextOverflow", "ContextWindow", "Delegate", "PromptError", "PythonTool", "STOP_REASONS", "StopReason",
+        "TOOL_KINDS", "ToolCallContext", "ToolError", "Toolset", "build_toolset", "builtin_entries",
+        "dispatch_tool", "python_tool", "python_tools", "render_prompt", "truncate_text", "validate_arguments",
+    }
+    assert all(hasattr(agents, name) for name in agents.__all__)
