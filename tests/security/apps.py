@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,9 @@ async def open_app(tmp_path: Path, text: str | None = None, *, store: str | None
     return await App.open(path, store=store or f"sqlite:///{tmp_path / 'state.db'}", **kw)
 
 
+_CALLS = itertools.count(1)
+
+
 def actor_of(app: App, agent_id: str, task_id: str | None = "t1") -> Any:
     entry = app.entry(agent_id)
     return app.extensions["security"].agent_actor(agent_id=agent_id, policies=entry.data.get("policies", []),
@@ -106,7 +110,7 @@ async def self_tool(app: App, name: str, args: dict, *, agent: str = "app.agents
                     call_id: str | None = None) -> Any:
     """Call ``wippy.self:<name>`` as ``agent`` through the tool dispatcher (the agent loop's path)."""
     ctx = ToolCallContext(app=app, actor=actor_of(app, agent, task_id), task_id=task_id, agent_id=agent,
-                          call_id=call_id or f"c-{name}-{id(args)}")
+                          call_id=call_id or f"c-{name}-{next(_CALLS)}")
     return await dispatch_tool(app, app.entry(f"wippy.self:{name}"), args, ctx)
 
 
