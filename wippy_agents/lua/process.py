@@ -8,10 +8,12 @@ returns.  Each time the Lua code yields a host request (``receive``,
 coroutine with the answer, so a waiting Lua process is a suspended coroutine
 plus one awaiting Python frame: thousands wait concurrently on one loop.
 
-Limits hold per *resume slice*: before every resume the instruction budget
-and the wall-clock deadline are reset, so a process may live for days while
-every stretch of computing between two waits is bounded (a host wait is not
-computing and is not bounded).
+Limits hold per *slice*: the instruction budget and the wall-clock deadline
+are reset after every wait (receive, select, sleep, ``funcs.call``, spawn
+...), so a process may live for days while every stretch of computing
+between two waits is bounded; quick host ops (``send``, ``pid``, ``monitor``
+... see ``QUICK_OPS``) are part of the slice, and a host wait is not
+computing and is not bounded.
 
 Exits:
 
@@ -48,7 +50,7 @@ if TYPE_CHECKING:
     from wippy_agents.lua.hosting import LuaProcesses
     from wippy_agents.lua.host import LoadedCode
 
-__all__ = ["LuaProcessCtl", "lua_process_body", "reason_error", "TIMER", "CANCEL", "OUTDATED"]
+__all__ = ["LuaProcessCtl", "lua_process_body", "reason_error", "Resume", "QUICK_OPS", "TIMER", "CANCEL", "OUTDATED"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,14 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING
 _EVENTS = "events"
 _INBOX = "inbox"
 _DROP = object()
+# Host ops that answer at once: they do not end a resume slice (see _drive).
+QUICK_OPS = frozenset({
+    "process.send", "process.pid", "process.monitor", "process.unmonitor", "process.link", "process.unlink",
+    "process.cancel", "process.terminate", "process.set_options", "process.get_options", "process.register",
+    "process.unregister", "process.lookup", "time.now", "time.duration", "time.after", "json.encode",
+    "json.decode", "uuid.v4", "channel.wait",  # channel.wait only when it is a non-blocking poll
+})
+_ONLY_INBOX = [_INBOX]
 MAX_EARLY_TIMERS = 10_000  # fired timers nobody waited for yet (a select that moved on)
 
 
@@ -69,6 +79,31 @@ def reason_error(reason: Any) -> str:
     if isinstance(reason, BaseException):
         return f"{type(reason).__name__}: {reason}" if str(reason) else type(reason).__name__
     return repr(reason)
+
+
+class Resume(tuple):
+    """An op's answer of several values: the coroutine is resumed with each of them."""
+
+    __slots__ = ()
+
+
+def _arg(value: Any, where: str) -> Any:
+    # scalars are most arguments: skip the generic converter for them
+    t = type(value)
+    if t is bytes:
+        return value.decode("utf-8", "replace")
+    if value is None or t is int or t is float or t is bool:
+        return value
+    return from_lua(value, where=where)
+
+
+def _lua(lua: Any, value: Any, where: str) -> Any:
+    t = type(value)
+    if t is str:
+        return value.encode("utf-8", "surrogateescape")
+    if value is None or t is int or t is float or t is bool or t is bytes:
+        return value
+    return to_lua(lua, value, where=where)
 
 
 class _Upgrade(Exception):
@@ -150,14 +185,16 @@ class LuaProcessCtl:
             return _EVENTS
         return _INBOX
 
-    async def wait(self, want: list[Any], nonblock: bool) -> dict[str, Any] | None:
-        """The first mailbox message a case in ``want`` asks for, as ``{"i", "value"}``; None if
+    async def wait(self, want: list[Any], nonblock: bool) -> Resume | None:
+        """The first mailbox message a source in ``want`` asks for, as ``Resume((i, ...))``; None if
         ``nonblock`` and nothing is there.  Blocks until one arrives (cancellable)."""
+        if want == _ONLY_INBOX:
+            return await self._wait_inbox(nonblock)
         index: dict[Any, int] = {}
         for i, w in enumerate(want, 1):
             if w in self.early:  # a timer that fired while we were not looking
                 self.early.discard(w)
-                return {"i": i, "value": time.time()}
+                return Resume((i, time.time()))
             index.setdefault(w, i)
         classify = self._classify
 
@@ -180,11 +217,25 @@ class LuaProcessCtl:
                     if len(self.early) < MAX_EARLY_TIMERS:
                         self.early.add(kind)
                     continue
-                return {"i": index[kind], "value": time.time()}
-            value = self._translate(msg) if kind == _EVENTS else {
-                "topic": msg.topic, "from": msg.sender, "payload": msg.payload}
+                return Resume((index[kind], time.time()))
+            if kind == _INBOX:
+                return Resume((index[kind], msg.topic, msg.sender, msg.payload))
+            value = self._translate(msg)
             if value is not _DROP:
-                return {"i": index[kind], "value": value}
+                return Resume((index[kind], value))
+
+    def _is_inbox(self, msg: Message) -> bool:
+        return self._classify(msg) == _INBOX
+
+    async def _wait_inbox(self, nonblock: bool) -> Resume | None:
+        # the hot path of a receive loop: no index, no closure
+        if nonblock:
+            msg = self.proc.receive_nowait(match=self._is_inbox)
+            if msg is None:
+                return None
+        else:
+            msg = await self.proc.receive(match=self._is_inbox)
+        return Resume((1, msg.topic, msg.sender, msg.payload))
 
     def _translate(self, msg: Message) -> Any:
         payload = msg.payload
@@ -234,21 +285,33 @@ class LuaProcessCtl:
         thread, send = code.thread_args(*args)
         timeout = spec.limits.timeout
         lua = state.lua
+        new_slice = True
+        steps = 0
         while True:
-            state.start(time.monotonic() + timeout)
+            if new_slice:
+                state.start(time.monotonic() + timeout)
             out = state.step(thread, *send)
-            self._flush_logs(state)
+            steps += 1
             tag = out[0]
             if tag == b"request":
                 op = out[1].decode()
                 raw = out[2]
+                # A slice is the computing between two waits: quick ops continue it
+                # (its budget and deadline keep running), and logs are flushed before waits.
+                new_slice = op not in QUICK_OPS or (op == "channel.wait" and not raw[2])
+                if new_slice or steps >= 64:
+                    self._flush_logs(state)
+                    steps = 0
                 try:
-                    req = [from_lua(raw[i], where=f"{op} argument {i}") for i in range(1, raw[b"n"] + 1)]
+                    req = [_arg(raw[i], op) for i in range(1, raw[b"n"] + 1)]
                     fn = ops.get(op)
                     if fn is None:
                         raise UsageError(f"unknown host operation {op!r}")
                     value = await fn(ctx, *req)
-                    send = (to_lua(lua, value, where=f"{op} answer"), None)
+                    if type(value) is Resume:
+                        send = tuple([_lua(lua, v, op) for v in value])
+                    else:
+                        send = (_lua(lua, value, op), None)
                 except _Upgrade:
                     raise
                 except LuaMemoryError:
@@ -263,6 +326,7 @@ class LuaProcessCtl:
                     log.exception("host operation %r failed for %s", op, self.pid)
                     send = (None, f"{op}: internal error ({type(exc).__name__})".encode())
                 continue
+            self._flush_logs(state)
             if tag == b"done":
                 results = out[1]
                 n = results[b"n"]

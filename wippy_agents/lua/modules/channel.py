@@ -57,13 +57,6 @@ function M._hosted(src)
 end
 function M._timer(id) return setmetatable({_src = "timer", _id = id}, Chan) end
 
-local function wrap(src, v)
-  if src == "inbox" then
-    return setmetatable({_topic = v.topic, _from = v.from, _payload = v.payload}, Msg)
-  end
-  return v
-end
-
 local function poll_local(c, i)
   local ch = c.channel
   if c.op == "receive" then
@@ -108,12 +101,16 @@ local function run(cases, nonblock)
     end
   end
   if want then
-    local got, err = host("channel.wait", want, nonblock)
-    if got then
-      local c = wcase[got.i]
-      return {channel = c.channel, value = wrap(c.channel._src, got.value), ok = true}
+    -- answer: index, then topic, from, payload (inbox) or the value; nil, err on failure
+    local i, a, b, p = host("channel.wait", #want == 1 and want[1] or want, nonblock)
+    if i then
+      local ch = wcase[i].channel
+      if ch._src == "inbox" then
+        return {channel = ch, value = setmetatable({_topic = a, _from = b, _payload = p}, Msg), ok = true}
+      end
+      return {channel = ch, value = a, ok = true}
     end
-    if err then return nil, err end
+    if a then return nil, a end
   end
   if nonblock then return {default = true, ok = false} end
   return nil, "channel.select would block forever: only this process can fill its local channels "
@@ -130,6 +127,11 @@ function Chan:case_receive() return {channel = self, op = "receive"} end
 function Chan:case_send(v) return {channel = self, op = "send", value = v} end
 
 function Chan:receive()
+  if self._src == "inbox" then  -- the hot path of a receive loop: no case tables
+    local i, topic, from, payload = host("channel.wait", "inbox", false)
+    if i == nil then return nil, topic end
+    return setmetatable({_topic = topic, _from = from, _payload = payload}, Msg), true
+  end
   local r, err = run({{channel = self, op = "receive"}}, false)
   if r == nil then return nil, err end
   return r.value, r.ok
@@ -178,8 +180,14 @@ def process_of(ctx: Any, what: str) -> Any:
 
 
 async def wait(ctx: Any, want: Any = None, nonblock: Any = False) -> Any:
-    """Wait for the first mailbox message any of ``want`` asks for: ``{"i": index, "value": v}``."""
-    if not isinstance(want, list) or not want:
+    """Wait for the first mailbox message a source in ``want`` (one or a list) asks for.
+
+    Answers several values: the 1-based index of the source, then
+    ``topic, from, payload`` (inbox) or the event / the time (timer).
+    """
+    if not isinstance(want, list):
+        want = [want]
+    if not want or not all(isinstance(w, (str, int)) for w in want):
         raise UsageError("channel.wait: malformed wait list")
     return await process_of(ctx, "waiting on process.inbox(), process.events() or time.after()").wait(
         want, bool(nonblock))

@@ -1,0 +1,178 @@
+"""Benchmark Lua processes: spawn time, memory per idle process, message round trip.
+
+Run with ``.venv/bin/python bench/lua_process.py [--n 10000] [--trips 20000]``.
+
+Rows (targets from issue 4):
+
+* spawn: CPU time per Lua process, ``n`` of them alive at once and idle
+  (each waiting on ``process.inbox():receive()``), through a ``process.host``
+  (a supervisor call + a fresh sandboxed state + load) and directly
+  (``node.spawn`` of the process body, no supervisor).  Target <= 150 us.
+* memory: RSS growth per idle Lua process with ``n`` alive (Lua allocations
+  are invisible to tracemalloc, so this reads /proc/self/statm), and the Lua
+  heap of one idle state as Lua counts it.  Target <= 64 KB.
+* round trip: Python process -> Lua process -> back, against Python ->
+  Python process -> back measured in the same run, alternating rounds, best
+  of each.  Target ratio <= 3x.
+
+CPU time (``time.process_time``) is used because these machines are shared:
+wall-clock time mostly measures the neighbours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import time
+
+from wippy_agents.lua import LuaHost, Services
+from wippy_agents.lua.hosting import LuaProcesses
+from wippy_agents.lua.process import lua_process_body
+from wippy_agents.runtime import Node
+
+CLOCK = time.process_time
+HOST = "bench:processes"
+IDLE = "return {handler = function() process.inbox():receive() end}"
+ECHO = """return {handler = function()
+  local inbox = process.inbox()
+  while true do
+    local msg = inbox:receive()
+    if msg:topic() == "stop" then return end
+    process.send(msg:from(), "pong", msg:payload())
+  end
+end}"""
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+async def _rig() -> tuple[Node, LuaProcesses]:
+    entries = {
+        "bench:idle": {"id": "bench:idle", "kind": "process.lua", "meta": {}, "data": {"source": IDLE}},
+        "bench:echo": {"id": "bench:echo", "kind": "process.lua", "meta": {}, "data": {"source": ECHO}},
+    }
+
+    async def get_entry(entry_id: str, *, actor=None):
+        return entries.get(entry_id)
+
+    node = Node("bench")
+    procs = LuaProcesses(node, LuaHost(services=Services(get_entry=get_entry), node=node))
+    procs.start_host(HOST, {"max_restarts": 1000})
+    return node, procs
+
+
+async def _close(node: Node, procs: LuaProcesses) -> None:
+    await procs.close()
+    await node.stop(timeout=60)
+
+
+async def bench_spawn(n: int, *, via_host: bool) -> tuple[float, float, float]:
+    """(CPU us per spawn, RSS bytes per idle process, Lua heap bytes of one idle state)."""
+    node, procs = await _rig()
+    try:
+        gc.collect()
+        rss0 = _rss()
+        t0 = CLOCK()
+        pids = []
+        for i in range(n):
+            if via_host:
+                pids.append(await procs.spawn("bench:idle", HOST))
+            else:
+                pids.append(node.spawn(lua_process_body, procs, "bench:idle", [], None, None))
+        while len(procs.live) < n or not all(node.process(p).mailbox.statistics().waiting for p in pids[-10:]):
+            await asyncio.sleep(0)
+        cpu = (CLOCK() - t0) / n * 1e6
+        gc.collect()
+        rss = (_rss() - rss0) / n
+        assert len(procs.live) == n, f"only {len(procs.live)} of {n} alive"
+        some = next(iter(procs.live.values()))
+        lua_heap = _lua_heap(procs, some.pid)
+        return cpu, rss, lua_heap
+    finally:
+        await _close(node, procs)
+
+
+def _lua_heap(procs: LuaProcesses, pid: str) -> float:
+    # The state is held by the running body; find it through the live code object.
+    for obj in gc.get_objects():
+        state = getattr(obj, "state", None)
+        if type(obj).__name__ == "LoadedCode" and state is not None:
+            try:
+                return float(state.lua.get_memory_used())
+            except Exception:  # noqa: BLE001 - older lupa: no allocator statistics
+                return float("nan")
+    return float("nan")
+
+
+async def _python_echo(proc) -> None:
+    while True:
+        msg = await proc.receive()
+        if msg.topic == "stop":
+            return
+        proc.send(msg.sender, "pong", msg.payload)
+
+
+async def _round_trips(node: Node, target: str, trips: int) -> float:
+    done: asyncio.Future = asyncio.get_running_loop().create_future()
+
+    async def client(proc) -> None:
+        payload = {"n": 0, "text": "hello"}
+        t0 = CLOCK()
+        for i in range(trips):
+            proc.send(target, "ping", payload)
+            await proc.receive("pong")
+        done.set_result((CLOCK() - t0) / trips * 1e6)
+
+    node.spawn(client)
+    return await done
+
+
+async def bench_round_trip(trips: int, rounds: int) -> tuple[float, float]:
+    node, procs = await _rig()
+    try:
+        lua_pid = await procs.spawn("bench:echo", HOST)
+        py_pid = node.spawn(_python_echo)
+        await _round_trips(node, lua_pid, 200)  # warm up both
+        await _round_trips(node, py_pid, 200)
+        py, lua = [], []
+        for _ in range(rounds):
+            py.append(await _round_trips(node, py_pid, trips))
+            lua.append(await _round_trips(node, lua_pid, trips))
+        return min(py), min(lua)
+    finally:
+        await _close(node, procs)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=10_000, help="Lua processes alive at once")
+    parser.add_argument("--trips", type=int, default=20_000, help="round trips per measurement round")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    host_cpu, host_rss, heap = await bench_spawn(args.n, via_host=True)
+    raw_cpu, raw_rss, _ = await bench_spawn(args.n, via_host=False)
+    py_rt, lua_rt = await bench_round_trip(args.trips, args.rounds)
+
+    rows = [
+        (f"spawn via process.host ({args.n} alive)", f"{host_cpu:8.1f} us", "<= 150 us", host_cpu <= 150),
+        (f"spawn direct node.spawn ({args.n} alive)", f"{raw_cpu:8.1f} us", "<= 150 us", raw_cpu <= 150),
+        ("RSS per idle Lua process (via host)", f"{host_rss / 1024:8.1f} KB", "<= 64 KB", host_rss <= 64 * 1024),
+        ("RSS per idle Lua process (direct)", f"{raw_rss / 1024:8.1f} KB", "<= 64 KB", raw_rss <= 64 * 1024),
+        ("Lua heap of one idle state", f"{heap / 1024:8.1f} KB", "(part of RSS)", True),
+        ("round trip Python <-> Python", f"{py_rt:8.1f} us", "(peer)", True),
+        ("round trip Python -> Lua -> Python", f"{lua_rt:8.1f} us", "", True),
+        ("  ratio Lua / Python", f"{lua_rt / py_rt:8.2f} x", "<= 3x", lua_rt / py_rt <= 3),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{width}}  {'value':>11}  {'target':<13} ok")
+    for name, value, target, ok in rows:
+        print(f"{name:<{width}}  {value:>11}  {target:<13} {'yes' if ok else 'NO'}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
