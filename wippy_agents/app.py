@@ -81,6 +81,7 @@ class App:
             # Imported here, not at the top: the agents layer registers its open hook on import.
             from .agents import builtin_entries
             from .security import wiring as _security_wiring  # noqa: F401  (registers the security open hook)
+            from .console import session as _console_session  # noqa: F401  (the console.session task kind)
 
             registry = Registry(the_store, author_default="cli", builtins=builtin_entries())
             registry.add_validator(code_validator(compile_check))

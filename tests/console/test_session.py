@@ -1,0 +1,98 @@
+"""Console sessions as durable tasks: turns, history, switching agents, parking, resume, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from wippy_agents.app import App
+from wippy_agents.console.session import SESSION_KIND, Turn, turn_task_id
+
+from .apps import write_app
+
+
+async def open_app(tmp_path, script, **kw):
+    path = write_app(tmp_path / "app", script, **kw)
+    return await App.open(path, store=f"sqlite:///{tmp_path / 'state.db'}", claim_interval=0)
+
+
+async def test_a_session_runs_turns_with_tools_and_keeps_the_conversation(tmp_path):
+    script = [
+        {"text": "", "tool_calls": [{"name": "weather", "arguments": {"city": "Lisbon"}}]},
+        {"text": "Sunny in Lisbon."},
+        {"text": "You asked about Lisbon."},
+    ]
+    app = await open_app(tmp_path, script)
+    try:
+        session = await app.extensions["sessions"].open()
+        events: list[dict] = []
+        turn = await session.send("weather in Lisbon?", on_event=events.append)
+        assert turn.answer == "Sunny in Lisbon." and turn.stop_reason == "final"
+        ends = [e for e in events if e["type"] == "tool_end"]
+        assert ends and ends[0]["result"] == {"city": "Lisbon", "sky": "sunny", "celsius": 21}
+        assert turn.model_calls == 2 and turn.usage.total_tokens > 0
+        second = await session.send("what did I ask?")
+        assert second.answer == "You asked about Lisbon."
+        provider = app.extensions["agents"].provider_for("app.models:m")
+        seen = [m.content for m in provider.calls[-1].messages if m.role in ("user", "assistant")]
+        assert "weather in Lisbon?" in seen and "Sunny in Lisbon." in seen  # the earlier turn is context
+        provider.assert_complete()
+        await session.close()
+        task = await app.tasks.get(session.id)
+        assert task.kind == SESSION_KIND and task.status == "stranded"
+    finally:
+        await app.close()
+
+
+async def test_a_parked_session_resumes_in_a_new_app_with_its_turns_and_agent(tmp_path):
+    script = [{"text": "one"}, {"text": "two"}]
+    app = await open_app(tmp_path, script)
+    try:
+        session = await app.extensions["sessions"].open()
+        await session.send("first")
+        await session.use("coder")
+        await session.close()
+        sid = session.id
+    finally:
+        await app.close()
+    app = await open_app(tmp_path, script, coder_script=[{"text": "coder answers"}])
+    try:
+        session = await app.extensions["sessions"].resume(sid)
+        assert [t.answer for t in session.state.turns] == ["one"]
+        assert session.agent == "app.agents:coder"
+        turn = await session.send("second")
+        assert turn.answer == "coder answers" and turn.n == 2
+        await session.close()
+    finally:
+        await app.close()
+
+
+async def test_cancel_ends_a_streaming_turn_and_the_session_goes_on(tmp_path):
+    slow = {"chunks": [f"w{i} " for i in range(200)], "delay": 0.05}
+    app = await open_app(tmp_path, [slow, {"text": "after"}])
+    try:
+        session = await app.extensions["sessions"].open()
+        started = asyncio.Event()
+
+        def on_event(event):
+            if event["type"] == "text":
+                started.set()
+
+        sending = asyncio.ensure_future(session.send("go", on_event=on_event))
+        await asyncio.wait_for(started.wait(), 10)
+        assert await session.cancel()
+        turn = await asyncio.wait_for(sending, 10)
+        assert turn.stop_reason == "cancelled"
+        child = await app.tasks.get(turn_task_id(session.id, 1))
+        assert child.status == "cancelled"
+        # the interrupted call left no journal row: the next turn is answered by the same reply index
+        assert turn.model_calls == 0
+        await session.close()
+    finally:
+        await app.close()
+
+
+def test_turn_round_trips_as_json():
+    t = Turn(n=1, agent="a:b", prompt="p", answer="x")
+    assert Turn.from_dict(t.to_dict()) == t

@@ -1,0 +1,391 @@
+"""Console sessions: a conversation with agents as one durable task (kind ``console.session``).
+
+The console is thin; this is the Python API under it::
+
+    sessions = app.extensions["sessions"]
+    session = await sessions.open("app.agents:assistant")
+    turn = await session.send("weather in Lisbon?", on_event=print)   # streamed events, then the Turn
+    await session.close()                                             # parks it; nothing is lost
+    session = await sessions.resume(session.id)                       # later, in another process
+
+The session task waits for messages (durable task signals): ``user`` (one
+turn), ``use`` (switch agent), ``clear`` (forget earlier turns), ``detach``.
+Each turn runs the agent as a child task ``<session>.<n>`` (its own journal:
+model replies, tool results) with the conversation so far as history, and is
+recorded as one step ``turn:<n>`` of the session. A session nobody is
+attached to parks itself as ``stranded`` (waiting for a person), so idle
+sessions are never claimed and run by a node's recovery; ``resume`` takes it
+up again and replays the journal. A crash mid-turn resumes that turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..app import on_open
+from ..errors import TaskCancelled, TaskNotFound, TaskStranded, UsageError, WippyError
+from ..llm import Usage
+from ..store.base import StepRecord
+from ..tasks import RunInterrupted, TaskContext
+
+__all__ = ["SESSION_KIND", "Session", "SessionState", "Sessions", "Turn", "turn_task_id"]
+
+log = logging.getLogger(__name__)
+
+SESSION_KIND = "console.session"
+TOPIC = "console"
+Listener = Callable[[dict[str, Any]], None]
+
+
+def turn_task_id(session_id: str, n: int) -> str:
+    """The id of the agent task that runs turn ``n`` of a session."""
+    return f"{session_id}.{n}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Turn:
+    """One finished turn: the person's text, the agent's answer, why it stopped, what it cost."""
+
+    n: int
+    agent: str
+    prompt: str
+    answer: str = ""
+    stop_reason: str = "final"  # an AgentResult stop reason, or "error"
+    detail: str = ""
+    usage: Usage = field(default_factory=Usage)
+    model_calls: int = 0
+    task_id: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "agent": self.agent, "prompt": self.prompt, "answer": self.answer,
+                "stop_reason": self.stop_reason, "detail": self.detail, "usage": self.usage.to_dict(),
+                "model_calls": self.model_calls, "task_id": self.task_id}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Turn":
+        return cls(n=int(data["n"]), agent=str(data.get("agent") or ""), prompt=str(data.get("prompt") or ""),
+                   answer=str(data.get("answer") or ""), stop_reason=str(data.get("stop_reason") or "final"),
+                   detail=str(data.get("detail") or ""), usage=Usage.from_dict(data.get("usage") or {}),
+                   model_calls=int(data.get("model_calls") or 0), task_id=str(data.get("task_id") or ""))
+
+
+@dataclass(kw_only=True)
+class SessionState:
+    """What a session's journal adds up to; the runner and ``resume`` fold it the same way."""
+
+    agent: str
+    turns: list[Turn] = field(default_factory=list)
+    context_from: int = 0  # turns before this index were cleared from the agent's context
+    pending: str | None = None  # a prompt sent whose turn has not finished (a crash mid-turn)
+
+    def apply(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "use":
+            self.agent = str(message["agent"])
+        elif kind == "clear":
+            self.context_from = len(self.turns)
+        elif kind == "user":
+            self.pending = str(message.get("text") or "")
+
+    def add(self, turn: Turn) -> None:
+        self.turns.append(turn)
+        self.pending = None
+
+    def model_calls(self, agent: str) -> int:
+        """Model calls made by ``agent``'s turns so far (a scripted model answers per call, in order)."""
+        return sum(t.model_calls for t in self.turns if t.agent == agent)
+
+    @property
+    def usage(self) -> Usage:
+        total = Usage()
+        for turn in self.turns:
+            total = total + turn.usage
+        return total
+
+    def history(self) -> list[dict[str, Any]]:
+        """The conversation the agent sees (since the last clear), as message dicts."""
+        out: list[dict[str, Any]] = []
+        for turn in self.turns[self.context_from:]:
+            out.append({"role": "user", "content": turn.prompt})
+            if turn.answer:
+                out.append({"role": "assistant", "content": turn.answer})
+        return out
+
+    @classmethod
+    def from_journal(cls, agent: str, steps: list[StepRecord]) -> "SessionState":
+        state = cls(agent=agent)
+        for step in steps:
+            if step.status != "ok":
+                continue
+            if step.name == f"signal:{TOPIC}" and isinstance(step.result, dict):
+                state.apply(step.result.get("payload") or {})
+            elif step.name.startswith("turn:") and isinstance(step.result, dict):
+                state.add(Turn.from_dict(step.result))
+        return state
+
+
+class Sessions:
+    """The console sessions of one App (``app.extensions["sessions"]``); the task kind's runner."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._attached: dict[str, asyncio.Queue[Turn]] = {}
+
+    # -- the durable side ---------------------------------------------------------
+    async def runner(self, ctx: TaskContext) -> dict[str, Any]:
+        """Wait for messages and run turns until nobody is attached (then park as stranded)."""
+        sid = ctx.task.id
+        state = SessionState(agent=str((ctx.task.input or {}).get("agent") or ""))
+        while True:
+            if not ctx.replaying and sid not in self._attached:
+                raise TaskStranded(f"console session {sid!r} is idle; continue it with "
+                                   f"`wippy console --resume {sid}`", task_id=sid)
+            message = await ctx.receive_signal(TOPIC) or {}
+            state.apply(message)
+            if message.get("type") != "user":
+                continue
+            live = not ctx.replaying
+            n = len(state.turns) + 1
+            args = (sid, n, state.agent, str(message.get("text") or ""), state.history(),
+                    state.model_calls(state.agent))
+            turn = Turn.from_dict(await ctx.step(f"turn:{n}", lambda: self._turn(*args), idempotent=True))
+            state.add(turn)
+            queue = self._attached.get(sid)
+            if live and queue is not None:
+                queue.put_nowait(turn)
+
+    async def _turn(self, sid: str, n: int, agent: str, text: str, history: list[dict[str, Any]],
+                    calls: int) -> dict[str, Any]:
+        from ..agents import AGENT_TASK_KIND
+
+        service = self.app.extensions["agents"]
+        child = turn_task_id(sid, n)
+        base = {"n": n, "agent": agent, "prompt": text, "task_id": child}
+        try:
+            service.check_ready(agent)
+            task = await self.app.tasks.start(
+                AGENT_TASK_KIND, agent, {"prompt": text, "variables": {}, "history": history, "call_index": calls},
+                task_id=child, parent_id=sid, registry_version=self.app.registry.version)
+            if task.status == "running" and child not in self.app.tasks.running():
+                await self.app.tasks.recover()  # the turn's run was orphaned by a crash: take it over
+            result = await service.result(child)
+            turn = {**base, "answer": result.answer, "stop_reason": result.stop_reason, "detail": result.detail}
+        except (asyncio.CancelledError, RunInterrupted):
+            raise
+        except WippyError as exc:
+            turn = {**base, "stop_reason": "error", "detail": str(exc)}
+        usage, model_calls = await self._metered(child)
+        return {**turn, "usage": usage.to_dict(), "model_calls": model_calls}
+
+    async def _metered(self, task_id: str) -> tuple[Usage, int]:
+        """The usage and the number of model calls a turn's journal holds (also for cancelled turns)."""
+        try:
+            steps = await self.app.store.journal_load(task_id)
+        except WippyError:
+            return Usage(), 0
+        usage, calls = Usage(), 0
+        for step in steps:
+            if step.name == "model":
+                calls += 1
+                if step.status == "ok" and isinstance(step.result, dict):
+                    usage = usage + Usage.from_dict(step.result.get("usage") or {})
+        return usage, calls
+
+    # -- the client side ----------------------------------------------------------
+    def default_agent(self) -> str:
+        """``app.agents:assistant`` if it exists, else the only agent; raises ``UsageError``."""
+        agents = sorted(str(e.id) for e in self.app.registry.find(kind="agent"))
+        if "app.agents:assistant" in agents:
+            return "app.agents:assistant"
+        if len(agents) == 1:
+            return agents[0]
+        if not agents:
+            raise UsageError("this app defines no agent (kind: agent); add one or pass --app DIR")
+        raise UsageError(f"several agents, none is app.agents:assistant; name one: {', '.join(agents)}")
+
+    def resolve_agent(self, name: str | None) -> str:
+        """An agent id from a full id or a bare name (``coder`` -> the one agent named so); ``UsageError``."""
+        if not name:
+            return self.default_agent()
+        agents = sorted(str(e.id) for e in self.app.registry.find(kind="agent"))
+        if name in agents:
+            return name
+        hits = [a for a in agents if a.rpartition(":")[2] == name]
+        if len(hits) == 1:
+            return hits[0]
+        raise UsageError(f"no agent {name!r}" + (f"; agents: {', '.join(agents)}" if agents else ""))
+
+    async def open(self, agent: str | None = None, *, session_id: str | None = None) -> "Session":
+        """Start a new session with ``agent`` (default: ``default_agent()``)."""
+        agent_id = self.resolve_agent(agent)
+        self.app.extensions["agents"].check_ready(agent_id)
+        sid = session_id or uuid.uuid4().hex[:12]
+        self._attached[sid] = asyncio.Queue()
+        try:
+            await self.app.tasks.start(SESSION_KIND, agent_id, {"agent": agent_id}, task_id=sid,
+                                       registry_version=self.app.registry.version)
+        except BaseException:
+            self._attached.pop(sid, None)
+            raise
+        return Session(self, sid, SessionState(agent=agent_id))
+
+    async def resume(self, session_id: str) -> "Session":
+        """Take up a parked (or crashed) session here; raises ``TaskNotFound``/``UsageError``."""
+        task = await self.app.tasks.get(session_id)
+        if task.kind != SESSION_KIND:
+            raise UsageError(f"task {session_id!r} is a {task.kind!r} task, not a console session; "
+                             f"`wippy tasks show {session_id}` shows it")
+        if task.status in ("succeeded", "failed", "cancelled"):
+            raise UsageError(f"console session {session_id!r} has ended ({task.status}); start a new one")
+        state = SessionState.from_journal(str((task.input or {}).get("agent") or task.target),
+                                          await self.app.store.journal_load(session_id))
+        self._attached[session_id] = asyncio.Queue()
+        try:
+            if session_id not in self.app.tasks.running():
+                await self.app.tasks.resume(session_id)
+        except BaseException:
+            self._attached.pop(session_id, None)
+            raise
+        return Session(self, session_id, state)
+
+    def detach(self, session_id: str) -> None:
+        self._attached.pop(session_id, None)
+
+    def next_turn(self, session_id: str) -> asyncio.Queue[Turn]:
+        return self._attached[session_id]
+
+
+class Session:
+    """A session this process is attached to. ``send`` blocks for one turn; ``cancel`` ends the one in flight."""
+
+    def __init__(self, sessions: Sessions, session_id: str, state: SessionState) -> None:
+        self.sessions = sessions
+        self.app = sessions.app
+        self.id = session_id
+        self.state = state
+        self._current: str | None = None
+        self._tracked: list[str] = []  # the turn's task and its delegates' tasks, for cancel
+        self._unsubscribe: list[Callable[[], None]] = []
+
+    @property
+    def agent(self) -> str:
+        return self.state.agent
+
+    async def send(self, text: str, *, on_event: Listener | None = None) -> Turn:
+        """Run one turn; ``on_event`` gets the live events of the agent run (and of its delegates, with ``depth``)."""
+        if not text.strip():
+            raise UsageError("an empty message; type something for the agent")
+        n = len(self.state.turns) + 1
+        self.state.apply({"type": "user", "text": text})
+        return await self._await_turn(turn_task_id(self.id, n), on_event,
+                                      signal={"type": "user", "text": text})
+
+    async def finish_pending(self, *, on_event: Listener | None = None) -> Turn | None:
+        """After a resume: wait for the turn a crash interrupted (None when there is none)."""
+        if self.state.pending is None:
+            return None
+        return await self._await_turn(turn_task_id(self.id, len(self.state.turns) + 1), on_event, signal=None)
+
+    async def _await_turn(self, child: str, on_event: Listener | None, *, signal: dict[str, Any] | None) -> Turn:
+        self._current, self._tracked = child, [child]
+        self._follow(child, 0, on_event)
+        try:
+            if signal is not None:
+                await self.app.tasks.signal(self.id, TOPIC, signal)
+            turn = await self._wait_turn()
+        finally:
+            for unsubscribe in self._unsubscribe:
+                unsubscribe()
+            self._unsubscribe.clear()
+            self._current = None
+        self.state.add(turn)
+        return turn
+
+    def _follow(self, task_id: str, depth: int, on_event: Listener | None) -> None:
+        service = self.app.extensions["agents"]
+
+        def listener(event: dict[str, Any]) -> None:
+            child = event.get("delegate_task") if event.get("type") == "tool_start" else None
+            if child:
+                self._tracked.append(child)
+                self._follow(child, depth + 1, on_event)
+            if on_event is not None:
+                on_event({**event, "task_id": task_id, "depth": depth})
+
+        self._unsubscribe.append(service.subscribe(task_id, listener))
+
+    async def _wait_turn(self) -> Turn:
+        queue = self.sessions.next_turn(self.id)
+        got = asyncio.ensure_future(queue.get())
+        ended = asyncio.ensure_future(self.app.tasks.wait(self.id))
+        try:
+            await asyncio.wait([got, ended], return_when=asyncio.FIRST_COMPLETED)
+            if got.done():
+                return got.result()
+            try:
+                ended.result()
+            except WippyError as exc:
+                raise UsageError(f"console session {self.id!r} stopped: {exc}") from None
+            raise UsageError(f"console session {self.id!r} ended")
+        finally:
+            for fut in (got, ended):
+                fut.cancel()
+            await asyncio.wait([got, ended])
+
+    async def cancel(self, *, reason: str = "interrupted from the console (Ctrl-C)", bound: float = 5.0) -> bool:
+        """Cancel the turn in flight and its delegates now (their processes are killed); False if none."""
+        if self._current is None:
+            return False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + bound
+        for task_id in list(self._tracked):
+            while True:
+                try:
+                    await self.app.tasks.cancel(task_id, reason=reason)
+                    break
+                except TaskNotFound:  # the session has not started the turn's task yet
+                    if loop.time() >= deadline or self._current is None:
+                        break
+                    await asyncio.sleep(0.02)
+                except UsageError:  # it ended already
+                    break
+            pid = self.app.node.whereis(f"task:{task_id}")
+            if pid is not None:  # a model stream in flight would only notice at its next step
+                self.app.node.exit(pid, "kill")
+        return True
+
+    async def use(self, agent: str) -> str:
+        """Talk to another agent from the next turn on (recorded in the session); returns its id."""
+        agent_id = self.sessions.resolve_agent(agent)
+        self.app.extensions["agents"].check_ready(agent_id)
+        await self.app.tasks.signal(self.id, TOPIC, {"type": "use", "agent": agent_id})
+        self.state.apply({"type": "use", "agent": agent_id})
+        return agent_id
+
+    async def clear(self) -> None:
+        """The agent forgets the turns so far (they stay in the journal)."""
+        await self.app.tasks.signal(self.id, TOPIC, {"type": "clear"})
+        self.state.apply({"type": "clear"})
+
+    async def close(self, *, timeout: float = 5.0) -> None:
+        """Detach and let the session park itself (stranded: waiting for a person to resume it)."""
+        self.sessions.detach(self.id)
+        try:
+            await self.app.tasks.signal(self.id, TOPIC, {"type": "detach"})
+            await self.app.tasks.wait(self.id, timeout=timeout)
+        except (TaskStranded, TaskCancelled):
+            pass
+        except WippyError as exc:  # the engine's close interrupts it anyway; resume still works
+            log.info("console session %r did not park cleanly: %s", self.id, exc)
+
+
+@on_open
+async def install(app: Any) -> None:
+    """Register the ``console.session`` task kind and ``app.extensions["sessions"]``."""
+    sessions = Sessions(app)
+    app.extensions["sessions"] = sessions
+    app.tasks.register_kind(SESSION_KIND, sessions.runner)
