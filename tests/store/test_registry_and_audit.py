@@ -38,11 +38,11 @@ async def test_appended_versions_come_back_newest_first_with_their_changes(store
     assert await store.registry_get_version(2) == version(2)
 
 
-@pytest.mark.parametrize("bad", [1, 3, 0, -1])
-async def test_append_of_a_version_other_than_head_plus_one_is_stale(store, bad):
+async def test_append_of_a_version_other_than_head_plus_one_is_stale(store):
     await store.registry_append(version(1))
-    with pytest.raises(StaleVersion, match="the head is 1"):
-        await store.registry_append(version(bad) if bad != 1 else version(1, reason="again"))
+    for bad in (version(1, reason="again"), version(3), version(0), version(-1)):
+        with pytest.raises(StaleVersion, match="the head is 1, so the next is 2"):
+            await store.registry_append(bad)
     assert await store.registry_head() == 1
     assert (await store.registry_get_version(1)).reason == "change 1"
 
