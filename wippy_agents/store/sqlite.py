@@ -1,14 +1,21 @@
 """The embedded SQLite store (aiosqlite; WAL, ``busy_timeout``, ``synchronous=NORMAL``).
 
 One hand-off per operation: aiosqlite moves every call to its worker thread
-(~50-60 µs each here), and ``execute`` + ``commit`` is two of them. So each
-method hands ONE plain function to the connection's worker thread
+(a bare hand-off measured 55-135 µs on these shared 2-core machines, load
+dependent), and ``execute`` + ``commit`` is two of them. So each method hands
+ONE plain function to the connection's worker thread
 (``aiosqlite.Connection._execute``) that runs the whole transaction with the
-sqlite3 API and commits it before returning. That keeps aiosqlite's thread
-ownership of the sqlite3 connection (no second thread ever touches it) while
-a journaled step costs one hand-off plus the ~20 µs commit. ``_execute`` is
-aiosqlite's private queueing primitive; it is checked at import time so an
-aiosqlite release that drops it fails loudly, not subtly.
+sqlite3 API and commits it before returning; a journal row then costs one
+hand-off plus ~20-60 µs of SQLite work (``bench/store_micro.py``).
+
+Why aiosqlite's thread and not our own executor: it is the dependency SPEC §1
+names, it already owns the sqlite3 connection on one thread, and a
+``ThreadPoolExecutor(1)`` hand-off measured no faster (177 vs 133 µs for a
+no-op in the same run). ``_execute`` is aiosqlite's private queueing primitive;
+it is checked at import time so an aiosqlite release that drops it fails
+loudly, not subtly. Running SQLite on the event loop thread (~25 µs a commit)
+was rejected: a busy lock (``busy_timeout``) or a WAL checkpoint's fsync would
+stall every process on the node.
 
 Writes run under ``BEGIN IMMEDIATE`` (or as one autocommitting statement) so
 that two stores on one file serialise on the write lock with ``busy_timeout``
