@@ -1,0 +1,229 @@
+"""Rich rendering for the console: a turn as it streams, tool panels, the status line, approvals.
+
+``TurnView`` receives a turn's live events (from the App's event-loop thread)
+and prints finished pieces above a small live area (rich ``Live``): the
+streamed Markdown of the model call in progress, the tool calls running, and
+a status line with a spinner, the model, and tokens/cost for the turn and the
+session. Finished replies are printed as Markdown; each tool call as one
+compact panel (arguments, result or error, duration), nested under its
+delegate when an agent asked another agent.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any, Mapping
+
+from rich.console import Console, Group, RenderableType
+from rich.markdown import Markdown
+from rich.padding import Padding
+from rich.panel import Panel
+from rich.spinner import Spinner
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+
+from ..llm import Usage
+
+__all__ = ["TurnView", "tool_panel", "status_text", "approval_view", "short_json", "money"]
+
+PREVIEW_CHARS = 160  # a tool's arguments/result beyond this are cut: the panel must not drown the answer
+RESULT_LINES = 4
+
+
+def money(cost: float) -> str:
+    return f"${cost:.4f}" if cost < 1 else f"${cost:.2f}"
+
+
+def short_json(value: Any, limit: int = PREVIEW_CHARS) -> str:
+    """One line of JSON (strings as they are), cut to ``limit`` characters with an ellipsis."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    text = " ".join(text.split()) if len(text) > limit else text
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _args(arguments: Any) -> str:
+    if isinstance(arguments, Mapping):
+        return ", ".join(f"{k}={short_json(v, 60)}" for k, v in arguments.items())
+    return short_json(arguments)
+
+
+def tool_panel(event: Mapping[str, Any], *, agent: str | None = None) -> Panel:
+    """A compact panel for a finished tool call (a ``tool_end`` event with its ``arguments``)."""
+    name = str(event.get("name"))
+    seconds = float(event.get("seconds") or 0.0)
+    took = f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+    failed = "error" in event
+    body = Table.grid(padding=(0, 1))
+    body.add_column(style="dim", no_wrap=True)
+    body.add_column(overflow="fold")
+    body.add_row("args", Text(_args(event.get("arguments") or {})))
+    if failed:
+        body.add_row("error", Text(short_json(event["error"], 400), style="red"))
+    else:
+        result = event.get("result")
+        text = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False, default=str)
+        lines = text.splitlines() or [""]
+        shown = "\n".join(lines[:RESULT_LINES]) + (f"\n… ({len(lines) - RESULT_LINES} more lines)"
+                                                   if len(lines) > RESULT_LINES else "")
+        body.add_row("result", Text(short_json(shown, 400) if len(lines) == 1 else shown))
+    title = Text.assemble(("✗ " if failed else "✓ ", "red" if failed else "green"), (name, "bold"),
+                          (f"  {took}", "dim"), (f"  ({agent})" if agent else "", "dim"))
+    return Panel(body, title=title, title_align="left", border_style="red" if failed else "blue",
+                 expand=False, padding=(0, 1))
+
+
+def status_text(*, model: str, turn: Usage, session: Usage, state: str = "") -> Text:
+    """``model · turn N tok $x · session M tok $y`` (+ what the turn is doing)."""
+    text = Text(style="dim")
+    text.append(model or "?", style="cyan")
+    text.append(f" · turn {turn.total_tokens:,} tok {money(turn.cost_usd)}")
+    text.append(f" · session {session.total_tokens:,} tok {money(session.cost_usd)}")
+    if state:
+        text.append(f" · {state}")
+    return text
+
+
+class TurnView:
+    """The live view of one turn; ``on_event`` is called from the App's loop thread (thread-safe).
+
+    Use as the renderable of a ``rich.live.Live``; finished pieces go to
+    ``console.print`` (printed above the live area).
+    """
+
+    def __init__(self, console: Console, *, model: str, session_usage: Usage, agent: str) -> None:
+        self.console = console
+        self.model = model
+        self.agent = agent
+        self.session_usage = session_usage
+        self.usage = Usage()
+        self.printed_text = False
+        self._lock = threading.Lock()
+        self._stream: dict[str, list[str]] = {}  # task id -> text pieces of its model call in progress
+        self._depth: dict[str, int] = {}
+        self._running: dict[str, str] = {}  # call id -> "name(args)"
+        self._args: dict[str, Any] = {}
+        self._agents: dict[str, str] = {}  # delegate task id -> delegate (tool) name
+        self._spinner = Spinner("dots", style="cyan")
+        self._started = time.monotonic()
+
+    # -- events -----------------------------------------------------------------
+    def on_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        task = str(event.get("task_id") or "")
+        depth = int(event.get("depth") or 0)
+        with self._lock:
+            self._depth[task] = depth
+            if kind == "text":
+                self._stream.setdefault(task, []).append(str(event.get("text") or ""))
+                return
+            if kind == "reply":
+                text = "".join(self._stream.pop(task, []))
+                reply = event.get("reply") or {}
+                text = text or str(reply.get("text") or "")
+                self.usage = self.usage + Usage.from_dict(reply.get("usage") or {})
+            elif kind == "tool_start":
+                self._running[str(event.get("id"))] = f"{event.get('name')}({_args(event.get('arguments') or {})})"
+                self._args[str(event.get("id"))] = event.get("arguments")
+                if event.get("delegate_task"):
+                    self._agents[str(event["delegate_task"])] = str(event.get("name"))
+                return
+            elif kind == "tool_end":
+                self._running.pop(str(event.get("id")), None)
+                event = {**event, "arguments": self._args.pop(str(event.get("id")), None)}
+            else:
+                return
+        # Printing outside the lock: the live refresh thread renders under it too.
+        if kind == "reply" and text.strip():
+            self._print(Markdown(text), depth, task)
+            if depth == 0:
+                self.printed_text = True
+        elif kind == "tool_end":
+            self._print(tool_panel(event), depth, task)
+
+    def _print(self, renderable: RenderableType, depth: int, task: str) -> None:
+        if depth:
+            who = self._agents.get(task, "delegate")
+            renderable = Padding(Group(Text(f"↳ {who}", style="magenta"), renderable), (0, 0, 0, 2 * depth))
+        self.console.print(renderable)
+
+    # -- the live area ----------------------------------------------------------
+    def state(self) -> str:
+        if self._running:
+            return "running " + ", ".join(self._running.values())
+        if any(self._stream.values()):
+            return "streaming"
+        return "waiting for the model"
+
+    def __rich__(self) -> RenderableType:
+        with self._lock:
+            parts: list[RenderableType] = []
+            height = max(4, self.console.size.height - 4)
+            for task, pieces in self._stream.items():
+                text = "".join(pieces)
+                if text.strip():
+                    lines = text.splitlines()
+                    tail = "\n".join(lines[-height:])  # the newest lines stay in view while streaming
+                    depth = self._depth.get(task, 0)
+                    parts.append(Padding(Markdown(tail), (0, 0, 0, 2 * depth)) if depth else Markdown(tail))
+            self._spinner.text = status_text(model=self.model, turn=self.usage,
+                                             session=self.session_usage + self.usage, state=self.state())
+            parts.append(self._spinner)
+            return Group(*parts)
+
+
+def approval_view(request: Any) -> RenderableType:
+    """What a person sees before answering an ``approval: ask`` rule: the exact proposed change."""
+    details = dict(getattr(request, "details", None) or {})
+    head = Text.assemble(("approval needed: ", "bold yellow"), (str(request.actor), "bold"),
+                         f" wants {request.action} ", (str(request.resource), "bold"))
+    parts: list[RenderableType] = [head]
+    if request.rule:
+        parts.append(Text(f"rule: {request.rule}", style="dim"))
+    entry = details.get("entry")
+    before = details.get("before")
+    if isinstance(entry, Mapping):
+        parts.extend(_entry_parts(entry, op=str(details.get("op") or "write"), before=before))
+    elif details.get("op") == "delete" and isinstance(before, Mapping):
+        parts.append(Text(f"delete {before.get('id')} ({before.get('kind')})", style="red"))
+    else:
+        shown = {k: v for k, v in details.items() if k not in ("entry", "before")}
+        if shown:
+            parts.append(Syntax(json.dumps(shown, indent=2, ensure_ascii=False, default=str), "json",
+                                word_wrap=True))
+    return Panel(Group(*parts), border_style="yellow", title="approval", title_align="left")
+
+
+def _entry_parts(entry: Mapping[str, Any], *, op: str, before: Any) -> list[RenderableType]:
+    data = dict(entry.get("data") or {})
+    meta = dict(entry.get("meta") or {})
+    parts: list[RenderableType] = [Text.assemble((f"{op} ", "bold"), (str(entry.get("id")), "bold cyan"),
+                                                 f"  kind {entry.get('kind')}")]
+    if meta.get("description"):
+        parts.append(Text(f"description: {meta['description']}"))
+    schema = data.pop("input_schema", None)
+    if schema is not None:
+        parts.append(Text("input_schema", style="bold"))
+        parts.append(Syntax(json.dumps(schema, indent=2, ensure_ascii=False), "json", word_wrap=True))
+    source = data.pop("source", None)
+    data.pop("source_path", None)
+    if isinstance(source, str):
+        parts.append(Text(f"source (method {data.get('method', 'handler')})", style="bold"))
+        parts.append(Syntax(source, "lua", line_numbers=True, word_wrap=True))
+    examples = data.pop("examples", None)
+    if examples:
+        table = Table("example input", "result", title="examples (run in a sandbox, all passed)",
+                      title_justify="left", show_lines=False)
+        for ex in examples:
+            if isinstance(ex, Mapping):
+                table.add_row(short_json(ex.get("input"), 80), short_json(ex.get("output"), 80))
+        parts.append(table)
+    rest = {k: v for k, v in data.items() if k not in ("method",) and v not in (None, [], {})}
+    if rest:
+        parts.append(Syntax(json.dumps(rest, indent=2, ensure_ascii=False, default=str), "json", word_wrap=True))
+    if isinstance(before, Mapping) and before.get("data", {}).get("source") not in (None, source):
+        parts.append(Text("replaces the current source:", style="dim"))
+        parts.append(Syntax(str(before["data"]["source"]), "lua", line_numbers=True, word_wrap=True))
+    return parts

@@ -1,0 +1,289 @@
+"""``wippy console [AGENT] [--resume ID]``: talk to an agent in the terminal.
+
+The App runs on its own event-loop thread (``LoopThread``) so the main thread
+owns the terminal: line editing and history (stdlib ``readline``, the history
+file under the app's ``.wippy/``), Ctrl-C (cancels the turn in flight, or
+clears the line), Ctrl-D (leaves), approval questions, and rich ``Live``
+output while a turn streams. Everything else is the Python API:
+``app.extensions["sessions"]`` (``console.session``) and the slash commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import threading
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, Coroutine
+
+from rich.console import Console
+from rich.live import Live
+from rich.markdown import Markdown
+from rich.text import Text
+
+from ..errors import WippyError
+from .approvals import ApprovalDesk, parse_answer
+from .render import TurnView, approval_view, status_text
+from .slash import QUIT, describe_error, run_command
+
+try:  # line editing and history; absent on some platforms, where input() still works
+    import readline
+except ImportError:  # pragma: no cover
+    readline = None  # type: ignore[assignment]
+
+__all__ = ["run", "LoopThread", "ConsoleShell"]
+
+log = logging.getLogger(__name__)
+
+HISTORY_LENGTH = 1000
+
+
+class LoopThread:
+    """An asyncio loop on a thread of its own; ``call`` runs a coroutine there and waits for it."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._main, name="wippy-app-loop", daemon=True)
+        self._thread.start()
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def submit(self, coro: Coroutine[Any, Any, Any]) -> Future[Any]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def call(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Block until ``coro`` is done; its error is raised here. Ctrl-C interrupts the wait, not the work."""
+        return self.submit(coro).result()
+
+    def close(self) -> None:
+        if self.loop.is_closed():
+            return
+        try:
+            self.call(self.loop.shutdown_asyncgens())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=10)
+            if not self._thread.is_alive():
+                self.loop.close()
+
+
+class ConsoleShell:
+    """The console's state and its two activities: reading lines and running turns."""
+
+    def __init__(self, app: Any, session: Any, *, loop: LoopThread, console: Console, desk: ApprovalDesk) -> None:
+        self.app = app
+        self.session = session
+        self.loop = loop
+        self.console = console
+        self.desk = desk
+        self.history: Path | None = None
+
+    # -- Shell (for slash commands) ------------------------------------------------
+    def call(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return self.loop.call(coro)
+
+    def switch(self, session: Any) -> None:
+        self.session = session
+
+    # -- the loop ----------------------------------------------------------------
+    def repl(self) -> None:
+        """Read and handle lines until Ctrl-D or /quit."""
+        while True:
+            try:
+                line = input(self.prompt())
+                if line.strip() and self.history is not None:
+                    _append_history(self.history)
+            except EOFError:
+                self.console.print()
+                return
+            except KeyboardInterrupt:
+                self.console.print("^C  (Ctrl-D or /quit leaves)", style="dim")
+                continue
+            text = line.strip()
+            if not text:
+                continue
+            if text.startswith("/"):
+                try:
+                    if run_command(self, text) == QUIT:
+                        return
+                except KeyboardInterrupt:
+                    self.console.print("interrupted", style="dim")
+                except WippyError as exc:
+                    self.console.print(Text(describe_error(exc), style="red"))
+                continue
+            try:
+                self.run_turn(text)
+            except WippyError as exc:
+                self.console.print(Text(f"error: {describe_error(exc)}", style="red"))
+
+    def prompt(self) -> str:
+        return f"{self.session.agent.rpartition(':')[2]}> "
+
+    def model_name(self) -> str:
+        service = self.app.extensions["agents"]
+        try:
+            spec = service.spec(self.session.agent)
+            return "lua agent" if spec.is_lua else service.model(spec)[0].model
+        except WippyError:
+            return "?"
+
+    def run_turn(self, text: str | None) -> None:
+        """Send ``text`` (None: finish the turn a crash interrupted) and render the turn as it runs."""
+        session = self.session
+        view = TurnView(self.console, model=self.model_name(), session_usage=session.state.usage,
+                        agent=session.agent)
+        coro = session.send(text, on_event=view.on_event) if text is not None else \
+            session.finish_pending(on_event=view.on_event)
+        future = self.loop.submit(coro)
+        turn = self._wait(future, view, session)
+        if turn is None:
+            return
+        if not view.printed_text and turn.answer:
+            self.console.print(Markdown(turn.answer))
+        if turn.stop_reason == "cancelled":
+            self.console.print("turn cancelled", style="yellow")
+        elif turn.stop_reason == "error":
+            self.console.print(Text(f"error: {turn.detail}", style="red"))
+        elif turn.stop_reason != "final":
+            self.console.print(Text(f"stopped ({turn.stop_reason}): {turn.detail}", style="yellow"))
+        self.console.print(status_text(model=view.model, turn=turn.usage, session=session.state.usage))
+
+    def _wait(self, future: Future[Any], view: TurnView, session: Any) -> Any:
+        live = Live(view, console=self.console, refresh_per_second=10, transient=True)
+        live.start()
+        cancelling = False
+        try:
+            while True:
+                try:
+                    try:
+                        return future.result(timeout=0.05)
+                    except TimeoutError:
+                        pass
+                    if self.desk.pending():
+                        live.stop()
+                        try:
+                            self.desk.serve(self.ask)
+                        finally:
+                            live.start()
+                except KeyboardInterrupt:
+                    if not cancelling:
+                        cancelling = True
+                        self.loop.submit(session.cancel())
+                        self.console.print("cancelling the turn…", style="yellow")
+        finally:
+            live.stop()
+
+    def ask(self, request: Any) -> bool:
+        """Show an approval request and read y/n (Ctrl-C rejects it and cancels the turn)."""
+        self.console.print(approval_view(request))
+        while True:
+            answer = parse_answer(self._read("approve? [y/N] "))
+            if answer is not None:
+                self.console.print("approved" if answer else "rejected", style="green" if answer else "red")
+                return answer
+            self.console.print("answer y or n", style="dim")
+
+    def _read(self, prompt: str) -> str:
+        try:
+            line = input(prompt)
+        except EOFError:
+            return "n"
+        if readline is not None and line.strip():  # an answer is not a line worth recalling
+            n = readline.get_current_history_length()
+            if n:
+                readline.remove_history_item(n - 1)
+        return line
+
+    def show_resumed(self, limit: int = 3) -> None:
+        turns = self.session.state.turns
+        if len(turns) > limit:
+            self.console.print(f"… {len(turns) - limit} earlier turns", style="dim")
+        for turn in turns[-limit:]:
+            self.console.print(Text(f"{turn.agent.rpartition(':')[2]}> {turn.prompt}", style="bold"))
+            if turn.answer:
+                self.console.print(Markdown(turn.answer))
+            elif turn.stop_reason != "final":
+                self.console.print(f"({turn.stop_reason})", style="dim")
+
+
+def _history_file(app: Any) -> Path:
+    return Path(app.settings.root) / ".wippy" / "console_history"
+
+
+def _load_history(path: Path) -> None:
+    if readline is None:
+        return
+    readline.set_history_length(HISTORY_LENGTH)
+    try:
+        if path.exists():
+            readline.read_history_file(str(path))
+    except OSError as exc:
+        log.warning("cannot read the console history %s: %s", path, exc)
+
+
+def _append_history(path: Path) -> None:
+    """Called after each line, so a crash keeps the history too."""
+    if readline is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            path.touch()
+        readline.append_history_file(1, str(path))
+    except OSError as exc:
+        log.warning("cannot write the console history %s: %s", path, exc)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The CLI handler of ``wippy console``."""
+    from ..app import App
+
+    console = Console(highlight=False)
+    loop = LoopThread()
+    app = session = None
+    desk = ApprovalDesk()
+    try:
+        # recover=False: a resumed session is attached before any recovery could run (and park) it
+        app = loop.call(App.open(args.app, store=args.store, node=args.node, watch=True, recover=False))
+        security = app.extensions.get("security")
+        if security is not None:
+            security.approver = desk.approver
+        sessions = app.extensions["sessions"]
+        if args.resume:
+            session = loop.call(sessions.resume(args.resume))
+            if args.agent:
+                loop.call(session.use(args.agent))
+        else:
+            session = loop.call(sessions.open(args.agent))
+        loop.call(app.tasks.recover())
+        shell = ConsoleShell(app, session, loop=loop, console=console, desk=desk)
+        history = _history_file(app)
+        _load_history(history)
+        what = "resumed" if args.resume else "new"
+        console.print(Text.assemble(("wippy console", "bold"), f" · {what} session ", (session.id, "bold cyan"),
+                                    f" · agent {session.agent} ({shell.model_name()})",
+                                    (" · /help lists commands, Ctrl-D leaves", "dim")))
+        if args.resume:
+            shell.show_resumed()
+            if session.state.pending is not None:
+                console.print(f"finishing the interrupted turn: {session.state.pending}", style="dim")
+                shell.run_turn(None)
+        shell.history = history
+        shell.repl()
+        session = shell.session
+        return 0
+    finally:
+        desk.close()
+        try:
+            if session is not None:
+                loop.call(session.close())
+                console.print(Text.assemble("session ", (session.id, "bold cyan"), " saved · continue with: ",
+                                            (f"wippy console --resume {session.id}", "bold")))
+            if app is not None:
+                loop.call(app.close())
+        finally:
+            loop.close()

@@ -1,0 +1,300 @@
+"""Slash commands of the console: parsing (pure) and the commands themselves.
+
+``parse("/show app.tools:x")`` -> ``("show", ["app.tools:x"])``; an unknown
+command or bad arguments raise ``SlashError`` whose text is a one-line hint.
+``run_command(shell, line)`` runs one; a command gets a ``Shell`` (the
+console's state: app, session, rich console, and ``call`` to run a coroutine
+on the App's loop) and returns ``QUIT`` to leave.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+import yaml
+from rich.console import Console
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.tree import Tree
+
+from ..errors import UsageError, WippyError
+from .render import money, short_json
+
+__all__ = ["COMMANDS", "QUIT", "Command", "Shell", "SlashError", "parse", "run_command", "process_tree",
+           "describe_error"]
+
+QUIT = "quit"
+
+
+class SlashError(UsageError):
+    """A slash command that cannot run as typed; ``str()`` is the one-line hint."""
+
+
+class Shell(Protocol):
+    """What commands need of the console."""
+
+    app: Any
+    session: Any
+    console: Console
+
+    def call(self, coro: Any) -> Any:
+        """Run ``coro`` on the App's loop and return its result (raises its error)."""
+
+    def switch(self, session: Any) -> None:
+        """Make ``session`` the current one."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Command:
+    name: str
+    usage: str
+    help: str
+    run: Callable[[Shell, list[str]], Any]
+    min_args: int = 0
+    max_args: int = 0
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, usage: str, help: str, *, min_args: int = 0, max_args: int = 0):
+    def register(fn: Callable[[Shell, list[str]], Any]) -> Callable[[Shell, list[str]], Any]:
+        COMMANDS[name] = Command(name=name, usage=usage, help=help, run=fn, min_args=min_args, max_args=max_args)
+        return fn
+    return register
+
+
+def parse(line: str) -> tuple[str, list[str]]:
+    """Split ``/name args…``; raises ``SlashError`` for an unknown command or a wrong number of arguments."""
+    try:
+        words = shlex.split(line.strip())
+    except ValueError as exc:
+        raise SlashError(f"cannot read {line.strip()!r}: {exc}") from None
+    if not words or not words[0].startswith("/") or len(words[0]) < 2:
+        raise SlashError("commands start with / — /help lists them")
+    name, args = words[0][1:].lower(), words[1:]
+    cmd = COMMANDS.get(name)
+    if cmd is None:
+        near = [c for c in COMMANDS if c.startswith(name[:2])]
+        hint = f"; did you mean {', '.join('/' + c for c in near)}?" if near else ""
+        raise SlashError(f"unknown command /{name}{hint} (/help lists the commands)")
+    if not cmd.min_args <= len(args) <= cmd.max_args:
+        raise SlashError(f"usage: {cmd.usage}")
+    return name, args
+
+
+def run_command(shell: Shell, line: str) -> Any:
+    """Parse and run one command; returns ``QUIT`` to leave. Raises ``SlashError``/``WippyError`` (one line)."""
+    name, args = parse(line)
+    return COMMANDS[name].run(shell, args)
+
+
+# -- commands ---------------------------------------------------------------------
+
+@command("help", "/help", "this list")
+def _help(shell: Shell, args: list[str]) -> None:
+    table = Table("command", "what it does", title="commands", title_justify="left", box=None)
+    for cmd in COMMANDS.values():
+        table.add_row(cmd.usage, cmd.help)
+    shell.console.print(table)
+    shell.console.print("Ctrl-C cancels the turn in flight; Ctrl-D (or /quit) leaves. "
+                        "The session is durable: resume it with wippy console --resume ID.", style="dim")
+
+
+@command("agents", "/agents", "the agents of this app")
+def _agents(shell: Shell, args: list[str]) -> None:
+    table = Table("agent", "model", "description", title="agents", title_justify="left")
+    for entry in shell.app.registry.find(kind="agent"):
+        mark = " ←" if str(entry.id) == shell.session.agent else ""
+        table.add_row(f"{entry.id}{mark}", str(entry.data.get("model") or "(lua)"),
+                      str(entry.meta.get("description") or ""))
+    shell.console.print(table)
+
+
+@command("use", "/use AGENT", "talk to another agent from the next turn on", min_args=1, max_args=1)
+def _use(shell: Shell, args: list[str]) -> None:
+    agent = shell.call(shell.session.use(args[0]))
+    shell.console.print(f"now talking to [bold]{agent}[/]")
+
+
+@command("tools", "/tools", "the tools the current agent sees now")
+def _tools(shell: Shell, args: list[str]) -> None:
+    from ..agents import build_toolset
+    from ..llm import TokenCounter
+
+    service = shell.app.extensions["agents"]
+    snap = shell.app.registry.snapshot()
+    spec = service.spec(shell.session.agent, snap)
+    cfg, _ = service.model(spec, snap)
+    toolset = build_toolset(snap, spec, TokenCounter(cfg.model))
+    table = Table("tool", "entry", "description", title=f"tools of {spec.id}", title_justify="left")
+    for tool in toolset.specs:
+        entry = toolset.entries.get(tool.name)
+        where = str(entry.id) if entry is not None else f"delegate {toolset.delegates[tool.name].id}"
+        table.add_row(tool.name, where, short_json(tool.description, 80))
+    shell.console.print(table)
+
+
+@command("registry", "/registry [PATTERN]", "list entries (a glob or a namespace prefix)", max_args=1)
+def _registry(shell: Shell, args: list[str]) -> None:
+    pattern = args[0] if args else None
+    if pattern is not None and not any(c in pattern for c in "*?["):
+        pattern += "*"
+    entries = shell.app.registry.find(pattern=pattern)
+    table = Table("id", "kind", "origin", "description",
+                  title=f"registry version {shell.app.registry.version}", title_justify="left")
+    for e in entries:
+        table.add_row(str(e.id), e.kind, e.origin, short_json(str(e.meta.get("description") or ""), 60))
+    shell.console.print(table if entries else f"no entry matches {args[0]!r}")
+
+
+@command("show", "/show ID", "one entry, as YAML", min_args=1, max_args=1)
+def _show(shell: Shell, args: list[str]) -> None:
+    entry = shell.app.registry.get(args[0])
+    if entry is None:
+        raise SlashError(f"no entry {args[0]!r}; /registry lists them")
+    doc = {"id": str(entry.id), "kind": entry.kind, "meta": entry.meta,
+           **{k: v for k, v in entry.data.items() if k != "source_path"}}
+    where = f"{entry.file}:{entry.line}" if entry.file else f"<{entry.origin}>"
+    shell.console.print(f"[dim]# {entry.origin} entry · {where}[/]")
+    shell.console.print(Syntax(yaml.dump(doc, Dumper=_BlockDumper, sort_keys=False, allow_unicode=True), "yaml"))
+
+
+@command("history", "/history", "registry versions: who changed what and why")
+def _history(shell: Shell, args: list[str]) -> None:
+    records = shell.call(shell.app.registry.history(limit=20))
+    table = Table("version", "time", "author", "reason", "changes", title="registry history", title_justify="left")
+    for r in records:
+        changes = ", ".join(f"{c['op']} {c['id']}" for c in r.changes)
+        table.add_row(str(r.version), _time(r.created_at), r.author, r.reason, short_json(changes, 80))
+    shell.console.print(table)
+
+
+@command("rollback", "/rollback VERSION", "make the registry as it was at VERSION (a new version)",
+         min_args=1, max_args=1)
+def _rollback(shell: Shell, args: list[str]) -> None:
+    try:
+        version = int(args[0])
+    except ValueError:
+        raise SlashError(f"usage: /rollback VERSION (a number; /history lists them), not {args[0]!r}") from None
+    before = shell.app.registry.version
+    new = shell.call(shell.app.registry.rollback(version, author="console", reason=f"/rollback {version}"))
+    if new == before:
+        shell.console.print(f"the registry already matches version {version}")
+    else:
+        shell.console.print(f"rolled back to version {version} as version {new}")
+
+
+@command("tasks", "/tasks", "recent durable tasks")
+def _tasks(shell: Shell, args: list[str]) -> None:
+    tasks = shell.call(shell.app.store.task_list(limit=20))
+    table = Table("id", "kind", "target", "status", "owner", "updated", title="tasks", title_justify="left")
+    for t in tasks:
+        table.add_row(t.id, t.kind, t.target, t.status, t.owner or "", _time(t.updated_at))
+    shell.console.print(table)
+
+
+@command("resume", "/resume ID [retry|skip]", "continue a console session, or resume a stranded task",
+         min_args=1, max_args=2)
+def _resume(shell: Shell, args: list[str]) -> None:
+    from .session import SESSION_KIND
+
+    task_id, how = args[0], (args[1].lower() if len(args) > 1 else "")
+    if how not in ("", "retry", "skip"):
+        raise SlashError("usage: /resume ID [retry|skip]")
+    task = shell.call(shell.app.tasks.get(task_id))
+    if task.kind == SESSION_KIND:
+        if task_id == shell.session.id:
+            raise SlashError(f"{task_id} is this session")
+        shell.call(shell.session.close())
+        session = shell.call(shell.app.extensions["sessions"].resume(task_id))
+        shell.switch(session)
+        shell.console.print(f"resumed session [bold]{task_id}[/] ({len(session.state.turns)} turns, "
+                            f"agent {session.agent})")
+        return
+    shell.call(shell.app.tasks.resume(task_id, retry=how == "retry", skip=how == "skip"))
+    shell.console.print(f"resumed task {task_id} ({task.kind} {task.target}); /tasks shows how it goes")
+
+
+@command("ps", "/ps", "live processes and supervisors, as a tree")
+def _ps(shell: Shell, args: list[str]) -> None:
+    shell.console.print(process_tree(shell.app.node.processes(), node=shell.app.node))
+
+
+@command("cost", "/cost", "tokens and cost of this session, per turn")
+def _cost(shell: Shell, args: list[str]) -> None:
+    state = shell.session.state
+    table = Table("turn", "agent", "model calls", "tokens in", "tokens out", "cost", "stop",
+                  title=f"session {shell.session.id}", title_justify="left")
+    for t in state.turns:
+        table.add_row(str(t.n), t.agent, str(t.model_calls), f"{t.usage.input_tokens:,}",
+                      f"{t.usage.output_tokens:,}", money(t.usage.cost_usd), t.stop_reason)
+    total = state.usage
+    table.add_row("total", "", str(sum(t.model_calls for t in state.turns)), f"{total.input_tokens:,}",
+                  f"{total.output_tokens:,}", money(total.cost_usd), "", style="bold")
+    shell.console.print(table)
+
+
+@command("clear", "/clear", "clear the screen; the agent forgets the turns so far")
+def _clear(shell: Shell, args: list[str]) -> None:
+    shell.call(shell.session.clear())
+    shell.console.clear()
+    shell.console.print(f"[dim]cleared; session {shell.session.id} goes on with a fresh context[/]")
+
+
+@command("quit", "/quit", "leave (the session is kept; resume it with --resume)")
+def _quit(shell: Shell, args: list[str]) -> str:
+    return QUIT
+
+
+# -- helpers ----------------------------------------------------------------------
+
+def process_tree(processes: list[Any], *, node: Any = None) -> Tree:
+    """The live processes as a tree (children under the process that spawned them)."""
+    name = getattr(node, "name", None) or "node"
+    root = Tree(f"[bold]{name}[/] · {len(processes)} processes")
+    by_pid = {p.pid: p for p in processes}
+    kids: dict[str | None, list[Any]] = {}
+    for p in processes:
+        parent = p.parent if p.parent in by_pid else None
+        kids.setdefault(parent, []).append(p)
+
+    def label(p: Any) -> str:
+        sup = "upervisor" in p.body
+        name = f" [bold]{p.name}[/]" if p.name else ""
+        extra = f" · {p.queued} queued" if p.queued else ""
+        body = f"[magenta]{p.body}[/]" if sup else p.body
+        return f"{p.pid}{name} · {body} · {p.status}{extra}"
+
+    def add(tree: Tree, parent: str | None) -> None:
+        for p in kids.get(parent, []):
+            add(tree.add(label(p)), p.pid)
+
+    add(root, None)
+    return root
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Multi-line strings (Lua source, prompts) as ``|`` blocks."""
+
+
+def _block(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+
+_BlockDumper.add_representer(str, _block)
+
+
+def _time(ts: float) -> str:
+    return time.strftime("%m-%d %H:%M:%S", time.localtime(ts)) if ts else ""
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for an error a command raised."""
+    if isinstance(exc, WippyError):
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"{type(exc).__name__}: {exc}"
+
