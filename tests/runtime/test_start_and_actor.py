@@ -161,3 +161,15 @@ async def test_spawning_something_that_is_not_a_body_is_a_usage_error(node):
     with pytest.raises(UsageError):
         node.spawn("not callable")
     assert node.processes() == []
+
+
+async def test_start_link_timeout_unlinks_before_killing_so_the_starter_survives(node, exits):
+    async def slow(proc):
+        await asyncio.Event().wait()
+
+    parent = Probe(node)  # not trapping: a killed linked child would take it down
+    with pytest.raises(StartError, match="did not finish starting") as info:
+        await parent.proc.start_link(slow, timeout=0.01)
+    assert await exits.of(info.value.details["pid"]) == "killed"
+    assert await parent.settle() == []
+    assert node.is_alive(parent.pid)

@@ -24,6 +24,9 @@ Topic = str | tuple[str, ...] | None
 Match = Callable[[Message], bool] | None
 
 
+_Future = asyncio.Future  # the C class: skips loop.create_future's Python frame on the hot path
+
+
 def _expire(box: "Mailbox", fut: asyncio.Future) -> None:
     if not fut.done():
         box._waiter = None
@@ -113,7 +116,7 @@ class Mailbox:
             if msg is not None:
                 return msg
         loop = asyncio.get_running_loop()
-        fut = loop.create_future()
+        fut = _Future(loop=loop)
         self._waiter = fut
         self._topic = topic
         self._match = match

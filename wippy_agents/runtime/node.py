@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from types import CoroutineType
 from typing import Any, Callable
 
@@ -36,19 +37,25 @@ __all__ = ["Node"]
 
 logger = logging.getLogger(__name__)
 
-_SHARED = (str, int, float, bool, type(None), bytes)
+_SHARED = frozenset({str, int, float, bool, type(None), bytes})
+_Future = asyncio.Future  # the C class: skips loop.create_future's Python frame on the hot path
 
 
 class Node(Signals):
     """A local actor runtime: spawn processes, name them, send and call, stop it all.
 
+    >>> async def echo(proc):
+    ...     while True:
+    ...         msg = await proc.receive()
+    ...         proc.reply(msg, msg.payload)
     >>> async with Node("local") as node:
     ...     pid = node.spawn(echo)
-    ...     await node.call(pid, "ping", {"n": 1})
+    ...     assert await node.call(pid, "ping", {"n": 1}) == {"n": 1}
 
-    Create it inside a running event loop (or bind on first use). ``stop`` is
-    the only way to end it cleanly: every process gets ``shutdown``, laggards
-    are killed, every task is awaited.
+    Create it inside a running event loop (or bind on first use); use it from
+    the loop's thread only. ``stop`` (called from outside any process) is the
+    way to end it cleanly: every process gets ``shutdown``, laggards are
+    killed, every task is awaited.
     """
 
     def __init__(self, name: str = "local") -> None:
@@ -88,9 +95,14 @@ class Node(Signals):
             self._loop = asyncio.get_running_loop()
         return self._loop
 
+    def _clock(self) -> Callable[[], float]:
+        """The loop's clock; ``time.monotonic`` itself when that is what ``loop.time`` wraps (no Python frame)."""
+        loop = self._loop or self._bind()
+        return time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
+
     def _wheel(self) -> Deadlines:
         if self._deadlines is None:
-            self._deadlines = Deadlines(self._loop or self._bind())
+            self._deadlines = Deadlines(self._loop or self._bind(), self._clock())
         return self._deadlines
 
     def _new_ref(self) -> str:
@@ -198,6 +210,8 @@ class Node(Signals):
             return pid
         what, reason = result
         if what == "timeout":
+            if link and parent is not None:
+                self._unlink(parent, pid)  # as OTP's proc_lib: the starter is told, not killed
             self._signal(proc, self.pid, KILL, linked=False)
             raise StartError(f"process {pid!r} ({_body_name(body)}) did not finish starting within {timeout}s; "
                              "call proc.init_ack() once it is ready", pid=pid, timeout=timeout)
@@ -306,7 +320,7 @@ class Node(Signals):
         self._ref_seq += 1
         ref = self._ref_seq  # a call's ref is an opaque int: cheaper than a formatted monitor ref
         loop = self._loop
-        fut = loop.create_future()
+        fut = _Future(loop=loop)
         mons = target._monitors
         if mons is None:
             mons = target._monitors = {}
@@ -332,7 +346,7 @@ class Node(Signals):
         wheel = self._deadlines
         if wheel is None:
             wheel = self._wheel()
-        i = int((loop.time() + timeout) * SLOTS_PER_SECOND) + 1
+        i = int((wheel.now() + timeout) * SLOTS_PER_SECOND) + 1
         entries = wheel.slots.get(i)
         if entries is None:  # (not `or`: an empty slot dict is falsy)
             entries = wheel.open(i)

@@ -11,6 +11,7 @@ fire up to one slot late, never early.
 from __future__ import annotations
 
 import asyncio
+from typing import Callable
 
 __all__ = ["Deadlines", "TIMED_OUT", "SLOTS_PER_SECOND"]
 
@@ -32,7 +33,7 @@ class Deadlines:
 
     The caller does the hot path inline::
 
-        i = int((loop.time() + timeout) * SLOTS_PER_SECOND) + 1
+        i = int((wheel.now() + timeout) * SLOTS_PER_SECOND) + 1
         entries = wheel.slots.get(i)
         if entries is None:
             entries = wheel.open(i)
@@ -41,10 +42,11 @@ class Deadlines:
     Never blocks; ``close`` cancels every loop timer.
     """
 
-    __slots__ = ("_loop", "slots", "_handles")
+    __slots__ = ("_loop", "slots", "_handles", "now")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, clock: Callable[[], float] | None = None) -> None:
         self._loop = loop
+        self.now = clock or loop.time  # must be the clock loop.call_at uses
         self.slots: dict[int, dict[object, asyncio.Future]] = {}
         self._handles: dict[int, asyncio.TimerHandle] = {}
 
