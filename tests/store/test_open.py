@@ -31,6 +31,14 @@ async def test_a_store_satisfies_the_protocol_and_survives_reopening(store_url):
         await again.close()
 
 
+async def test_nodes_opening_a_fresh_store_together_migrate_it_once(store_url, raw_sql):
+    stores = await asyncio.gather(*(open_store(store_url) for _ in range(3)))
+    for s in stores:
+        await s.close()
+    rows = await raw_sql("SELECT number FROM schema_migrations ORDER BY number")
+    assert [r[0] for r in rows] == [m.number for m in MIGRATIONS]
+
+
 async def test_migrations_are_recorded_in_order(store, raw_sql):
     rows = await raw_sql("SELECT number, name FROM schema_migrations ORDER BY number")
     assert [tuple(r) for r in rows] == [(m.number, m.name) for m in MIGRATIONS]
