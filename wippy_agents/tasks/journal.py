@@ -193,11 +193,17 @@ class Journal:
             await asyncio.wait([flusher])
 
     async def _flush_soon(self) -> None:
-        await asyncio.sleep(self._flush_delay)
-        try:
-            await self._write([])
-        except Exception as exc:  # LeaseLost, StoreError: the run's next write raises it
-            self._failure = exc
+        while self._pending:
+            await asyncio.sleep(self._flush_delay)
+            if self._lock.locked():
+                # A write is in flight; queueing behind it would make the run's next
+                # write wait for ours (two round trips). Look again shortly.
+                continue
+            try:
+                await self._write([])
+            except Exception as exc:  # LeaseLost, StoreError: the run's next write raises it
+                self._failure = exc
+            return
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
