@@ -78,6 +78,13 @@ def app_yaml(script: list[dict] | None = None, *, extra_docs: list[dict] | None 
             {"name": "upper", "kind": "function.lua", "meta": {"type": "tool", "description": "Upper-case text"},
              "source": "return {handler = function(a) return string.upper(a.text) end}", "input_schema": SLUG_SCHEMA},
         ]},
+        {"namespace": "app.admin", "entries": [
+            {"name": "secret", "kind": "function.lua", "meta": {"type": "tool", "description": "Admin only"},
+             "source": "return {handler = function(a) return 'secret' end}", "input_schema": {"type": "object"}},
+            {"name": "runner", "kind": "function.lua", "meta": {"type": "tool", "description": "Runs an agent"},
+             "modules": ["agent"], "input_schema": {"type": "object"},
+             "source": "return {handler = function(a) return agent.run(a.agent, 'do it') end}"},
+        ]},
         {"namespace": "app.agents", "entries": [
             agent("smith", ["app.security:toolsmith"]),
             agent("reader", ["app.security:reader"]),

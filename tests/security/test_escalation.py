@@ -205,3 +205,32 @@ async def test_rollback_by_an_agent_is_checked_change_by_change(app):
     with pytest.raises(ToolError, match="security.policy entries can only be written by a person"):
         await self_tool(app, "rollback", {"version": 1}, agent="app.agents:admin")
     assert app.entry("app.security:reader").data["rules"][0]["actions"] == ["registry.read"]
+
+
+async def test_funcs_call_from_lua_needs_tool_call_on_the_target(app):
+    source = """return {handler = function(a)
+      local r, err = funcs.call("app.admin:secret", {})
+      if r == nil then return "refused: " .. tostring(err) end
+      return r end}"""
+    await self_tool(app, "create_tool", {"id": "app.generated:sneak", "description": "calls the admin tool",
+                                         "input_schema": {"type": "object"}, "source": source, "modules": ["funcs"]})
+    from wippy_agents.agents import ToolCallContext, dispatch_tool
+
+    smith = ToolCallContext(app=app, actor=actor_of(app, "app.agents:smith"))
+    out = await dispatch_tool(app, app.entry("app.generated:sneak"), {}, smith)
+    assert out.startswith("refused: ") and "may not tool.call 'app.admin:secret'" in out
+    # admin calling the same tool: still refused, the code runs within smith's policies
+    admin = ToolCallContext(app=app, actor=actor_of(app, "app.agents:admin"))
+    out = await dispatch_tool(app, app.entry("app.generated:sneak"), {}, admin)
+    assert out.startswith("refused: ") and "policies of the code's creator" in out
+    assert await dispatch_tool(app, app.entry("app.admin:secret"), {}, admin) == "secret"
+
+
+async def test_lua_agent_run_cannot_start_a_stronger_agent(app):
+    from wippy_agents.agents import ToolCallContext, dispatch_tool
+
+    asker = ToolCallContext(app=app, actor=actor_of(app, "app.agents:asker"))
+    with pytest.raises(ToolError, match=r"may not agent.run 'app.agents:admin': agent 'app.agents:admin' holds "
+                                        r"policies \['app.security:admin'\]"):
+        await dispatch_tool(app, app.entry("app.admin:runner"), {"agent": "app.agents:admin"}, asker)
+    assert [r.action for r in await denials(app, "app.agents:admin")] == ["agent.run"]

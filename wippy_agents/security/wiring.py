@@ -10,7 +10,8 @@ Installs, so that every path meets the checks where the effect happens:
   is checked in ``Registry.apply`` itself;
 * the Lua host's ``authorize`` (``lua.module`` when a state gets a module),
   ``run_as`` (code runs narrowed to its creator's policies), and a
-  ``registry_apply`` that stamps Lua-written code with the writer's policies.
+  ``registry_apply`` that stamps Lua-written code with the writer's policies;
+* checks on the Lua ops that reach other code (``funcs.call`` of a tool, ``agent.run``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,43 @@ async def install(app: Any) -> None:
     lua = getattr(app, "lua", None)
     if lua is not None:
         lua.services = lua_services(security, lua.services)
+        guard_lua_ops(security, lua)
+
+
+def guard_lua_ops(security: Security, host: Any) -> None:
+    """Checks on Lua calls that reach other code: ``funcs.call`` of a tool needs ``tool.call``
+    (as the model would), and ``agent.run`` may only start an agent holding no more policies
+    than the caller (the rule for delegates)."""
+    funcs = host.modules.get("funcs")
+    if funcs is not None and "funcs.call" in funcs.ops:
+        inner_call = funcs.ops["funcs.call"]
+
+        async def call(ctx: Any, entry_id: Any = "", *args: Any) -> Any:
+            target = ctx.resolve(entry_id) if isinstance(entry_id, str) else entry_id
+            entry = security.registry.get(target) if isinstance(target, str) else None
+            if entry is not None and entry.meta.get("type") == "tool":
+                await security.enforce(ctx.actor, "tool.call", target, details={"via": f"funcs.call in {ctx.entry_id}"})
+            return await inner_call(ctx, entry_id, *args)
+
+        host.add_module(dataclasses.replace(funcs, ops={**funcs.ops, "funcs.call": call}))
+    agent = host.modules.get("agent")
+    if agent is not None and "agent.run" in agent.ops:
+        inner_run = agent.ops["agent.run"]
+
+        async def run(ctx: Any, agent_id: Any = None, *args: Any) -> Any:
+            target = ctx.resolve(agent_id) if isinstance(agent_id, str) else agent_id
+            entry = security.registry.get(target) if isinstance(target, str) else None
+            actor = as_actor(ctx.actor)
+            held = actor.held_policies()
+            if entry is not None and held is not None:
+                wider = sorted({p if ":" in p else f"{entry.id.namespace}:{p}" for p in entry.data.get("policies") or ()}
+                               - held)
+                if wider:
+                    await security.deny(actor, "agent.run", target, f"agent {target!r} holds policies {wider} that "
+                                        "the caller does not hold", details={"via": f"agent.run in {ctx.entry_id}"})
+            return await inner_run(ctx, agent_id, *args)
+
+        host.add_module(dataclasses.replace(agent, ops={**agent.ops, "agent.run": run}))
 
 
 def lua_services(security: Security, services: Any) -> Any:
