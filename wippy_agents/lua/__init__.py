@@ -5,16 +5,33 @@ the coroutine<->asyncio driver, the Lua modules and the function host.
 >>> compile_check("return 1", "demo")
 """
 
+from wippy_agents.lua.code import CodeSpec
+from wippy_agents.lua.context import CallContext
+from wippy_agents.lua.driver import drive
+from wippy_agents.lua.host import LoadedCode, LuaHost
 from wippy_agents.lua.limits import Limits, parse_duration, parse_size
+from wippy_agents.lua.modules import KNOWN_MODULES, LuaModule, builtin_modules
 from wippy_agents.lua.sandbox import LuaState, compile_check
+from wippy_agents.lua.services import Services, entry_to_data, registry_services
 from wippy_agents.lua.value import from_lua, to_lua
 
 __all__ = [
+    "KNOWN_MODULES",
+    "CallContext",
+    "CodeSpec",
     "Limits",
+    "LoadedCode",
+    "LuaHost",
+    "LuaModule",
     "LuaState",
+    "Services",
+    "builtin_modules",
     "compile_check",
+    "drive",
+    "entry_to_data",
     "from_lua",
     "parse_duration",
     "parse_size",
+    "registry_services",
     "to_lua",
 ]

@@ -48,6 +48,13 @@ local function check_limits()
   if exceeded then raw_error(limit_msg, 0) end
 end
 
+-- A coroutine killed by the hook keeps hooks disabled: closing it would run
+-- its __close handlers unhooked, so after a limit trip it is never closed.
+local function close_(co)
+  check_limits()
+  return co_close(co)
+end
+
 local function check_clock()
   if exceeded then raw_error(limit_msg, 0) end
   if monotonic() > deadline then trip("timeout", "wall-clock limit exceeded") end
@@ -62,12 +69,18 @@ end
 -- not carry hooks over), and host requests pass through user coroutines to
 -- the driver.
 local function new_thread(f)
+  if raw_type(f) ~= "function" then
+    raw_error("bad argument #1 to 'create' (function expected, got " .. (f == nil and "no value" or raw_type(f)) .. ")", 3)
+  end
   local co = co_create(f)
   debug_sethook(co, hook, "", exceeded and 1 or hook_every)
   return co
 end
 
 local function resume(co, ...)
+  if raw_type(co) ~= "thread" then
+    raw_error("bad argument #1 to 'resume' (coroutine expected, got " .. (co == nil and "no value" or raw_type(co)) .. ")", 2)
+  end
   local r = pack(co_resume(co, ...))
   while r[1] and r[2] == REQ and co_status(co) == "suspended" do
     r = pack(co_resume(co, co_yield(REQ, r[3], r[4])))
@@ -82,7 +95,7 @@ local function wrap(f)
   return function(...)
     local r = pack(resume(co, ...))
     if r[1] then return unpack(r, 2, r.n) end
-    co_close(co)
+    close_(co)
     raw_error(r[2], 0)
   end
 end
@@ -99,7 +112,12 @@ local function pcall_(f, ...)
 end
 
 local function xpcall_(f, handler, ...)
-  local r = pack(raw_xpcall(f, handler, ...))
+  -- An error raised by the hook reaches the message handler while hooks are
+  -- still disabled (we are inside the hook): never run user code then.
+  local r = pack(raw_xpcall(f, function(e)
+    if exceeded then return e end
+    return handler(e)
+  end, ...))
   check_limits()
   note_memory(r[1], r[2])
   return unpack(r, 1, r.n)
@@ -222,22 +240,42 @@ local function scan_find(s, p, init, want_captures)
   return nil
 end
 
+-- Wrappers check arguments themselves so errors point at the user's line
+-- (the bootstrap is stripped bytecode: errors raised inside it have no position).
+local function arg_error(fname, i, expected, v, level)
+  raw_error(raw_format("bad argument #%d to '%s' (%s expected, got %s)", i, fname, expected,
+    v == nil and "no value" or raw_type(v)), level or 3)
+end
+local function check_str(fname, i, v)
+  local t = raw_type(v)
+  if t ~= "string" and t ~= "number" then arg_error(fname, i, "string", v, 4) end
+end
+local function check_thread(fname, v)
+  if raw_type(v) ~= "thread" then arg_error(fname, 1, "coroutine", v, 4) end
+end
+local function check_fn(fname, v)
+  if raw_type(v) ~= "function" then arg_error(fname, 1, "function", v, 4) end
+end
+
 local S = {}
 for k, v in raw_pairs(string) do S[k] = v end
 S.dump = nil
 
 function S.find(s, p, init, plain)
+  check_str("find", 1, s); check_str("find", 2, p)
   if plain then return raw_find(s, p, init, plain) end
   if plan("string.find", s, p, true) == "scan" then return scan_find(s, p, init, false) end
   return raw_find(s, p, init)
 end
 
 function S.match(s, p, init)
+  check_str("match", 1, s); check_str("match", 2, p)
   if plan("string.match", s, p, true) == "scan" then return scan_find(s, p, init, true) end
   return raw_match(s, p, init)
 end
 
 function S.gmatch(s, p, init)
+  check_str("gmatch", 1, s); check_str("gmatch", 2, p)
   if plan("string.gmatch", s, p, false) == "direct" then return raw_gmatch(s, p, init) end
   s, p = raw_tostring(s), raw_tostring(p)
   local ap, pos, last = "^" .. p, norm_init(s, init), nil
@@ -271,6 +309,7 @@ local function expand(repl, whole, caps, capn)
 end
 
 function S.gsub(s, p, repl, n)
+  check_str("gsub", 1, s); check_str("gsub", 2, p)
   if plan("string.gsub", s, p, true) == "direct" then return raw_gsub(s, p, repl, n) end
   s, p = raw_tostring(s), raw_tostring(p)
   local rt = raw_type(repl)
@@ -323,7 +362,7 @@ local U = {}
 for k, v in raw_pairs(utf8) do U[k] = v end
 local O = {time = os.time, clock = os.clock, date = os.date, difftime = os.difftime}
 local C = {create = new_thread, resume = resume, wrap = wrap, yield = yield, status = co_status,
-  running = co_running, isyieldable = co_isyieldable, close = co_close}
+  running = co_running, isyieldable = co_isyieldable, close = close_}
 
 local function forbid(tbl, what, names)
   local set = {}
@@ -341,6 +380,8 @@ smt.__index = S
 smt.__metatable = false
 
 local function setmetatable_(t, mt)
+  if raw_type(t) ~= "table" then arg_error("setmetatable", 1, "table", t) end
+  if mt ~= nil and raw_type(mt) ~= "table" then arg_error("setmetatable", 2, "nil or table", mt) end
   if raw_type(mt) == "table" and raw_rawget(mt, "__gc") ~= nil then
     -- finalizers run with hooks off (and at lua_close): an endless __gc would hang the node
     raw_error("setmetatable: __gc metamethods are not allowed in the Lua sandbox", 2)
@@ -420,14 +461,25 @@ local function new_env(owner, modules, imports, known)
   return env
 end
 
--- Trusted wrapper code (our modules) sees host() and emit().
+-- Trusted wrapper code (our modules) sees host(), emit() and use(name): the
+-- state's instance of another trusted module (nil if not loaded into this
+-- state), so e.g. time.after can hand out a channel of the channel module.
+local trusted = {}
+local function use(name)
+  local l = trusted[name]
+  if l then return l() end
+  return nil
+end
 local function load_trusted(src, name)
   local env = {}
   for k, v in raw_next, BASE do env[k] = v end
-  env.host, env.emit = host, emit
-  local chunk, err = raw_load(src, "=" .. name, "t", env)
+  env.host, env.emit, env.use = host, emit, use
+  -- src is bytecode compiled by sandbox.py from our own module text (never user input)
+  local chunk, err = raw_load(src, "=" .. name, "b", env)
   if not chunk then raw_error(err, 0) end
-  return lazy(chunk)
+  local l = lazy(chunk)
+  trusted[name] = l
+  return l
 end
 
 -- driver side ---------------------------------------------------------------

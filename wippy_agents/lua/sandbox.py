@@ -78,6 +78,14 @@ def _bootstrap_bytecode() -> bytes:
     return lua.execute(b"return string.dump(assert(load(...)), true)", _BOOTSTRAP, b"=bootstrap", b"t")
 
 
+@functools.lru_cache(maxsize=256)
+def _trusted_bytecode(source: bytes, name: str) -> bytes:
+    # Our module wrappers, compiled once per Python process like the bootstrap
+    # (compiling their text in every new state cost more than creating the state).
+    lua = _runtime(_COMPILE_MEMORY)
+    return lua.execute(b"return string.dump(assert(load(...)))", source, b"=" + name.encode(), b"t")
+
+
 def _refuse_attribute(obj: Any, name: Any, is_setting: bool) -> Any:
     raise AttributeError("Python attributes are not accessible from the Lua sandbox")
 
@@ -137,12 +145,12 @@ class LuaState:
     False
     """
 
-    def __init__(self, limits: Limits = Limits()) -> None:
+    def __init__(self, limits: Limits = Limits(), *, pattern_steps: int = MAX_PATTERN_STEPS) -> None:
         self.limits = limits
         self.lua = _runtime(limits.max_memory)
         self.closed = False
         boot = self.lua.execute(b"return load(...)", _bootstrap_bytecode(), b"=bootstrap", b"b")
-        self.ctl = boot(time.monotonic, HOOK_EVERY, MAX_PATTERN_STEPS, MAX_LOAD_BYTES, MAX_TABLE_MOVE)
+        self.ctl = boot(time.monotonic, HOOK_EVERY, pattern_steps, MAX_LOAD_BYTES, MAX_TABLE_MOVE)
         self._ctl_step = self.ctl[b"step"]
         self._ctl_start = self.ctl[b"start"]
         self._empty = self.lua.table_from({})
@@ -160,7 +168,7 @@ class LuaState:
 
     def trusted_module(self, source: bytes, name: str) -> Any:
         """A lazy loader for one of our own module wrappers (it may call ``host``)."""
-        return self.ctl[b"load_trusted"](source, name.encode())
+        return self.ctl[b"load_trusted"](_trusted_bytecode(source, name), name.encode())
 
     def load(self, source: str | bytes, chunkname: str, env: Any) -> Any:
         """Compile user text in ``env``; raises ``LuaCompileError``."""

@@ -1,0 +1,170 @@
+"""``LuaHost``: runs ``function.lua`` entries in fresh sandboxed states.
+
+Every call gets its own ``LuaState`` (memory, instruction and wall-clock
+limits from the entry), an environment with exactly the modules the entry
+lists (and the policy allows), its ``imports:`` libraries loaded into the same
+state, and a driver that serves the modules' host operations.
+
+>>> host = LuaHost(services=Services())                    # doctest: +SKIP
+>>> await host.call_function({"id": "app:f", "kind": "function.lua",
+...     "data": {"source": "return {handler = function(a) return a.x + 1 end}"}}, {"x": 1})  # doctest: +SKIP
+2
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Mapping
+
+from wippy_agents.errors import EntryNotFound, LuaError, LuaLimitExceeded, UsageError
+from wippy_agents.lua.code import CodeSpec
+from wippy_agents.lua.context import CallContext
+from wippy_agents.lua.driver import drive
+from wippy_agents.lua.modules import KNOWN_MODULES, LuaModule, builtin_modules
+from wippy_agents.lua.sandbox import LuaState
+from wippy_agents.lua.services import Services
+from wippy_agents.lua.value import to_lua
+
+__all__ = ["LuaHost", "LoadedCode"]
+
+log = logging.getLogger(__name__)
+
+MAX_CALL_DEPTH = 16
+LUA_FUNCTION_KINDS = ("function.lua",)
+
+
+class LoadedCode:
+    """An entry compiled into a fresh state, ready to run (also used by processes)."""
+
+    def __init__(self, spec: CodeSpec, state: LuaState, env: Any, chunk: Any, actor: Any = None) -> None:
+        self.spec, self.state, self.env, self.chunk = spec, state, env, chunk
+        self.actor = actor  # who the code runs as (after services.run_as)
+
+    def thread_args(self, *args: Any) -> tuple[Any, Any]:
+        """A new hooked thread running the entry's method, and its first-resume arguments."""
+        state = self.state
+        thread = state.new_thread(state.ctl[b"run_entry"])
+        method = self.spec.method.encode() if self.spec.method else None
+        lua_args = [to_lua(state.lua, a, where=f"{self.spec.id} argument") for a in args]
+        return thread, (self.chunk, method, self.env, *lua_args)
+
+
+class LuaHost:
+    """Runs Lua entries against ``services``; modules are pluggable.
+
+    Nothing here blocks except while Lua computes (bounded by its limits).
+    """
+
+    def __init__(self, *, services: Services | None = None, node: Any = None, registry: Any = None,
+                 modules: Mapping[str, LuaModule] | None = None) -> None:
+        self.services = services or Services()
+        self.node = node
+        self.registry = registry
+        self.modules: dict[str, LuaModule] = dict(modules) if modules is not None else builtin_modules()
+        self.ops: dict[str, Any] = {}
+        for module in self.modules.values():
+            self.ops.update(module.ops)
+
+    def add_module(self, module: LuaModule) -> None:
+        """Add or replace a module (the process layer adds ``process``/``channel``)."""
+        self.modules[module.name] = module
+        self.ops.update(module.ops)
+
+    # -- loading -----------------------------------------------------------
+    async def load(self, entry: Any, *, actor: Any = None, default_method: str | None = "handler") -> LoadedCode:
+        """Compile ``entry`` (an Entry, mapping or id) with its modules and imports into a fresh state.
+
+        Raises ``EntryNotFound``, ``LuaCompileError``, ``PermissionDenied``, ``UsageError``.
+        """
+        if isinstance(entry, str):
+            entry = await self.services.entry(entry, actor=actor)
+        spec = CodeSpec.from_entry(entry, default_method=default_method)
+        if self.services.run_as is not None:  # security: never more than the code's creator held
+            actor = await self.services.run_as(actor, entry)
+        state = LuaState(spec.limits)
+        known = state.table({n.encode(): True for n in KNOWN_MODULES | set(self.modules)})
+        loaders: dict[str, Any] = {}
+        env = await self._env(state, spec, known, loaders, actor, stack=(spec.id,))
+        chunk = state.load(spec.source, spec.chunkname, env)
+        return LoadedCode(spec, state, env, chunk, actor)
+
+    async def _env(self, state: LuaState, spec: CodeSpec, known: Any, loaders: dict[str, Any],
+                   actor: Any, stack: tuple[str, ...]) -> Any:
+        names = [m.name for m in self.modules.values() if m.always] + list(spec.modules)
+        modules = {}
+        for name in dict.fromkeys(names):
+            module = self.modules.get(name)
+            if module is None:
+                continue  # a known name this host does not provide (llm, http ...): stays "not enabled"
+            if self.services.authorize is not None and not module.always:
+                await self.services.authorize(actor, "lua.module", name)
+            if name not in loaders:
+                loaders[name] = state.trusted_module(module.lua_bytes, name)
+            modules[name.encode()] = loaders[name]
+        imports = {}
+        for alias, ref in spec.imports.items():
+            lib_id = spec.resolve(ref)
+            if lib_id in stack:
+                raise UsageError(f"entry {spec.id!r}: import cycle {' -> '.join((*stack, lib_id))}", id=spec.id)
+            lib_entry = await self.services.entry(lib_id, actor=actor)
+            lib = CodeSpec.from_entry(lib_entry, default_method=None)
+            if lib.kind != "library.lua":
+                raise UsageError(f"entry {spec.id!r}: import {alias!r} names {lib_id!r}, a {lib.kind}, "
+                                 "not a library.lua", id=spec.id)
+            lib_env = await self._env(state, lib, known, loaders, actor, (*stack, lib_id))
+            imports[alias.encode()] = state.library(state.load(lib.source, lib.chunkname, lib_env))
+        return state.new_env(spec.id, modules=state.table(modules), imports=state.table(imports), known=known)
+
+    # -- running -----------------------------------------------------------
+    async def call_function(self, entry: Any, args: Any = None, *, actor: Any = None, depth: int = 0) -> Any:
+        """Run a ``function.lua`` entry's method with ``args``; returns its first result.
+
+        Raises ``LuaError`` with the function's second result (``nil, err``) or
+        its raised error, ``LuaLimitExceeded`` when a limit hit, and whatever
+        ``load`` raises.  Cancellable while the Lua code waits on the host.
+        """
+        code = await self.load(entry, actor=actor)
+        spec, state = code.spec, code.state
+        ctx = CallContext(host=self, entry_id=spec.id, actor=code.actor, state=state, depth=depth)
+        thread, first = code.thread_args(args)
+        deadline = time.monotonic() + spec.limits.timeout
+        state.start(deadline)
+        try:
+            results = await drive(state, thread, first, self._handler(ctx), deadline=deadline, who=spec.id)
+        except LuaLimitExceeded as exc:
+            if not str(exc).startswith(spec.id):
+                raise LuaLimitExceeded(f"{spec.id}: {exc}", **{**exc.details, "entry": spec.id}) from None
+            raise
+        value = results[0] if results else None
+        if value is None and len(results) > 1 and results[1] is not None:
+            err = results[1]
+            raise LuaError(f"{spec.id}: {err if isinstance(err, str) else err!r}", entry=spec.id, error=err)
+        return value
+
+    async def call_from(self, ctx: CallContext, entry_id: str, args: Any) -> Any:
+        """``funcs.call`` from Lua: Lua entries run here, others go to ``services.call_function``."""
+        if ctx.depth + 1 > MAX_CALL_DEPTH:
+            raise UsageError(f"funcs.call: call depth over {MAX_CALL_DEPTH} ({ctx.entry_id!r} -> {entry_id!r})")
+        entry = await self.services.entry(entry_id, actor=ctx.actor)
+        kind = entry.get("kind") if isinstance(entry, Mapping) else entry.kind
+        if kind in LUA_FUNCTION_KINDS:
+            return await self.call_function(entry, args, actor=ctx.actor, depth=ctx.depth + 1)
+        if self.services.call_function is None:
+            raise EntryNotFound(f"funcs.call: {entry_id!r} is a {kind}, not a callable function entry", id=entry_id)
+        return await self.services.call_function(entry_id, args, actor=ctx.actor)
+
+    def _handler(self, ctx: CallContext) -> Any:
+        ops = self.ops
+
+        async def handle(op: str, args: list[Any]) -> Any:
+            fn = ops.get(op)
+            if fn is None:
+                raise UsageError(f"unknown host operation {op!r}")
+            return await fn(ctx, *args)
+
+        return handle
+
+    def handler_for(self, ctx: CallContext) -> Any:
+        """The driver handler serving this host's ops for ``ctx`` (for the process layer)."""
+        return self._handler(ctx)
