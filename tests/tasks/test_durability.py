@@ -189,13 +189,14 @@ def test_retry_policy_delays_grow_up_to_the_cap_and_reject_nonsense():
     assert not policy.retryable(UsageError("bad input"))
 
 
-async def test_each_step_costs_one_journal_round_trip_even_with_started_markers(engines):
+@pytest.mark.parametrize(("idempotent", "writes"), [(True, 10), (False, 11)])
+async def test_each_step_costs_one_journal_round_trip(engines, idempotent, writes):
     counting = FlakyStore(await engines.store())  # nothing armed to fail: it only counts calls
     engine = await engines.engine(store=counting)
 
     async def runner(ctx):
         for i in range(10):
-            await ctx.step(f"s{i}", lambda i=i: i)  # non-idempotent: a 'started' marker each
+            await ctx.step(f"s{i}", lambda i=i: i, idempotent=idempotent)
         return "done"
 
     engine.register_kind("k", runner)
@@ -203,5 +204,26 @@ async def test_each_step_costs_one_journal_round_trip_even_with_started_markers(
     assert await engine.wait("t1", timeout=5) == "done"
     steps = await engine.store.journal_load("t1")
     assert [(s.seq, s.status) for s in steps] == [(i, "ok") for i in range(1, 11)]
-    # Step N's end rides with step N+1's start; only the last end is written alone.
-    assert counting.calls["journal_write"] + counting.calls["journal_write_many"] == 11
+    # Step N's end rides with step N+1's start marker (or is flushed just before
+    # an idempotent step's function); only the last end is written alone.
+    assert counting.calls["journal_write"] + counting.calls["journal_write_many"] == writes
+
+
+@pytest.mark.parametrize("idempotent", [True, False])
+async def test_a_result_is_durable_before_the_next_step_function_runs(engines, idempotent):
+    engine = await engines.engine()
+    seen = []
+
+    async def look():
+        seen.append([(s.name, s.status, s.result) for s in await engine.store.journal_load("t1")])
+
+    async def runner(ctx):
+        await ctx.step("a", lambda: "A", idempotent=idempotent)
+        stamp = await ctx.now()
+        await ctx.step("b", look, idempotent=idempotent)
+        return stamp
+
+    engine.register_kind("k", runner)
+    await engine.start("k", "app:x", task_id="t1")
+    stamp = await engine.wait("t1", timeout=5)
+    assert seen[0][:2] == [("a", "ok", "A"), ("time.now", "ok", stamp)]

@@ -184,10 +184,12 @@ class TaskContext:
                     seq=seq,
                     step=name,
                 ))
+            await self._journal.flush()  # earlier steps are durable before this effect
             started_at = recorded.started_at
         elif idempotent:
             # Running it again after a crash is allowed, so no 'started' marker is
-            # needed: one store round trip per step (the DBOS step model).
+            # needed; only earlier steps must be durable before this effect runs.
+            await self._journal.flush()
             started_at = time.time()
         else:
             started_at = await self._journal.start(seq, name)

@@ -5,14 +5,15 @@ runs) and then written step by step. Replay follows the DBOS model: steps are
 keyed by ``(task_id, seq)``, and the name recorded at a seq must equal the
 name the code asks for now, else ``NondeterminismError``.
 
-One round trip per step. A step's result is journaled before the next step
-starts — not necessarily before its own ``ctx.step`` returns: a finished row
-waits (at most ``flush_delay``) to ride along with the next write, e.g. the
-``started`` marker of the next step, in one transaction
-(``journal_write_many``). A crash inside that window loses only the end of
-a step whose effect happened, exactly like a crash between the effect and
-its write: the step is run again if idempotent, else the task is stranded.
-Errors, timers and the end of a run are written at once.
+One round trip per step. A step's result is journaled before the next
+step's function runs — not necessarily before its own ``ctx.step`` returns:
+a finished row waits (at most ``flush_delay``) to ride along with the next
+write, e.g. the ``started`` marker of the next step, in one transaction
+(``journal_write_many``), and is flushed before any other step's function
+runs. A crash inside that window loses only the end of a step whose effect
+happened, exactly like a crash between the effect and its write: the step is
+run again if idempotent, else the task is stranded. Errors, timers and the
+end of a run are written at once.
 
 Writes are guarded by our lease (``node=``): after a takeover the store
 refuses them with ``LeaseLost``. They retry through store outages; a batch
@@ -182,8 +183,9 @@ class Journal:
         return step
 
     async def flush(self) -> None:
-        """Write every finished row still waiting. Raises like ``finish``."""
-        await self._write([])
+        """Write every finished row still waiting (no round trip if none). Raises like ``finish``."""
+        if self._pending or self._failure is not None:
+            await self._write([])
 
     async def close(self) -> None:
         """Stop the delayed flush (without writing: call ``flush`` first to keep the rows)."""
