@@ -182,3 +182,18 @@ async def test_result_is_stored_as_the_task_result(make_app):
     result = await svc(app).run("app.agents:a", "x", task_id="stored", timeout=30)
     task = await app.tasks.get("stored")
     assert task.status == "succeeded" and AgentResult.from_dict(task.result) == result
+
+
+async def test_a_tool_result_that_is_not_json_is_an_error_for_the_model(make_app):
+    from wippy_agents.agents import python_tool
+
+    @python_tool("test.nojson:bad", description="returns a set", input_schema={"type": "object"}, idempotent=True)
+    async def bad(args, ctx):
+        return {"items": {1, 2}}
+
+    app = await make_app(app_text([{"tool_calls": [call("bad")]}, {"text": "ok"}],
+                                  agent={"tools": ["test.nojson:bad"]}))
+    result = await svc(app).run("app.agents:a", "x", timeout=30)
+    assert result.answer == "ok"
+    error = tool_messages(svc(app).provider_for("app.models:m").calls[1])[0].content
+    assert error == "ERROR: tool 'bad' returned data that is not JSON: a set is not JSON data"

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wippy_agents.agents import ToolCallContext, ToolError, builtin_entries, dispatch_tool, python_tool
+from wippy_agents.agents.tools import _fast_check
 from wippy_agents.errors import PermissionDenied, ValidationError
 
 SCHEMA = {
@@ -111,3 +115,16 @@ async def test_security_extension_is_asked_for_tool_call(make_app):
     with pytest.raises(ToolError, match="not allowed"):
         await dispatch_tool(app, app.entry("app.tools:add"), {"x": 1, "y": 1}, ToolCallContext(app=app, actor="agent:a"))
     assert asked == [("agent:a", "tool.call", "app.tools:add")]
+
+
+FLAT = {"type": "object", "properties": {"s": {"type": "string"}, "i": {"type": "integer"}, "n": {"type": "number"},
+                                         "b": {"type": "boolean", "description": "flag"}},
+        "required": ["s"], "additionalProperties": False}
+VALUES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=3),
+                   st.lists(st.integers(), max_size=2))
+
+
+@settings(deadline=None, max_examples=300)
+@given(st.dictionaries(st.sampled_from(["s", "i", "n", "b", "x"]), VALUES, max_size=5))
+def test_the_fast_argument_check_agrees_with_jsonschema(args):
+    assert _fast_check(FLAT)(args) == jsonschema.Draft202012Validator(FLAT).is_valid(args)

@@ -142,15 +142,18 @@ class AgentLoop:
         async def call() -> dict[str, Any]:
             cfg, provider = self.service.model(spec, snap)
             messages = self.window.messages(toolset.tokens)
+            listened = self.service.listened(self.task.id)
             reply = None
             async for event in provider.stream(messages, tools=toolset.specs, model_cfg=cfg, call_index=index):
                 if isinstance(event, Done):
                     reply = event.reply
-                elif isinstance(event, TextDelta):
+                elif isinstance(event, TextDelta) and listened:
                     self.service.emit(self.task.id, {"type": "text", "text": event.text})
             assert reply is not None, "a provider stream always ends with Done"
-            self.service.emit(self.task.id, {"type": "reply", "reply": reply.to_dict()})
-            return reply.to_dict()
+            data = reply.to_dict()
+            if listened:
+                self.service.emit(self.task.id, {"type": "reply", "reply": data})
+            return data
 
         # A model call may safely run again after a crash: one journal write, no 'started' row.
         reply = ModelReply.from_dict(await self.ctx.step("model", call, idempotent=True))
@@ -206,6 +209,8 @@ class AgentLoop:
 
     async def _execute(self, turn: int, call: ToolCall, toolset: Toolset) -> dict[str, Any]:
         # Live events for a console: the call as it starts (with a delegate's child task id) and its outcome.
+        if not self.service.listened(self.task.id):  # nobody watches: skip building the events
+            return await self._outcome(turn, call, toolset)
         child = f"{self.task.id}/{turn}.{call.id}" if call.name in toolset.delegates else None
         self.service.emit(self.task.id, {"type": "tool_start", "id": call.id, "name": call.name,
                                          "arguments": call.arguments, "delegate_task": child})
@@ -231,14 +236,34 @@ class AgentLoop:
             ctx = ToolCallContext(app=self.app, actor=self.actor, task_id=self.task.id, agent_id=self.agent_id,
                                   call_id=call.id)
             value = await dispatch_tool(self.app, entry, call.arguments, ctx)
-            try:
-                json.dumps(value, allow_nan=False)
-            except (TypeError, ValueError) as exc:
-                raise ToolError(f"tool {call.name!r} returned data that is not JSON: {exc}") from None
+            problem = _not_json(value)
+            if problem:
+                raise ToolError(f"tool {call.name!r} returned data that is not JSON: {problem}")
             return {"result": value}
         except ToolError as exc:
             log.info("task %s: tool call %s failed: %s", self.task.id, call.name, exc)
             return {"error": str(exc)}
+
+
+def _not_json(value: Any, depth: int = 0) -> str:
+    """Why ``value`` cannot be journaled as JSON ("" if it can); cheaper than serialising it."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return ""
+    if isinstance(value, float):
+        return "" if value == value and value not in (float("inf"), float("-inf")) else f"{value!r} is not a JSON number"
+    if depth > 64:
+        return "nested more than 64 levels deep"
+    if isinstance(value, (list, tuple)):
+        return next((p for p in (_not_json(v, depth + 1) for v in value) if p), "")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"object key {key!r} is not a string"
+            problem = _not_json(item, depth + 1)
+            if problem:
+                return problem
+        return ""
+    return f"a {type(value).__name__} is not JSON data"
 
 
 def _content(outcome: Any) -> str:

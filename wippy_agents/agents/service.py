@@ -187,6 +187,10 @@ class AgentService:
 
         return unsubscribe
 
+    def listened(self, task_id: str) -> bool:
+        """Whether anyone listens to ``task_id`` (so a run can skip building events)."""
+        return task_id in self._listeners
+
     def emit(self, task_id: str, event: dict[str, Any]) -> None:
         for listener in self._listeners.get(task_id, ()):
             try:

@@ -163,10 +163,72 @@ def _validator(schema: Mapping[str, Any]) -> Any:
     return validator
 
 
+# Most tool schemas are a flat object of typed fields; those are checked by a small
+# compiled function (a few microseconds) and only a failing call pays for jsonschema,
+# which then writes the messages. Anything richer always goes through jsonschema.
+_PY_TYPES: dict[str, Callable[[Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer()),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "null": lambda v: v is None,
+}
+_NOTES = frozenset({"description", "title", "default", "examples", "$schema", "$id"})
+_FAST: dict[int, tuple[Any, Callable[[Any], bool] | None]] = {}
+
+
+def _fast_check(schema: Mapping[str, Any]) -> Callable[[Any], bool] | None:
+    """A quick validity test for a flat object schema, or None when the schema is richer."""
+    hit = _FAST.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    check = _compile_flat(schema)
+    if len(_FAST) > 4096:
+        _FAST.clear()
+    _FAST[id(schema)] = (schema, check)
+    return check
+
+
+def _compile_flat(schema: Mapping[str, Any]) -> Callable[[Any], bool] | None:
+    if schema.get("type") != "object" or set(schema) - _NOTES - {"type", "properties", "required",
+                                                                 "additionalProperties"}:
+        return None
+    props = schema.get("properties") or {}
+    required = schema.get("required") or []
+    extra = schema.get("additionalProperties", True)
+    if not isinstance(props, dict) or not isinstance(required, list) or not isinstance(extra, bool):
+        return None
+    fields: dict[str, Callable[[Any], bool]] = {}
+    for key, sub in props.items():
+        if not isinstance(sub, dict) or set(sub) - _NOTES - {"type"} or sub.get("type") not in _PY_TYPES:
+            return None
+        fields[key] = _PY_TYPES[sub["type"]]
+    need = tuple(required)
+
+    def check(args: Any) -> bool:
+        if not isinstance(args, dict) or any(k not in args for k in need):
+            return False
+        for key, value in args.items():
+            test = fields.get(key)
+            if test is None:
+                if not extra:
+                    return False
+            elif not test(value):
+                return False
+        return True
+
+    return check
+
+
 def validate_arguments(name: str, schema: Mapping[str, Any] | None, args: Any) -> None:
     """Check ``args`` against the tool's JSON Schema; raises ``ToolError`` listing each problem
     as ``field: expected X, got Y`` so the model can fix the call."""
     if not schema:
+        return
+    fast = _fast_check(schema)
+    if fast is not None and fast(args):
         return
     try:
         errors = sorted(_validator(schema).iter_errors(args), key=lambda e: (list(map(str, e.absolute_path)), e.message))
