@@ -96,3 +96,10 @@ async def test_cancel_ends_a_streaming_turn_and_the_session_goes_on(tmp_path):
 def test_turn_round_trips_as_json():
     t = Turn(n=1, agent="a:b", prompt="p", answer="x")
     assert Turn.from_dict(t.to_dict()) == t
+
+
+def test_the_console_package_exports_the_session_api():
+    import wippy_agents.console as console
+
+    assert set(console.__all__) == {"SESSION_KIND", "Session", "SessionState", "Sessions", "Turn", "turn_task_id"}
+    assert "rich" not in getattr(console.session, "__dict__", {})  # the API itself prints nothing
