@@ -2,7 +2,8 @@
 
 Every call that touches the outside world — a step's function, the clock, a
 random value, a timer, a signal — takes the next sequence number. The first
-run records its outcome in the journal before returning; a resumed run gets
+run records its outcome in the journal before any later step's function runs
+(in the same round trip as that step's own write); a resumed run gets the
 recorded outcomes back without running anything again.
 
 Example::
@@ -27,10 +28,10 @@ from typing import Any, Awaitable, Callable, Protocol
 from ..errors import (
     JournalCorrupt,
     NondeterminismError,
-    StoreError,
-    TaskError,
     StepFailed,
+    StoreError,
     TaskCancelled,
+    TaskError,
     TaskStranded,
     UsageError,
     WippyError,
