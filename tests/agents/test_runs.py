@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -136,3 +137,24 @@ async def test_a_missing_api_key_is_one_line_naming_the_env_var(make_app, monkey
         await svc(app).run("app.agents:a", "x", timeout=30)
     assert "WIPPY_TEST_NO_KEY" in str(info.value) and "\n" not in str(info.value)
     assert await app.store.task_list() == []  # refused before a task was created
+
+
+async def test_a_window_too_small_for_the_system_prompt_fails_the_run_clearly(make_app):
+    app = await make_app(app_text([{"text": "x"}], model={"context_window": 40}, prompt="word " * 200))
+    with pytest.raises(ContextOverflow, match="the system prompt has .* tokens but the model's window"):
+        await svc(app).run("app.agents:a", "x", timeout=30)
+    assert svc(app).provider_for("app.models:m").calls == []  # the model was never called
+
+
+async def test_the_api_key_never_reaches_the_model_or_lua(make_app, monkeypatch):
+    monkeypatch.setenv("WIPPY_TEST_SECRET_KEY", "sk-very-secret")
+    tools = [{"name": "peek", "kind": "function.lua", "meta": {"type": "tool", "description": "reads the model entry"},
+              "modules": ["registry", "json"], "idempotent": True,
+              "source": "return {handler = function(a) return json.encode(registry.get('app.models:m')) end}",
+              "input_schema": {"type": "object"}}]
+    app = await make_app(app_text([{"tool_calls": [call("peek")]}, {"text": "done"}], tools=tools,
+                                  model={"api_key_env": "WIPPY_TEST_SECRET_KEY"}))
+    await svc(app).run("app.agents:a", "x", timeout=30)
+    seen = json.dumps([m.to_dict() for c in svc(app).provider_for("app.models:m").calls for m in c.messages])
+    assert "WIPPY_TEST_SECRET_KEY" in seen  # Lua saw the variable's name ...
+    assert "sk-very-secret" not in seen  # ... never its value
