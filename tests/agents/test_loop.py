@@ -197,3 +197,13 @@ async def test_a_tool_result_that_is_not_json_is_an_error_for_the_model(make_app
     assert result.answer == "ok"
     error = tool_messages(svc(app).provider_for("app.models:m").calls[1])[0].content
     assert error == "ERROR: tool 'bad' returned data that is not JSON: a set is not JSON data"
+
+
+async def test_a_task_id_of_another_agent_is_refused(make_app):
+    app = await make_app(app_text([{"text": "one"}], extra_agents=[
+        {"name": "b", "kind": "agent", "model": "app.models:m", "prompt": "You are b."}]))
+    await svc(app).run("app.agents:a", "x", task_id="shared", timeout=30)
+    from wippy_agents.errors import UsageError
+
+    with pytest.raises(UsageError, match="task 'shared' runs 'app.agents:a' \\(kind agent\\), not agent 'app.agents:b'"):
+        await svc(app).run("app.agents:b", "x", task_id="shared", timeout=30)

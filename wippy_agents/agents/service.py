@@ -18,7 +18,7 @@ import logging
 import uuid
 from typing import Any, Callable
 
-from ..errors import ConfigError, EntryNotFound, TaskCancelled, ToolError, WippyError
+from ..errors import ConfigError, EntryNotFound, TaskCancelled, ToolError, UsageError, WippyError
 from ..llm import ModelConfig, Provider, ToolCall, make_provider
 from ..registry import Entry, Snapshot
 from ..store.base import TaskRecord
@@ -139,6 +139,9 @@ class AgentService:
         unsubscribe = self.subscribe(task_id, on_event) if on_event else None
         try:
             task = await self.start(agent_id, prompt, task_id=task_id, variables=variables)
+            if task.kind != AGENT_TASK_KIND or task.target != agent_id:
+                raise UsageError(f"task {task_id!r} runs {task.target!r} (kind {task.kind}), not agent {agent_id!r}; "
+                                 "use another --task-id", task_id=task_id)
             if task.status == "stranded":
                 raise WippyError(f"task {task_id!r} is stranded; `wippy tasks resume {task_id} --retry|--skip`")
             if task.status == "running" and task_id not in self.app.tasks.running():
