@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import signal
 import time
 
 import pytest
@@ -162,3 +164,28 @@ def test_every_slash_command_answers_and_bad_ones_get_a_hint(tmp_path, console):
     run.send("/quit")
     out = plain(run.expect(r"--resume (\w+)"))
     assert other in out
+
+
+def test_a_crash_mid_turn_loses_nothing_resume_finishes_the_turn(tmp_path, console):
+    slow = {"chunks": [f"part{i} " for i in range(40)] + ["done."], "delay": 0.05}
+    app, store = make_app(tmp_path, [{"text": "first answer"}, slow])
+    run = console(app, store)
+    run.prompt()
+    run.send("one")
+    run.expect("first answer")
+    run.prompt()
+    run.send("two")
+    run.expect("part2 ")
+    sid = re.search(r"new session (\w+)", plain(run.seen)).group(1)
+    run.child.kill(signal.SIGKILL)  # no goodbye: the session task and the turn's task stay 'running'
+    run.child.close()
+
+    again = console(app, store, "--resume", sid)
+    shown = " ".join(again.expect("finishing the interrupted turn: two").split())
+    assert "first answer" in shown
+    again.expect("done.")  # the turn ran on from its journal
+    again.prompt()
+    again.send("/cost")
+    cost = again.prompt()
+    assert re.search(r"│ 2\s+│ app\.agents:assistant", cost)  # both turns are in the session
+    assert again.quit() == sid

@@ -103,3 +103,25 @@ def test_the_console_package_exports_the_session_api():
 
     assert set(console.__all__) == {"SESSION_KIND", "Session", "SessionState", "Sessions", "Turn", "turn_task_id"}
     assert "rich" not in getattr(console.session, "__dict__", {})  # the API itself prints nothing
+
+
+async def test_delegation_events_arrive_nested_with_the_child_task(tmp_path):
+    script = [
+        {"text": "", "tool_calls": [{"name": "ask_coder", "arguments": {"task": "write lua"}}]},
+        {"text": "The coder says hi."},
+    ]
+    app = await open_app(tmp_path, script, coder_script=[{"text": "coder here"}])
+    try:
+        session = await app.extensions["sessions"].open()
+        events: list[dict] = []
+        turn = await session.send("ask the coder", on_event=events.append)
+        assert turn.answer == "The coder says hi."
+        start = next(e for e in events if e["type"] == "tool_start")
+        child = start["delegate_task"]
+        assert child and child.startswith(turn_task_id(session.id, 1) + "/")
+        nested = [e for e in events if e["task_id"] == child]
+        assert nested and all(e["depth"] == 1 for e in nested)
+        assert any(e["type"] == "reply" and e["reply"]["text"] == "coder here" for e in nested)
+        await session.close()
+    finally:
+        await app.close()
