@@ -39,7 +39,8 @@ class MemoryRegistry:
         for c in changes:
             if c["op"] == "create":
                 e = dict(c["entry"])
-                self.entries[e["id"]] = {"id": e.pop("id"), "kind": e.pop("kind"), "meta": e.pop("meta", {}), "data": e}
+                eid = e.pop("id")
+                self.entries[eid] = {"id": eid, "kind": e.pop("kind"), "meta": e.pop("meta", {}), "data": e}
             elif c["op"] == "delete":
                 if c["id"] not in self.entries:
                     raise EntryNotFound(f"entry {c['id']!r} not found")

@@ -3,7 +3,7 @@
 -- (unreachable from user code: there is no debug library to read upvalues),
 -- builds the whitelisted environment, then strips the dangerous globals.
 -- Returns the control table the Python side drives the state with.
-local monotonic, hook_every, max_pattern_steps, max_load_bytes, max_move = ...
+local monotonic, hook_every, max_pattern_steps, max_load_bytes, max_move, force_scan = ...
 
 local debug_sethook, debug_traceback = debug.sethook, debug.traceback
 local co_create, co_resume, co_yield = coroutine.create, coroutine.resume, coroutine.yield
@@ -210,6 +210,7 @@ local function plan(name, s, p, anchorable)
   if raw_type(s) ~= "string" and raw_type(s) ~= "number" then return "direct" end
   s, p = raw_tostring(s), raw_tostring(p)
   local k, items, anchored = pattern_cost(p, anchorable)
+  if force_scan then return anchored and "direct" or "scan" end  -- tests: prove scan == C matcher
   if steps(#s, k, items, not anchored) <= max_steps_log then return "direct" end
   if not anchored and steps(#s, k, items, false) <= max_steps_log then return "scan" end
   raw_error(too_complex(name, s, p), 3)

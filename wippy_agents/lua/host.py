@@ -139,7 +139,8 @@ class LuaHost:
         value = results[0] if results else None
         if value is None and len(results) > 1 and results[1] is not None:
             err = results[1]
-            raise LuaError(f"{spec.id}: {err if isinstance(err, str) else err!r}", entry=spec.id, error=err)
+            text = err if isinstance(err, str) else repr(err)
+            raise LuaError(f"{spec.id}: {text}", entry=spec.id, error=err)
         return value
 
     async def call_from(self, ctx: CallContext, entry_id: str, args: Any) -> Any:

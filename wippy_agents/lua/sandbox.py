@@ -145,12 +145,13 @@ class LuaState:
     False
     """
 
-    def __init__(self, limits: Limits = Limits(), *, pattern_steps: int = MAX_PATTERN_STEPS) -> None:
+    def __init__(self, limits: Limits = Limits(), *, pattern_steps: int = MAX_PATTERN_STEPS,
+                 force_scan: bool = False) -> None:
         self.limits = limits
         self.lua = _runtime(limits.max_memory)
         self.closed = False
         boot = self.lua.execute(b"return load(...)", _bootstrap_bytecode(), b"=bootstrap", b"b")
-        self.ctl = boot(time.monotonic, HOOK_EVERY, pattern_steps, MAX_LOAD_BYTES, MAX_TABLE_MOVE)
+        self.ctl = boot(time.monotonic, HOOK_EVERY, pattern_steps, MAX_LOAD_BYTES, MAX_TABLE_MOVE, force_scan)
         self._ctl_step = self.ctl[b"step"]
         self._ctl_start = self.ctl[b"start"]
         self._empty = self.lua.table_from({})
