@@ -93,13 +93,14 @@ class Snapshot:
         for key, value in (meta or {}).items():
             fields[key if key.startswith(("meta.", "data.")) else f"meta.{key}"] = value
         pool: Any = self._kind_index().get(kind, ()) if kind is not None else self._entries.values()
+        glob = pattern is not None and is_pattern(pattern)  # once per find, not once per entry
         out = []
         for entry in pool:
             if namespace is not None and not (
                 entry.id.namespace == namespace or entry.id.namespace.startswith(namespace + ".")
             ):
                 continue
-            if pattern is not None and not (id_matches(entry.id, pattern) if is_pattern(pattern) else entry.id == pattern):
+            if pattern is not None and not (id_matches(entry.id, pattern) if glob else entry.id == pattern):
                 continue
             if fields and not all(_field(entry, k) == v for k, v in fields.items()):
                 continue
