@@ -93,7 +93,8 @@ def test_ctrl_c_cancels_a_streaming_reply_and_the_console_stays(tmp_path, consol
     run.expect("word3 ")
     started = time.monotonic()
     run.child.sendintr()
-    run.expect("turn cancelled", timeout=10)
+    cancelled = run.expect("turn cancelled", timeout=10)
+    assert re.search(r"word2 word3 .*word\d+ …\s+turn cancelled", cancelled, re.S)  # the streamed text stays
     run.prompt()
     assert time.monotonic() - started < 10  # it did not wait for the stream to end
     run.send("/tasks")

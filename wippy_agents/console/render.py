@@ -149,6 +149,12 @@ class TurnView:
             renderable = Padding(Group(Text(f"↳ {who}", style="magenta"), renderable), (0, 0, 0, 2 * depth))
         self.console.print(renderable)
 
+    def partial(self) -> str:
+        """The text the agent was writing when the turn stopped (not yet printed)."""
+        with self._lock:
+            return "".join(piece for task, pieces in self._stream.items() if not self._depth.get(task)
+                           for piece in pieces)
+
     # -- the live area ----------------------------------------------------------
     def state(self) -> str:
         if self._running:

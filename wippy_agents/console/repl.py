@@ -145,6 +145,9 @@ class ConsoleShell:
         if not view.printed_text and turn.answer:
             self.console.print(Markdown(turn.answer))
         if turn.stop_reason == "cancelled":
+            partial = view.partial()
+            if partial.strip():  # keep what was streamed; the live area that showed it is gone
+                self.console.print(Text(partial.rstrip() + " …", style="dim"))
             self.console.print("turn cancelled", style="yellow")
         elif turn.stop_reason == "error":
             self.console.print(Text(f"error: {turn.detail}", style="red"))
