@@ -111,6 +111,7 @@ class Journal:
         self.last_recorded_seq = max(self._recorded, default=0)
         self._pending: list[StepRecord] = []
         self._lock = asyncio.Lock()
+        self._timer: asyncio.TimerHandle | None = None
         self._flusher: asyncio.Task | None = None
         self._failure: BaseException | None = None  # a delayed flush failed: the next write raises it
 
@@ -178,8 +179,7 @@ class Journal:
         else:
             self._raise_failure()
             self._pending.append(step)
-            if self._flusher is None or self._flusher.done():
-                self._flusher = asyncio.create_task(self._flush_soon(), name=f"journal-flush:{self.task_id}")
+            self._arm()
         return step
 
     async def flush(self) -> None:
@@ -189,23 +189,36 @@ class Journal:
 
     async def close(self) -> None:
         """Stop the delayed flush (without writing: call ``flush`` first to keep the rows)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         flusher, self._flusher = self._flusher, None
         if flusher is not None and not flusher.done():
             flusher.cancel()
             await asyncio.wait([flusher])
 
-    async def _flush_soon(self) -> None:
-        while self._pending:
-            await asyncio.sleep(self._flush_delay)
-            if self._lock.locked():
-                # A write is in flight; queueing behind it would make the run's next
-                # write wait for ours (two round trips). Look again shortly.
-                continue
-            try:
-                await self._write([])
-            except Exception as exc:  # LeaseLost, StoreError: the run's next write raises it
-                self._failure = exc
+    # A timer, not a task per step: a run of quick steps never creates a task,
+    # since each next write takes the waiting rows along and disarms it.
+    def _arm(self) -> None:
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._flush_delay, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        if not self._pending or (self._flusher is not None and not self._flusher.done()):
             return
+        if self._lock.locked():
+            # A write is in flight; queueing behind it would make the run's next
+            # write wait for ours (two round trips). Look again shortly.
+            self._arm()
+            return
+        self._flusher = asyncio.create_task(self._flush_now(), name=f"journal-flush:{self.task_id}")
+
+    async def _flush_now(self) -> None:
+        try:
+            await self._write([])
+        except Exception as exc:  # LeaseLost, StoreError: the run's next write raises it
+            self._failure = exc
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
@@ -215,6 +228,9 @@ class Journal:
         self._raise_failure()
         async with self._lock:  # a batch lands before any later write is sent
             batch, self._pending = self._pending + steps, []
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             if not batch:
                 return
             attempts = 0
