@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from wippy_agents.runtime import Exit
@@ -123,26 +125,19 @@ async def test_exit_kill_interrupts_clean_up_of_an_exiting_process(node, exits):
 
 
 async def test_further_exit_signals_to_an_exiting_process_do_not_change_its_reason(node, exits):
-    async def slow_cleanup(proc, gate):
+    gate = asyncio.Event()
+
+    async def slow_cleanup(proc):
         try:
             await proc.receive()
         finally:
-            await gate.receive_from_test()
+            await gate.wait()
 
-    class Gate:
-        def __init__(self):
-            import asyncio
-            self.ev = asyncio.Event()
-
-        async def receive_from_test(self):
-            await self.ev.wait()
-
-    gate = Gate()
-    pid = node.spawn(slow_cleanup, gate)
+    pid = node.spawn(slow_cleanup)
     await until(lambda: node.process(pid).mailbox.statistics().waiting)
     node.exit(pid, "first")
     node.exit(pid, "second")
-    gate.ev.set()
+    gate.set()
     assert await exits.of(pid) == "first"
 
 

@@ -55,21 +55,14 @@ async def test_demonitor_stops_down_delivery(node, exits):
 
 
 async def test_demonitor_flush_removes_an_already_queued_down(node, exits):
-    async def body(proc, target, ready):
-        ref = proc.monitor(target)
-        proc.exit(target, "bye")
-        await proc.receive("DOWN")  # wait for the *other* notification path to drain: see below
-        ready.append(ref)
-
     target = node.spawn(idle)
-    watcher = node.spawn(idle)
-    w = node.process(watcher)
-    ref = w.monitor(target)
+    watcher = node.process(node.spawn(idle))
+    ref = watcher.monitor(target)
     node.exit(target, "bye")
     await exits.of(target)
-    assert len(w.mailbox) == 1
-    w.demonitor(ref, flush=True)
-    assert len(w.mailbox) == 0
+    assert len(watcher.mailbox) == 1
+    assert watcher.demonitor(ref, flush=True) is False  # the monitor already fired
+    assert len(watcher.mailbox) == 0
 
 
 async def test_monitor_is_one_way_and_does_not_kill_the_watcher(node, exits):

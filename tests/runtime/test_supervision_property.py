@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wippy_agents.errors import ProcessDead
 from wippy_agents.runtime import ChildSpec, Node, Supervisor, SupervisorSpec
 
 from .helpers import Exits
