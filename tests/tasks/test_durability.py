@@ -189,10 +189,11 @@ def test_retry_policy_delays_grow_up_to_the_cap_and_reject_nonsense():
     assert not policy.retryable(UsageError("bad input"))
 
 
+@pytest.mark.postgres
 @pytest.mark.parametrize(("idempotent", "writes"), [(True, 10), (False, 11)])
-async def test_each_step_costs_one_journal_round_trip(engines, idempotent, writes):
-    counting = FlakyStore(await engines.store())  # nothing armed to fail: it only counts calls
-    engine = await engines.engine(store=counting)
+async def test_each_step_costs_one_journal_round_trip(any_engines, idempotent, writes):
+    counting = FlakyStore(await any_engines.store())  # nothing armed to fail: it only counts calls
+    engine = await any_engines.engine(store=counting)
 
     async def runner(ctx):
         for i in range(10):
@@ -227,3 +228,19 @@ async def test_a_result_is_durable_before_the_next_step_function_runs(engines, i
     await engine.start("k", "app:x", task_id="t1")
     stamp = await engine.wait("t1", timeout=5)
     assert seen[0][:2] == [("a", "ok", "A"), ("time.now", "ok", stamp)]
+
+
+async def test_a_finished_step_is_journaled_within_moments_while_the_runner_waits_elsewhere(engines):
+    engine = await engines.engine()
+    gate = asyncio.Event()
+
+    async def runner(ctx):
+        await ctx.step("a", lambda: "A", idempotent=True)
+        await gate.wait()  # not a journaled call: only the delayed flush can write 'a'
+        return "done"
+
+    engine.register_kind("k", runner)
+    await engine.start("k", "app:x", task_id="t1")
+    await eventually(lambda: _journal_has(engine.store, "t1", "a"), what="the delayed flush of step 'a'")
+    gate.set()
+    assert await engine.wait("t1", timeout=5) == "done"

@@ -34,7 +34,9 @@ async def test_a_finished_task_records_each_step_once_with_its_result(engines, e
     assert task.status == "succeeded" and task.lease_expires_at is None
 
 
-async def test_a_resumed_task_answers_recorded_steps_without_running_them_again(engines, effects):
+@pytest.mark.postgres
+async def test_a_resumed_task_answers_recorded_steps_without_running_them_again(any_engines, effects):
+    engines = any_engines
     first = await engines.engine("n1")
     parked = asyncio.Event()
     generation = {"n": 0}
