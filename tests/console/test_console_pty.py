@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-import time
 
 import pytest
 
@@ -91,12 +90,11 @@ def test_ctrl_c_cancels_a_streaming_reply_and_the_console_stays(tmp_path, consol
     run.prompt()
     run.send("talk a lot")
     run.expect("word3 ")
-    started = time.monotonic()
     run.child.sendintr()
     cancelled = run.expect("turn cancelled", timeout=10)
     assert re.search(r"word2 word3 .*word\d+ …\s+turn cancelled", cancelled, re.S)  # the streamed text stays
+    assert "word399" not in cancelled  # the stream was cut, not waited for
     run.prompt()
-    assert time.monotonic() - started < 10  # it did not wait for the stream to end
     run.send("/tasks")
     tasks = run.prompt()
     assert "cancelled" in tasks

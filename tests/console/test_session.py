@@ -125,3 +125,24 @@ async def test_delegation_events_arrive_nested_with_the_child_task(tmp_path):
         await session.close()
     finally:
         await app.close()
+
+
+async def test_clear_makes_the_agent_forget_earlier_turns(tmp_path):
+    app = await open_app(tmp_path, [{"text": "one"}, {"text": "two"}, {"text": "three"}])
+    try:
+        session = await app.extensions["sessions"].open()
+        await session.send("remember apples")
+        await session.clear()
+        await session.send("what fruit?")
+        provider = app.extensions["agents"].provider_for("app.models:m")
+        contents = [m.content for m in provider.calls[-1].messages]
+        assert "what fruit?" in contents and "remember apples" not in contents
+        await session.close()
+        again = await app.extensions["sessions"].resume(session.id)  # the clear is in the journal too
+        assert again.state.context_from == 1 and len(again.state.turns) == 2
+        await again.send("and now?")
+        contents = [m.content for m in provider.calls[-1].messages]
+        assert "what fruit?" in contents and "remember apples" not in contents
+        await again.close()
+    finally:
+        await app.close()
