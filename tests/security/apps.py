@@ -21,6 +21,11 @@ return {handler = function(a)
   return s
 end}
 """
+SPAWNER = """return {handler = function(a)
+  local pid, err = process.spawn("app.procs:worker", "app.procs:host")
+  if pid == nil then return "refused: " .. tostring(err) end
+  return "spawned"
+end}"""
 SLUGIFY_BROKEN = "return {handler = function(a) return string.lower(a.text end}"
 SLUG_SCHEMA = {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}
 SLUG_EXAMPLES = [
@@ -84,6 +89,13 @@ def app_yaml(script: list[dict] | None = None, *, extra_docs: list[dict] | None 
             {"name": "runner", "kind": "function.lua", "meta": {"type": "tool", "description": "Runs an agent"},
              "modules": ["agent"], "input_schema": {"type": "object"},
              "source": "return {handler = function(a) return agent.run(a.agent, 'do it') end}"},
+        ]},
+        {"namespace": "app.procs", "entries": [
+            {"name": "host", "kind": "process.host"},
+            {"name": "worker", "kind": "process.lua", "method": "main",
+             "source": "return {main = function() return 1 end}"},
+            {"name": "spawner", "kind": "function.lua", "meta": {"type": "tool", "description": "Spawns a worker"},
+             "input_schema": {"type": "object"}, "source": SPAWNER},
         ]},
         {"namespace": "app.agents", "entries": [
             agent("smith", ["app.security:toolsmith"]),

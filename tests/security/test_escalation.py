@@ -11,7 +11,7 @@ import pytest
 from wippy_agents.errors import PermissionDenied, ToolError
 from wippy_agents.registry import Changeset
 
-from .apps import SLUG_SCHEMA, actor_of, open_app, self_tool, slug_args
+from .apps import SLUG_SCHEMA, SPAWNER, actor_of, open_app, self_tool, slug_args
 
 
 @pytest.fixture
@@ -234,3 +234,23 @@ async def test_lua_agent_run_cannot_start_a_stronger_agent(app):
                                         r"policies \['app.security:admin'\]"):
         await dispatch_tool(app, app.entry("app.admin:runner"), {"agent": "app.agents:admin"}, asker)
     assert [r.action for r in await denials(app, "app.agents:admin")] == ["agent.run"]
+
+
+async def test_process_spawn_is_checked_with_the_code_creators_policies(app):
+    from wippy_agents.agents import ToolCallContext, dispatch_tool
+
+    admin = ToolCallContext(app=app, actor=actor_of(app, "app.agents:admin"))
+    assert await dispatch_tool(app, app.entry("app.procs:spawner"), {}, admin) == "spawned"  # a person's tool
+    asker = ToolCallContext(app=app, actor=actor_of(app, "app.agents:asker"))  # no process.spawn
+    out = await dispatch_tool(app, app.entry("app.procs:spawner"), {}, asker)
+    assert out.startswith("refused: ") and "may not process.spawn 'app.procs:worker'" in out
+    # the same code written by smith, then called by admin: within smith's policies, refused
+    with pytest.raises(ToolError, match=r"example 1 .*process.spawn is not available here"):
+        await self_tool(app, "create_tool", {"id": "app.generated:spawn", "description": "spawns",
+                                             "input_schema": {"type": "object"}, "source": SPAWNER.replace(
+                                                 'return "refused: " .. tostring(err)', "error(err)"),
+                                             "examples": [{"input": {}, "output": "spawned"}]})
+    await self_tool(app, "create_tool", {"id": "app.generated:spawn", "description": "spawns",
+                                         "input_schema": {"type": "object"}, "source": SPAWNER})
+    out = await dispatch_tool(app, app.entry("app.generated:spawn"), {}, admin)
+    assert out.startswith("refused: ") and "within the policies of the code's creator" in out
