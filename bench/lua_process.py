@@ -24,7 +24,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import os
+import subprocess
+import sys
 import time
 
 from wippy_agents.lua import LuaHost, Services
@@ -147,15 +150,27 @@ async def bench_round_trip(trips: int, rounds: int) -> tuple[float, float]:
         await _close(node, procs)
 
 
+def _child(n: int, mode: str) -> tuple[float, float, float]:
+    out = subprocess.run([sys.executable, __file__, "--n", str(n), "--only", mode], capture_output=True,
+                         text=True, check=True, timeout=1800)
+    return tuple(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000, help="Lua processes alive at once")
     parser.add_argument("--trips", type=int, default=20_000, help="round trips per measurement round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", choices=["host", "direct"], help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    host_cpu, host_rss, heap = await bench_spawn(args.n, via_host=True)
-    raw_cpu, raw_rss, _ = await bench_spawn(args.n, via_host=False)
+    if args.only:
+        print(json.dumps(await bench_spawn(args.n, via_host=args.only == "host")))
+        return
+    # each spawn measurement in a fresh interpreter: RSS never shrinks, so a second
+    # measurement in the same process would reuse the first one's freed memory
+    host_cpu, host_rss, heap = _child(args.n, "host")
+    raw_cpu, raw_rss, _ = _child(args.n, "direct")
     py_rt, lua_rt = await bench_round_trip(args.trips, args.rounds)
 
     rows = [
