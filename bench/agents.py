@@ -13,6 +13,7 @@ Each run is N-1 tool-calling turns and a final answer; the figure is wall time
 * wippy: an ``agent`` task on ``app.tasks`` (a process on the node; every model
   reply and tool result a journal step), store ``sqlite`` (file, WAL) = persisted,
   ``sqlite:///:memory:`` = not persisted (same code path, in-memory journal).
+  Runs follow each other in one open App (new task id, new scripted model each).
 * OpenAI Agents SDK: ``Runner.run`` with ``agents.testing.ScriptedModel``,
   without a session and with ``SQLiteSession`` (file).
 * LangGraph: the prebuilt ReAct agent (``create_react_agent``) with a fake chat
@@ -44,6 +45,27 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 PROMPT = "Call the noop tool until told otherwise."
 
 
+class Clock:
+    """Wall and CPU (all threads of the process) time of one run, per turn."""
+
+    def __init__(self, turns: int) -> None:
+        self.turns = turns
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+
+    def start(self) -> None:
+        self._t, self._c = time.perf_counter(), time.process_time()
+
+    def stop(self, keep: bool) -> None:
+        wall, cpu = time.perf_counter() - self._t, time.process_time() - self._c
+        if keep:
+            self.wall.append(wall / self.turns)
+            self.cpu.append(cpu / self.turns)
+
+    def result(self) -> dict[str, list[float]]:
+        return {"wall": self.wall, "cpu": self.cpu}
+
+
 # -- wippy ------------------------------------------------------------------------
 APP = """
 namespace: bench.security
@@ -72,7 +94,7 @@ entries:
 """
 
 
-def wippy(turns: int, runs: int, persisted: bool) -> list[float]:
+def wippy(turns: int, runs: int, persisted: bool) -> dict[str, list[float]]:
     import asyncio
 
     sys.path.insert(0, str(ROOT))
@@ -89,30 +111,27 @@ def wippy(turns: int, runs: int, persisted: bool) -> list[float]:
     script = [{"tool_calls": [{"name": "noop", "arguments": {"i": i}}], "usage": usage} for i in range(turns - 1)]
     script.append({"text": "done", "usage": usage})
 
-    async def main() -> list[float]:
-        out = []
+    async def main() -> dict[str, list[float]]:
+        clock = Clock(turns)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "app.yaml"
             path.write_text(APP, encoding="utf-8")
-            for r in range(runs + 1):  # the first run warms up imports and caches
-                store = f"sqlite:///{tmp}/state{r}.db" if persisted else "sqlite:///:memory:"
-                async with await App.open(path, store=store) as app:
-                    service = app.extensions["agents"]
-                    model = ScriptedModel(script)
-                    service.use_provider("bench.models:m", model)
-                    t0 = time.perf_counter()
+            store = f"sqlite:///{tmp}/state.db" if persisted else "sqlite:///:memory:"
+            async with await App.open(path, store=store) as app:
+                service = app.extensions["agents"]
+                for r in range(runs + 1):  # the first run warms up imports and caches
+                    service.use_provider("bench.models:m", ScriptedModel(script))
+                    clock.start()
                     result = await service.run("bench.agents:a", PROMPT, task_id=f"run{r}")
-                    elapsed = time.perf_counter() - t0
+                    clock.stop(keep=r > 0)
                     assert result.stop_reason == "final" and result.turns == turns, result
-                    if r:
-                        out.append(elapsed / turns)
-        return out
+        return clock.result()
 
     return asyncio.run(main())
 
 
 # -- OpenAI Agents SDK --------------------------------------------------------------
-def openai_agents(turns: int, runs: int, persisted: bool) -> list[float]:
+def openai_agents(turns: int, runs: int, persisted: bool) -> dict[str, list[float]]:
     import asyncio
 
     from agents import Agent, Runner, SQLiteSession, function_tool, set_tracing_disabled
@@ -125,8 +144,8 @@ def openai_agents(turns: int, runs: int, persisted: bool) -> list[float]:
         """does nothing"""
         return "ok"
 
-    async def main() -> list[float]:
-        out = []
+    async def main() -> dict[str, list[float]]:
+        clock = Clock(turns)
         with tempfile.TemporaryDirectory() as tmp:
             for r in range(runs + 1):
                 steps = [[function_call("noop", {"i": i}, call_id=f"c{i}")] for i in range(turns - 1)]
@@ -134,21 +153,19 @@ def openai_agents(turns: int, runs: int, persisted: bool) -> list[float]:
                 agent = Agent(name="bench", instructions="You are a benchmark agent. Call tools.", tools=[noop],
                               model=ScriptedModel(steps))
                 session = SQLiteSession(f"run{r}", f"{tmp}/s{r}.db") if persisted else None
-                t0 = time.perf_counter()
+                clock.start()
                 result = await Runner.run(agent, PROMPT, session=session, max_turns=turns + 1)
-                elapsed = time.perf_counter() - t0
+                clock.stop(keep=r > 0)
                 assert result.final_output == "done"
                 if session is not None:
                     session.close()
-                if r:
-                    out.append(elapsed / turns)
-        return out
+        return clock.result()
 
     return asyncio.run(main())
 
 
 # -- LangGraph ---------------------------------------------------------------------
-def langgraph(turns: int, runs: int, persisted: bool) -> list[float]:
+def langgraph(turns: int, runs: int, persisted: bool) -> dict[str, list[float]]:
     import warnings
 
     warnings.filterwarnings("ignore")
@@ -169,7 +186,7 @@ def langgraph(turns: int, runs: int, persisted: bool) -> list[float]:
         """does nothing"""
         return "ok"
 
-    out = []
+    clock = Clock(turns)
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(runs + 1):
             replies = [AIMessage(content="", tool_calls=[{"name": "noop", "args": {"i": i}, "id": f"c{i}"}])
@@ -179,21 +196,19 @@ def langgraph(turns: int, runs: int, persisted: bool) -> list[float]:
             graph = create_react_agent(FakeToolModel(messages=iter(replies)), [noop], checkpointer=saver,
                                        prompt="You are a benchmark agent. Call tools.")
             config = {"recursion_limit": 2 * turns + 5, "configurable": {"thread_id": f"run{r}"}}
-            t0 = time.perf_counter()
+            clock.start()
             state = graph.invoke({"messages": [("user", PROMPT)]}, config)
-            elapsed = time.perf_counter() - t0
+            clock.stop(keep=r > 0)
             assert state["messages"][-1].content == "done"
             if conn is not None:
                 conn.close()
-            if r:
-                out.append(elapsed / turns)
-    return out
+    return clock.result()
 
 
 FRAMEWORKS = {"wippy": wippy, "openai-agents": openai_agents, "langgraph": langgraph}
 
 
-def measure(name: str, turns: int, runs: int, persisted: bool) -> list[float] | str:
+def measure(name: str, turns: int, runs: int, persisted: bool) -> dict[str, list[float]] | str:
     """Run one configuration in a subprocess; per-turn seconds of each run, or an error line."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--one", name, str(turns), str(runs),
            "1" if persisted else "0"]
@@ -214,7 +229,7 @@ def main() -> None:
         name, turns, runs, persisted = args.one
         print(json.dumps(FRAMEWORKS[name](int(turns), int(runs), persisted == "1")))
         return
-    runs20, runs200 = (3, 1) if args.quick else (7, 3)
+    runs20, runs200 = (5, 2) if args.quick else (15, 5)
     rows = []
     for name in FRAMEWORKS:
         for persisted in (False, True):
@@ -222,32 +237,36 @@ def main() -> None:
             r200 = measure(name, 200, runs200, persisted)
             rows.append((name, persisted, r20, r200))
             print(f"  measured {name} persisted={persisted}", file=sys.stderr)
-    print(f"\nFramework overhead per turn (scripted model, no-op tool), median of runs; "
-          f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}\n")
-    head = f"{'framework':<16}{'persisted':<28}{'20 turns':>12}{'200 turns':>12}{'200/20':>9}"
+    print(f"\nFramework overhead per turn (scripted model, no-op tool): median of runs, wall clock and CPU of the "
+          f"process (all threads); {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
+          f"Python {sys.version.split()[0]}\n")
+    head = (f"{'framework':<15}{'store':<22}{'wall 20':>10}{'wall 200':>10}{'200/20':>8}"
+            f"{'cpu 20':>10}{'cpu 200':>10}{'200/20':>8}")
     print(head)
     print("-" * len(head))
     store = {"wippy": ("sqlite journal (WAL)", "in-memory journal"),
              "openai-agents": ("SQLiteSession", "no session"),
              "langgraph": ("SqliteSaver", "no checkpointer")}
-    base = {}
+    figures = {}
     for name, persisted, r20, r200 in rows:
         label = store[name][0 if persisted else 1]
         if isinstance(r20, str) or isinstance(r200, str):
-            print(f"{name:<16}{label:<28}  {r20 if isinstance(r20, str) else r200}")
+            print(f"{name:<15}{label:<22}  {r20 if isinstance(r20, str) else r200}")
             continue
-        a, b = statistics.median(r20) * 1e6, statistics.median(r200) * 1e6
-        base[(name, persisted)] = (a, b)
-        print(f"{name:<16}{label:<28}{a:>10.0f}us{b:>10.0f}us{b / a:>8.2f}x")
-    wp = base.get(("wippy", True))
+        w20, w200 = (statistics.median(r["wall"]) * 1e6 for r in (r20, r200))
+        c20, c200 = (statistics.median(r["cpu"]) * 1e6 for r in (r20, r200))
+        figures[(name, persisted)] = (w20, w200, c20, c200)
+        print(f"{name:<15}{label:<22}{w20:>8.0f}us{w200:>8.0f}us{w200 / w20:>7.2f}x"
+              f"{c20:>8.0f}us{c200:>8.0f}us{c200 / c20:>7.2f}x")
+    wp = figures.get(("wippy", True))
     if wp:
-        print(f"\nwippy journaled turn at 20 turns: {wp[0]:.0f} us (target <= 300 us); "
-              f"200/20 ratio {wp[1] / wp[0]:.2f} (target <= 1.2)")
+        print(f"\nwippy journaled turn at 20 turns: {wp[0]:.0f} us wall, {wp[2]:.0f} us CPU (target <= 300 us); "
+              f"200/20: {wp[1] / wp[0]:.2f} wall, {wp[3] / wp[2]:.2f} CPU (target <= 1.2)")
         for peer in ("openai-agents", "langgraph"):
-            if (peer, True) in base:
-                p = base[(peer, True)]
-                print(f"  {peer} persisted is {p[0] / wp[0]:.1f}x wippy at 20 turns, {p[1] / wp[1]:.1f}x at 200 turns")
-
+            p = figures.get((peer, True))
+            if p:
+                print(f"  {peer} persisted costs {p[0] / wp[0]:.1f}x wippy's wall time per turn at 20 turns and "
+                      f"{p[1] / wp[1]:.1f}x at 200 turns (CPU: {p[2] / wp[2]:.1f}x, {p[3] / wp[3]:.1f}x)")
 
 if __name__ == "__main__":
     main()

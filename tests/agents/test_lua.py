@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from wippy_agents.app import App
 from wippy_agents.errors import LuaError
 
-from .conftest import write_app
 
 POLICY = """
 namespace: app.security
