@@ -74,3 +74,39 @@ async def test_processes_lists_live_processes_for_ps(node):
 def test_node_name_must_be_plain(bad):
     with pytest.raises(UsageError):
         Node(bad)
+
+
+async def test_stop_stops_top_level_supervision_trees_in_reverse_start_order():
+    from wippy_agents.runtime import ChildSpec, SupervisorSpec
+
+    log = []
+
+    async def worker(proc, tag):
+        try:
+            await proc.receive("never-sent")
+        finally:
+            log.append(tag)
+
+    node = Node("s")
+    for tree in ("first", "second"):
+        await node.start_supervisor(SupervisorSpec(children=[
+            ChildSpec(id=f"{tree}.a", start=worker, args=(f"{tree}.a",)),
+            ChildSpec(id=f"{tree}.b", start=worker, args=(f"{tree}.b",))]))
+    await node.stop()
+    assert log == ["second.b", "second.a", "first.b", "first.a"]
+
+
+async def test_a_trapping_actor_of_a_process_parent_still_stops_on_node_stop():
+    from wippy_agents.runtime import Actor
+
+    stopped = []
+
+    class Keeper(Actor):
+        async def on_stop(self, reason):
+            stopped.append(reason)
+
+    node = Node("s")
+    owner = node.spawn(idle)
+    node.process(owner).spawn(Keeper, trap_exit=True)  # not linked: the node signals it directly
+    await node.stop(timeout=1.0)
+    assert stopped == ["shutdown"]

@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-
-import pytest
 from dataclasses import dataclass, field
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

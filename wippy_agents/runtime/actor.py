@@ -51,8 +51,9 @@ class Actor:
       (reply later with ``self.proc.reply(msg, value)``) or already replied.
     * ``on_stop(reason)`` runs when the process ends for any reason except
       ``killed`` — including a crash in ``handle`` or an exit signal.
-    * With ``trap_exit``, an ``EXIT`` from the parent stops the actor with that
-      reason (as gen_server does); other ``EXIT``/``DOWN`` go to ``handle``.
+    * With ``trap_exit``, an ``EXIT`` from the parent (or from ``node.pid``,
+      the node shutting down) stops the actor with that reason (as gen_server
+      does); other ``EXIT``/``DOWN`` go to ``handle``.
 
     End the actor from a hook with ``self.proc.stop(reason)``.
     """
@@ -83,7 +84,8 @@ async def run_actor(cls: type[Actor], proc: Process, args: tuple) -> None:
         while True:
             msg = await proc.receive()
             payload = msg.payload
-            if msg.topic == "EXIT" and proc.trap_exit and type(payload) is Exit and payload.pid == proc.parent:
+            if (msg.topic == "EXIT" and proc.trap_exit and type(payload) is Exit
+                    and (payload.pid == proc.parent or payload.pid == proc.node.pid)):
                 reason = payload.reason
                 break
             result = await actor.handle(msg)

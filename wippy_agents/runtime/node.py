@@ -445,10 +445,12 @@ class Node(Signals):
     async def stop(self, timeout: float = 5.0) -> None:
         """Shut every process down and wait for all of them; idempotent.
 
-        Top-level processes (not linked to a live parent) get ``shutdown`` in
-        reverse spawn order — supervisors stop their own children; whatever is
-        still running after ``timeout`` seconds is killed. Blocks until every
-        process task has finished.
+        Top-level processes (not linked to a live parent) get ``shutdown``
+        from ``node.pid`` in reverse spawn order; a top-level supervisor is
+        waited for (it stops its own tree, in reverse) before the next one is
+        signalled, so trees stop in the reverse of their start order. Whatever
+        is still running after ``timeout`` seconds is killed. Blocks until
+        every process task has finished.
         """
         if self._stopped:
             return
@@ -456,11 +458,17 @@ class Node(Signals):
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
+        loop = self._loop or self._bind()
+        deadline = loop.time() + timeout
         for proc in reversed(list(self._procs.values())):
+            if self._procs.get(proc.pid) is not proc:
+                continue  # already gone with an earlier tree
             parent = self._procs.get(proc.parent) if proc.parent else None
             if parent is None or proc.parent not in (proc._links or ()):
                 self._signal(proc, self.pid, SHUTDOWN, linked=False)
-        if not await self._wait_all(timeout):
+                if proc._body is supervisor_body and proc._task is not None:
+                    await asyncio.wait([proc._task], timeout=max(0.0, deadline - loop.time()))
+        if not await self._wait_all(max(0.0, deadline - loop.time())):
             for proc in list(self._procs.values()):
                 self._signal(proc, self.pid, KILL, linked=False)
             if not await self._wait_all(timeout):

@@ -118,7 +118,7 @@ class Supervisor:
                 logger.warning("supervisor %s ignored unexpected message %r", proc.pid, msg.topic)
 
     async def _on_exit(self, ex: Exit) -> None:
-        if ex.pid == self.proc.parent:
+        if ex.pid == self.proc.parent or ex.pid == self.proc.node.pid:  # the parent, or the node stopping
             await self._stop_children(self.children)
             self.proc.stop(ex.reason)
         child = next((c for c in self.children if c.pid == ex.pid), None)
