@@ -165,3 +165,21 @@ async def test_a_thousand_lua_processes_wait_concurrently_and_all_answer(rig):
         collector.send(pid, "ping", i)
     got = sorted([(await rig.report())[1] for _ in pids])
     assert got == list(range(1000))
+
+
+async def test_a_function_can_spawn_a_process_and_python_uses_host_spawn_process(rig):
+    rig.add("app:child", "local c = ...; process.send(c, 'child', {})")
+    rig.entries.add({"id": "app:fn", "kind": "function.lua", "meta": {}, "data": {
+        "source": "return {handler = function(a) return process.spawn('app:child', 'app:processes', a.c) end}"}})
+    pid = await rig.procs.host.call_function("app:fn", {"c": rig.collector})
+    assert (await rig.report())[2] == pid
+    pid2 = await rig.procs.host.spawn_process("app:child", host="app:processes", args=[rig.collector])
+    assert (await rig.report())[2] == pid2 != pid
+
+
+async def test_process_only_functions_are_nil_err_in_a_function_call(rig):
+    rig.entries.add({"id": "app:fn", "kind": "function.lua", "meta": {}, "data": {
+        "source": "return {handler = function() local p, err = process.pid(); "
+                  "local r, err2 = process.inbox():receive(); return {p = p == nil, err = err, err2 = err2} end}"}})
+    out = await rig.procs.host.call_function("app:fn", None)
+    assert out["p"] is True and "needs a Lua process" in out["err"] and "needs a Lua process" in out["err2"]

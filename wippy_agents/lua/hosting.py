@@ -70,6 +70,7 @@ class LuaProcesses:
         self._closing = False
         host.add_module(CHANNEL_MODULE)
         host.add_module(process_module(self))
+        host.processes = self
         self._unhook = node.on_exit(self._on_exit)
         self._sub = registry.subscribe(self._on_change) if registry is not None else None
 
