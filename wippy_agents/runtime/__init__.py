@@ -1,7 +1,20 @@
 """The actor kernel: Erlang/OTP processes, links, monitors and supervisors on asyncio.
 
 Pure asyncio; imports nothing from the package except ``wippy_agents.errors``.
-See ``node.Node`` for the entry point and ``signals`` for the exit rules.
+
+>>> async def echo(proc):
+...     while True:
+...         msg = await proc.receive()          # selective: receive("topic", timeout=1.0)
+...         proc.reply(msg, msg.payload)
+>>> async with Node("local") as node:
+...     pid = node.spawn(echo, name="echo")
+...     assert await node.call("echo", "ping", {"n": 1}, timeout=5.0) == {"n": 1}
+
+Where things are: ``node`` (pids, names, send/call, timers, stop), ``process``
+(the handle a body gets), ``mailbox`` (selective receive), ``signals`` (links,
+monitors and the OTP exit-signal rules), ``actor`` (class-based processes),
+``spec`` + ``supervisor`` (supervision trees), ``payload`` (copy-as-data),
+``timers`` (the call-deadline wheel).
 """
 
 from .actor import Actor

@@ -61,6 +61,17 @@ class Supervisor:
     Start one with ``node.spawn_supervisor(spec)`` (returns at once) or
     ``await node.start_supervisor(spec)`` (waits for every child; raises
     ``StartError``). Nest by using a ``SupervisorSpec`` as a child's ``start``.
+
+    >>> async def worker(proc, n):
+    ...     while True:
+    ...         msg = await proc.receive()
+    ...         proc.reply(msg, n)
+    >>> spec = SupervisorSpec(strategy="one_for_one", max_restarts=3, period=5.0, children=[
+    ...     ChildSpec(id="w1", start=worker, args=(1,), name="w1"),
+    ...     ChildSpec(id="w2", start=worker, args=(2,), name="w2", restart="transient")])
+    >>> sup = await node.start_supervisor(spec)
+    >>> [c["id"] for c in await Supervisor.which_children(node, sup)]
+    ['w1', 'w2']
     """
 
     def __init__(self, proc: Process, spec: SupervisorSpec) -> None:
