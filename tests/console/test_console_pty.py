@@ -69,7 +69,8 @@ def test_an_approval_is_asked_shown_and_answered_both_ways_and_audited(tmp_path,
     run.send("make a slug tool")
     shown = run.expect(r"approve\? \[y/N\] ")
     assert "app.review:slugify" in shown and "registry.write" in shown
-    assert "string.gsub" in shown and "input_schema" in shown and "hello-world" in shown  # source, schema, example
+    assert "string.gsub" in shown and "input_schema" in shown  # the source and the schema
+    assert "run just now" in shown and "✓" in shown and "hello-world" in shown  # the examples' real results
     run.send("n")
     rejected = run.expect(r"approve\? \[y/N\] ")  # the model tries again after reading the refusal
     assert "rejected" in rejected and "a person rejected it" in rejected

@@ -115,7 +115,13 @@ def test_an_approval_shows_the_schema_the_highlighted_source_and_the_examples():
     assert "create app.review:slug" in out and "Slug of a text" in out
     assert "input_schema" in out and '"text"' in out
     assert "1 return {handler = function(a)" in out  # line-numbered source
-    assert '{"text": "A b"}' in out and "a-b" in out
+    assert '{"text": "A b"}' in out and "a-b" in out and "examples (not run)" in out
+    results = [{"input": {"text": "A b"}, "expected": "a-b", "got": "A b", "ok": False},
+               {"input": {"text": "x"}, "expected": "x", "error": "attempt to index a nil value", "ok": False}]
+    request = ApprovalRequest(actor="agent:a", action="registry.write", resource="app.review:slug", rule="r",
+                              details={"op": "create", "entry": entry, "example_results": results})
+    out = render(approval_view(request), width=120)
+    assert "run just now" in out and "✗" in out and "attempt to index a nil value" in out
 
 
 def test_an_approval_of_a_call_shows_its_details():

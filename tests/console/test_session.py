@@ -146,3 +146,22 @@ async def test_clear_makes_the_agent_forget_earlier_turns(tmp_path):
         await again.close()
     finally:
         await app.close()
+
+
+async def test_example_results_run_the_proposed_code_side_effect_free(tmp_path):
+    from wippy_agents.console.approvals import example_results
+
+    app = await open_app(tmp_path, [{"text": "ok"}])
+    try:
+        source = 'return {handler = function(a) return string.upper(a.text) end}'
+        entry = {"id": "app.review:up", "kind": "function.lua", "meta": {"type": "tool"},
+                 "data": {"source": source, "method": "handler", "run_as_policies": ["app.security:open"],
+                          "examples": [{"input": {"text": "ab"}, "output": "AB"},
+                                       {"input": {"text": "cd"}, "output": "nope"},
+                                       {"input": {}, "output": "x"}]}}
+        rows = await example_results(app, entry)
+        assert [r["ok"] for r in rows] == [True, False, False]
+        assert rows[1]["got"] == "CD" and "error" in rows[2]
+        assert await example_results(app, {**entry, "kind": "prompt"}) == []
+    finally:
+        await app.close()

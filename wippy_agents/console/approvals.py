@@ -12,12 +12,18 @@ who left.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 import queue
 import threading
 from concurrent.futures import Future
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
-__all__ = ["ApprovalDesk", "parse_answer"]
+from ..errors import WippyError
+
+__all__ = ["ApprovalDesk", "parse_answer", "example_results", "with_example_results"]
+
+log = logging.getLogger(__name__)
 
 
 def parse_answer(text: str | None) -> bool | None:
@@ -81,3 +87,55 @@ class ApprovalDesk:
 def _settle(answer: Future[bool], value: bool) -> None:
     if not answer.done():
         answer.set_result(value)
+
+
+async def example_results(app: Any, entry: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Run a proposed Lua tool's examples now, side-effect free and within the example limits.
+
+    Returns ``[{input, expected, got | error, ok}]`` so the person sees what the
+    code really returns, not only what its author claims. Never raises for a
+    failing example (that is what the person should see).
+    """
+    from ..agents.selfmod_check import EXAMPLE_LIMITS, SIDE_EFFECTS, same
+    from ..security import Actor
+
+    data = dict(entry.get("data") or {})
+    examples = data.get("examples")
+    if entry.get("kind") != "function.lua" or not isinstance(examples, list) or not examples:
+        return []
+    policies = [str(p) for p in data.get("run_as_policies") or ()]
+    actor = Actor.agent("console:approval", policies).without(SIDE_EFFECTS)
+    security = app.extensions.get("security")
+    if security is not None:
+        actor = security.run_as(actor, entry).without(SIDE_EFFECTS)
+    probe = {**entry, "data": {**data, "limits": dict(EXAMPLE_LIMITS)}}
+    out: list[dict[str, Any]] = []
+    for example in examples:
+        if not isinstance(example, Mapping):
+            continue
+        row: dict[str, Any] = {"input": example.get("input"), "expected": example.get("output")}
+        try:
+            got = await app.lua.call_function(probe, example.get("input"), actor=actor)
+            row.update(got=got, ok=same(example.get("output"), got))
+        except WippyError as exc:
+            row.update(error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__, ok=False)
+        out.append(row)
+    return out
+
+
+def with_example_results(app: Any, approver: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Wrap ``approver`` so a request to write a Lua tool carries its examples' real results."""
+
+    async def ask(request: Any) -> bool:
+        entry = (getattr(request, "details", None) or {}).get("entry")
+        if isinstance(entry, Mapping):
+            try:
+                results = await example_results(app, entry)
+            except Exception as exc:  # noqa: BLE001 - showing the question matters more than the preview
+                log.warning("could not run the examples of %s for the approval: %s", entry.get("id"), exc)
+                results = []
+            if results:
+                request = dataclasses.replace(request, details={**request.details, "example_results": results})
+        return await approver(request)
+
+    return ask

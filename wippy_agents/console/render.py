@@ -191,7 +191,8 @@ def approval_view(request: Any) -> RenderableType:
     entry = details.get("entry")
     before = details.get("before")
     if isinstance(entry, Mapping):
-        parts.extend(_entry_parts(entry, op=str(details.get("op") or "write"), before=before))
+        parts.extend(_entry_parts(entry, op=str(details.get("op") or "write"), before=before,
+                                  results=details.get("example_results")))
     elif details.get("op") == "delete" and isinstance(before, Mapping):
         parts.append(Text(f"delete {before.get('id')} ({before.get('kind')})", style="red"))
     else:
@@ -202,7 +203,7 @@ def approval_view(request: Any) -> RenderableType:
     return Panel(Group(*parts), border_style="yellow", title="approval", title_align="left")
 
 
-def _entry_parts(entry: Mapping[str, Any], *, op: str, before: Any) -> list[RenderableType]:
+def _entry_parts(entry: Mapping[str, Any], *, op: str, before: Any, results: Any = None) -> list[RenderableType]:
     data = dict(entry.get("data") or {})
     meta = dict(entry.get("meta") or {})
     parts: list[RenderableType] = [Text.assemble((f"{op} ", "bold"), (str(entry.get("id")), "bold cyan"),
@@ -219,9 +220,16 @@ def _entry_parts(entry: Mapping[str, Any], *, op: str, before: Any) -> list[Rend
         parts.append(Text(f"source (method {data.get('method', 'handler')})", style="bold"))
         parts.append(Syntax(source, "lua", line_numbers=True, word_wrap=True))
     examples = data.pop("examples", None)
-    if examples:
-        table = Table("example input", "result", title="examples (run in a sandbox, all passed)",
-                      title_justify="left", show_lines=False)
+    if results:
+        table = Table("", "example input", "expected", "result now", title="examples, run just now in a sandbox",
+                      title_justify="left")
+        for row in results:
+            got = Text(short_json(row["error"], 80), style="red") if "error" in row else short_json(row.get("got"), 80)
+            table.add_row(Text("✓", style="green") if row.get("ok") else Text("✗", style="red"),
+                          short_json(row.get("input"), 60), short_json(row.get("expected"), 60), got)
+        parts.append(table)
+    elif examples:
+        table = Table("example input", "expected", title="examples (not run)", title_justify="left")
         for ex in examples:
             if isinstance(ex, Mapping):
                 table.add_row(short_json(ex.get("input"), 80), short_json(ex.get("output"), 80))

@@ -24,7 +24,7 @@ from rich.markdown import Markdown
 from rich.text import Text
 
 from ..errors import WippyError
-from .approvals import ApprovalDesk, parse_answer
+from .approvals import ApprovalDesk, parse_answer, with_example_results
 from .render import TurnView, approval_view, status_text
 from .slash import QUIT, describe_error, run_command
 
@@ -254,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
         app = loop.call(App.open(args.app, store=args.store, node=args.node, watch=True, recover=False))
         security = app.extensions.get("security")
         if security is not None:
-            security.approver = desk.approver
+            security.approver = with_example_results(app, desk.approver)
         sessions = app.extensions["sessions"]
         if args.resume:
             session = loop.call(sessions.resume(args.resume))
