@@ -197,3 +197,16 @@ async def test_abnormal_reasons_kill_linked_non_trapping_peers(node, exits, reas
     child = peer.proc.spawn_linked(echo)
     node.exit(child, reason)
     assert await exits.of(peer.pid) == reason
+
+
+async def test_a_process_exiting_itself_with_reason_kill_sends_a_trappable_kill_to_links(node, exits):
+    # erlang: exit(kill) (exit/1) is not exit(Pid, kill): links get an ordinary signal with reason kill
+    trapper = Probe(node, trap_exit=True)
+    child = trapper.proc.spawn_linked(echo)
+    node.send(child, "stop", "kill")
+    assert (await trapper.next()).payload == Exit(pid=child, reason="kill")
+    assert node.is_alive(trapper.pid)
+    plain = Probe(node)
+    child2 = plain.proc.spawn_linked(echo)
+    node.send(child2, "stop", "kill")
+    assert await exits.of(plain.pid) == "kill"
