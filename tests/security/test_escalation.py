@@ -254,3 +254,47 @@ async def test_process_spawn_is_checked_with_the_code_creators_policies(app):
                                          "input_schema": {"type": "object"}, "source": SPAWNER})
     out = await dispatch_tool(app, app.entry("app.generated:spawn"), {}, admin)
     assert out.startswith("refused: ") and "within the policies of the code's creator" in out
+
+
+async def test_lua_registry_reads_need_registry_read(app):
+    from wippy_agents.agents import ToolCallContext, dispatch_tool
+    from wippy_agents.registry import Changeset
+
+    source = """return {handler = function(a)
+      local e, err = registry.get("app.tools:upper")
+      local found = registry.find{kind = "function.lua"}
+      return {got = e ~= nil, err = err and tostring(err) or "", n = #found}
+    end}"""
+    cs = Changeset(base_version=None, author="cli")
+    cs.create({"id": "app.procs:peek", "kind": "function.lua", "meta": {"type": "tool", "description": "reads"},
+               "input_schema": {"type": "object"}, "modules": ["registry"], "source": source})
+    await app.registry.apply(cs)
+    admin = await dispatch_tool(app, app.entry("app.procs:peek"), {},
+                                ToolCallContext(app=app, actor=actor_of(app, "app.agents:admin")))
+    assert admin["got"] is True and admin["n"] >= 5
+    lua_only = Changeset(base_version=None, author="cli")  # a person adds a policy that may call, not read
+    lua_only.create({"id": "app.security:blind", "kind": "security.policy", "rules": [
+        {"effect": "allow", "actions": ["tool.call", "lua.module"], "resources": ["*"]}]})
+    lua_only.create({"id": "app.agents:blind", "kind": "agent", "model": "app.models:m", "prompt": "x",
+                     "policies": ["app.security:blind"]})
+    await app.registry.apply(lua_only)
+    blind = await dispatch_tool(app, app.entry("app.procs:peek"), {},
+                                ToolCallContext(app=app, actor=actor_of(app, "app.agents:blind")))
+    assert blind["got"] is False and "may not registry.read 'app.tools:upper'" in blind["err"] and blind["n"] == 0
+
+
+async def test_http_requests_are_checked_by_host_glob(app):
+    sec = app.extensions["security"]
+    cs = Changeset(base_version=None, author="cli")
+    cs.create({"id": "app.security:web", "kind": "security.policy", "rules": [
+        {"effect": "allow", "actions": ["http.request"], "resources": ["*.example.com"]},
+        {"effect": "deny", "actions": ["http.request"], "resources": ["admin.example.com"]}]})
+    await app.registry.apply(cs)
+    from wippy_agents.security import Actor
+
+    web = Actor.agent("app.agents:web", ["app.security:web"])
+    await sec.enforce_url(web, "https://api.example.com/v1/x")
+    for url, why in (("https://admin.example.com/", "denied by app.security:web rule 2"),
+                     ("https://example.org/", "default deny"), ("/relative", "not an absolute")):
+        with pytest.raises(PermissionDenied, match=why):
+            await sec.enforce_url(web, url)

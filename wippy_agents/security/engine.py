@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from typing import Any, Callable, Mapping, NoReturn
+from urllib.parse import urlparse
 
 from ..errors import PermissionDenied, ValidationError
 from ..store.base import AuditRecord
@@ -130,6 +131,13 @@ class Security:
         if decision.approval:
             await self.approve(actor, action, resource, decision, details=details)
         return decision
+
+    async def enforce_url(self, actor: Any, url: str, *, details: Mapping[str, Any] | None = None) -> Decision:
+        """``http.request`` on the URL's host (rules name hosts with globs: ``*.example.com``)."""
+        host = urlparse(url).hostname or ""
+        if not host:
+            await self.deny(actor, "http.request", url, "not an absolute http(s) URL with a host", details=details)
+        return await self.enforce(actor, "http.request", host, details={"url": url, **dict(details or {})})
 
     async def approve(self, actor: Actor, action: str, resource: str, decision: Decision, *,
                       details: Mapping[str, Any] | None = None) -> None:

@@ -11,7 +11,8 @@ Installs, so that every path meets the checks where the effect happens:
 * the Lua host's ``authorize`` (``lua.module`` when a state gets a module),
   ``run_as`` (code runs narrowed to its creator's policies), and a
   ``registry_apply`` that stamps Lua-written code with the writer's policies;
-* checks on the Lua ops that reach other code (``funcs.call`` of a tool, ``agent.run``).
+* checks on the Lua ops that reach other code or data (``funcs.call`` of a tool,
+  ``agent.run``, ``registry.get``/``registry.find`` need ``registry.read``).
 """
 
 from __future__ import annotations
@@ -44,9 +45,10 @@ async def install(app: Any) -> None:
 
 
 def guard_lua_ops(security: Security, host: Any) -> None:
-    """Checks on Lua calls that reach other code: ``funcs.call`` of a tool needs ``tool.call``
-    (as the model would), and ``agent.run`` may only start an agent holding no more policies
-    than the caller (the rule for delegates)."""
+    """Checks on Lua calls that reach other code or data: ``funcs.call`` of a tool needs
+    ``tool.call`` (as the model would); ``agent.run`` may only start an agent holding no more
+    policies than the caller (the rule for delegates); ``registry.get`` needs ``registry.read``
+    and ``registry.find`` leaves out what the caller may not read."""
     funcs = host.modules.get("funcs")
     if funcs is not None and "funcs.call" in funcs.ops:
         inner_call = funcs.ops["funcs.call"]
@@ -59,6 +61,21 @@ def guard_lua_ops(security: Security, host: Any) -> None:
             return await inner_call(ctx, entry_id, *args)
 
         host.add_module(dataclasses.replace(funcs, ops={**funcs.ops, "funcs.call": call}))
+    registry = host.modules.get("registry")
+    if registry is not None and {"registry.get", "registry.find"} <= set(registry.ops):
+        inner_get, inner_find = registry.ops["registry.get"], registry.ops["registry.find"]
+
+        async def get(ctx: Any, entry_id: Any = None) -> Any:
+            if isinstance(entry_id, str):
+                await security.enforce(ctx.actor, "registry.read", ctx.resolve(entry_id),
+                                       details={"via": f"registry.get in {ctx.entry_id}"})
+            return await inner_get(ctx, entry_id)
+
+        async def find(ctx: Any, query: Any = None) -> Any:
+            found = await inner_find(ctx, query)  # entries the code may not read are left out
+            return [e for e in found if security.check(ctx.actor, "registry.read", str(e.get("id"))).allowed]
+
+        host.add_module(dataclasses.replace(registry, ops={**registry.ops, "registry.get": get, "registry.find": find}))
     agent = host.modules.get("agent")
     if agent is not None and "agent.run" in agent.ops:
         inner_run = agent.ops["agent.run"]
