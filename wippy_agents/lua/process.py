@@ -128,7 +128,7 @@ class LuaProcessCtl:
         self.trap_links = False
         self.monitors: dict[str, list[str]] = {}  # pid -> monitor refs held on it
         self.timers: dict[int, str] = {}  # timer id -> runtime timer ref (pending)
-        self.early: set[int] = set()  # timers that fired while nobody waited on them
+        self.early: set[int] = set()  # timers that fired while nobody waited on them (rarely used)
         self._timer_seq = 0
 
     # -- options -----------------------------------------------------------------
