@@ -228,3 +228,19 @@ async def test_nil_err_return_is_an_abnormal_exit(rig):
     pid = await rig.spawn("app:nilerr")
     await wait_until(lambda: rig.procs.result_of(pid, "normal") != {})
     assert rig.procs.result_of(pid, "normal") == {"error": "could not"}
+
+
+async def test_monitoring_by_registered_name_gives_the_exit_event_with_the_pid(rig):
+    rig.add("app:named", "process.registry.register('by-name'); process.inbox():receive(); return 'ok'")
+    rig.add("app:w", """
+      local c = ...
+      process.monitor("by-name")
+      process.send("by-name", "go", {})
+      local ev = process.events():receive()
+      local again = process.unmonitor("by-name")
+      process.send(c, "r", {kind = ev.kind, from = ev.from, value = ev.result.value, again = again})
+    """)
+    named = await rig.spawn("app:named")
+    await rig.spawn("app:w", rig.collector)
+    p = (await rig.report())[1]
+    assert p == {"kind": "EXIT", "from": named, "value": "ok", "again": False}

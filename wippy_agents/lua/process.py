@@ -126,7 +126,8 @@ class LuaProcessCtl:
         self.host_id = host_id
         self.upgradable = False
         self.trap_links = False
-        self.monitors: dict[str, list[str]] = {}  # pid -> monitor refs held on it
+        self.monitors: dict[str, list[str]] = {}  # pid or name -> monitor refs held on it
+        self._monitor_keys: dict[str, str] = {}  # ref -> the key in monitors
         self.timers: dict[int, str] = {}  # timer id -> runtime timer ref (pending)
         self.early: set[int] = set()  # timers that fired while nobody waited on them (rarely used)
         self._timer_seq = 0
@@ -155,10 +156,12 @@ class LuaProcessCtl:
     def monitor(self, target: str) -> None:
         ref = self.proc.monitor(target)
         self.monitors.setdefault(target, []).append(ref)
+        self._monitor_keys[ref] = target  # target may be a name; DOWN names the pid
 
     def unmonitor(self, target: str) -> bool:
         refs = self.monitors.pop(target, None)
         for ref in refs or ():
+            self._monitor_keys.pop(ref, None)
             self.proc.demonitor(ref, flush=True)
         return bool(refs)
 
@@ -241,11 +244,12 @@ class LuaProcessCtl:
         payload = msg.payload
         topic = msg.topic
         if topic == "DOWN":
-            refs = self.monitors.get(payload.pid)
-            if refs is not None and payload.ref in refs:
+            key = self._monitor_keys.pop(payload.ref, None)
+            refs = self.monitors.get(key) if key is not None else None
+            if refs is not None:
                 refs.remove(payload.ref)
                 if not refs:
-                    del self.monitors[payload.pid]
+                    del self.monitors[key]
             return {"kind": "EXIT", "from": payload.pid, "result": self.manager.result_of(payload.pid, payload.reason)}
         if topic == "EXIT":
             if payload.pid == self.proc.parent and payload.reason == SHUTDOWN:
