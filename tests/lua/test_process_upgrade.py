@@ -110,3 +110,38 @@ async def test_a_failed_upgrade_is_nil_err_and_the_old_code_goes_on(env):
     assert topic == "upgrade_failed" and "app:up" in payload["err"]
     env.node.send(pid, "still", 1)
     assert await env.next() == ("v1_got", {"topic": "still", "n": 1})
+
+
+async def test_saving_the_source_file_upgrades_a_running_process_under_the_watcher(tmp_path):
+    import yaml
+
+    from wippy_agents.app import App
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "wippy.yaml").write_text(yaml.safe_dump({"sources": ["src"],
+                                                         "store": f"sqlite:///{tmp_path}/state.db"}))
+    entries = tmp_path / "src" / "app.yaml"
+
+    def write(source: str) -> None:
+        entries.write_text(yaml.safe_dump({"namespace": "app", "entries": [
+            {"name": "processes", "kind": "process.host"},
+            {"name": "up", "kind": "process.lua", "source": source},
+        ]}))
+
+    write(V1 % "true")
+    app = await App.open(str(tmp_path), watch=True)
+    try:
+        q: asyncio.Queue = asyncio.Queue()
+
+        async def collect(proc):
+            while True:
+                m = await proc.receive()
+                q.put_nowait((m.topic, m.payload))
+
+        collector = app.node.spawn(collect)
+        pid = await app.lua.spawn_process("app:up", host="app:processes", args=[collector])
+        assert await asyncio.wait_for(q.get(), 10) == ("v1", {"pid": pid})
+        write(V2)
+        assert await asyncio.wait_for(q.get(), 20) == ("v2", {"pid": pid, "n": 0})
+    finally:
+        await app.close()
