@@ -298,3 +298,20 @@ async def test_http_requests_are_checked_by_host_glob(app):
                      ("https://example.org/", "default deny"), ("/relative", "not an absolute")):
         with pytest.raises(PermissionDenied, match=why):
             await sec.enforce_url(web, url)
+
+
+async def test_an_agent_cannot_make_a_boot_service_of_owner_code(app):
+    admin = actor_of(app, "app.agents:admin")
+    cs = Changeset(base_version=None, author=admin.label, actor=admin)
+    cs.create({"id": "app.procs:svc", "kind": "process.service", "process": "app.procs:worker",
+               "host": "app.procs:host", "auto_start": False})
+    with pytest.raises(PermissionDenied, match=r"service 'app.procs:svc' would start 'app.procs:worker' at boot"):
+        await app.registry.apply(cs)
+    # its own code (stamped with its policies) it may run as a service
+    cs = Changeset(base_version=None, author=admin.label, actor=admin)
+    cs.create({"id": "app.procs:mine", "kind": "process.lua", "method": "main", "source": "return {main = function() end}",
+               "run_as_policies": ["app.security:admin"]})
+    cs.create({"id": "app.procs:svc", "kind": "process.service", "process": "mine", "host": "app.procs:host",
+               "auto_start": False})
+    await app.registry.apply(cs)
+    assert app.entry("app.procs:svc").data["process"] == "mine"

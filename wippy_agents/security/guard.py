@@ -12,7 +12,9 @@ at most the permissions it holds itself:
   agent) only with ``modules:`` its policies allow (``lua.module``) and with
   ``run_as_policies`` within what it holds — the code then never runs with more;
 * an ``llm.model`` with a ``base_url`` only when it may ``http.request`` that host
-  (an API key is never sent to a host the actor could not reach itself).
+  (an API key is never sent to a host the actor could not reach itself);
+* a ``process.service`` (started at boot, with no caller) only for a process the
+  actor may spawn whose code runs within the actor's policies.
 
 Every refusal is audited (by ``Security.deny``) and raised as ``PermissionDenied``.
 """
@@ -43,19 +45,15 @@ class RegistryGuard:
         if actor.unrestricted:
             return  # the owner (CLI user, watcher): the registry audits the write itself
         held = actor.held_policies() or frozenset()
+        written = {str(c.id): c.entry for c in changes}
         for change in changes:
-            await self._check(actor, held, change)
+            await self._check(actor, held, change, written)
 
-    async def _check(self, actor: Actor, held: frozenset[str], change: Change) -> None:
+    async def _check(self, actor: Actor, held: frozenset[str], change: Change,
+                     written: dict[str, Entry | None]) -> None:
         sec = self.security
         rid = str(change.id)
         entries = [e for e in (change.before, change.entry) if e is not None]
-        details = {
-            "op": change.op,
-            "id": rid,
-            "entry": change.entry.to_dict() if change.entry else None,
-            "before": change.before.to_dict() if change.before else None,
-        }
 
         async def refuse(reason: str, action: str = "registry.write", resource: str = rid) -> None:
             await sec.deny(actor, action, resource, reason, details={"op": change.op, "id": rid})
@@ -81,8 +79,25 @@ class RegistryGuard:
             host = urlparse(str(after.data["base_url"])).hostname or str(after.data["base_url"])
             await sec.enforce(actor, "http.request", host, details={"op": change.op, "id": rid,
                                                                       "why": "llm.model base_url"})
+        if after is not None and after.kind == "process.service":
+            await self._service(actor, held, after, written, refuse)
         if decision.approval:  # last: a person is asked only about a change that passed every rule
+            details = {"op": change.op, "id": rid,  # the exact proposal, as the person sees it
+                       "entry": change.entry.to_dict() if change.entry else None,
+                       "before": change.before.to_dict() if change.before else None}
             await sec.approve(actor, "registry.write", rid, decision, details=details)
+
+    async def _service(self, actor: Actor, held: frozenset[str], entry: Entry, written: dict[str, Entry | None],
+                       refuse: Any) -> None:
+        # A service starts at boot with no caller: its process must be code written within the
+        # writer's policies, or the writer would start owner-level code with its own arguments.
+        [target] = _refs(entry, [entry.data.get("process")]) or [""]
+        code = written[target] if target in written else self.security.registry.get(target)
+        await self.security.enforce(actor, "process.spawn", target, details={"id": str(entry.id), "why": "service"})
+        run_as = code.data.get(RUN_AS_FIELD) if code is not None else None
+        if not isinstance(run_as, list) or not set(map(str, run_as)) <= held:
+            await refuse(f"service {str(entry.id)!r} would start {target!r} at boot, which does not run within "
+                         f"your policies {sorted(held)}; a service you write may only start code you wrote")
 
     async def _agent(self, entry: Entry, held: frozenset[str], refuse: Any, *, before: bool) -> None:
         extra = sorted(set(_refs(entry, entry.data.get("policies"))) - held)
