@@ -161,21 +161,25 @@ async def main() -> None:
     parser.add_argument("--n", type=int, default=10_000, help="Lua processes alive at once")
     parser.add_argument("--trips", type=int, default=20_000, help="round trips per measurement round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--only", choices=["host", "direct"], help=argparse.SUPPRESS)
+    parser.add_argument("--only", choices=["host", "direct", "nogc"], help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.only:
+        if args.only == "nogc":
+            gc.disable()  # reference only: what the collector costs while 10k processes live
         print(json.dumps(await bench_spawn(args.n, via_host=args.only == "host")))
         return
     # each spawn measurement in a fresh interpreter: RSS never shrinks, so a second
     # measurement in the same process would reuse the first one's freed memory
     host_cpu, host_rss, heap = _child(args.n, "host")
     raw_cpu, raw_rss, _ = _child(args.n, "direct")
+    nogc_cpu, _, _ = _child(args.n, "nogc")
     py_rt, lua_rt = await bench_round_trip(args.trips, args.rounds)
 
     rows = [
         (f"spawn via process.host ({args.n} alive)", f"{host_cpu:8.1f} us", "<= 150 us", host_cpu <= 150),
         (f"spawn direct node.spawn ({args.n} alive)", f"{raw_cpu:8.1f} us", "<= 150 us", raw_cpu <= 150),
+        ("  (reference: direct, GC paused)", f"{nogc_cpu:8.1f} us", "(reference)", True),
         ("RSS per idle Lua process (via host)", f"{host_rss / 1024:8.1f} KB", "<= 64 KB", host_rss <= 64 * 1024),
         ("RSS per idle Lua process (direct)", f"{raw_rss / 1024:8.1f} KB", "<= 64 KB", raw_rss <= 64 * 1024),
         ("Lua heap of one idle state", f"{heap / 1024:8.1f} KB", "(part of RSS)", True),
