@@ -98,6 +98,8 @@ async def test_update_tool_then_rollback_restores_the_first_version(app):
     updated = await self_tool(app, "update_tool", slug_args(source=upper, examples=examples))
     assert updated["version"] == created["version"] + 1
     assert await app.call("app.generated:slugify", {"text": "a b"}) == "A-B"
+    meta = app.entry("app.generated:slugify").meta
+    assert (meta["created_by"], meta["updated_by"]) == ("agent:app.agents:smith/t1", "agent:app.agents:smith/t1")
     back = await self_tool(app, "rollback", {"version": created["version"]})
     assert back["version"] == updated["version"] + 1
     assert await app.call("app.generated:slugify", {"text": "a b"}) == "a-b"

@@ -78,7 +78,8 @@ async def _earlier(ctx: ToolCallContext) -> int | None:
     return None
 
 
-async def _apply(ctx: ToolCallContext, actor: Actor, what: str, fill: Any, *, replay_check: bool = False) -> dict[str, Any]:
+async def _apply(ctx: ToolCallContext, actor: Actor, what: str, fill: Any, *,
+                 replay_check: bool = False) -> dict[str, Any]:
     """Build a changeset with ``fill(cs)``, apply it as ``actor``; ``{version}`` or a ``ToolError``.
 
     ``replay_check``: look for this call's earlier write in the history first (the callers
@@ -214,6 +215,8 @@ async def _tool_entry(args: dict, ctx: ToolCallContext, actor: Actor, *, update:
                         "method": method, "modules": modules, "input_schema": schema,
                         "examples": list(args.get("examples") or []), "idempotent": bool(args.get("idempotent"))},
                        actor)
+    if existing is not None and "created_by" in existing.meta:  # an update keeps who first wrote it
+        spec["meta"] = {**spec["meta"], "created_by": existing.meta["created_by"], "updated_by": actor.label}
     candidate = {"id": entry_id, "kind": "function.lua", "meta": spec["meta"],
                  "data": {k: v for k, v in spec.items() if k not in ("id", "kind", "meta")}}
     runner = sec.run_as(actor, candidate) if sec is not None else actor

@@ -21,7 +21,8 @@ from ..lua import KNOWN_MODULES, compile_check
 from ..registry import EntryId
 from ..security import Actor
 
-__all__ = ["EXAMPLE_LIMITS", "SIDE_EFFECTS", "check_id", "check_schema", "check_modules", "check_source", "run_examples"]
+__all__ = ["EXAMPLE_LIMITS", "SIDE_EFFECTS", "check_id", "check_schema", "check_modules", "check_source",
+           "run_examples", "same"]
 
 # Examples are small: a runaway example fails fast instead of holding the turn for 30 s.
 EXAMPLE_LIMITS = {"instructions": 10**7, "timeout": 5.0}
@@ -72,7 +73,8 @@ async def check_modules(security: Any, actor: Actor, modules: Any, entry_id: str
         if security is None:
             continue
         try:
-            await security.enforce(actor, "lua.module", module, details={"id": entry_id, "why": "modules: of a new tool"})
+            await security.enforce(actor, "lua.module", module,
+                                   details={"id": entry_id, "why": "modules: of a new tool"})
         except PermissionDenied as exc:
             raise ToolError(f"module {module!r} is not allowed for this tool: {exc}. Remove it from modules "
                             "and write the code without it") from None
@@ -109,9 +111,10 @@ async def run_examples(app: Any, candidate: Mapping[str, Any], examples: Any, ac
         try:
             got = await app.lua.call_function(probe, args, actor=dry)
         except LuaLimitExceeded as exc:
-            raise ToolError(f"example {i} (input {_show(args)}) exceeded a limit: {_tail(exc, candidate['id'])} (examples run with "
-                            f"at most {EXAMPLE_LIMITS['instructions']:,} instructions, {EXAMPLE_LIMITS['timeout']} s "
-                            "and 64 MiB); make sure the code terminates and stays small") from None
+            raise ToolError(f"example {i} (input {_show(args)}) exceeded a limit: {_tail(exc, candidate['id'])} "
+                            f"(examples run with at most {EXAMPLE_LIMITS['instructions']:,} instructions, "
+                            f"{EXAMPLE_LIMITS['timeout']} s and 64 MiB); make sure the code terminates and stays "
+                            "small") from None
         except (LuaError, EntryNotFound, PermissionDenied) as exc:
             raise ToolError(f"example {i} (input {_show(args)}) failed: {_tail(exc, candidate['id'])}") from None
         except WippyError as exc:

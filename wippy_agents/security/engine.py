@@ -118,7 +118,8 @@ class Security:
                 approval = approval or decision
         return approval or allowed or _OWNER
 
-    async def enforce(self, actor: Any, action: str, resource: str, *, details: Mapping[str, Any] | None = None) -> Decision:
+    async def enforce(self, actor: Any, action: str, resource: str, *,
+                      details: Mapping[str, Any] | None = None) -> Decision:
         """``check``, then ask the approver for ``approval: ask`` rules.
 
         Raises ``PermissionDenied`` (audited) when denied or rejected; an

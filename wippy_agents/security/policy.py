@@ -107,7 +107,8 @@ class Policy:
                 raise ValidationError(f"{where}: effect must be allow or deny, got {effect!r}", id=policy_id)
             if approval not in ("ask", "none"):
                 raise ValidationError(f"{where}: approval must be ask or none, got {approval!r}", id=policy_id)
-            actions, resources = _strings(r.get("actions"), where, "actions"), _strings(r.get("resources"), where, "resources")
+            actions = _strings(r.get("actions"), where, "actions")
+            resources = _strings(r.get("resources"), where, "resources")
             rules.append(Rule(effect=effect, actions=actions, resources=resources, approval=approval,
                               policy=policy_id, index=i))
         return cls(id=policy_id, rules=tuple(rules))

@@ -86,8 +86,8 @@ def guard_lua_ops(security: Security, host: Any) -> None:
             actor = as_actor(ctx.actor)
             held = actor.held_policies()
             if entry is not None and held is not None:
-                wider = sorted({p if ":" in p else f"{entry.id.namespace}:{p}" for p in entry.data.get("policies") or ()}
-                               - held)
+                policies = {p if ":" in p else f"{entry.id.namespace}:{p}" for p in entry.data.get("policies") or ()}
+                wider = sorted(policies - held)
                 if wider:
                     await security.deny(actor, "agent.run", target, f"agent {target!r} holds policies {wider} that "
                                         "the caller does not hold", details={"via": f"agent.run in {ctx.entry_id}"})
