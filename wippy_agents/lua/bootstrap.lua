@@ -372,12 +372,9 @@ local function forbid(tbl, what, names)
     if set[k] then raw_error(what .. k .. " is not available in the Lua sandbox", 2) end
   end})
 end
-forbid(S, "string.", {"dump"})
-forbid(O, "os.", {"execute", "exit", "getenv", "remove", "rename", "tmpname", "setlocale"})
 
--- strings index the safe table; the string metatable itself is hidden
+-- the string metatable is hidden; its __index is the current safe string table
 local smt = raw_getmetatable("")
-smt.__index = S
 smt.__metatable = false
 
 local function setmetatable_(t, mt)
@@ -403,13 +400,33 @@ end
 
 local FORBIDDEN_GLOBALS = {"io", "debug", "package", "python", "dofile", "loadfile", "collectgarbage",
   "loadstring", "module", "jit", "ffi"}
+local forbidden = {}
+for _, k in ipairs(FORBIDDEN_GLOBALS) do forbidden[k] = true end
 local BASE = {
   assert = assert, error = raw_error, ipairs = ipairs, next = raw_next, pairs = raw_pairs,
   pcall = pcall_, xpcall = xpcall_, rawequal = rawequal, rawget = raw_rawget, rawlen = rawlen,
   rawset = raw_rawset, select = raw_select, setmetatable = setmetatable_, getmetatable = raw_getmetatable,
   tonumber = tonumber, tostring = raw_tostring, type = raw_type, print = print_, _VERSION = _VERSION,
-  string = S, table = T, math = M, utf8 = U, os = O, coroutine = C,
 }
+
+-- Fresh copies of the library tables (S, T, M, U, O, C above are templates
+-- never handed out): a reused state gives the next call pristine libraries.
+local function copy(t)
+  local c = {}
+  for k, v in raw_next, t do c[k] = v end
+  return c
+end
+local raw_randomseed = math.randomseed
+local function fresh_libs(seed1, seed2)
+  local s = forbid(copy(S), "string.", {"dump"})
+  smt.__index = s
+  BASE.string, BASE.table, BASE.math, BASE.utf8 = s, copy(T), copy(M), copy(U)
+  BASE.os = forbid(copy(O), "os.", {"execute", "exit", "getenv", "remove", "rename", "tmpname", "setlocale"})
+  BASE.coroutine = copy(C)
+  -- randomseed() alone seeds from time(NULL) (seconds) and the state address
+  if seed1 then raw_randomseed(seed1, seed2) else raw_randomseed() end
+end
+fresh_libs()
 
 local function lazy(f)
   local done, value = false, nil
@@ -450,8 +467,6 @@ local function new_env(owner, modules, imports, known)
     raw_error(raw_format("module %q not found: not a module listed for %s nor one of its imports: aliases",
       name, owner), 2)
   end
-  local forbidden = {}
-  for _, k in ipairs(FORBIDDEN_GLOBALS) do forbidden[k] = true end
   raw_setmetatable(env, {__metatable = false, __index = function(t, k)
     if forbidden[k] then raw_error(raw_tostring(k) .. " is not available in the Lua sandbox", 2) end
     local l = raw_rawget(modules, k)
@@ -471,13 +486,25 @@ local function use(name)
   if l then return l() end
   return nil
 end
+-- Module code sees the private library templates (never handed to user code,
+-- so nothing a call does to its own string/table/... copies reaches a module),
+-- which lets a reused state keep each module chunk compiled; every load still
+-- gets a fresh module table from lazy(chunk).
+local TRUSTED_BASE = copy(BASE)
+TRUSTED_BASE.string, TRUSTED_BASE.table, TRUSTED_BASE.math, TRUSTED_BASE.utf8 = S, T, M, U
+TRUSTED_BASE.os, TRUSTED_BASE.coroutine = O, C
+local trusted_chunks = {}
 local function load_trusted(src, name)
-  local env = {}
-  for k, v in raw_next, BASE do env[k] = v end
-  env.host, env.emit, env.use = host, emit, use
-  -- src is bytecode compiled by sandbox.py from our own module text (never user input)
-  local chunk, err = raw_load(src, "=" .. name, "b", env)
-  if not chunk then raw_error(err, 0) end
+  local chunk = trusted_chunks[src]
+  if not chunk then
+    local env = copy(TRUSTED_BASE)
+    env.host, env.emit, env.use = host, emit, use
+    -- src is bytecode compiled by sandbox.py from our own module text (never user input)
+    local err
+    chunk, err = raw_load(src, "=" .. name, "b", env)
+    if not chunk then raw_error(err, 0) end
+    trusted_chunks[src] = chunk
+  end
   local l = lazy(chunk)
   trusted[name] = l
   return l
@@ -519,28 +546,52 @@ local function run_entry(chunk, method, owner, ...)
     if raw_type(ret) == "table" then f = raw_rawget(ret, method) end
     if f == nil then f = raw_rawget(owner, method) end
   end
-  if raw_type(f) ~= "function" then
+  if raw_type(f) ~= "function" and method == nil then
+    raw_error("the chunk must return a function when the entry names no method", 0)
+  elseif raw_type(f) ~= "function" then
     raw_error("method " .. raw_format("%q", raw_tostring(method)) .. " not found: the chunk must return a table "
       .. "holding it (or define it as a global)", 0)
   end
   return f(...)
 end
 
+-- Compiled-code cache of a pooled state: the source is compiled once as
+-- `function(_ENV, ...) <source> end` (same lines, same meaning for any text
+-- that compiles on its own, which is checked first) and each call binds its
+-- own fresh environment.  The factory's outer chunk sees an empty table.
+local factories, nfactories = {}, 0
+local function load_user(src, name, env, cache)
+  if cache then
+    local key = name .. "\0" .. src
+    local factory = factories[key]
+    if factory then return function(...) return factory(env, ...) end, nil end
+    local f, e = raw_load(src, name, "t", env)
+    if not f then return nil, e end
+    local w = raw_load("return function(_ENV, ...) " .. src .. "\nend", name, "t", {})
+    if not w then return f, nil end       -- e.g. a "#!" first line: just do not cache
+    if nfactories >= 64 then factories, nfactories = {}, 0 end
+    factory = w()
+    factories[key], nfactories = factory, nfactories + 1
+    return f, nil
+  end
+  local f, e = raw_load(src, name, "t", env)
+  return f, e
+end
+
 local ctl = {
   new_env = new_env, load_trusted = load_trusted, step = step,
   -- threads stay boxed in a table: lupa does not hand a Lua thread back intact
   new_thread = function(f) return {new_thread(f)} end,
-  run_entry = run_entry, emit = emit, lazy = lazy,
+  run_entry = run_entry, emit = emit, lazy = lazy, fresh_libs = fresh_libs,
+  seed = function(a, b) raw_randomseed(a, b) end,
   library = function(chunk) return lazy(chunk) end,
-  load = function(src, name, env)
-    local f, e = raw_load(src, name, "t", env)
-    return f, e
-  end,
+  load = load_user,
   start = function(instructions, dl)
     used, budget, deadline = 0, instructions, dl
   end,
   exceeded = function() return exceeded, limit_msg end,
   drain_logs = function()
+    if logbuf[1] == nil and logdrop == 0 then return nil, 0 end  -- the usual case: no new table
     local b, d = logbuf, logdrop
     logbuf, logdrop = {}, 0
     return b, d

@@ -22,6 +22,7 @@ from wippy_agents.lua.code import CodeSpec
 from wippy_agents.lua.context import CallContext
 from wippy_agents.lua.driver import drive
 from wippy_agents.lua.modules import KNOWN_MODULES, LuaModule, builtin_modules
+from wippy_agents.lua.pool import StatePool
 from wippy_agents.lua.sandbox import LuaState
 from wippy_agents.lua.services import Services
 from wippy_agents.lua.value import to_lua
@@ -57,8 +58,10 @@ class LuaHost:
     """
 
     def __init__(self, *, services: Services | None = None, node: Any = None, registry: Any = None,
-                 modules: Mapping[str, LuaModule] | None = None) -> None:
+                 modules: Mapping[str, LuaModule] | None = None, pool_size: int = 8) -> None:
         self.services = services or Services()
+        # pool_size=0: a brand-new runtime for every call (see pool.py for what reuse keeps isolated)
+        self.pool = StatePool(pool_size)
         self.node = node
         self.registry = registry
         self.modules: dict[str, LuaModule] = dict(modules) if modules is not None else builtin_modules()
@@ -71,6 +74,14 @@ class LuaHost:
         self.modules[module.name] = module
         self.ops.update(module.ops)
 
+    processes: Any = None  # the LuaProcesses manager, set by the process layer (lua/hosting.py)
+
+    async def spawn_process(self, entry: str, *, host: str, args: Any = (), actor: Any = None) -> str:
+        """Spawn a ``process.lua`` entry on a ``process.host``; see ``LuaProcesses.spawn``."""
+        if self.processes is None:
+            raise UsageError("Lua processes are not enabled on this host (no LuaProcesses attached)")
+        return await self.processes.spawn(entry, host, *args, actor=actor)
+
     # -- loading -----------------------------------------------------------
     async def load(self, entry: Any, *, actor: Any = None, default_method: str | None = "handler") -> LoadedCode:
         """Compile ``entry`` (an Entry, mapping or id) with its modules and imports into a fresh state.
@@ -82,8 +93,8 @@ class LuaHost:
         spec = CodeSpec.from_entry(entry, default_method=default_method)
         if self.services.run_as is not None:  # security: never more than the code's creator held
             actor = await self.services.run_as(actor, entry)
-        state = LuaState(spec.limits)
-        known = state.table({n.encode(): True for n in KNOWN_MODULES | set(self.modules)})
+        state = self.pool.acquire(spec.limits) if self.pool.size > 0 else LuaState(spec.limits)
+        known = state.known_names(KNOWN_MODULES | frozenset(self.modules))
         loaders: dict[str, Any] = {}
         env = await self._env(state, spec, known, loaders, actor, stack=(spec.id,))
         chunk = state.load(spec.source, spec.chunkname, env)
@@ -136,6 +147,10 @@ class LuaHost:
             if not str(exc).startswith(spec.id):
                 raise LuaLimitExceeded(f"{spec.id}: {exc}", **{**exc.details, "entry": spec.id}) from None
             raise
+        except LuaError:
+            self.pool.release(state)  # a Lua error ends the call cleanly; a trip leaves it unreusable
+            raise
+        self.pool.release(state)
         value = results[0] if results else None
         if value is None and len(results) > 1 and results[1] is not None:
             err = results[1]

@@ -48,6 +48,7 @@ spent (``closed``) and other states are unaffected.
 from __future__ import annotations
 
 import functools
+import secrets
 import time
 from importlib import resources
 from typing import Any
@@ -84,6 +85,11 @@ def _trusted_bytecode(source: bytes, name: str) -> bytes:
     # (compiling their text in every new state cost more than creating the state).
     lua = _runtime(_COMPILE_MEMORY)
     return lua.execute(b"return string.dump(assert(load(...)))", source, b"=" + name.encode(), b"t")
+
+
+def _seed() -> tuple[int, int]:
+    # math.random must not repeat across states/calls created in the same second
+    return secrets.randbits(62), secrets.randbits(62)
 
 
 def _refuse_attribute(obj: Any, name: Any, is_setting: bool) -> Any:
@@ -154,7 +160,11 @@ class LuaState:
         self.ctl = boot(time.monotonic, HOOK_EVERY, pattern_steps, MAX_LOAD_BYTES, MAX_TABLE_MOVE, force_scan)
         self._ctl_step = self.ctl[b"step"]
         self._ctl_start = self.ctl[b"start"]
+        self._ctl_load = self.ctl[b"load"]
+        self.reused = False  # set by reset(): then compiled chunks are cached for the next reuse
+        self._known: dict[frozenset[str], Any] = {}
         self._empty = self.lua.table_from({})
+        self.ctl[b"seed"](*_seed())
 
     # -- environments and code -------------------------------------------
     def table(self, mapping: dict[bytes, Any] | None = None) -> Any:
@@ -175,7 +185,7 @@ class LuaState:
         """Compile user text in ``env``; raises ``LuaCompileError``."""
         data = source.encode("utf-8") if isinstance(source, str) else source
         try:
-            fn, err = self.ctl[b"load"](data, chunk_name(chunkname), env)
+            fn, err = self._ctl_load(data, chunk_name(chunkname), env, self.reused)
         except LuaMemoryError:
             raise LuaLimitExceeded(f"{chunkname}: memory limit exceeded while compiling") from None
         if fn is None:
@@ -229,9 +239,31 @@ class LuaState:
         }[kind]
         raise LuaLimitExceeded(detail, limit=kind)
 
+    @property
+    def reusable(self) -> bool:
+        """True when no limit tripped: the runtime may serve another call (see ``StatePool``)."""
+        return not self.closed and self.ctl[b"exceeded"]()[0] is None
+
+    def reset(self, limits: Limits) -> None:
+        """Prepare a reused state for a new call: new limits, pristine library tables, reseeded PRNG."""
+        if limits.max_memory != self.limits.max_memory:
+            raise ValueError("a pooled state keeps its memory limit")
+        self.limits = limits
+        self.reused = True
+        self.ctl[b"fresh_libs"](*_seed())
+
+    def known_names(self, names: frozenset[str]) -> Any:
+        """A Lua set of module names (cached per state: it is never handed to user code)."""
+        table = self._known.get(names)
+        if table is None:
+            table = self._known[names] = self.table({n.encode(): True for n in names})
+        return table
+
     def drain_logs(self) -> tuple[list[tuple[str, str, Any]], int]:
         """Records that ``log.*``/``print`` buffered since the last drain, and how many were dropped."""
         buf, dropped = self.ctl[b"drain_logs"]()
+        if buf is None:
+            return [], dropped
         records = []
         for i in range(1, len(buf) + 1):
             rec = buf[i]
