@@ -114,11 +114,15 @@ class ConsoleShell:
                     self.console.print("interrupted", style="dim")
                 except WippyError as exc:
                     self.console.print(Text(describe_error(exc), style="red"))
+                except Exception as exc:  # noqa: BLE001 - a bug in one command must not end the session
+                    log.error("%s failed: %s", text.split()[0], describe_error(exc), exc_info=exc)
                 continue
             try:
                 self.run_turn(text)
             except WippyError as exc:
                 self.console.print(Text(f"error: {describe_error(exc)}", style="red"))
+            except Exception as exc:  # noqa: BLE001 - a bug in one turn must not end the session
+                log.error("the turn failed: %s", describe_error(exc), exc_info=exc)
 
     def prompt(self) -> str:
         return f"{self.session.agent.rpartition(':')[2]}> "
@@ -213,6 +217,47 @@ class ConsoleShell:
                 self.console.print(f"({turn.stop_reason})", style="dim")
 
 
+class _ConsoleLogHandler(logging.Handler):
+    """Warnings and errors printed through the rich console, so they land above a live turn, not inside it."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__(logging.WARNING)
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            style = "red" if record.levelno >= logging.ERROR else "yellow"
+            self.console.print(Text(f"{record.levelname.lower()}: {record.getMessage()}", style=style))
+        except Exception:  # noqa: BLE001 - logging must never break the console
+            self.handleError(record)
+
+
+def _route_logs(console: Console, path: Path) -> list[logging.Handler]:
+    """The node's log lines go to ``.wippy/console.log`` (at the chosen level); warnings also to the screen."""
+    logger = logging.getLogger("wippy_agents")
+    for handler in list(logger.handlers):
+        if getattr(handler, "_wippy", False):  # the stderr handler of `wippy` (cli.main)
+            logger.removeHandler(handler)
+    added: list[logging.Handler] = [_ConsoleLogHandler(console)]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        file = logging.FileHandler(path, encoding="utf-8")
+        file.setFormatter(logging.Formatter("%(asctime)s %(levelname)-5s %(name)s %(message)s"))
+        added.append(file)
+    except OSError as exc:
+        console.print(f"cannot write the log file {path}: {exc}", style="yellow")
+    for handler in added:
+        logger.addHandler(handler)
+    return added
+
+
+def _unroute_logs(handlers: list[logging.Handler]) -> None:
+    logger = logging.getLogger("wippy_agents")
+    for handler in handlers:
+        logger.removeHandler(handler)
+        handler.close()
+
+
 def _history_file(app: Any) -> Path:
     return Path(app.settings.root) / ".wippy" / "console_history"
 
@@ -245,13 +290,17 @@ def run(args: argparse.Namespace) -> int:
     """The CLI handler of ``wippy console``."""
     from ..app import App
 
+    from ..registry import AppSettings
+
     console = Console(highlight=False)
+    settings = AppSettings.load(args.app, store=args.store, node=args.node)
+    handlers = _route_logs(console, Path(settings.root) / ".wippy" / "console.log")
     loop = LoopThread()
     app = session = None
     desk = ApprovalDesk()
     try:
         # recover=False: a resumed session is attached before any recovery could run (and park) it
-        app = loop.call(App.open(args.app, store=args.store, node=args.node, watch=True, recover=False))
+        app = loop.call(App.open(settings=settings, watch=True, recover=False))
         security = app.extensions.get("security")
         if security is not None:
             security.approver = with_example_results(app, desk.approver)
@@ -290,3 +339,4 @@ def run(args: argparse.Namespace) -> int:
                 loop.call(app.close())
         finally:
             loop.close()
+            _unroute_logs(handlers)
