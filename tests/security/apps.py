@@ -41,7 +41,8 @@ POLICIES: list[dict[str, Any]] = [
         {"effect": "allow", "actions": ["registry.read"], "resources": ["*"]},
         {"effect": "allow", "actions": ["registry.write"], "resources": ["app.generated:*", "app.prompts:*",
                                                                           "app.agents:gen_*"]},
-        {"effect": "allow", "actions": ["lua.module"], "resources": ["json", "time", "log", "registry", "funcs"]},
+        {"effect": "allow", "actions": ["lua.module"],
+         "resources": ["json", "time", "log", "registry", "funcs", "security"]},
         {"effect": "deny", "actions": ["lua.module"], "resources": ["http"]},
     ]},
     # A reader: calls tools and reads, writes nothing.

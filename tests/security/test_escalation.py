@@ -315,3 +315,19 @@ async def test_an_agent_cannot_make_a_boot_service_of_owner_code(app):
                "auto_start": False})
     await app.registry.apply(cs)
     assert app.entry("app.procs:svc").data["process"] == "mine"
+
+
+async def test_the_lua_security_module_answers_for_the_running_code(app):
+    source = """return {handler = function(a)
+      local me = security.actor()
+      return {write_here = security.can("registry.write", "app.generated:x"),
+              write_tools = security.can("registry.write", "app.tools:x"), id = me.id, limits = #me.limits}
+    end}"""
+    out = await self_tool(app, "create_tool", {"id": "app.generated:whoami", "description": "who am I",
+                                               "input_schema": {"type": "object"}, "source": source,
+                                               "modules": ["security"]})
+    from wippy_agents.agents import ToolCallContext, dispatch_tool
+
+    admin = ToolCallContext(app=app, actor=actor_of(app, "app.agents:admin"))
+    got = await dispatch_tool(app, app.entry(out["id"]), {}, admin)
+    assert got == {"write_here": True, "write_tools": False, "id": "agent:app.agents:admin", "limits": 1}

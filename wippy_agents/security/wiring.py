@@ -11,6 +11,7 @@ Installs, so that every path meets the checks where the effect happens:
 * the Lua host's ``authorize`` (``lua.module`` when a state gets a module),
   ``run_as`` (code runs narrowed to its creator's policies), and a
   ``registry_apply`` that stamps Lua-written code with the writer's policies;
+* the Lua ``security`` module (``security.can``, ``security.actor``);
 * checks on the Lua ops that reach other code or data (``funcs.call`` of a tool,
   ``agent.run``, ``registry.get``/``registry.find`` need ``registry.read``).
 """
@@ -22,6 +23,7 @@ import logging
 from typing import Any, Mapping, Sequence
 
 from ..app import on_open
+from ..errors import PermissionDenied
 from .actor import as_actor
 from .engine import Security
 from .guard import RegistryGuard
@@ -42,6 +44,34 @@ async def install(app: Any) -> None:
     if lua is not None:
         lua.services = lua_services(security, lua.services)
         guard_lua_ops(security, lua)
+        from ..lua.modules.base import LuaModule  # the Lua layer sits above this one: imported at wiring time
+
+        lua.add_module(LuaModule(name="security", lua=SECURITY_LUA, ops=security_ops(security)))
+
+
+SECURITY_LUA = """
+local M = {}
+function M.can(action, resource) return host("security.can", action, resource) end
+function M.actor() return host("security.actor") end
+return M
+"""
+
+
+def security_ops(security: Security) -> dict[str, Any]:
+    """The Lua ``security`` module: ``security.can(action, resource)`` -> bool (no audit, never asks
+    a person; an ``ask`` rule answers true) and ``security.actor()`` -> who the code runs as."""
+
+    async def can(ctx: Any, action: Any = None, resource: Any = None) -> bool:
+        if not isinstance(action, str) or not isinstance(resource, str):
+            raise PermissionDenied("security.can(action, resource): both must be strings")
+        return security.check(ctx.actor, action, resource).allowed
+
+    async def actor(ctx: Any) -> dict[str, Any]:
+        who = as_actor(ctx.actor)
+        return {"id": who.id, "kind": who.kind, "label": who.label, "policies": list(who.policies),
+                "owner": who.is_owner, "limits": [list(x) for x in who.limits], "task_id": who.task_id}
+
+    return {"security.can": can, "security.actor": actor}
 
 
 def guard_lua_ops(security: Security, host: Any) -> None:
