@@ -244,3 +244,32 @@ async def test_monitoring_by_registered_name_gives_the_exit_event_with_the_pid(r
     await rig.spawn("app:w", rig.collector)
     p = (await rig.report())[1]
     assert p == {"kind": "EXIT", "from": named, "value": "ok", "again": False}
+
+
+async def test_the_host_restarts_a_crash_but_not_a_normal_return(rig):
+    from wippy_agents.runtime import Supervisor
+
+    rig.add("app:short", "return 1")
+    rig.add("app:crash", "local c = ...; process.send(c, 'up', {}); process.inbox():receive(); error('x')")
+    sup = rig.procs.hosts["app:processes"]
+    short = await rig.spawn("app:short")
+    await wait_until(lambda: short in rig.exits)
+    # the EXIT reached the host before this call, so its answer reflects the decision
+    assert await Supervisor.which_children(rig.node, sup) == []
+    crash = await rig.spawn("app:crash", rig.collector)
+    assert (await rig.report())[0] == "up"
+    rig.node.send(crash, "go")
+    assert (await rig.report())[0] == "up"  # the restarted incarnation
+    children = await Supervisor.which_children(rig.node, sup)
+    assert len(children) == 1 and children[0]["pid"] not in (crash, None)
+
+
+async def test_a_full_host_refuses_to_spawn(rig):
+    rig.procs.start_host("app:small", {"max_processes": 1})
+    rig.add("app:idle", "process.inbox():receive()")
+    await rig.procs.spawn("app:idle", "app:small")
+    rig.add("app:spawner", "local c = ...; local p, err = process.spawn('app:idle', 'app:small'); "
+                           "process.send(c, 'r', {p = p == nil, err = err})")
+    await rig.spawn("app:spawner", rig.collector)
+    p = (await rig.report())[1]
+    assert p["p"] is True and "full" in p["err"] and "max_processes=1" in p["err"]
