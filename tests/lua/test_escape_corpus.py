@@ -107,6 +107,8 @@ CORPUS = [
      r"string\.gsub: pattern .* too complex"),
     ("pathological gmatch", 'for x in string.rep("a", 5000):gmatch("a-a-a-b") do end', {}, LuaError,
      r"string\.gmatch: pattern .* too complex"),
+    ("string.rep of an empty string 2^62 times", 'local s = string.rep("", 2^62); error("len=" .. #s)', {}, LuaError,
+     r"len=0"),
     ("table.move huge range", "return table.move({}, 1, 2^40, 1, {})", {}, LuaError,
      r"table\.move: range .* over the sandbox limit"),
     ("table.unpack huge", "return select('#', table.unpack({}, 1, 1e8))", {}, LuaError, r"too many results"),

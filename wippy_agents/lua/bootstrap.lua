@@ -15,7 +15,7 @@ local raw_type, raw_tostring, raw_select, raw_next, raw_pairs = type, tostring, 
 local pack, unpack, tconcat = table.pack, table.unpack, table.concat
 local raw_find, raw_match, raw_gmatch, raw_gsub = string.find, string.match, string.gmatch, string.gsub
 local raw_sub, raw_byte, raw_format, raw_rep = string.sub, string.byte, string.format, string.rep
-local raw_move = table.move
+local raw_move, raw_tonumber = table.move, tonumber
 local m_log, m_huge, m_floor = math.log, math.huge, math.floor
 
 local REQ = {}                       -- marks a host request yielded to the driver
@@ -346,6 +346,16 @@ function S.gsub(s, p, repl, n)
   end
   out[#out + 1] = raw_sub(s, pos)
   return tconcat(out), count
+end
+
+-- string.rep("", 2^62) allocates nothing and then runs 2^62 empty copies in C
+function S.rep(s, n, sep)
+  local r = raw_rep(s, 0, sep)            -- lets the C function check the argument types
+  local k = raw_tonumber(n)
+  if k and k > 1 and #raw_tostring(s) + (sep and #raw_tostring(sep) or 0) == 0 then
+    return r
+  end
+  return raw_rep(s, n, sep)
 end
 
 local T = {}
