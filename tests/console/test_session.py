@@ -122,6 +122,11 @@ async def test_delegation_events_arrive_nested_with_the_child_task(tmp_path):
         nested = [e for e in events if e["task_id"] == child]
         assert nested and all(e["depth"] == 1 for e in nested)
         assert any(e["type"] == "reply" and e["reply"]["text"] == "coder here" for e in nested)
+        coder = next(e["reply"]["usage"] for e in nested if e["type"] == "reply")
+        own = [e["reply"]["usage"] for e in events if e["type"] == "reply" and e["depth"] == 0]
+        total = sum(u["input_tokens"] + u["output_tokens"] for u in [coder, *own])
+        assert turn.usage.total_tokens == total  # the delegate's tokens count for the turn
+        assert turn.model_calls == 2  # the assistant's own calls (the coder's script is its own)
         await session.close()
     finally:
         await app.close()

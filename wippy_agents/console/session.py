@@ -181,8 +181,9 @@ class Sessions:
         usage, model_calls = await self._metered(child)
         return {**turn, "usage": usage.to_dict(), "model_calls": model_calls}
 
-    async def _metered(self, task_id: str) -> tuple[Usage, int]:
-        """The usage and the number of model calls a turn's journal holds (also for cancelled turns)."""
+    async def _metered(self, task_id: str, *, depth: int = 0) -> tuple[Usage, int]:
+        """The usage of a turn's journal, its delegates' included, and its own number of model calls
+        (also for cancelled turns, whose result says nothing)."""
         try:
             steps = await self.app.store.journal_load(task_id)
         except WippyError:
@@ -193,6 +194,11 @@ class Sessions:
                 calls += 1
                 if step.status == "ok" and isinstance(step.result, dict):
                     usage = usage + Usage.from_dict(step.result.get("usage") or {})
+        if depth < 5 and any(step.name.startswith("delegate:") for step in steps):
+            # The store has no children query; the newest tasks hold this turn's delegates.
+            for child in await self.app.store.task_list(limit=500):
+                if child.parent_id == task_id:
+                    usage = usage + (await self._metered(child.id, depth=depth + 1))[0]
         return usage, calls
 
     # -- the client side ----------------------------------------------------------
