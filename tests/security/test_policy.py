@@ -126,3 +126,9 @@ async def test_without_a_store_denials_still_raise():
     sec = Security(_registry())
     with pytest.raises(PermissionDenied, match="holds no policies"):
         await sec.enforce(Actor.agent("a:b"), "tool.call", "app.tools:x")
+
+
+def test_an_agents_bare_policy_names_mean_its_namespace():
+    sec = Security(_registry())
+    actor = sec.agent_actor(agent_id="app.agents:a", policies=["local", "app.security:p"], task_id="t")
+    assert actor.policies == ("app.agents:local", "app.security:p") and actor.label == "agent:app.agents:a/t"

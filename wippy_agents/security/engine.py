@@ -52,8 +52,13 @@ class Security:
 
     # -- actors ----------------------------------------------------------------
     def agent_actor(self, *, agent_id: str, policies: Any = (), task_id: str | None = None) -> Actor:
-        """The actor of an agent run (the agents layer asks for it at the start of a run)."""
-        return Actor.agent(agent_id, policies or (), task_id=task_id)
+        """The actor of an agent run (the agents layer asks for it at the start of a run).
+
+        A bare policy name means the agent's namespace (SPEC §3), as in the registry's references.
+        """
+        namespace = agent_id.rpartition(":")[0]
+        resolved = [p if ":" in p else f"{namespace}:{p}" for p in map(str, policies or ())]
+        return Actor.agent(agent_id, resolved, task_id=task_id)
 
     def run_as(self, actor: Any, entry: Any) -> Actor:
         """The actor ``entry``'s code runs as: ``actor`` narrowed by the ``run_as_policies`` of the
