@@ -132,13 +132,13 @@ async def test_rollback_removes_a_tool_and_its_callers_get_a_clear_error(app):
     assert out == "q"
 
 
-async def test_a_restart_keeps_the_tool(tmp_path):
-    app = await open_app(tmp_path)
+async def test_a_restart_keeps_the_tool(tmp_path, store_url):
+    app = await open_app(tmp_path, store=store_url)
     try:
         result = await self_tool(app, "create_tool", slug_args())
     finally:
         await app.close()
-    again = await open_app(tmp_path)
+    again = await open_app(tmp_path, store=store_url)
     try:
         assert again.entry("app.generated:slugify").data["run_as_policies"] == ["app.security:toolsmith"]
         assert await again.call("app.generated:slugify", {"text": "Still Here"}) == "still-here"
