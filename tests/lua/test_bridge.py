@@ -140,7 +140,7 @@ def test_scan_mode_matches_the_c_matcher(fn, subject, pattern):
 def test_exports_are_what_we_mean():
     assert set(lua_pkg.__all__) == {
         "KNOWN_MODULES", "CallContext", "CodeSpec", "Limits", "LoadedCode", "LuaHost", "LuaModule", "LuaState",
-        "Services", "builtin_modules", "compile_check", "drive", "entry_to_data", "from_lua", "parse_duration",
+        "Services", "StatePool", "builtin_modules", "compile_check", "drive", "entry_to_data", "from_lua", "parse_duration",
         "parse_size", "registry_services", "to_lua",
     }
     for name in lua_pkg.__all__:

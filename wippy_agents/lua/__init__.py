@@ -11,6 +11,7 @@ from wippy_agents.lua.driver import drive
 from wippy_agents.lua.host import LoadedCode, LuaHost
 from wippy_agents.lua.limits import Limits, parse_duration, parse_size
 from wippy_agents.lua.modules import KNOWN_MODULES, LuaModule, builtin_modules
+from wippy_agents.lua.pool import StatePool
 from wippy_agents.lua.sandbox import LuaState, compile_check
 from wippy_agents.lua.services import Services, entry_to_data, registry_services
 from wippy_agents.lua.value import from_lua, to_lua
@@ -25,6 +26,7 @@ __all__ = [
     "LuaModule",
     "LuaState",
     "Services",
+    "StatePool",
     "builtin_modules",
     "compile_check",
     "drive",

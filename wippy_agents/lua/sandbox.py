@@ -36,13 +36,23 @@ Limits and how each holds:
   between positions (same results, interruptible).  If even one anchored
   attempt could exceed the bound, the call raises a clear error telling the
   author to simplify, anchor, split the input or use ``plain=true``.
-  ``table.move`` ranges are capped; ``load`` is capped in size; other C
-  functions are linear in their (memory-capped) input.
+  ``table.move`` ranges are capped; ``load`` is capped in size;
+  ``string.rep`` of an empty string (no allocation, then 2^62 empty copies
+  in C) returns at once; other C functions are linear in their
+  (memory-capped) input.  Residual: ``table.sort`` of a few million plain
+  values without a comparator is O(n log n) in C (~1-2 s at the 64 MiB
+  default) and can overrun a short wall-clock limit by that much.
 * ``__gc`` metamethods are refused: finalizers run with hooks disabled (and
   at ``lua_close``), so an endless one would hang the node.
 
+* no user code ever runs with hooks disabled: an error raised by the hook
+  reaches an ``xpcall`` message handler while still inside the hook, so the
+  wrapper skips the user's handler once a limit tripped; a coroutine killed
+  by the hook is never closed (its ``__close`` handlers would run unhooked).
+
 A limit hit raises ``LuaLimitExceeded`` for that call; the state is then
-spent (``closed``) and other states are unaffected.
+spent (``closed``) and other states are unaffected.  ``pool.py`` explains
+when a state that ended cleanly may serve another call.
 """
 
 from __future__ import annotations
