@@ -331,3 +331,26 @@ async def test_the_lua_security_module_answers_for_the_running_code(app):
     admin = ToolCallContext(app=app, actor=actor_of(app, "app.agents:admin"))
     got = await dispatch_tool(app, app.entry(out["id"]), {}, admin)
     assert got == {"write_here": True, "write_tools": False, "id": "agent:app.agents:admin", "limits": 1}
+
+
+async def test_code_written_from_lua_is_stamped_with_the_writers_policies(app):
+    source = """return {handler = function(a)
+      local c = registry.snapshot():changes()
+      c:create{id = "app.generated:child", kind = "function.lua", meta = {}, source = "return {handler = function() return 1 end}"}
+      local v, err = c:apply("child code")
+      if v == nil then return "refused: " .. tostring(err) end
+      return v
+    end}"""
+    await self_tool(app, "create_tool", {"id": "app.generated:parent", "description": "writes code",
+                                         "input_schema": {"type": "object"}, "source": source,
+                                         "modules": ["registry"]})
+    from wippy_agents.agents import ToolCallContext, dispatch_tool
+
+    smith = ToolCallContext(app=app, actor=actor_of(app, "app.agents:smith", "t2"))
+    version = await dispatch_tool(app, app.entry("app.generated:parent"), {}, smith)
+    child = app.entry("app.generated:child")
+    assert version == app.registry.version
+    assert child.data["run_as_policies"] == ["app.security:toolsmith"]
+    assert child.meta["created_by"] == "agent:app.agents:smith/t2"
+    [record] = await app.registry.history(limit=1)
+    assert record.author == "agent:app.agents:smith/t2"
