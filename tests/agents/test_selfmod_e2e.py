@@ -80,3 +80,40 @@ async def test_an_agent_writes_fixes_and_uses_a_tool_which_survives_a_restart_un
         assert [(c["op"], c["id"]) for c in rb.changes] == [("delete", "app.generated:slugify")]
     finally:
         await app.close()
+
+
+MANAGER = [
+    {"tool_calls": [{"name": "create_agent", "arguments": {
+        "id": "app.agents:gen_helper", "description": "Greets", "prompt": "You greet.", "model": "app.models:m3",
+        "policies": ["app.security:manager"]}}]},
+    {"tool_calls": [{"name": "update_entry", "arguments": {"id": "app.agents:boss", "changes": {
+        "delegates": [{"id": "app.agents:gen_helper", "name": "ask_helper", "description": "Greets people"}]}}}]},
+    {"tool_calls": [{"name": "ask_helper", "arguments": {"task": "Greet Ada."}}]},
+    {"text": "The helper says: Hello, Ada!"},
+]
+TEAM = [
+    {"namespace": "app.security", "entries": [{"name": "manager", "kind": "security.policy", "rules": [
+        {"effect": "allow", "actions": ["tool.call", "registry.read"], "resources": ["*"]},
+        {"effect": "allow", "actions": ["registry.write"], "resources": ["app.agents:*"]}]}]},
+    {"namespace": "app.models", "entries": [
+        {"name": "m2", "kind": "llm.model", "provider": "scripted", "context_window": 100000, "script": MANAGER},
+        {"name": "m3", "kind": "llm.model", "provider": "scripted", "context_window": 100000,
+         "script": [{"text": "Hello, Ada!"}]}]},
+    {"namespace": "app.agents", "entries": [{**agent("boss", ["app.security:manager"]), "model": "app.models:m2"}]},
+]
+
+
+async def test_an_agent_creates_a_helper_agent_and_delegates_to_it_on_the_next_turn(tmp_path):
+    app = await open_app(tmp_path, app_yaml(extra_docs=TEAM))
+    try:
+        agents = app.extensions["agents"]
+        result = await agents.run("app.agents:boss", "Have someone greet Ada.", task_id="b1", timeout=30)
+        assert (result.stop_reason, result.answer) == ("final", "The helper says: Hello, Ada!")
+        calls = agents.provider_for("app.models:m2").calls
+        assert "ask_helper" not in tool_names(calls[1]) and "ask_helper" in tool_names(calls[2])
+        assert "Hello, Ada!" in tool_results(calls[3])[-1]
+        helper = app.entry("app.agents:gen_helper")
+        assert helper.data["policies"] == ["app.security:manager"]
+        assert helper.meta["created_by"] == "agent:app.agents:boss/b1"
+    finally:
+        await app.close()
