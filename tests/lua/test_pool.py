@@ -78,3 +78,18 @@ async def test_pool_off_creates_a_runtime_per_call(memreg):
     for _ in range(2):
         assert await host.call_function(fn_entry("return 2")) == 2
     assert host.pool.reused == 0
+
+
+async def test_module_instances_do_not_carry_over_to_the_next_call(memreg):
+    from wippy_agents.lua import LuaModule, builtin_modules
+
+    first = LuaModule(name="llm", lua="return {name = function() return 'real' end}")
+    user = LuaModule(name="agent", lua="return {peek = function() local m = use('llm'); return m and m.name() end}")
+    host = LuaHost(services=memreg.services(), modules={**builtin_modules(), "llm": first, "agent": user},
+                   pool_size=1)
+    tamper = "llm.name = function() return 'pwned' end; return agent.peek()"
+    assert await host.call_function(fn_entry(tamper, modules=["llm", "agent"])) == "pwned"
+    # the next call in the same runtime does not list llm: it must not see the tampered instance
+    assert await host.call_function(fn_entry("return agent.peek()", modules=["agent"])) is None
+    assert await host.call_function(fn_entry("return agent.peek()", modules=["llm", "agent"])) == "real"
+    assert host.pool.reused == 2

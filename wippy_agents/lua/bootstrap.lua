@@ -491,6 +491,13 @@ end
 -- state's instance of another trusted module (nil if not loaded into this
 -- state), so e.g. time.after can hand out a channel of the channel module.
 local trusted = {}
+do  -- a reused state forgets the previous call's module instances
+  local libs_only = fresh_libs
+  fresh_libs = function(seed1, seed2)
+    trusted = {}
+    return libs_only(seed1, seed2)
+  end
+end
 local function use(name)
   local l = trusted[name]
   if l then return l() end
@@ -546,6 +553,21 @@ local function step(box, ...)
   return "error", "coroutine.yield called outside a coroutine created by coroutine.create/wrap"
 end
 
+-- step_flat: step with results and request arguments inline ("done", ...results |
+-- "request", op, ...args | "error", message): the process driver reads them in one
+-- crossing instead of indexing a packed table (lua/process.py).
+local function step_flat(box, ...)
+  local co = box[1]
+  local r = pack(co_resume(co, ...))
+  if not r[1] then
+    if r[2] == "not enough memory" and not exceeded then exceeded, limit_msg = "memory", "memory limit exceeded" end
+    return "error", errstr(r[2])
+  end
+  if co_status(co) == "dead" then return "done", unpack(r, 2, r.n) end
+  if r[2] == REQ then local a = r[4]; return "request", r[3], unpack(a, 1, a.n) end
+  return "error", "coroutine.yield called outside a coroutine created by coroutine.create/wrap"
+end
+
 -- run_entry: runs a chunk, finds the method, calls it with the arguments
 local function run_entry(chunk, method, owner, ...)
   local ret = chunk()
@@ -589,7 +611,7 @@ local function load_user(src, name, env, cache)
 end
 
 local ctl = {
-  new_env = new_env, load_trusted = load_trusted, step = step,
+  new_env = new_env, load_trusted = load_trusted, step = step, step_flat = step_flat,
   -- threads stay boxed in a table: lupa does not hand a Lua thread back intact
   new_thread = function(f) return {new_thread(f)} end,
   run_entry = run_entry, emit = emit, lazy = lazy, fresh_libs = fresh_libs,
