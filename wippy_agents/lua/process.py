@@ -38,6 +38,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from lupa.lua54 import LuaError as LupaError
 from lupa.lua54 import LuaMemoryError
 
 from wippy_agents.errors import InvalidPayload, LuaError, LuaLimitExceeded, UsageError, WippyError
@@ -104,6 +105,42 @@ def _lua(lua: Any, value: Any, where: str) -> Any:
     if value is None or t is int or t is float or t is bool or t is bytes:
         return value
     return to_lua(lua, value, where=where)
+
+
+def _flat_adapter(state: Any) -> Any:
+    # a bootstrap without step_flat: unpack the packed protocol of ctl.step
+    packed = state.ctl[b"step"]
+
+    def step(thread: Any, *send: Any) -> tuple[Any, ...]:
+        out = packed(thread, *send)
+        if out[0] == b"request":
+            raw = out[2]
+            return (out[0], out[1], *[raw[i] for i in range(1, raw[b"n"] + 1)])
+        if out[0] == b"done":
+            raw = out[1]
+            return (out[0], *[raw[i] for i in range(2, raw[b"n"] + 1)])
+        return out
+
+    return step
+
+
+def _step(state: Any, step: Any, thread: Any, send: tuple[Any, ...]) -> tuple[Any, ...]:
+    # LuaState.step's error handling around the bootstrap's step_flat
+    if state.closed:
+        raise LuaError("this Lua state was closed after an earlier limit error")
+    try:
+        out = step(thread, *send)
+    except LuaMemoryError:
+        state.closed = True
+        raise LuaLimitExceeded(f"memory limit exceeded ({state.limits.max_memory} bytes)", limit="memory") from None
+    except LupaError as exc:
+        state.closed = True
+        raise LuaError(f"Lua state failed: {exc}") from None
+    if type(out) is not tuple:  # a single value ("done" with no results) is not a tuple
+        out = (out,)
+    if out[0] == b"error":
+        state.check_limits()
+    return out
 
 
 class _Upgrade(Exception):
@@ -289,25 +326,25 @@ class LuaProcessCtl:
         thread, send = code.thread_args(*args)
         timeout = spec.limits.timeout
         lua = state.lua
+        step = state.ctl[b"step_flat"] or _flat_adapter(state)
         new_slice = True
         steps = 0
         while True:
             if new_slice:
                 state.start(time.monotonic() + timeout)
-            out = state.step(thread, *send)
+            out = _step(state, step, thread, send)
             steps += 1
             tag = out[0]
             if tag == b"request":
                 op = out[1].decode()
-                raw = out[2]
                 # A slice is the computing between two waits: quick ops continue it
                 # (its budget and deadline keep running), and logs are flushed before waits.
-                new_slice = op not in QUICK_OPS or (op == "channel.wait" and not raw[2])
+                new_slice = op not in QUICK_OPS or (op == "channel.wait" and not (len(out) > 3 and out[3]))
                 if new_slice or steps >= 64:
                     self._flush_logs(state)
                     steps = 0
                 try:
-                    req = [_arg(raw[i], op) for i in range(1, raw[b"n"] + 1)]
+                    req = [_arg(v, op) for v in out[2:]]
                     fn = ops.get(op)
                     if fn is None:
                         raise UsageError(f"unknown host operation {op!r}")
@@ -332,9 +369,7 @@ class LuaProcessCtl:
                 continue
             self._flush_logs(state)
             if tag == b"done":
-                results = out[1]
-                n = results[b"n"]
-                values = [from_lua(results[i], where=f"{spec.id} result") for i in range(2, n + 1)]
+                values = [from_lua(v, where=f"{spec.id} result") for v in out[1:]]
                 value = values[0] if values else None
                 if value is None and len(values) > 1 and values[1] is not None:
                     err = values[1]
