@@ -7,11 +7,19 @@ results (for the ``result`` of EXIT events), delivers CANCEL with a grace
 period, sends OUTDATED to opted-in processes when their entry changes, and
 boots ``process.service`` entries (see ``services_boot``).
 
->>> procs = LuaProcesses(node, lua_host, registry=registry)   # doctest: +SKIP
->>> await procs.open()                                       # start every process.host entry
->>> pid = await procs.spawn("app.workers:handler", "app:processes", {"n": 1})
->>> await procs.start_services()                             # auto_start services, dependency order
->>> await procs.close()
+Host settings (from the entry): ``max_restarts``/``period`` (intensity,
+default 10 in 10 s; past it the supervisor gives up and this manager starts
+the host again, empty), ``shutdown_timeout`` (default 5 s, then kill) and
+``max_processes``.  ``strategy`` is always ``simple_one_for_one``: children
+are independent dynamic processes.
+
+Example (inside a running loop)::
+
+    procs = LuaProcesses(node, lua_host, registry=registry)
+    await procs.open()                     # a supervisor per process.host entry
+    pid = await procs.spawn("app.workers:handler", "app:processes", {"n": 1})
+    await procs.start_services()           # auto_start services, dependency order
+    await procs.close()
 """
 
 from __future__ import annotations
@@ -285,7 +293,9 @@ class LuaProcesses:
             await asyncio.wait_for(fut, 5.0)
 
     async def close(self) -> None:
-        """Stop services (reverse start order), then hosts; no timers left behind."""
+        """Stop services (reverse start order), then hosts; no timers left behind.  Idempotent."""
+        if self._closing:
+            return
         self._closing = True
         if self._sub is not None:
             self._sub.cancel()
