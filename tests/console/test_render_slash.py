@@ -179,3 +179,26 @@ async def test_closing_the_desk_rejects_waiting_and_later_requests():
     desk.close()
     assert await asyncio.wait_for(waiting, 5) is False
     assert await desk.approver("later") is False
+
+
+def test_a_session_open_in_another_live_console_is_refused(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from wippy_agents.console.repl import lock_session
+    from wippy_agents.errors import UsageError
+
+    release = lock_session(tmp_path, "s1")
+    assert (tmp_path / ".wippy" / "sessions" / "s1.pid").read_text() == str(os.getpid())
+    lock_session(tmp_path, "s1")  # this process again: fine
+    release()
+    assert not (tmp_path / ".wippy" / "sessions" / "s1.pid").exists()
+    other = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        (tmp_path / ".wippy" / "sessions" / "s2.pid").write_text(str(other.pid))
+        with pytest.raises(UsageError, match=f"open in another console \\(process {other.pid}\\)"):
+            lock_session(tmp_path, "s2")
+    finally:
+        other.communicate(b"")
+    lock_session(tmp_path, "s2")()  # its process is gone: the stale lock is taken over

@@ -13,17 +13,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import threading
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Coroutine
+from typing import Any, Callable, Coroutine
 
 from rich.console import Console
 from rich.live import Live
 from rich.markdown import Markdown
 from rich.text import Text
 
-from ..errors import WippyError
+from ..errors import UsageError, WippyError
 from .approvals import ApprovalDesk, parse_answer, with_example_results
 from .render import TurnView, approval_view, status_text
 from .slash import QUIT, describe_error, run_command
@@ -81,13 +82,19 @@ class ConsoleShell:
         self.console = console
         self.desk = desk
         self.history: Path | None = None
+        self.release: Callable[[], None] = lambda: None  # frees the session's lock file
 
     # -- Shell (for slash commands) ------------------------------------------------
     def call(self, coro: Coroutine[Any, Any, Any]) -> Any:
         return self.loop.call(coro)
 
-    def switch(self, session: Any) -> None:
+    def lock(self, session_id: str) -> Callable[[], None]:
+        return lock_session(Path(self.app.settings.root), session_id)
+
+    def switch(self, session: Any, release: Callable[[], None] | None = None) -> None:
+        self.release()
         self.session = session
+        self.release = release or (lambda: None)
 
     # -- the loop ----------------------------------------------------------------
     def repl(self) -> None:
@@ -258,6 +265,43 @@ def _unroute_logs(handlers: list[logging.Handler]) -> None:
         handler.close()
 
 
+def lock_session(root: Path, session_id: str) -> Callable[[], None]:
+    """Mark ``session_id`` as open in this process (``.wippy/sessions/ID.pid``); returns the release.
+
+    Raises ``UsageError`` while another live console on this machine has it open: two consoles on one
+    node name would both run it. (Other machines have other node names; the task's lease guards those.)
+    """
+    path = root / ".wippy" / "sessions" / f"{session_id}.pid"
+    try:
+        other = int(path.read_text().strip())
+    except (OSError, ValueError):
+        other = None
+    if other is not None and other != os.getpid() and _alive(other):
+        raise UsageError(f"console session {session_id!r} is open in another console (process {other}); "
+                         "leave that one first")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(str(os.getpid()))
+
+    def release() -> None:
+        try:
+            if path.read_text().strip() == str(os.getpid()):
+                path.unlink()
+        except OSError:
+            pass
+
+    return release
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _history_file(app: Any) -> Path:
     return Path(app.settings.root) / ".wippy" / "console_history"
 
@@ -296,7 +340,8 @@ def run(args: argparse.Namespace) -> int:
     settings = AppSettings.load(args.app, store=args.store, node=args.node)
     handlers = _route_logs(console, Path(settings.root) / ".wippy" / "console.log")
     loop = LoopThread()
-    app = session = None
+    app = session = shell = None
+    release: Callable[[], None] = lambda: None
     desk = ApprovalDesk()
     try:
         # recover=False: a resumed session is attached before any recovery could run (and park) it
@@ -306,13 +351,16 @@ def run(args: argparse.Namespace) -> int:
             security.approver = with_example_results(app, desk.approver)
         sessions = app.extensions["sessions"]
         if args.resume:
+            release = lock_session(Path(settings.root), args.resume)
             session = loop.call(sessions.resume(args.resume))
             if args.agent:
                 loop.call(session.use(args.agent))
         else:
             session = loop.call(sessions.open(args.agent))
+            release = lock_session(Path(settings.root), session.id)
         loop.call(app.tasks.recover())
         shell = ConsoleShell(app, session, loop=loop, console=console, desk=desk)
+        shell.release = release
         history = _history_file(app)
         _load_history(history)
         what = "resumed" if args.resume else "new"
@@ -338,5 +386,6 @@ def run(args: argparse.Namespace) -> int:
             if app is not None:
                 loop.call(app.close())
         finally:
+            (shell.release if shell is not None else release)()
             loop.close()
             _unroute_logs(handlers)

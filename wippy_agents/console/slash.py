@@ -43,8 +43,11 @@ class Shell(Protocol):
     def call(self, coro: Any) -> Any:
         """Run ``coro`` on the App's loop and return its result (raises its error)."""
 
-    def switch(self, session: Any) -> None:
-        """Make ``session`` the current one."""
+    def lock(self, session_id: str) -> Callable[[], None]:
+        """Mark a session as open here (``UsageError`` if another console has it); returns the release."""
+
+    def switch(self, session: Any, release: Callable[[], None] | None = None) -> None:
+        """Make ``session`` the current one (``release`` frees its lock when it is left)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -209,9 +212,14 @@ def _resume(shell: Shell, args: list[str]) -> None:
     if task.kind == SESSION_KIND:
         if task_id == shell.session.id:
             raise SlashError(f"{task_id} is this session")
-        shell.call(shell.session.close())
-        session = shell.call(shell.app.extensions["sessions"].resume(task_id))
-        shell.switch(session)
+        release = shell.lock(task_id)
+        try:
+            session = shell.call(shell.app.extensions["sessions"].resume(task_id))
+        except BaseException:
+            release()
+            raise
+        shell.call(shell.session.close())  # only once the other one is ours: a failed resume keeps this one
+        shell.switch(session, release)
         shell.console.print(f"resumed session [bold]{task_id}[/] ({len(session.state.turns)} turns, "
                             f"agent {session.agent})")
         return
