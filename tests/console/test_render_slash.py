@@ -92,10 +92,17 @@ def test_the_turn_view_prints_replies_and_tools_and_nests_delegates():
     assert "running ask_coder" in render(view)
     view.on_event({"type": "reply", "reply": {"text": "Here is **Lua**.", "usage": {}}, "task_id": "s.1/1.c1",
                    "depth": 1})
+    # the delegate's own call has the same call id as its parent's: they must not be confused
+    view.on_event({"type": "tool_start", "id": "c1", "name": "weather", "arguments": {"city": "Oslo"},
+                   "task_id": "s.1/1.c1", "depth": 1})
+    view.on_event({"type": "tool_end", "id": "c1", "name": "weather", "result": {"sky": "sunny"}, "seconds": 0.01,
+                   "task_id": "s.1/1.c1", "depth": 1})
     view.on_event({"type": "tool_end", "id": "c1", "name": "ask_coder", "result": "Here is Lua.", "seconds": 0.5,
                    "task_id": "s.1", "depth": 0})
     printed = console.export_text()
     assert "Let me check." in printed and "↳ ask_coder" in printed and "Here is Lua." in printed
+    assert printed.count("↳ ask_coder") == 1  # one header per delegated run
+    assert "  ╭─ ✓ weather" in printed and "city=Oslo" in printed  # the delegate's tool, indented
     assert "task=lua" in printed  # the panel got the arguments from the start event
     status = render(view)
     assert "turn 15 tok $0.2500" in status and "session 165 tok $0.75" in status

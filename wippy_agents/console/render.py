@@ -103,9 +103,11 @@ class TurnView:
         self._lock = threading.Lock()
         self._stream: dict[str, list[str]] = {}  # task id -> text pieces of its model call in progress
         self._depth: dict[str, int] = {}
-        self._running: dict[str, str] = {}  # call id -> "name(args)"
-        self._args: dict[str, Any] = {}
+        # keyed by (task id, call id): a delegate's call ids may repeat its parent's
+        self._running: dict[tuple[str, str], str] = {}  # -> "name(args)"
+        self._args: dict[tuple[str, str], Any] = {}
         self._agents: dict[str, str] = {}  # delegate task id -> delegate (tool) name
+        self._headed: set[str] = set()  # delegate tasks whose "↳ name" header is printed
         self._spinner = Spinner("dots", style="cyan")
         self._started = time.monotonic()
 
@@ -125,14 +127,16 @@ class TurnView:
                 text = text or str(reply.get("text") or "")
                 self.usage = self.usage + Usage.from_dict(reply.get("usage") or {})
             elif kind == "tool_start":
-                self._running[str(event.get("id"))] = f"{event.get('name')}({_args(event.get('arguments') or {})})"
-                self._args[str(event.get("id"))] = event.get("arguments")
+                key = (task, str(event.get("id")))
+                self._running[key] = f"{event.get('name')}({_args(event.get('arguments') or {})})"
+                self._args[key] = event.get("arguments")
                 if event.get("delegate_task"):
                     self._agents[str(event["delegate_task"])] = str(event.get("name"))
                 return
             elif kind == "tool_end":
-                self._running.pop(str(event.get("id")), None)
-                event = {**event, "arguments": self._args.pop(str(event.get("id")), None)}
+                key = (task, str(event.get("id")))
+                self._running.pop(key, None)
+                event = {**event, "arguments": self._args.pop(key, None)}
             else:
                 return
         # Printing outside the lock: the live refresh thread renders under it too.
@@ -145,8 +149,11 @@ class TurnView:
 
     def _print(self, renderable: RenderableType, depth: int, task: str) -> None:
         if depth:
-            who = self._agents.get(task, "delegate")
-            renderable = Padding(Group(Text(f"↳ {who}", style="magenta"), renderable), (0, 0, 0, 2 * depth))
+            if task not in self._headed:  # once per delegated run, then its pieces are just indented
+                self._headed.add(task)
+                who = self._agents.get(task, "delegate")
+                renderable = Group(Text(f"↳ {who} (delegated)", style="magenta"), renderable)
+            renderable = Padding(renderable, (0, 0, 0, 2 * depth))
         self.console.print(renderable)
 
     def partial(self) -> str:

@@ -274,7 +274,8 @@ def process_tree(processes: list[Any], *, node: Any = None) -> Tree:
         sup = "upervisor" in p.body
         name = f" [bold]{p.name}[/]" if p.name else ""
         extra = f" · {p.queued} queued" if p.queued else ""
-        body = f"[magenta]{p.body}[/]" if sup else p.body
+        short = p.body.rpartition("<locals>.")[2] or p.body  # a closure's qualified name says little
+        body = f"[magenta]{short}[/]" if sup else short
         return f"{p.pid}{name} · {body} · {p.status}{extra}"
 
     def add(tree: Tree, parent: str | None) -> None:
