@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import logging
 import os
+import sys
 import threading
 from concurrent.futures import Future
 from pathlib import Path
@@ -102,7 +103,7 @@ class ConsoleShell:
         while True:
             try:
                 line = input(self.prompt())
-                if line.strip() and self.history is not None:
+                if line.strip() and self.history is not None and sys.stdin.isatty():  # readline saw it
                     _append_history(self.history)
             except EOFError:
                 self.console.print()
@@ -206,7 +207,7 @@ class ConsoleShell:
             line = input(prompt)
         except EOFError:
             return "n"
-        if readline is not None and line.strip():  # an answer is not a line worth recalling
+        if readline is not None and sys.stdin.isatty() and line.strip():  # an answer is not worth recalling
             n = readline.get_current_history_length()
             if n:
                 readline.remove_history_item(n - 1)
