@@ -39,12 +39,13 @@ def test_printer_streams_text_and_does_not_print_the_answer_twice(tmp_path):
     p = AgentPrinter(out, err)
     p({"type": "text", "text": "Let me look. "})
     p({"type": "reply", "reply": {"text": "Let me look. ", "tool_calls": [{"name": "add", "arguments": {"x": 1}}]}})
+    p({"type": "tool_end", "id": "c", "name": "add", "error": "invalid arguments for tool 'add'"})
     p({"type": "text", "text": "It is "})
     p({"type": "text", "text": "2."})
     p({"type": "reply", "reply": {"text": "It is 2.", "tool_calls": []}})
     p.finish("It is 2.")
     assert out.getvalue() == "Let me look. \nIt is 2.\n"
-    assert err.getvalue() == '-> add({"x": 1})\n'
+    assert err.getvalue() == '-> add({"x": 1})\n   add failed: invalid arguments for tool \'add\'\n'
     replayed = AgentPrinter(io.StringIO(), io.StringIO())
     replayed.finish("From the journal.")
     assert replayed.out.getvalue() == "From the journal.\n"

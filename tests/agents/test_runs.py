@@ -157,3 +157,57 @@ async def test_the_api_key_never_reaches_the_model_or_lua(make_app, monkeypatch)
     seen = json.dumps([m.to_dict() for c in svc(app).provider_for("app.models:m").calls for m in c.messages])
     assert "WIPPY_TEST_SECRET_KEY" in seen  # Lua saw the variable's name ...
     assert "sk-very-secret" not in seen  # ... never its value
+
+
+async def test_cancelling_a_parent_cancels_its_delegate_and_stops_at_once(make_app):
+    import asyncio
+
+    entered, never = asyncio.Event(), asyncio.Event()
+
+    @python_tool("test.cascade:block", description="blocks", input_schema={"type": "object"}, idempotent=True)
+    async def block(args, ctx):
+        entered.set()
+        await never.wait()
+
+    helper = {"name": "helper", "kind": "agent", "model": "app.models:h", "prompt": "You help.",
+              "tools": ["test.cascade:block"]}
+    text = app_text([{"tool_calls": [call("ask_helper", task="block")]}, {"text": "never"}],
+                    agent={"delegates": [{"id": "app.agents:helper", "name": "ask_helper"}]}, extra_agents=[helper])
+    text += ("\n---\nnamespace: app.models\nentries:\n  - name: h\n    kind: llm.model\n    provider: scripted\n"
+             "    script: [{tool_calls: [{name: block, arguments: {}}]}, {text: never}]\n")
+    app = await make_app(text)
+    await svc(app).start("app.agents:a", "go", task_id="parent")
+    await asyncio.wait_for(entered.wait(), 10)
+    await app.tasks.cancel("parent", reason="stop everything")
+    result = await svc(app).result("parent", timeout=30)
+    assert result.stop_reason == "cancelled"
+    # the parent's run stops waiting for its child at once and cancels it (the tool never returned)
+    child = await _until(lambda: _child_of(app, "parent"), lambda t: t.status == "cancelled")
+    assert "its parent task 'parent' ended" in child.error["message"]
+    # the parent's run ends though its child's tool still blocks
+    await _until(lambda: _async(app.tasks.running()), lambda running: running == [child.id])
+    never.set()  # the child's tool returns; the child stops at its next step (cancellation is cooperative)
+    await _until(lambda: _async(app.tasks.running()), lambda running: not running)
+    assert (await app.tasks.get(child.id)).status == "cancelled"
+
+
+async def _async(value):
+    return value
+
+
+async def _child_of(app, parent_id):
+    return next(t for t in await app.store.task_list() if t.parent_id == parent_id)
+
+
+async def _until(probe, ok, timeout: float = 10.0):
+    """Poll ``await probe()`` until ``ok(value)``; fails after ``timeout`` seconds."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if ok(value):
+            return value
+        assert time.monotonic() < deadline, f"condition not met in {timeout}s (last value {value!r})"
+        await asyncio.sleep(0.01)

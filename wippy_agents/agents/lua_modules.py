@@ -208,7 +208,9 @@ def agent_module(service: "AgentService") -> LuaModule:
         async def go() -> dict[str, Any]:
             record = await service.start(target, prompt, task_id=child_id, variables=opts.get("variables"),
                                          parent_id=task.task.id if task is not None else None)
-            return (await service.result(record.id)).to_dict()
+            if task is None:
+                return (await service.result(record.id)).to_dict()
+            return (await service.child_result(task.task.id, record.id)).to_dict()
 
         return await _durable(ctx, f"agent:{target}", go)
 

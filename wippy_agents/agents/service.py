@@ -13,6 +13,7 @@ instead of starting over. Providers are made once per ``llm.model`` entry
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import uuid
@@ -156,7 +157,7 @@ class AgentService:
         child_id = f"{loop.task.id}/{turn}.{call.id}"
         try:
             await self.start(delegate.id, call.arguments["task"], task_id=child_id, parent_id=loop.task.id)
-            result = await self.result(child_id)
+            result = await self.child_result(loop.task.id, child_id)
         except (ToolError, TaskCancelled):
             raise
         except WippyError as exc:
@@ -164,6 +165,30 @@ class AgentService:
         if result.stop_reason != "final":
             return f"{result.answer}\n[the agent {delegate.name} stopped early: {result.detail}]".strip()
         return result.answer
+
+    async def child_result(self, parent_id: str, child_id: str) -> AgentResult:
+        """Wait for a child run; if the parent ends first (it was cancelled), cancel the child too
+        and raise ``TaskCancelled`` so the parent stops at once instead of waiting for its child."""
+        child = asyncio.ensure_future(self.result(child_id))
+        parent = asyncio.ensure_future(self.app.tasks.wait(parent_id))
+        try:
+            await asyncio.wait({child, parent}, return_when=asyncio.FIRST_COMPLETED)
+            if child.done():
+                return child.result()
+            why = parent.exception() if not parent.cancelled() else None
+            try:
+                await self.app.tasks.cancel(child_id, reason=f"its parent task {parent_id!r} ended")
+            except UsageError:
+                pass  # the child ended meanwhile
+            if isinstance(why, TaskCancelled):
+                raise why
+            raise TaskCancelled(f"task {parent_id!r} ended while its child {child_id!r} ran", task_id=parent_id)
+        finally:
+            pending = [f for f in (child, parent) if not f.done()]
+            for f in pending:
+                f.cancel()
+            if pending:
+                await asyncio.wait(pending)
 
     async def runner(self, ctx: TaskContext) -> Any:
         """The task runner of kind ``agent``: a Lua agent runs its own method, others the turn loop."""

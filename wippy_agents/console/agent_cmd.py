@@ -48,6 +48,9 @@ class AgentPrinter:
                 args = call.get("raw_arguments") or json.dumps(call.get("arguments") or {}, ensure_ascii=False)
                 self.err.write(f"-> {call['name']}({_short(args)})\n")
             self.err.flush()
+        elif event.get("type") == "tool_end" and "error" in event:
+            self.err.write(f"   {event['name']} failed: {_short(str(event['error']), 200)}\n")
+            self.err.flush()
 
     def finish(self, answer: str) -> None:
         """Print what the stream did not already show, and end the line."""
