@@ -1,9 +1,10 @@
 """The node: owner of pids, registered names, timers and pending calls.
 
-One ``Node`` per event loop. Pids are strings ``"<node.N>"``; refs (monitors,
-calls, timers) are strings ``"#Ref<node.N>"`` — both are plain data and can
-travel in payloads or into Lua. ``node.pid`` (``"<node.0>"``) is the node
-itself, the sender of exit signals that come from outside any process.
+One ``Node`` per event loop. Pids are strings ``"<node.N>"``; monitor and
+timer refs are strings ``"#Ref<node.N>"``; a call's ref is an opaque int —
+all plain data that can travel in payloads or into Lua. ``node.pid``
+(``"<node.0>"``) is the node itself, the sender of exit signals that come from
+outside any process.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from wippy_agents.errors import (
 
 from .actor import Actor, run_actor
 from .messages import KILL, NORMAL, SHUTDOWN, Message, ProcessInfo, make_message
+from .payload import SHARED as _SHARED
 from .payload import copy_payload
 from .process import Process
 from .signals import Signals, reason_text
@@ -37,7 +39,6 @@ __all__ = ["Node"]
 
 logger = logging.getLogger(__name__)
 
-_SHARED = frozenset({str, int, float, bool, type(None), bytes})
 _Future = asyncio.Future  # the C class: skips loop.create_future's Python frame on the hot path
 
 

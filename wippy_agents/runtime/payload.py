@@ -19,9 +19,10 @@ from typing import Any
 
 from wippy_agents.errors import InvalidPayload
 
-__all__ = ["copy_payload"]
+__all__ = ["copy_payload", "SHARED"]
 
-_SHARED = frozenset({str, int, float, bool, type(None), bytes})
+# Immutable scalars: passed by reference, never copied (callers test `type(v) in SHARED` to skip the call).
+SHARED = _SHARED = frozenset({str, int, float, bool, type(None), bytes})
 _ALLOWED = "dict, list, tuple, str, int, float, bool, None, bytes or a frozen dataclass of those"
 
 

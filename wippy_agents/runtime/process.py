@@ -15,9 +15,8 @@ from wippy_agents.errors import ProcessExit
 
 from .mailbox import Mailbox, Match, Topic
 from .messages import NORMAL, Message
+from .payload import SHARED as _SHARED
 from .payload import copy_payload
-
-_SHARED = frozenset({str, int, float, bool, type(None), bytes})
 
 if TYPE_CHECKING:
     import asyncio
@@ -35,7 +34,9 @@ class Process:
     ...         msg = await proc.receive()
     ...         proc.reply(msg, msg.payload)
 
-    Methods that wait are ``async``; everything else returns at once.
+    Methods that wait return an awaitable (``await proc.receive()``,
+    ``await proc.call(...)``, ``await proc.start_link(...)``); everything else
+    returns at once.
     """
 
     __slots__ = (
