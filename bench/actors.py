@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import importlib.util
 import sys
 import time
 import tracemalloc
@@ -251,9 +252,7 @@ async def run(quick: bool) -> list[Row]:
     rows.append(Row(name="call (timeout=5) round trip", ours=ours_call * 1e6, peer=raw * 1e6,
                     peer_name="queue+future, no timeout", unit="µs", target="≤ 2×", ok=ours_call / raw <= 2.0))
 
-    try:
-        import pykka  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("pykka") is None:
         print("pykka not installed: `pip install pykka` for the pykka row", file=sys.stderr)
     else:
         async def pk() -> float:
