@@ -231,7 +231,9 @@ class LuaState:
         except _LupaError as exc:  # the driver's own step failed: treat as a fault of this state
             self.closed = True
             raise LuaError(f"Lua state failed: {exc}") from None
-        if out[0] == b"error":
+        if out[0] != b"request":
+            # also on "done": a limit that tripped must fail the call even if
+            # the code somehow finished before its next instruction
             self.check_limits()
         return out
 
