@@ -10,6 +10,8 @@ tool dispatch, argument validation and (when persisted) the durable record.
 Each run is N-1 tool-calling turns and a final answer; the figure is wall time
 (start -> result) / N, the median of several runs, for N = 20 and N = 200.
 
+* wippy-loop: the same turn loop with steps that just run (no task engine, no
+  journal): what the agent layer itself costs per turn.
 * wippy: an ``agent`` task on ``app.tasks`` (a process on the node; every model
   reply and tool result a journal step), store ``sqlite`` (file, WAL) = persisted,
   ``sqlite:///:memory:`` = not persisted (same code path, in-memory journal).
@@ -94,22 +96,69 @@ entries:
 """
 
 
-def wippy(turns: int, runs: int, persisted: bool) -> dict[str, list[float]]:
+def wippy_loop(turns: int, runs: int, persisted: bool) -> dict[str, list[float]]:
+    """The turn loop alone: the same AgentLoop with a context whose steps just run (no task engine)."""
     import asyncio
 
     sys.path.insert(0, str(ROOT))
-    from wippy_agents.agents import python_tool
+    from wippy_agents.agents.loop import AgentLoop
     from wippy_agents.app import App
+    from wippy_agents.store.base import TaskRecord
     from wippy_agents.testing import ScriptedModel
+
+    _noop_tool()
+    script = _script(turns)
+
+    class BareContext:
+        def __init__(self, task: TaskRecord) -> None:
+            self.task = task
+
+        async def step(self, name, fn, *, idempotent=False, retry=None):
+            return await fn()
+
+    async def main() -> dict[str, list[float]]:
+        clock = Clock(turns)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "app.yaml"
+            path.write_text(APP, encoding="utf-8")
+            async with await App.open(path, store="sqlite:///:memory:") as app:
+                service = app.extensions["agents"]
+                for r in range(runs + 1):
+                    service.use_provider("bench.models:m", ScriptedModel(script))
+                    task = TaskRecord(id=f"run{r}", kind="agent", target="bench.agents:a", input={"prompt": PROMPT})
+                    clock.start()
+                    result = await AgentLoop(service, BareContext(task)).run()
+                    clock.stop(keep=r > 0)
+                    assert result["stop_reason"] == "final" and result["turns"] == turns, result
+        return clock.result()
+
+    return asyncio.run(main())
+
+
+def _noop_tool() -> None:
+    from wippy_agents.agents import python_tool
 
     @python_tool("bench.tools:noop", description="does nothing", idempotent=True,
                  input_schema={"type": "object", "properties": {"i": {"type": "integer"}}, "required": ["i"]})
     async def noop(args, ctx):
         return "ok"
 
+
+def _script(turns: int) -> list[dict]:
     usage = {"input_tokens": 10, "output_tokens": 5}  # the model's own counting is not framework work
     script = [{"tool_calls": [{"name": "noop", "arguments": {"i": i}}], "usage": usage} for i in range(turns - 1)]
-    script.append({"text": "done", "usage": usage})
+    return script + [{"text": "done", "usage": usage}]
+
+
+def wippy(turns: int, runs: int, persisted: bool) -> dict[str, list[float]]:
+    import asyncio
+
+    sys.path.insert(0, str(ROOT))
+    from wippy_agents.app import App
+    from wippy_agents.testing import ScriptedModel
+
+    _noop_tool()
+    script = _script(turns)
 
     async def main() -> dict[str, list[float]]:
         clock = Clock(turns)
@@ -205,7 +254,7 @@ def langgraph(turns: int, runs: int, persisted: bool) -> dict[str, list[float]]:
     return clock.result()
 
 
-FRAMEWORKS = {"wippy": wippy, "openai-agents": openai_agents, "langgraph": langgraph}
+FRAMEWORKS = {"wippy": wippy, "wippy-loop": wippy_loop, "openai-agents": openai_agents, "langgraph": langgraph}
 
 
 def measure(name: str, turns: int, runs: int, persisted: bool) -> dict[str, list[float]] | str:
@@ -232,7 +281,7 @@ def main() -> None:
     runs20, runs200 = (5, 2) if args.quick else (15, 5)
     rows = []
     for name in FRAMEWORKS:
-        for persisted in (False, True):
+        for persisted in ((False,) if name == "wippy-loop" else (False, True)):
             r20 = measure(name, 20, runs20, persisted)
             r200 = measure(name, 200, runs200, persisted)
             rows.append((name, persisted, r20, r200))
@@ -245,6 +294,7 @@ def main() -> None:
     print(head)
     print("-" * len(head))
     store = {"wippy": ("sqlite journal (WAL)", "in-memory journal"),
+             "wippy-loop": ("-", "no task engine"),
              "openai-agents": ("SQLiteSession", "no session"),
              "langgraph": ("SqliteSaver", "no checkpointer")}
     figures = {}
