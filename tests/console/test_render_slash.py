@@ -193,7 +193,7 @@ def test_a_session_open_in_another_live_console_is_refused(tmp_path):
     import subprocess
     import sys
 
-    from wippy_agents.console.repl import lock_session
+    from wippy_agents.console.terminal import lock_session
     from wippy_agents.errors import UsageError
 
     release = lock_session(tmp_path, "s1")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from wippy_agents.app import App
 from wippy_agents.console.session import SESSION_KIND, Turn, turn_task_id
 

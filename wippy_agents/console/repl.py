@@ -11,11 +11,8 @@ output while a turn streams. Everything else is the Python API:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import os
 import sys
-import threading
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable, Coroutine
@@ -25,52 +22,16 @@ from rich.live import Live
 from rich.markdown import Markdown
 from rich.text import Text
 
-from ..errors import UsageError, WippyError
+from ..errors import WippyError
 from .approvals import ApprovalDesk, parse_answer, with_example_results
 from .render import TurnView, approval_view, status_text
 from .slash import QUIT, describe_error, run_command
+from .terminal import (LoopThread, append_history, forget_last_line, history_file, load_history, lock_session,
+                       route_logs, unroute_logs)
 
-try:  # line editing and history; absent on some platforms, where input() still works
-    import readline
-except ImportError:  # pragma: no cover
-    readline = None  # type: ignore[assignment]
-
-__all__ = ["run", "LoopThread", "ConsoleShell"]
+__all__ = ["run", "ConsoleShell"]
 
 log = logging.getLogger(__name__)
-
-HISTORY_LENGTH = 1000
-
-
-class LoopThread:
-    """An asyncio loop on a thread of its own; ``call`` runs a coroutine there and waits for it."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._main, name="wippy-app-loop", daemon=True)
-        self._thread.start()
-
-    def _main(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
-
-    def submit(self, coro: Coroutine[Any, Any, Any]) -> Future[Any]:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
-
-    def call(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        """Block until ``coro`` is done; its error is raised here. Ctrl-C interrupts the wait, not the work."""
-        return self.submit(coro).result()
-
-    def close(self) -> None:
-        if self.loop.is_closed():
-            return
-        try:
-            self.call(self.loop.shutdown_asyncgens())
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(timeout=10)
-            if not self._thread.is_alive():
-                self.loop.close()
 
 
 class ConsoleShell:
@@ -104,7 +65,7 @@ class ConsoleShell:
             try:
                 line = input(self.prompt())
                 if line.strip() and self.history is not None and sys.stdin.isatty():  # readline saw it
-                    _append_history(self.history)
+                    append_history(self.history)
             except EOFError:
                 self.console.print()
                 return
@@ -207,10 +168,8 @@ class ConsoleShell:
             line = input(prompt)
         except EOFError:
             return "n"
-        if readline is not None and sys.stdin.isatty() and line.strip():  # an answer is not worth recalling
-            n = readline.get_current_history_length()
-            if n:
-                readline.remove_history_item(n - 1)
+        if sys.stdin.isatty() and line.strip():  # an answer is not worth recalling
+            forget_last_line()
         return line
 
     def show_resumed(self, limit: int = 3) -> None:
@@ -225,112 +184,6 @@ class ConsoleShell:
                 self.console.print(f"({turn.stop_reason})", style="dim")
 
 
-class _ConsoleLogHandler(logging.Handler):
-    """Warnings and errors printed through the rich console, so they land above a live turn, not inside it."""
-
-    def __init__(self, console: Console) -> None:
-        super().__init__(logging.WARNING)
-        self.console = console
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            style = "red" if record.levelno >= logging.ERROR else "yellow"
-            self.console.print(Text(f"{record.levelname.lower()}: {record.getMessage()}", style=style))
-        except Exception:  # noqa: BLE001 - logging must never break the console
-            self.handleError(record)
-
-
-def _route_logs(console: Console, path: Path) -> list[logging.Handler]:
-    """The node's log lines go to ``.wippy/console.log`` (at the chosen level); warnings also to the screen."""
-    logger = logging.getLogger("wippy_agents")
-    for handler in list(logger.handlers):
-        if getattr(handler, "_wippy", False):  # the stderr handler of `wippy` (cli.main)
-            logger.removeHandler(handler)
-    added: list[logging.Handler] = [_ConsoleLogHandler(console)]
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        file = logging.FileHandler(path, encoding="utf-8")
-        file.setFormatter(logging.Formatter("%(asctime)s %(levelname)-5s %(name)s %(message)s"))
-        added.append(file)
-    except OSError as exc:
-        console.print(f"cannot write the log file {path}: {exc}", style="yellow")
-    for handler in added:
-        logger.addHandler(handler)
-    return added
-
-
-def _unroute_logs(handlers: list[logging.Handler]) -> None:
-    logger = logging.getLogger("wippy_agents")
-    for handler in handlers:
-        logger.removeHandler(handler)
-        handler.close()
-
-
-def lock_session(root: Path, session_id: str) -> Callable[[], None]:
-    """Mark ``session_id`` as open in this process (``.wippy/sessions/ID.pid``); returns the release.
-
-    Raises ``UsageError`` while another live console on this machine has it open: two consoles on one
-    node name would both run it. (Other machines have other node names; the task's lease guards those.)
-    """
-    path = root / ".wippy" / "sessions" / f"{session_id}.pid"
-    try:
-        other = int(path.read_text().strip())
-    except (OSError, ValueError):
-        other = None
-    if other is not None and other != os.getpid() and _alive(other):
-        raise UsageError(f"console session {session_id!r} is open in another console (process {other}); "
-                         "leave that one first")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(str(os.getpid()))
-
-    def release() -> None:
-        try:
-            if path.read_text().strip() == str(os.getpid()):
-                path.unlink()
-        except OSError:
-            pass
-
-    return release
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _history_file(app: Any) -> Path:
-    return Path(app.settings.root) / ".wippy" / "console_history"
-
-
-def _load_history(path: Path) -> None:
-    if readline is None:
-        return
-    readline.set_history_length(HISTORY_LENGTH)
-    try:
-        if path.exists():
-            readline.read_history_file(str(path))
-    except OSError as exc:
-        log.warning("cannot read the console history %s: %s", path, exc)
-
-
-def _append_history(path: Path) -> None:
-    """Called after each line, so a crash keeps the history too."""
-    if readline is None:
-        return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists():
-            path.touch()
-        readline.append_history_file(1, str(path))
-    except OSError as exc:
-        log.warning("cannot write the console history %s: %s", path, exc)
-
-
 def run(args: argparse.Namespace) -> int:
     """The CLI handler of ``wippy console``."""
     from ..app import App
@@ -339,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
 
     console = Console(highlight=False)
     settings = AppSettings.load(args.app, store=args.store, node=args.node)
-    handlers = _route_logs(console, Path(settings.root) / ".wippy" / "console.log")
+    handlers = route_logs(console, Path(settings.root) / ".wippy" / "console.log")
     loop = LoopThread()
     app = session = shell = None
     release: Callable[[], None] = lambda: None
@@ -362,8 +215,8 @@ def run(args: argparse.Namespace) -> int:
         loop.call(app.tasks.recover())
         shell = ConsoleShell(app, session, loop=loop, console=console, desk=desk)
         shell.release = release
-        history = _history_file(app)
-        _load_history(history)
+        history = history_file(app)
+        load_history(history)
         what = "resumed" if args.resume else "new"
         console.print(Text.assemble(("wippy console", "bold"), f" · {what} session ", (session.id, "bold cyan"),
                                     f" · agent {session.agent} ({shell.model_name()})",
@@ -389,4 +242,4 @@ def run(args: argparse.Namespace) -> int:
         finally:
             (shell.release if shell is not None else release)()
             loop.close()
-            _unroute_logs(handlers)
+            unroute_logs(handlers)
