@@ -36,6 +36,9 @@ from wippy_agents.registry import Changeset  # noqa: E402
 from wippy_agents.security import stamp_entry  # noqa: E402
 
 TARGET_MS = 20.0
+# A registry that is not trivially small: 50 settings entries next to the test app's agents and tools.
+FILLER = {"namespace": "app.more", "entries": [{"name": f"e{i}", "kind": "registry.entry", "value": i}
+                                               for i in range(50)]}
 
 
 def ms(values: list[float]) -> tuple[float, float]:
@@ -77,16 +80,21 @@ async def create_to_callable(app, runs: int, tag: str) -> dict[str, list[float]]
         t2 = time.perf_counter()
         cpu.append(time.process_time() - c0)
         assert out == "bench-mark", out
+        # keep the registry at its starting size: every run measures the same work
+        drop = Changeset(base_version=None, author="cli", reason="bench cleanup")
+        drop.delete(args["id"])
+        await app.registry.apply(drop)
         total.append(t2 - t0)
         event.append(t1 - t0)
         first_call.append(t2 - t1)
     return {"total": total, "live": event, "first_call": first_call, "cpu": cpu}
 
 
-async def parts(app, runs: int) -> dict[str, list[float]]:
+async def parts(app, runs: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     actor = actor_of(app, "app.agents:smith", "bench")
     sec = app.extensions["security"]
     out: dict[str, list[float]] = {"schema": [], "compile": [], "examples": [], "write": [], "bare_call": []}
+    cpu: dict[str, list[float]] = {key: [] for key in out}
     for i in range(runs):
         spec = stamp_entry({"id": f"app.generated:part_{i}", "kind": "function.lua",
                             "meta": {"type": "tool", "description": "d"}, "source": SLUGIFY, "method": "handler",
@@ -94,22 +102,34 @@ async def parts(app, runs: int) -> dict[str, list[float]]:
                            actor)
         candidate = {"id": spec["id"], "kind": "function.lua", "meta": spec["meta"],
                      "data": {k: v for k, v in spec.items() if k not in ("id", "kind", "meta")}}
-        t0 = time.perf_counter()
+        marks = [(time.perf_counter(), time.process_time())]
         check_schema(spec["input_schema"])
-        t1 = time.perf_counter()
+        marks.append((time.perf_counter(), time.process_time()))
         check_source(SLUGIFY, "handler", spec["id"])
-        t2 = time.perf_counter()
+        marks.append((time.perf_counter(), time.process_time()))
         await run_examples(app, candidate, SLUG_EXAMPLES, sec.run_as(actor, candidate))
-        t3 = time.perf_counter()
+        marks.append((time.perf_counter(), time.process_time()))
         cs = Changeset(base_version=None, author=actor.label, reason="bench", actor=actor)
         cs.create(spec)
         await app.registry.apply(cs)
-        t4 = time.perf_counter()
+        marks.append((time.perf_counter(), time.process_time()))
         await app.lua.call_function(app.entry("app.tools:upper"), {"text": "x"})
-        t5 = time.perf_counter()
-        for key, value in zip(out, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
-            out[key].append(value)
-    return out
+        marks.append((time.perf_counter(), time.process_time()))
+        drop = Changeset(base_version=None, author="cli", reason="bench cleanup")
+        drop.delete(spec["id"])
+        await app.registry.apply(drop)
+        for key, (a, b) in zip(out, zip(marks, marks[1:])):
+            out[key].append(b[0] - a[0])
+            cpu[key].append(b[1] - a[1])
+    return out, cpu
+
+
+async def grow(app, n: int) -> None:
+    cs = Changeset(base_version=None, author="cli", reason="bench: a bigger registry")
+    for i in range(n):
+        cs.create({"id": f"app.generated:filler_{i}", "kind": "function.lua", "source": SLUGIFY,
+                   "meta": {"type": "tool", "description": "filler"}, "input_schema": slug_args()["input_schema"]})
+    await app.registry.apply(cs)
 
 
 SCRIPT = [
@@ -140,34 +160,41 @@ async def main() -> None:
             store = f"sqlite:///{tmp / 'state.db'}"
         else:
             store = "postgresql://postgres@127.0.0.1:5432/test?schema=bench_selfmod"
-        app = await open_app(tmp, store=store)
+        app = await open_app(tmp, app_yaml(extra_docs=[FILLER]), store=store)
         try:
             await create_to_callable(app, 5, "warm")  # warm-up (imports, first sandboxes)
             whole = await create_to_callable(app, opts.runs, "slug")
-            split = await parts(app, opts.runs)
+            split, split_cpu = await parts(app, opts.runs)
+            size = len(app.registry.snapshot())
+            await grow(app, 250)  # the same measurement on a registry holding 250 more tools
+            grown = await create_to_callable(app, max(10, opts.runs // 3), "late")
+            grown_size = len(app.registry.snapshot())
         finally:
             await app.close()
         floor = sqlite_commit_floor(tmp / "floor.db")
         (tmp / "rt").mkdir()
         calls, turns, answer = await round_trips(tmp / "rt", f"sqlite:///{tmp / 'rt' / 'state.db'}")
 
-    print(f"\ncreate_tool -> callable, {opts.runs} runs on {opts.store} (ms)")
-    print(f"{'measure':<48}{'median':>9}{'p90':>9}")
+    print(f"\ncreate_tool -> callable, {opts.runs} runs on {opts.store}, registry of {size} entries (ms)")
+    print(f"{'measure':<48}{'median':>9}{'p90':>9}{'CPU med':>9}")
     rows = [
-        ("create_tool call -> registry.changed event", whole["live"]),
-        ("  first call of the new tool", whole["first_call"]),
-        ("create_tool call -> tool callable (total)", whole["total"]),
-        ("  CPU time of that (all threads of the process)", whole["cpu"]),
-        ("  part: input_schema meta-validation", split["schema"]),
-        ("  part: Lua compile check", split["compile"]),
-        ("  part: 3 examples, each in a fresh sandbox", split["examples"]),
-        ("  part: guarded registry write + audit + event", split["write"]),
-        ("floor: one bare Lua tool call through the host", split["bare_call"]),
-        ("floor: raw sqlite3 WAL commit", floor),
+        ("create_tool call -> registry.changed event", whole["live"], None),
+        ("  first call of the new tool", whole["first_call"], None),
+        ("create_tool call -> tool callable (total)", whole["total"], whole["cpu"]),
+        ("  part: input_schema meta-validation", split["schema"], split_cpu["schema"]),
+        ("  part: Lua compile check", split["compile"], split_cpu["compile"]),
+        ("  part: 3 examples, each in a fresh sandbox", split["examples"], split_cpu["examples"]),
+        ("  part: guarded registry write + audit + event", split["write"], split_cpu["write"]),
+        ("floor: one bare Lua tool call through the host", split["bare_call"], split_cpu["bare_call"]),
+        ("floor: raw sqlite3 WAL commit", floor, None),
     ]
-    for name, values in rows:
+    for name, values, cpu in rows:
         med, p90 = ms(values)
-        print(f"{name:<48}{med:>9.2f}{p90:>9.2f}")
+        cpu_text = f"{ms(cpu)[0]:>9.2f}" if cpu else f"{'':>9}"
+        print(f"{name:<48}{med:>9.2f}{p90:>9.2f}{cpu_text}")
+    med_grown, p90_grown = ms(grown["total"])
+    print(f"{f'same, registry of {grown_size} entries (total)':<48}{med_grown:>9.2f}{p90_grown:>9.2f}"
+          f"{ms(grown['cpu'])[0]:>9.2f}")
     med = ms(whole["total"])[0]
     load = os.getloadavg()[0]
     print(f"\nload average during the run: {load:.1f} on {os.cpu_count()} cores (wall figures grow with it)")
