@@ -24,7 +24,7 @@ import time
 
 import lupa.lua54
 
-from wippy_agents.lua import Limits, LuaHost, LuaState, Services
+from wippy_agents.lua import LuaHost, LuaState, Services
 
 TRIVIAL = "return {handler = function(a) return a end}"
 ENTRY = {"id": "bench:echo", "kind": "function.lua", "meta": {}, "data": {"source": TRIVIAL, "method": "handler"}}
@@ -84,7 +84,6 @@ async def main(n: int) -> None:
         ("peer: bare lupa.lua54, reused runtime", await per_call(bare_lupa_reused, n)),
         ("peer: plain Python async call", await per_call(python_call, n)),
     ]
-    state = LuaState(Limits(timeout=60))
     t0 = time.perf_counter()
     for _ in range(20):
         LuaState()

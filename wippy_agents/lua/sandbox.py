@@ -64,7 +64,7 @@ from importlib import resources
 from typing import Any
 
 from lupa.lua54 import LuaError as _LupaError
-from lupa.lua54 import LuaMemoryError, LuaRuntime, LuaSyntaxError
+from lupa.lua54 import LuaMemoryError, LuaRuntime
 
 from wippy_agents.errors import LuaCompileError, LuaError, LuaLimitExceeded
 from wippy_agents.lua.limits import Limits

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
-
-if TYPE_CHECKING:
-    from wippy_agents.lua.context import CallContext
+from typing import Any, Awaitable, Callable, Mapping
 
 __all__ = ["LuaModule", "OpHandler", "KNOWN_MODULES"]
 
