@@ -1,7 +1,8 @@
 """``LuaHost``: runs ``function.lua`` entries in fresh sandboxed states.
 
 Every call gets its own ``LuaState`` (memory, instruction and wall-clock
-limits from the entry), an environment with exactly the modules the entry
+limits from the entry; a pooled runtime reset to a pristine sandbox when
+``pool_size > 0``, see ``pool.py``), an environment with exactly the modules the entry
 lists (and the policy allows), its ``imports:`` libraries loaded into the same
 state, and a driver that serves the modules' host operations.
 
