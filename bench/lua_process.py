@@ -11,6 +11,9 @@ Rows (targets from issue 4):
 * memory: RSS growth per idle Lua process with ``n`` alive (Lua allocations
   are invisible to tracemalloc, so this reads /proc/self/statm), and the Lua
   heap of one idle state as Lua counts it.  Target <= 64 KB.
+* churn: spawn of a process that returns at once, one after another: a
+  returned process gives its state back to the host's pool, so this shows
+  the spawn cost without creating a Lua runtime (reference row).
 * round trip: Python process -> Lua process -> back, against Python ->
   Python process -> back measured in the same run, alternating rounds, best
   of each.  Target ratio <= 3x.
@@ -57,6 +60,8 @@ async def _rig() -> tuple[Node, LuaProcesses]:
     entries = {
         "bench:idle": {"id": "bench:idle", "kind": "process.lua", "meta": {}, "data": {"source": IDLE}},
         "bench:echo": {"id": "bench:echo", "kind": "process.lua", "meta": {}, "data": {"source": ECHO}},
+        "bench:short": {"id": "bench:short", "kind": "process.lua", "meta": {},
+                        "data": {"source": "return {handler = function() return 1 end}"}},
     }
 
     async def get_entry(entry_id: str, *, actor=None):
@@ -95,6 +100,23 @@ async def bench_spawn(n: int, *, via_host: bool) -> tuple[float, float, float]:
         some = next(iter(procs.live.values()))
         lua_heap = _lua_heap(procs, some.pid)
         return cpu, rss, lua_heap
+    finally:
+        await _close(node, procs)
+
+
+async def bench_churn(n: int) -> float:
+    """CPU us per spawn of a process that returns at once, one after another (states are reused)."""
+    node, procs = await _rig()
+    try:
+        loop = asyncio.get_running_loop()
+        waiting: dict[str, asyncio.Future] = {}
+        node.on_exit(lambda pid, reason: waiting.pop(pid).set_result(reason) if pid in waiting else None)
+        t0 = CLOCK()
+        for _ in range(n):
+            pid = node.spawn(lua_process_body, procs, "bench:short", [], None, None)
+            fut = waiting[pid] = loop.create_future()
+            await fut
+        return (CLOCK() - t0) / n * 1e6
     finally:
         await _close(node, procs)
 
@@ -174,12 +196,14 @@ async def main() -> None:
     host_cpu, host_rss, heap = _child(args.n, "host")
     raw_cpu, raw_rss, _ = _child(args.n, "direct")
     nogc_cpu, _, _ = _child(args.n, "nogc")
+    churn = await bench_churn(min(args.n, 2000))
     py_rt, lua_rt = await bench_round_trip(args.trips, args.rounds)
 
     rows = [
         (f"spawn via process.host ({args.n} alive)", f"{host_cpu:8.1f} us", "<= 150 us", host_cpu <= 150),
         (f"spawn direct node.spawn ({args.n} alive)", f"{raw_cpu:8.1f} us", "<= 150 us", raw_cpu <= 150),
         ("  (reference: direct, GC paused)", f"{nogc_cpu:8.1f} us", "(reference)", True),
+        ("spawn + return, one after another (reused states)", f"{churn:8.1f} us", "(reference)", True),
         ("RSS per idle Lua process (via host)", f"{host_rss / 1024:8.1f} KB", "<= 64 KB", host_rss <= 64 * 1024),
         ("RSS per idle Lua process (direct)", f"{raw_rss / 1024:8.1f} KB", "<= 64 KB", raw_rss <= 64 * 1024),
         ("Lua heap of one idle state", f"{heap / 1024:8.1f} KB", "(part of RSS)", True),

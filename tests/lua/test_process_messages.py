@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.lua.proc_helpers import close_rig, make_rig
+from tests.lua.proc_helpers import close_rig, make_rig, wait_until
 
 
 @pytest.fixture
@@ -183,3 +183,16 @@ async def test_process_only_functions_are_nil_err_in_a_function_call(rig):
                   "local r, err2 = process.inbox():receive(); return {p = p == nil, err = err, err2 = err2} end}"}})
     out = await rig.procs.host.call_function("app:fn", None)
     assert out["p"] is True and "needs a Lua process" in out["err"] and "needs a Lua process" in out["err2"]
+
+
+async def test_a_returned_process_gives_its_state_back_and_nothing_leaks_to_the_next(rig):
+    rig.add("app:first", "leaked_global = 'secret'; string.leak = true; return 1")
+    rig.add("app:second", "return {global = leaked_global == nil, strlib = string.leak == nil}")
+    pool = rig.procs.host.pool
+    first = await rig.spawn("app:first")
+    await wait_until(lambda: first in rig.exits)
+    reused = pool.reused
+    second = await rig.spawn("app:second")
+    await wait_until(lambda: second in rig.exits)
+    assert pool.reused == reused + 1
+    assert rig.procs.result_of(second, "normal") == {"value": {"global": True, "strlib": True}}

@@ -168,6 +168,7 @@ class LuaProcessCtl:
         self.timers: dict[int, str] = {}  # timer id -> runtime timer ref (pending)
         self.early: set[int] = set()  # timers that fired while nobody waited on them (rarely used)
         self._timer_seq = 0
+        self.code: LoadedCode | None = None  # what runs now (changes on upgrade)
 
     # -- options -----------------------------------------------------------------
     def set_options(self, options: Any) -> dict[str, Any]:
@@ -310,6 +311,7 @@ class LuaProcessCtl:
     async def run(self, code: LoadedCode, args: list[Any]) -> Any:
         """Run ``code``'s method with ``args`` until it returns; follows upgrades.  Returns the first result."""
         while True:
+            self.code = code
             try:
                 return await self._drive(code, args)
             except _Upgrade as up:
@@ -421,6 +423,11 @@ async def lua_process_body(proc: Process, manager: LuaProcesses, entry_id: str, 
             log.error("lua process %s (%s) failed: %s", proc.pid, entry_id, text, extra={"pid": proc.pid})
             proc.stop(text)
         manager.note_result(proc.pid, {"value": value})
+        # A process that returned leaves its state at rest: the host's pool may hand it to
+        # the next spawn or call (fresh env, modules and libraries; see lua/pool.py).
+        pool = getattr(manager.host, "pool", None)
+        if pool is not None and ctl.code is not None:
+            pool.release(ctl.code.state)
     finally:
         manager.stopped(ctl)
         ctl.cancel_timers()
