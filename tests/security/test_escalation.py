@@ -29,7 +29,8 @@ async def denials(app, resource=None):
 async def test_an_agent_without_registry_write_is_denied_and_audited(app):
     before = app.registry.version
     with pytest.raises(ToolError, match=r"not allowed: agent:app.agents:reader/t1 may not registry.write "
-                                        r"'app.generated:slugify': no rule allows it \(default deny\)"):
+                                        r"'app.generated:slugify': no rule of app.security:reader allows it \(default deny; "
+                                        r"a person can allow it in a security.policy entry\)"):
         await self_tool(app, "create_tool", slug_args(), agent="app.agents:reader")
     assert app.registry.version == before and app.registry.get("app.generated:slugify") is None
     [record] = await denials(app, "app.generated:slugify")

@@ -113,6 +113,9 @@ class Security:
         allowed: Decision | None = None
         for i, ids in enumerate(actor.policy_sets()):
             decision = evaluate([p for p in map(self.policy, ids) if p is not None], action, resource)
+            if not decision.allowed and decision.rule is None and ids:
+                decision = Decision(allowed=False, reason=f"no rule of {', '.join(ids)} allows it (default deny; "
+                                    "a person can allow it in a security.policy entry)")
             if not decision.allowed:
                 if i > 0 or actor.is_owner:
                     return Decision(allowed=False, rule=decision.rule, reason=f"{decision.reason}, within the "
