@@ -141,6 +141,8 @@ class Sessions:
         sid = ctx.task.id
         state = SessionState(agent=str((ctx.task.input or {}).get("agent") or ""))
         while True:
+            # Parking is decided live only and raises before the next journaled call, so replay
+            # sees the same sequence of steps whether or not a console was attached back then.
             if not ctx.replaying and sid not in self._attached:
                 raise TaskStranded(f"console session {sid!r} is idle; continue it with "
                                    f"`wippy console --resume {sid}`", task_id=sid)
