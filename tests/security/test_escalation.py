@@ -78,6 +78,11 @@ async def test_an_agent_cannot_attach_a_policy_to_itself_or_create_a_stronger_ag
                                                  "policies": ["app.security:toolsmith"]})
     assert app.registry.get("app.agents:gen_helper").data["policies"] == ["app.security:toolsmith"]
     assert made["version"] == app.registry.version
+    # ... and attaching a stronger policy to the helper afterwards is refused too
+    with pytest.raises(ToolError, match=r"would hold policies \['app.security:admin'\] that you do not hold"):
+        await self_tool(app, "update_entry", {"id": "app.agents:gen_helper", "changes": {
+            "policies": ["app.security:toolsmith", "app.security:admin"]}})
+    assert app.registry.get("app.agents:gen_helper").data["policies"] == ["app.security:toolsmith"]
 
 
 async def test_an_agent_cannot_delegate_to_or_reprogram_a_stronger_agent(app):
