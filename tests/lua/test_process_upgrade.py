@@ -145,3 +145,39 @@ async def test_saving_the_source_file_upgrades_a_running_process_under_the_watch
         assert await asyncio.wait_for(q.get(), 20) == ("v2", {"pid": pid, "n": 0})
     finally:
         await app.close()
+
+
+WATCHER = """
+return {handler = function(c)
+  local updates = registry.watch("app.db:*")
+  process.send(c, "ready", {})
+  local first = updates:receive()
+  local r = channel.select{updates:case_receive(), time.after("50ms"):case_receive()}
+  process.send(c, "got", {version = first.version, changed = first.changed, second = r.channel == updates})
+end}
+"""
+
+
+async def test_registry_watch_is_a_channel_of_matching_changes(env):
+    cs = env.reg.changeset(author="test")
+    cs.create({"id": "app:watcher", "kind": "process.lua", "source": WATCHER, "modules": ["registry", "time"]})
+    await env.reg.apply(cs)
+    await env.procs.spawn("app:watcher", "app:processes", env.collector)
+    assert (await env.next())[0] == "ready"
+    cs = env.reg.changeset(author="test")
+    cs.create({"id": "app.other:x", "kind": "registry.entry", "v": 1})  # not watched
+    await env.reg.apply(cs)
+    cs = env.reg.changeset(author="test")
+    cs.create({"id": "app.db:main", "kind": "registry.entry", "host": "db"})
+    version = await env.reg.apply(cs)
+    assert await env.next() == ("got", {"version": version, "changed": ["app.db:main"], "second": False})
+
+
+async def test_registry_watch_outside_a_process_is_nil_err(env):
+    cs = env.reg.changeset(author="test")
+    cs.create({"id": "app:fn", "kind": "function.lua", "modules": ["registry"],
+               "source": "return {handler = function() local ch, err = registry.watch('x:*'); "
+                         "return {ch = ch == nil, err = err} end}"})
+    await env.reg.apply(cs)
+    out = await env.procs.host.call_function(env.reg.get("app:fn"), None)
+    assert out["ch"] is True and "needs a Lua process" in out["err"]

@@ -51,11 +51,12 @@ if TYPE_CHECKING:
     from wippy_agents.lua.hosting import LuaProcesses
     from wippy_agents.lua.host import LoadedCode
 
-__all__ = ["LuaProcessCtl", "lua_process_body", "reason_error", "Resume", "QUICK_OPS", "TIMER", "CANCEL", "OUTDATED"]
+__all__ = ["LuaProcessCtl", "lua_process_body", "reason_error", "Resume", "QUICK_OPS", "TIMER", "CANCEL",
+           "OUTDATED", "WATCH"]
 
 log = logging.getLogger(__name__)
 
-TIMER, CANCEL, OUTDATED = "__timer", "__cancel", "__outdated"
+TIMER, CANCEL, OUTDATED, WATCH = "__timer", "__cancel", "__outdated", "__watch"
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
 _EVENTS = "events"
 _INBOX = "inbox"
@@ -65,7 +66,7 @@ QUICK_OPS = frozenset({
     "process.send", "process.pid", "process.monitor", "process.unmonitor", "process.link", "process.unlink",
     "process.cancel", "process.terminate", "process.set_options", "process.get_options", "process.register",
     "process.unregister", "process.lookup", "time.now", "time.duration", "time.after", "json.encode",
-    "json.decode", "uuid.v4", "channel.wait",  # channel.wait only when it is a non-blocking poll
+    "json.decode", "uuid.v4", "registry.watch", "channel.wait",  # channel.wait only as a non-blocking poll
 })
 _ONLY_INBOX = [_INBOX]
 MAX_EARLY_TIMERS = 10_000  # fired timers nobody waited for yet (a select that moved on)
@@ -80,6 +81,10 @@ def reason_error(reason: Any) -> str:
     if isinstance(reason, BaseException):
         return f"{type(reason).__name__}: {reason}" if str(reason) else type(reason).__name__
     return repr(reason)
+
+
+def _is_watch(msg: Message) -> bool:
+    return msg.topic == WATCH and msg.sender is None
 
 
 class Resume(tuple):
@@ -169,6 +174,7 @@ class LuaProcessCtl:
         self.early: set[int] = set()  # timers that fired while nobody waited on them (rarely used)
         self._timer_seq = 0
         self.code: LoadedCode | None = None  # what runs now (changes on upgrade)
+        self.watches: list[Any] = []  # registry subscriptions behind registry.watch channels
 
     # -- options -----------------------------------------------------------------
     def set_options(self, options: Any) -> dict[str, Any]:
@@ -213,6 +219,34 @@ class LuaProcessCtl:
         for ref in self.timers.values():
             self.proc.cancel_timer(ref)
         self.timers.clear()
+        self.cancel_watches()
+
+    def cancel_watches(self) -> None:
+        """End every registry.watch subscription and drop its queued updates (exit, upgrade)."""
+        for sub in self.watches:
+            sub.cancel()
+        self.watches.clear()
+        while self.proc.receive_nowait(match=_is_watch) is not None:
+            pass
+
+    def watch(self, pattern: str | None) -> str:
+        """``registry.watch(pattern)``: subscribe this process; the id its channel waits on.
+
+        Each change becomes a ``__watch`` message that stays in the mailbox
+        until the channel is read (updates are never dropped).
+        """
+        registry = self.manager.registry
+        if registry is None:
+            raise UsageError("registry.watch: this node has no registry")
+        wid = f"w{len(self.watches) + 1}"
+        node, pid = self.manager.node, self.pid
+
+        def deliver(version: int, changed: list[str]) -> None:
+            if node.is_alive(pid):
+                node.send(pid, WATCH, {"id": wid, "version": version, "changed": list(changed)})
+
+        self.watches.append(registry.subscribe(deliver, pattern=pattern))
+        return wid
 
     # -- waiting -----------------------------------------------------------------
     def _classify(self, msg: Message) -> Any:
@@ -220,6 +254,8 @@ class LuaProcessCtl:
         if topic == TIMER and msg.sender == self.pid:
             return msg.payload
         payload = msg.payload
+        if topic == WATCH and msg.sender is None and type(payload) is dict:
+            return payload.get("id")
         if (topic == "DOWN" and type(payload) is Down) or (topic == "EXIT" and type(payload) is Exit):
             return _EVENTS
         if topic == CANCEL or topic == OUTDATED:
@@ -261,6 +297,8 @@ class LuaProcessCtl:
                 return Resume((index[kind], time.time()))
             if kind == _INBOX:
                 return Resume((index[kind], msg.topic, msg.sender, msg.payload))
+            if msg.topic == WATCH:
+                return Resume((index[kind], {"version": msg.payload["version"], "changed": msg.payload["changed"]}))
             value = self._translate(msg)
             if value is not _DROP:
                 return Resume((index[kind], value))
@@ -315,6 +353,7 @@ class LuaProcessCtl:
             try:
                 return await self._drive(code, args)
             except _Upgrade as up:
+                self.cancel_watches()  # the new code's channels cannot name the old ones
                 log.info("lua process %s upgraded to the current %s", self.pid, self.entry_id,
                          extra={"pid": self.pid})
                 code, args = up.code, up.args

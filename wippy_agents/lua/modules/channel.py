@@ -56,6 +56,7 @@ function M._hosted(src)
   return c
 end
 function M._timer(id) return setmetatable({_src = "timer", _id = id}, Chan) end
+function M._watch(id) return setmetatable({_src = "watch", _id = id}, Chan) end
 
 local function poll_local(c, i)
   local ch = c.channel
@@ -92,7 +93,7 @@ local function run(cases, nonblock)
         return nil, "channel.select: case " .. i .. ": the " .. ch._src .. " channel can only be received from"
       end
       if want == nil then want, wcase = {}, {} end
-      want[#want + 1] = ch._src == "timer" and ch._id or ch._src
+      want[#want + 1] = ch._id or ch._src   -- timers and watches by id
       wcase[#want] = c
     else
       local r, err = poll_local(c, i)

@@ -160,7 +160,13 @@ def process_module(manager: LuaProcesses) -> LuaModule:
             raise UsageError(f"process.registry.lookup: no process is registered as {name!r}")
         return found
 
+    async def watch(ctx: Any, pattern: Any = None) -> str:
+        if pattern is not None and not isinstance(pattern, str):
+            raise UsageError(f"registry.watch: expected an id or a glob like 'app.db:*', got {pattern!r}")
+        return process_of(ctx, "registry.watch").watch(pattern)
+
     ops = {
+        "registry.watch": watch,
         "process.pid": pid, "process.spawn": spawn, "process.send": send, "process.monitor": monitor,
         "process.unmonitor": unmonitor, "process.link": link, "process.unlink": unlink,
         "process.cancel": cancel, "process.terminate": terminate, "process.set_options": set_options,

@@ -19,6 +19,14 @@ local M = {}
 function M.get(id) return host("registry.get", id) end
 function M.find(query) return host("registry.find", query or {}) end
 function M.version() return host("registry.version") end
+function M.watch(pattern)
+  -- a channel of {version = n, changed = {ids}}; served by the process layer
+  local id, err = host("registry.watch", pattern)
+  if id == nil then return nil, err end
+  local channel = use("channel")
+  if channel == nil then return nil, "registry.watch: channels are not available on this host" end
+  return channel._watch(id)
+end
 
 local Changes = {}
 Changes.__index = Changes
