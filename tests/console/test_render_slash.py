@@ -209,3 +209,13 @@ def test_a_session_open_in_another_live_console_is_refused(tmp_path):
     finally:
         other.communicate(b"")
     lock_session(tmp_path, "s2")()  # its process is gone: the stale lock is taken over
+
+
+def test_an_approval_of_an_update_shows_the_diff_against_the_live_entry():
+    before = {"id": "app.prompts:p", "kind": "prompt", "meta": {}, "data": {"text": "Be brief.\nUse lists."}}
+    after = {"id": "app.prompts:p", "kind": "prompt", "meta": {}, "data": {"text": "Be brief.\nUse tables."}}
+    request = ApprovalRequest(actor="agent:a", action="registry.write", resource="app.prompts:p", rule="r",
+                              details={"op": "update", "entry": after, "before": before})
+    out = render(approval_view(request))
+    assert "update app.prompts:p" in out and "the change against the live entry" in out
+    assert "-  Use lists." in out and "+  Use tables." in out and "-  Be brief." not in out

@@ -11,11 +11,13 @@ delegate when an agent asked another agent.
 
 from __future__ import annotations
 
+import difflib
 import json
 import threading
 import time
 from typing import Any, Mapping
 
+import yaml
 from rich.console import Console, Group, RenderableType
 from rich.markdown import Markdown
 from rich.padding import Padding
@@ -27,7 +29,7 @@ from rich.text import Text
 
 from ..llm import Usage
 
-__all__ = ["TurnView", "tool_panel", "status_text", "approval_view", "short_json", "money"]
+__all__ = ["TurnView", "tool_panel", "status_text", "approval_view", "entry_diff", "entry_yaml", "short_json", "money"]
 
 PREVIEW_CHARS = 160  # a tool's arguments/result beyond this are cut: the panel must not drown the answer
 RESULT_LINES = 4
@@ -244,7 +246,31 @@ def _entry_parts(entry: Mapping[str, Any], *, op: str, before: Any, results: Any
     rest = {k: v for k, v in data.items() if k not in ("method",) and v not in (None, [], {})}
     if rest:
         parts.append(Syntax(json.dumps(rest, indent=2, ensure_ascii=False, default=str), "json", word_wrap=True))
-    if isinstance(before, Mapping) and before.get("data", {}).get("source") not in (None, source):
-        parts.append(Text("replaces the current source:", style="dim"))
-        parts.append(Syntax(str(before["data"]["source"]), "lua", line_numbers=True, word_wrap=True))
+    if isinstance(before, Mapping):
+        diff = entry_diff(before, entry)
+        parts.append(Text("the change against the live entry:", style="bold"))
+        parts.append(Syntax(diff, "diff", word_wrap=True) if diff else Text("(no difference)", style="dim"))
     return parts
+
+
+def entry_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
+    """A unified diff of two entries as YAML (what an update really changes)."""
+    def lines(entry: Mapping[str, Any]) -> list[str]:
+        doc = {"id": entry.get("id"), "kind": entry.get("kind"), "meta": entry.get("meta") or {},
+               **{k: v for k, v in (entry.get("data") or {}).items() if k != "source_path"}}
+        return entry_yaml(doc).splitlines()
+
+    return "\n".join(difflib.unified_diff(lines(before), lines(after), "live", "proposed", lineterm="", n=2))
+
+
+def entry_yaml(doc: Mapping[str, Any]) -> str:
+    """YAML as a person writes it: keys in order, multi-line strings (Lua, prompts) as ``|`` blocks."""
+    return yaml.dump(dict(doc), Dumper=_BlockDumper, sort_keys=False, allow_unicode=True)
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Multi-line strings (Lua source, prompts) as ``|`` blocks, so a diff shows changed lines."""
+
+
+_BlockDumper.add_representer(str, lambda d, v: d.represent_scalar("tag:yaml.org,2002:str", v,
+                                                                  style="|" if "\n" in v else None))

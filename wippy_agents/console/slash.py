@@ -14,14 +14,13 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
-import yaml
 from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.tree import Tree
 
 from ..errors import UsageError, WippyError
-from .render import money, short_json
+from .render import entry_yaml, money, short_json
 
 __all__ = ["COMMANDS", "QUIT", "Command", "Shell", "SlashError", "parse", "run_command", "process_tree",
            "describe_error"]
@@ -163,7 +162,7 @@ def _show(shell: Shell, args: list[str]) -> None:
            **{k: v for k, v in entry.data.items() if k != "source_path"}}
     where = f"{entry.file}:{entry.line}" if entry.file else f"<{entry.origin}>"
     shell.console.print(f"[dim]# {entry.origin} entry · {where}[/]")
-    shell.console.print(Syntax(yaml.dump(doc, Dumper=_BlockDumper, sort_keys=False, allow_unicode=True), "yaml"))
+    shell.console.print(Syntax(entry_yaml(doc), "yaml"))
 
 
 @command("history", "/history", "registry versions: who changed what and why")
@@ -284,17 +283,6 @@ def process_tree(processes: list[Any], *, node: Any = None) -> Tree:
 
     add(root, None)
     return root
-
-
-class _BlockDumper(yaml.SafeDumper):
-    """Multi-line strings (Lua source, prompts) as ``|`` blocks."""
-
-
-def _block(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
-
-
-_BlockDumper.add_representer(str, _block)
 
 
 def _time(ts: float) -> str:
