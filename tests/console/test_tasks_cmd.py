@@ -64,7 +64,7 @@ def test_list_and_cancel(session_app, capsys):
     path, store, sid = session_app
     assert tasks_cmd.list_tasks(args(path, store, status="stranded")) == 0
     listed = capsys.readouterr().out
-    assert sid in listed and turn_task_id(sid, 1) not in listed
+    assert sid in listed and turn_task_id(sid, 1) not in listed and "idle session" in listed
     assert tasks_cmd.cancel(args(path, store, id=sid)) == 0
     assert f"task {sid} is cancelled" in capsys.readouterr().out
 

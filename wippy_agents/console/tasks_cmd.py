@@ -55,6 +55,16 @@ def _status(status: str) -> Text:
     return Text(status, style=STATUS_STYLE.get(status, ""))
 
 
+def _task_status(task: TaskRecord) -> Text:
+    """The status, saying so when a stranded task is just a console session nobody has open."""
+    from .session import SESSION_KIND
+
+    text = _status(task.status)
+    if task.kind == SESSION_KIND and task.status == "stranded":
+        text.append(" (idle session: wippy console --resume)", style="dim")
+    return text
+
+
 def list_tasks(args: argparse.Namespace) -> int:
     async def run() -> int:
         async with _store(args) as store:
@@ -63,7 +73,7 @@ def list_tasks(args: argparse.Namespace) -> int:
                       title=f"tasks{' (' + args.status + ')' if getattr(args, 'status', None) else ''}",
                       title_justify="left")
         for t in tasks:
-            table.add_row(t.id, t.kind, t.target, _status(t.status), t.owner or "", _time(t.created_at),
+            table.add_row(t.id, t.kind, t.target, _task_status(t), t.owner or "", _time(t.created_at),
                           _time(t.updated_at))
         _console().print(table if tasks else "no tasks")
         return 0
@@ -78,7 +88,7 @@ def task_summary(task: TaskRecord) -> Table:
     grid.add_column(overflow="fold")
     grid.add_row("task", task.id)
     grid.add_row("kind", f"{task.kind} · {task.target}")
-    grid.add_row("status", _status(task.status))
+    grid.add_row("status", _task_status(task))
     for label, value in (("owner", task.owner), ("parent", task.parent_id)):
         if value:
             grid.add_row(label, value)
