@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from wippy_agents.app import App
 from wippy_agents.console.session import SESSION_KIND, Turn, turn_task_id
 
@@ -168,3 +170,13 @@ async def test_example_results_run_the_proposed_code_side_effect_free(tmp_path):
         assert await example_results(app, {**entry, "kind": "prompt"}) == []
     finally:
         await app.close()
+
+
+def test_a_scripted_delay_must_be_seconds():
+    from wippy_agents.errors import ConfigError
+    from wippy_agents.llm.config import load_script
+
+    assert load_script([{"chunks": ["a"], "delay": 0.5}])[0]["delay"] == 0.5
+    for bad in (-1, "1s", True):
+        with pytest.raises(ConfigError, match="reply #1: 'delay' must be seconds >= 0"):
+            load_script([{"text": "a", "delay": bad}])
