@@ -65,6 +65,7 @@ class App:
         node: str | None = None,
         settings: AppSettings | None = None,
         watch: bool = False,
+        on_watch_error: Callable[[Exception], Any] | None = None,
         follow: bool = False,
         recover: bool = True,
         lease_seconds: float = 15.0,
@@ -96,7 +97,7 @@ class App:
             if follow:
                 registry.follow()
             if watch:
-                registry.watch(settings, on_error=lambda exc: log.error("%s", exc))
+                registry.watch(settings, on_error=on_watch_error or (lambda exc: log.error("%s", exc)))
             if recover:
                 await tasks.recover()
             return app
