@@ -193,3 +193,15 @@ async def test_create_agent_makes_a_helper_that_can_be_delegated_to(app):
     with pytest.raises(ToolError, match="already exists"):
         await self_tool(app, "create_agent", {"id": "app.agents:gen_slugger", "description": "again",
                                               "prompt": "x", "model": "app.models:m"})
+
+
+async def test_examples_cannot_start_agents(app):
+    source = """return {handler = function(a)
+      local r, err = agent.run("app.agents:reader", "hello")
+      if r == nil then error(err) end
+      return "ran"
+    end}"""
+    with pytest.raises(ToolError, match=r"example 1 .* failed: .*agent.run is not available here"):
+        await self_tool(app, "create_tool", slug_args(id="app.review:starter", source=source, modules=["agent"],
+                                                      examples=[{"input": {"text": "x"}, "output": "ran"}]),
+                        agent="app.agents:asker", call_id="agent-example")

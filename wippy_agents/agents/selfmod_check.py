@@ -27,7 +27,7 @@ __all__ = ["EXAMPLE_LIMITS", "SIDE_EFFECTS", "check_id", "check_schema", "check_
 # Examples are small: a runaway example fails fast instead of holding the turn for 30 s.
 EXAMPLE_LIMITS = {"instructions": 10**7, "timeout": 5.0}
 # Actions refused while examples run: validating a tool must not change the world.
-SIDE_EFFECTS = ("registry.write", "process.spawn", "process.send", "http.request")
+SIDE_EFFECTS = ("registry.write", "process.spawn", "process.send", "http.request", "agent.run", "llm.call")
 RESERVED = ("wippy",)
 
 

@@ -26,6 +26,7 @@ from ..app import on_open
 from ..errors import PermissionDenied
 from .actor import as_actor
 from .engine import Security
+from .policy import glob_match
 from .guard import RegistryGuard
 from .stamp import stamp_change
 
@@ -124,6 +125,28 @@ def guard_lua_ops(security: Security, host: Any) -> None:
             return await inner_run(ctx, agent_id, *args)
 
         host.add_module(dataclasses.replace(agent, ops={**agent.ops, "agent.run": run}))
+    for name, action in (("agent", "agent.run"), ("llm", "llm.call")):
+        _refuse_when_forbidden(security, host, name, action)
+
+
+def _refuse_when_forbidden(security: Security, host: Any, name: str, action: str) -> None:
+    """Every op of module ``name`` refuses for an actor that forbids ``action`` (a dry run: a
+    tool's examples must not start agents or pay for model calls)."""
+    module = host.modules.get(name)
+    if module is None:
+        return
+
+    def wrap(op_name: str, inner: Any) -> Any:
+        async def op(ctx: Any, *args: Any) -> Any:
+            actor = as_actor(ctx.actor)
+            if any(glob_match(action, pattern) for pattern in actor.forbid):
+                await security.deny(actor, action, op_name, f"{action} is not available here ({actor.label} runs "
+                                    "without side effects, e.g. while a tool's examples are checked)")
+            return await inner(ctx, *args)
+
+        return op
+
+    host.add_module(dataclasses.replace(module, ops={k: wrap(k, v) for k, v in module.ops.items()}))
 
 
 def lua_services(security: Security, services: Any) -> Any:
