@@ -26,6 +26,7 @@ from .registry.validation import code_validator
 from .runtime import Node
 from .store import Store, open_store
 from .tasks import TaskEngine
+from .tasks.settings import engine_options
 
 __all__ = ["App", "on_open"]
 
@@ -68,11 +69,15 @@ class App:
         on_watch_error: Callable[[Exception], Any] | None = None,
         follow: bool = False,
         recover: bool = True,
-        lease_seconds: float = 15.0,
-        heartbeat_seconds: float = 5.0,
+        lease_seconds: float | None = None,
+        heartbeat_seconds: float | None = None,
         claim_interval: float | None = None,
     ) -> "App":
-        """Open the app at ``path`` (a directory or a single YAML file)."""
+        """Open the app at ``path`` (a directory or a single YAML file).
+
+        Lease settings not given here come from the ``tasks:`` block of the
+        settings (``wippy_agents.tasks.settings``), else 15 s / 5 s.
+        """
         settings = settings or AppSettings.load(path, store=store, node=node)
         the_store = await open_store(settings.store)
         the_node = Node(settings.node)
@@ -89,8 +94,9 @@ class App:
             lua = LuaHost(node=the_node, registry=registry)
             lua.services = registry_services(registry)
             await registry.load(settings)
-            tasks = TaskEngine(the_store, node_name=settings.node, node=the_node, lease_seconds=lease_seconds,
-                               heartbeat_seconds=heartbeat_seconds, claim_interval=claim_interval)
+            options = engine_options(settings.extra, lease_seconds=lease_seconds,
+                                     heartbeat_seconds=heartbeat_seconds, claim_interval=claim_interval)
+            tasks = TaskEngine(the_store, node_name=settings.node, node=the_node, **options.as_kwargs())
             app = cls(settings, the_node, the_store, registry, lua, tasks)
             for hook in _OPEN_HOOKS:
                 await hook(app)
@@ -151,3 +157,6 @@ class App:
 from .lua.hosting import attach_processes  # noqa: E402  (Lua processes, process.host, process.service)
 
 on_open(attach_processes)
+from .tasks.workflow import attach_workflows  # noqa: E402  (workflow.lua as durable tasks)
+
+on_open(attach_workflows)

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SOURCES = ("agents", "tools", "prompts")
 SETTINGS_FILE = "wippy.yaml"
 _KNOWN = {"sources", "store", "node"}
+_LAYER_KEYS = {"tasks"}  # read by other layers from ``extra`` (tasks: lease settings)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,7 +76,7 @@ class AppSettings:
         if not isinstance(raw, dict):
             raise ConfigError(f"{where}: settings must be a mapping, got {type(raw).__name__}")
         extra = {k: v for k, v in raw.items() if k not in _KNOWN}
-        if extra:
+        if set(extra) - _LAYER_KEYS:
             log.warning("unknown settings keys kept for other layers", extra={"file": where, "keys": sorted(extra)})
         default_sources: tuple[str, ...] = () if app_file is not None else DEFAULT_SOURCES
         sources = raw.get("sources", default_sources)

@@ -134,6 +134,8 @@ class TaskContext:
         self._default_retry = default_retry
         self._seq = 0
         self._consumed: dict[str, int] = {}  # topic -> last signal id taken
+        # Whether the last receive_signal ended by its timeout (its None is then no payload).
+        self.last_signal_timed_out = False
         # The first replay failure (divergence, stranding, corrupt row) ends the
         # run even if the runner catches it: later seqs would no longer line up.
         self.fatal: TaskError | StoreError | None = None
@@ -313,6 +315,7 @@ class TaskContext:
             raise self._fail(
                 JournalCorrupt(f"journal row (task {self.task.id!r}, seq {seq}) is not a signal record: {value!r}")
             )
+        self.last_signal_timed_out = bool(value.get("timeout"))
         if value.get("timeout"):
             return None
         self._consumed[topic] = value["id"]

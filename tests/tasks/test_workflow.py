@@ -1,0 +1,212 @@
+"""workflow.lua entries as durable Lua functions on the task journal (SPEC §7)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import yaml
+
+from wippy_agents.app import App
+from wippy_agents.store.base import StepRecord, TaskRecord
+from wippy_agents.errors import ConfigError, LuaError, NondeterminismError, TaskStranded, UsageError
+from wippy_agents.tasks.settings import engine_options
+
+from .conftest import eventually
+
+FLOW = """
+return {handler = function(args)
+  local total = 0
+  for i = 1, args.n do
+    local r, err = funcs.call("app.tools:add", {a = total, b = i})
+    if err then return nil, err end
+    total = r
+  end
+  local t = time.now()
+  local id = uuid.v4()
+  return {total = total, t = t, id = id, task = workflow.id(), r = math.random(1000000)}
+end}
+"""
+
+COUNTERS = """
+return {handler = function(args)
+  local n = registry.get("app.state:counter")
+  return n
+end}
+"""
+
+
+def write_app(tmp_path, flows: dict[str, str], *, tools: list | None = None, extra: dict | None = None) -> str:
+    app = tmp_path / "app"
+    (app / "src").mkdir(parents=True, exist_ok=True)
+    settings = {"sources": ["src"], "store": f"sqlite:///{tmp_path}/state.db",
+                "tasks": {"lease_seconds": 0.6, "heartbeat_seconds": 0.1, "claim_interval": 0}}
+    settings.update(extra or {})
+    (app / "wippy.yaml").write_text(yaml.safe_dump(settings))
+    entries = [{"name": name, "kind": "workflow.lua", "source": src,
+                "modules": ["funcs", "time", "uuid", "registry", "log"]} for name, src in flows.items()]
+    (app / "src" / "flows.yaml").write_text(yaml.safe_dump({"namespace": "app.flows", "entries": entries}))
+    tool_entries = [
+        {"name": "add", "kind": "function.lua", "idempotent": True,
+         "source": "return {handler = function(a) return a.a + a.b end}"},
+        {"name": "refuse", "kind": "function.lua",
+         "source": "return {handler = function(a) return nil, 'no ' .. tostring(a and a.what) end}"},
+        *(tools or []),
+    ]
+    (app / "src" / "tools.yaml").write_text(yaml.safe_dump({"namespace": "app.tools", "entries": tool_entries}))
+    return str(app)
+
+
+async def test_a_workflow_runs_as_a_task_and_journals_every_host_answer(tmp_path):
+    path = write_app(tmp_path, {"sum": FLOW})
+    async with await App.open(path) as app:
+        result = await app.extensions["workflows"].run("app.flows:sum", {"n": 3}, task_id="w1", timeout=10)
+        assert result["total"] == 6 and result["task"] == "w1"
+        steps = await app.store.journal_load("w1")
+        names = [s.name for s in steps]
+        assert names == ["funcs.call:app.tools:add"] * 3 + ["time.now", "uuid.v4"]
+        assert steps[3].result == result["t"] and steps[4].result == result["id"]
+        task = await app.tasks.get("w1")
+        assert task.kind == "workflow" and task.target == "app.flows:sum" and task.status == "succeeded"
+        assert task.registry_version == app.registry.version
+
+
+async def test_a_replayed_run_answers_from_the_journal_and_draws_the_same_random_numbers(tmp_path):
+    path = write_app(tmp_path, {"sum": FLOW})
+    async with await App.open(path) as app:
+        first = await app.extensions["workflows"].run("app.flows:sum", {"n": 2}, task_id="w2", timeout=10)
+        # Re-run the finished task's code on its journal (as a resumed run would).
+        await app.store.task_update("w2", status="stranded", owner=None, lease_expires_at=None, result=None)
+        await app.tasks.resume("w2")
+        again = await app.tasks.wait("w2", timeout=10)
+        assert len(await app.store.journal_load("w2")) == 4  # nothing new was recorded
+    assert again == first
+
+
+async def test_a_changed_workflow_fails_with_a_nondeterminism_error_naming_the_step(tmp_path):
+    path = write_app(tmp_path, {"sum": FLOW})
+    async with await App.open(path) as app:
+        await app.extensions["workflows"].run("app.flows:sum", {"n": 2}, task_id="w3", timeout=10)
+        before = [(s.seq, s.name, s.result) for s in await app.store.journal_load("w3")]
+        changed = FLOW.replace('funcs.call("app.tools:add"', 'funcs.call("app.tools:refuse"')
+        cs = app.registry.changeset(author="test", reason="change the code")
+        cs.update("app.flows:sum", {"source": changed})
+        await app.registry.apply(cs)
+        await app.store.task_update("w3", status="stranded", owner=None, lease_expires_at=None)
+        await app.tasks.resume("w3")
+        with pytest.raises(NondeterminismError) as info:
+            await app.tasks.wait("w3", timeout=10)
+        assert "funcs.call:app.tools:add" in str(info.value) and "funcs.call:app.tools:refuse" in str(info.value)
+        assert (await app.tasks.get("w3")).status == "failed"
+        assert [(s.seq, s.name, s.result) for s in await app.store.journal_load("w3")] == before
+
+
+async def test_a_step_error_reaches_lua_as_nil_err_and_a_nil_err_return_fails_the_task(tmp_path):
+    flow = """return {handler = function()
+      local r, err = funcs.call("app.tools:refuse", {what = "way"})
+      return nil, "gave up: " .. err
+    end}"""
+    path = write_app(tmp_path, {"refuse": flow})
+    async with await App.open(path) as app:
+        with pytest.raises(LuaError, match="gave up: .*no way"):
+            await app.extensions["workflows"].run("app.flows:refuse", None, task_id="w4", timeout=10)
+        steps = await app.store.journal_load("w4")
+        assert [s.status for s in steps] == ["error"] and "no way" in steps[0].error["message"]
+
+
+async def crashed_in_first_call(app, task_id: str, flow: str, call: str) -> None:
+    """A task whose run died after its first call began (a 'started' row, no end)."""
+    now = time.time()
+    await app.store.task_create(TaskRecord(id=task_id, kind="workflow", target=flow, input=None, status="running",
+                                           owner=None, lease_expires_at=None, created_at=now, updated_at=now))
+    await app.store.journal_write(StepRecord(task_id=task_id, seq=1, name=call, status="started", started_at=now))
+
+
+@pytest.mark.parametrize("tool, idempotent", [("once", False), ("again", True)])
+async def test_the_called_entrys_idempotent_flag_decides_rerun_or_stranded(tmp_path, tool, idempotent):
+    flow = f"""return {{handler = function() return funcs.call("app.tools:{tool}", {{}}) end}}"""
+    tools = [{"name": "once", "kind": "function.lua", "source": "return {handler = function() return 1 end}"},
+             {"name": "again", "kind": "function.lua", "idempotent": True,
+              "source": "return {handler = function() return 2 end}"}]
+    path = write_app(tmp_path, {"f": flow}, tools=tools)
+    async with await App.open(path) as app:
+        await crashed_in_first_call(app, "w5", "app.flows:f", f"funcs.call:app.tools:{tool}")
+        assert [t.id for t in await app.tasks.recover()] == ["w5"]
+        if idempotent:
+            assert await app.tasks.wait("w5", timeout=10) == 2
+            return
+        with pytest.raises(TaskStranded, match="funcs.call:app.tools:once"):
+            await app.tasks.wait("w5", timeout=10)
+        await app.tasks.resume("w5", retry=True)
+        assert await app.tasks.wait("w5", timeout=10) == 1
+
+
+async def test_time_sleep_is_a_durable_timer(tmp_path):
+    flow = """return {handler = function()
+      local t0 = time.now()
+      time.sleep("300ms")
+      return time.now() - t0
+    end}"""
+    path = write_app(tmp_path, {"nap": flow})
+    async with await App.open(path) as app:
+        took = await app.extensions["workflows"].run("app.flows:nap", None, task_id="w6", timeout=10)
+        steps = await app.store.journal_load("w6")
+    assert [s.name for s in steps] == ["time.now", "time.sleep", "time.now"]
+    assert took >= 0.3 and steps[1].result >= steps[0].result + 0.3
+
+
+async def test_signals_reach_a_waiting_workflow_once_and_a_timeout_is_nil_err(tmp_path):
+    flow = """return {handler = function()
+      local a = workflow.signal("approve")
+      local b, err = workflow.signal("approve", "200ms")
+      return {a = a, b = b, err = err}
+    end}"""
+    path = write_app(tmp_path, {"wait": flow})
+    async with await App.open(path) as app:
+        await app.extensions["workflows"].start("app.flows:wait", None, task_id="w7")
+        await eventually(lambda: app.node.whereis("task:w7"), what="the task's process")
+        app.node.send("task:w7", "approve", {"by": "ada"})  # process.send to the task's process
+        result = await app.tasks.wait("w7", timeout=10)
+    assert result["a"] == {"by": "ada"} and result.get("b") is None
+    assert "no 'approve' signal within 0.2s" in result["err"]
+
+
+async def test_a_workflow_calling_a_workflow_runs_it_as_a_child_task(tmp_path):
+    parent = """return {handler = function(args)
+      local r, err = funcs.call("app.flows:sum", {n = args.n})
+      if err then return nil, err end
+      return r.total * 10
+    end}"""
+    path = write_app(tmp_path, {"sum": FLOW, "parent": parent})
+    async with await App.open(path) as app:
+        assert await app.extensions["workflows"].run("app.flows:parent", {"n": 3}, task_id="p", timeout=10) == 60
+        child = await app.tasks.get("p/1")
+        assert child.parent_id == "p" and child.target == "app.flows:sum" and child.status == "succeeded"
+        assert [s.name for s in await app.store.journal_load("p")] == ["child:workflow:app.flows:sum"]
+        # Plain Lua code calling a workflow starts it as a task and waits for it.
+        caller = {"id": "app.tools:caller", "kind": "function.lua", "modules": ["funcs"],
+                  "source": 'return {handler = function() return funcs.call("app.flows:sum", {n = 1}).total end}'}
+        cs = app.registry.changeset(author="test")
+        cs.create(caller)
+        await app.registry.apply(cs)
+        assert await app.call("app.tools:caller") == 1
+
+
+async def test_workflow_functions_outside_a_workflow_answer_nil_err(tmp_path):
+    tool = {"name": "peek", "kind": "function.lua",
+            "source": "return {handler = function() local v, err = workflow.id(); return err end}"}
+    path = write_app(tmp_path, {"sum": FLOW}, tools=[tool])
+    async with await App.open(path) as app:
+        assert "only work inside a workflow.lua task" in await app.call("app.tools:peek")
+        with pytest.raises(UsageError, match="not a workflow"):
+            await app.extensions["workflows"].start("app.tools:peek")
+
+
+def test_lease_settings_come_from_the_tasks_block():
+    opts = engine_options({"tasks": {"lease_seconds": "2s", "heartbeat_seconds": 0.5}}, claim_interval=0.3)
+    assert (opts.lease_seconds, opts.heartbeat_seconds, opts.claim_interval) == (2.0, 0.5, 0.3)
+    assert engine_options(None).lease_seconds == 15.0
+    with pytest.raises(ConfigError, match="tasks.heartbeat_seconds"):
+        engine_options({"tasks": {"lease_seconds": 1, "heartbeat_seconds": 1}})
+    with pytest.raises(ConfigError, match="unknown key"):
+        engine_options({"tasks": {"lease": 1}})
