@@ -26,7 +26,7 @@ def test_exports_are_what_we_mean():
     assert set(security.__all__) == {
         "ACTIONS", "Actor", "ActorKind", "ApprovalRequest", "Approver", "CODE_KINDS", "Decision", "Policy",
         "RUN_AS_FIELD", "RegistryGuard", "Rule", "Security", "as_actor", "evaluate", "glob_match",
-        "stamp_change", "stamp_entry"}
+        "redact", "stamp_change", "stamp_entry"}
 
 
 @pytest.mark.parametrize("value,pattern,expected", [

@@ -22,6 +22,7 @@ from typing import Any, Mapping
 from ..errors import PermissionDenied, StaleVersion, ToolError, ValidationError, WippyError
 from ..registry import Changeset
 from ..security import Actor, as_actor, stamp_change, stamp_entry
+from ..security.secrets import redact
 from .selfmod_check import check_id, check_modules, check_schema, check_source, run_examples
 from .tools import ToolCallContext, python_tool
 
@@ -130,7 +131,8 @@ async def _read(ctx: ToolCallContext, actor: Actor, entry_id: str) -> Any:
 
 
 def _view(entry: Any) -> dict[str, Any]:
-    return {"id": str(entry.id), "kind": entry.kind, "meta": dict(entry.meta), "data": dict(entry.data)}
+    """What the model sees of an entry: secret-named values are redacted (SPEC §8)."""
+    return {"id": str(entry.id), "kind": entry.kind, "meta": redact(dict(entry.meta)), "data": redact(dict(entry.data))}
 
 
 # -- reading -----------------------------------------------------------------------

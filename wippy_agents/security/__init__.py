@@ -12,6 +12,7 @@ from .approval import ApprovalRequest, Approver
 from .engine import RUN_AS_FIELD, Security
 from .guard import CODE_KINDS, RegistryGuard
 from .policy import ACTIONS, Decision, Policy, Rule, evaluate, glob_match
+from .secrets import redact
 from .stamp import stamp_change, stamp_entry
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "as_actor",
     "evaluate",
     "glob_match",
+    "redact",
     "stamp_change",
     "stamp_entry",
 ]

@@ -13,7 +13,8 @@ Installs, so that every path meets the checks where the effect happens:
   ``registry_apply`` that stamps Lua-written code with the writer's policies;
 * the Lua ``security`` module (``security.can``, ``security.actor``);
 * checks on the Lua ops that reach other code or data (``funcs.call`` of a tool,
-  ``agent.run``, ``registry.get``/``registry.find`` need ``registry.read``).
+  ``agent.run``, ``registry.get``/``registry.find`` need ``registry.read`` and never show
+  secret-named values).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ..errors import PermissionDenied
 from .actor import as_actor
 from .engine import Security
 from .policy import glob_match
+from .secrets import redact
 from .guard import RegistryGuard
 from .stamp import stamp_change
 
@@ -100,11 +102,11 @@ def guard_lua_ops(security: Security, host: Any) -> None:
             if isinstance(entry_id, str):
                 await security.enforce(ctx.actor, "registry.read", ctx.resolve(entry_id),
                                        details={"via": f"registry.get in {ctx.entry_id}"})
-            return await inner_get(ctx, entry_id)
+            return _shown(await inner_get(ctx, entry_id))
 
         async def find(ctx: Any, query: Any = None) -> Any:
             found = await inner_find(ctx, query)  # entries the code may not read are left out
-            return [e for e in found if security.check(ctx.actor, "registry.read", str(e.get("id"))).allowed]
+            return [_shown(e) for e in found if security.check(ctx.actor, "registry.read", str(e.get("id"))).allowed]
 
         host.add_module(dataclasses.replace(registry, ops={**registry.ops, "registry.get": get, "registry.find": find}))
     agent = host.modules.get("agent")
@@ -127,6 +129,13 @@ def guard_lua_ops(security: Security, host: Any) -> None:
         host.add_module(dataclasses.replace(agent, ops={**agent.ops, "agent.run": run}))
     for name, action in (("agent", "agent.run"), ("llm", "llm.call")):
         _refuse_when_forbidden(security, host, name, action)
+
+
+def _shown(entry: Any) -> Any:
+    """An entry as Lua sees it: secret-named values redacted (SPEC §8: never visible to Lua)."""
+    if not isinstance(entry, dict):
+        return entry
+    return {**entry, "meta": redact(entry.get("meta") or {}), "data": redact(entry.get("data") or {})}
 
 
 def _refuse_when_forbidden(security: Security, host: Any, name: str, action: str) -> None:
