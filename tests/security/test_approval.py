@@ -83,3 +83,18 @@ async def test_wippy_audit_lists_writes_denials_and_approvals(tmp_path):
     assert "approved" in out and "app.review:note" in out
     assert "deny" in out and "agent:app.agents:reader/t1" in out and "app.generated:note" in out
     assert "allow" in out  # the write itself, audited by the registry
+
+
+async def test_a_person_is_asked_once_about_the_same_proposal_even_if_the_write_is_checked_again(app):
+    asked = []
+    sec = app.extensions["security"]
+    sec.approver = lambda request: asked.append(request) or True
+    from wippy_agents.security import Actor
+
+    asker = Actor.agent("app.agents:asker", ["app.security:asker"], task_id="t1")
+    decision = sec.check(asker, "registry.write", "app.review:x")
+    await sec.approve(asker, "registry.write", "app.review:x", decision, details={"entry": {"v": 1}})
+    await sec.approve(asker, "registry.write", "app.review:x", decision, details={"entry": {"v": 1}})
+    assert len(asked) == 1
+    await sec.approve(asker, "registry.write", "app.review:x", decision, details={"entry": {"v": 2}})
+    assert len(asked) == 2  # a different proposal is a new question

@@ -13,6 +13,8 @@ write it applies; this class audits every denial and every approval.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from typing import Any, Callable, Mapping, NoReturn
@@ -33,6 +35,9 @@ log = logging.getLogger(__name__)
 RUN_AS_FIELD = "run_as_policies"
 
 _OWNER = Decision(allowed=True, reason="owner")
+# A registry write that lost a race is checked again; the person is not asked twice about the very
+# same proposal (same actor, action, resource and details) within this many seconds.
+APPROVAL_REUSE_SECONDS = 60.0
 
 
 class Security:
@@ -49,6 +54,7 @@ class Security:
         self.approver = approver
         self._clock = clock
         self._policies: dict[str, tuple[Any, Policy | None]] = {}
+        self._approved: dict[str, float] = {}  # digest of an approved request -> until when it stands
 
     # -- actors ----------------------------------------------------------------
     def agent_actor(self, *, agent_id: str, policies: Any = (), task_id: str | None = None) -> Actor:
@@ -157,7 +163,13 @@ class Security:
                             "present to approve it", details=details, rule=decision.rule)
         request = ApprovalRequest(actor=actor.label, action=action, resource=resource, rule=rule,
                                   details=dict(details or {}))
+        key = _digest(request)
+        if self._approved.get(key, 0.0) > self._clock():
+            return  # the same exact request was approved moments ago (a registry write re-checked after a race)
         approved = await ask(self.approver, request)
+        if approved:
+            self._approved = {k: t for k, t in self._approved.items() if t > self._clock()}
+            self._approved[key] = self._clock() + APPROVAL_REUSE_SECONDS
         await self.audit(actor, action, resource, "approved" if approved else "rejected",
                          {"rule": rule, **dict(details or {})})
         if not approved:
@@ -180,6 +192,12 @@ class Security:
         record = AuditRecord(at=self._clock(), actor=as_actor(actor).label, action=action, resource=resource,
                              decision=decision, details=_jsonable(dict(details)))  # type: ignore[arg-type]
         await self.store.audit_append([record])
+
+
+def _digest(request: ApprovalRequest) -> str:
+    body = json.dumps([request.actor, request.action, request.resource, _jsonable(dict(request.details))],
+                      sort_keys=True, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
 
 
 def _id_data(entry: Any) -> tuple[str, Mapping[str, Any]]:
