@@ -11,7 +11,7 @@ from rich.console import Console
 
 from wippy_agents.console.approvals import ApprovalDesk, parse_answer
 from wippy_agents.console.render import TurnView, approval_view, short_json, tool_panel
-from wippy_agents.console.slash import COMMANDS, SlashError, parse, process_tree
+from wippy_agents.console.slash import COMMANDS, SlashError, changes_summary, parse, process_tree
 from wippy_agents.llm import Usage
 from wippy_agents.runtime.messages import ProcessInfo
 from wippy_agents.security import ApprovalRequest
@@ -219,3 +219,8 @@ def test_an_approval_of_an_update_shows_the_diff_against_the_live_entry():
     out = render(approval_view(request))
     assert "update app.prompts:p" in out and "the change against the live entry" in out
     assert "-  Use lists." in out and "+  Use tables." in out and "-  Be brief." not in out
+
+
+def test_a_version_s_changes_are_summarised_by_operation():
+    changes = [{"op": "create", "id": f"app.x:e{i}"} for i in range(6)] + [{"op": "delete", "id": "app.y:old"}]
+    assert changes_summary(changes) == "create: app.x:e0, app.x:e1, app.x:e2, app.x:e3 +2 more; delete: app.y:old"

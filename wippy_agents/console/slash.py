@@ -23,7 +23,7 @@ from ..errors import UsageError, WippyError
 from .render import entry_yaml, money, short_json
 
 __all__ = ["COMMANDS", "QUIT", "Command", "Shell", "SlashError", "parse", "run_command", "process_tree",
-           "describe_error"]
+           "describe_error", "changes_summary"]
 
 QUIT = "quit"
 
@@ -170,8 +170,7 @@ def _history(shell: Shell, args: list[str]) -> None:
     records = shell.call(shell.app.registry.history(limit=20))
     table = Table("version", "time", "author", "reason", "changes", title="registry history", title_justify="left")
     for r in records:
-        changes = ", ".join(f"{c['op']} {c['id']}" for c in r.changes)
-        table.add_row(str(r.version), _time(r.created_at), r.author, r.reason, short_json(changes, 80))
+        table.add_row(str(r.version), _time(r.created_at), r.author, r.reason, changes_summary(r.changes))
     shell.console.print(table)
 
 
@@ -194,6 +193,8 @@ def _rollback(shell: Shell, args: list[str]) -> None:
 def _tasks(shell: Shell, args: list[str]) -> None:
     tasks = shell.call(shell.app.store.task_list(limit=20))
     table = Table("id", "kind", "target", "status", "owner", "updated", title="tasks", title_justify="left")
+    for column in table.columns[:2]:
+        column.no_wrap = True  # an id must stay whole to be copied into /resume or /show
     for t in tasks:
         table.add_row(t.id, t.kind, t.target, t.status, t.owner or "", _time(t.updated_at))
     shell.console.print(table)
@@ -285,8 +286,23 @@ def process_tree(processes: list[Any], *, node: Any = None) -> Tree:
     return root
 
 
+def changes_summary(changes: list[dict[str, Any]], limit: int = 4) -> str:
+    """``create: a, b; update: c`` (the first few ids per operation, then how many more)."""
+    by_op: dict[str, list[str]] = {}
+    for change in changes:
+        by_op.setdefault(str(change.get("op")), []).append(str(change.get("id")))
+    parts = []
+    for op, ids in by_op.items():
+        more = f" +{len(ids) - limit} more" if len(ids) > limit else ""
+        parts.append(f"{op}: {', '.join(ids[:limit])}{more}")
+    return "; ".join(parts)
+
+
 def _time(ts: float) -> str:
-    return time.strftime("%m-%d %H:%M:%S", time.localtime(ts)) if ts else ""
+    if not ts:
+        return ""
+    today = time.strftime("%Y-%m-%d") == time.strftime("%Y-%m-%d", time.localtime(ts))
+    return time.strftime("%H:%M:%S" if today else "%m-%d %H:%M", time.localtime(ts))
 
 
 def describe_error(exc: BaseException) -> str:
