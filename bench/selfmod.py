@@ -25,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -59,6 +60,16 @@ def sqlite_commit_floor(path: Path, n: int = 200) -> list[float]:
         out.append(time.perf_counter() - t0)
     db.close()
     return out
+
+
+async def drop_schema(schema: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/test")
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
 
 
 async def create_to_callable(app, runs: int, tag: str) -> dict[str, list[float]]:
@@ -158,8 +169,9 @@ async def main() -> None:
         tmp = Path(d)
         if opts.store == "sqlite":
             store = f"sqlite:///{tmp / 'state.db'}"
-        else:
-            store = "postgresql://postgres@127.0.0.1:5432/test?schema=bench_selfmod"
+        else:  # a private schema, dropped at the end
+            schema = f"bench_selfmod_{uuid.uuid4().hex[:8]}"
+            store = f"postgresql://postgres@127.0.0.1:5432/test?schema={schema}"
         app = await open_app(tmp, app_yaml(extra_docs=[FILLER]), store=store)
         try:
             await create_to_callable(app, 5, "warm")  # warm-up (imports, first sandboxes)
@@ -171,6 +183,8 @@ async def main() -> None:
             grown_size = len(app.registry.snapshot())
         finally:
             await app.close()
+            if opts.store == "postgres":
+                await drop_schema(schema)
         floor = sqlite_commit_floor(tmp / "floor.db")
         (tmp / "rt").mkdir()
         calls, turns, answer = await round_trips(tmp / "rt", f"sqlite:///{tmp / 'rt' / 'state.db'}")
