@@ -104,6 +104,14 @@ class ConsoleShell:
         except WippyError:
             return "?"
 
+    def _scripted_model(self, agent: str) -> bool:
+        service = self.app.extensions["agents"]
+        try:
+            spec = service.spec(agent)
+            return not spec.is_lua and service.model(spec)[0].provider == "scripted"
+        except WippyError:
+            return False
+
     def run_turn(self, text: str | None) -> None:
         """Send ``text`` (None: finish the turn a crash interrupted) and render the turn as it runs."""
         session = self.session
@@ -124,6 +132,10 @@ class ConsoleShell:
             self.console.print("turn cancelled", style="yellow")
         elif turn.stop_reason == "error":
             self.console.print(Text(f"error: {turn.detail}", style="red"))
+            if self._scripted_model(turn.agent):
+                self.console.print(f"{turn.agent} talks to a scripted model (a fixed list of replies, for tests and "
+                                   "the offline demo); point its model: at an openai, anthropic or "
+                                   "openai_compatible llm.model entry to talk freely", style="dim")
         elif turn.stop_reason != "final":
             self.console.print(Text(f"stopped ({turn.stop_reason}): {turn.detail}", style="yellow"))
         self.console.print(status_text(model=view.model, turn=turn.usage, session=session.state.usage))
