@@ -114,7 +114,8 @@ def wippy_loop(turns: int, runs: int, persisted: bool) -> dict[str, list[float]]
             self.task = task
 
         async def step(self, name, fn, *, idempotent=False, retry=None):
-            return await fn()
+            value = await fn()
+            return getattr(value, "value", value) if type(value).__name__ == "Metered" else value
 
     async def main() -> dict[str, list[float]]:
         clock = Clock(turns)

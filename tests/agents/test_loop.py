@@ -207,3 +207,13 @@ async def test_a_task_id_of_another_agent_is_refused(make_app):
 
     with pytest.raises(UsageError, match="task 'shared' runs 'app.agents:a' \\(kind agent\\), not agent 'app.agents:b'"):
         await svc(app).run("app.agents:b", "x", task_id="shared", timeout=30)
+
+
+async def test_model_steps_record_tokens_and_cost_in_the_journal(make_app):
+    script = [{"tool_calls": [call("add", x=1, y=1)], "usage": {"input_tokens": 100, "output_tokens": 20}},
+              {"text": "2", "usage": {"input_tokens": 130, "output_tokens": 1}}]
+    app = await make_app(app_text(script, model={"input_price": 1.0, "output_price": 2.0}))
+    result = await svc(app).run("app.agents:a", "1+1", task_id="metered", timeout=30)
+    models = [s for s in await app.store.journal_load("metered") if s.name == "model"]
+    assert [s.tokens for s in models] == [120, 131]
+    assert sum(s.cost_usd for s in models) == pytest.approx(result.usage.cost_usd) == pytest.approx(272e-6)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import LeaseLost, TaskCancelled, ToolError, WippyError
 from ..llm import Done, Message, ModelReply, TextDelta, TokenCounter, ToolCall, Usage
-from ..tasks import RunInterrupted, TaskContext
+from ..tasks import Metered, RunInterrupted, TaskContext
 from .context import ContextWindow
 from .result import AgentResult, StopReason
 from .spec import AgentSpec
@@ -139,7 +139,7 @@ class AgentLoop:
         spec, toolset, snap = self.spec, self._toolset, self._snap
         assert toolset is not None
 
-        async def call() -> dict[str, Any]:
+        async def call() -> Metered:
             cfg, provider = self.service.model(spec, snap)
             messages = self.window.messages(toolset.tokens)
             listened = self.service.listened(self.task.id)
@@ -153,7 +153,8 @@ class AgentLoop:
             data = reply.to_dict()
             if listened:
                 self.service.emit(self.task.id, {"type": "reply", "reply": data})
-            return data
+            # the journal row carries the call's tokens and cost (`wippy tasks show` sums them)
+            return Metered(value=data, tokens=reply.usage.total_tokens, cost_usd=reply.usage.cost_usd)
 
         # A model call may safely run again after a crash: one journal write, no 'started' row.
         reply = ModelReply.from_dict(await self.ctx.step("model", call, idempotent=True))

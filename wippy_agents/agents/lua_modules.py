@@ -28,6 +28,7 @@ import jsonschema
 from ..errors import LeaseLost, NondeterminismError, TaskCancelled, TaskStranded, UsageError
 from ..llm import Message, ModelReply, TextDelta, Done, ToolSpec
 from ..lua import LuaModule
+from ..tasks import Metered
 from .spec import AgentSpec
 
 if TYPE_CHECKING:
@@ -73,7 +74,8 @@ async def _durable(ctx: Any, name: str, fn: Any, *, idempotent: bool = True) -> 
     """Run ``fn`` as a step of the Lua agent's task when there is one, else just run it."""
     task = (ctx.extra or {}).get("task")
     if task is None:
-        return await fn()
+        value = await fn()
+        return value.value if isinstance(value, Metered) else value
     try:
         return await task.step(name, fn, idempotent=idempotent)
     except _CONTROL as exc:
@@ -137,7 +139,8 @@ def llm_module(service: "AgentService") -> LuaModule:
                 elif isinstance(event, Done):
                     reply = event.reply
             assert reply is not None
-            return {"reply": reply.to_dict(), "chunks": chunks}
+            return Metered(value={"reply": reply.to_dict(), "chunks": chunks}, tokens=reply.usage.total_tokens,
+                           cost_usd=reply.usage.cost_usd)
 
         out = await _durable(ctx, "llm", run)
         return out if stream else out["reply"]

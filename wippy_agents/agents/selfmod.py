@@ -174,7 +174,7 @@ async def history(args: dict, ctx: ToolCallContext) -> Any:
         await _read(ctx, actor, str(wanted))
     limit = int(args.get("limit") or 20)
     out = []
-    for record in await ctx.app.registry.history(limit=None if wanted else limit):
+    for record in await ctx.app.registry.history(limit=1000 if wanted else limit):  # one entry: scan 1000 back
         ids = [c.get("id") for c in record.changes]
         if wanted and wanted not in ids:
             continue
