@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from wippy_agents.console.approvals import ApprovalDesk, parse_answer
-from wippy_agents.console.render import TurnView, approval_view, short_json, tool_panel
+from wippy_agents.console.render import TurnView, approval_view, short_json, tail_lines, tool_panel
 from wippy_agents.console.slash import COMMANDS, SlashError, changes_summary, parse, process_tree
 from wippy_agents.llm import Usage
 from wippy_agents.runtime.messages import ProcessInfo
@@ -224,3 +224,11 @@ def test_an_approval_of_an_update_shows_the_diff_against_the_live_entry():
 def test_a_version_s_changes_are_summarised_by_operation():
     changes = [{"op": "create", "id": f"app.x:e{i}"} for i in range(6)] + [{"op": "delete", "id": "app.y:old"}]
     assert changes_summary(changes) == "create: app.x:e0, app.x:e1, app.x:e2, app.x:e3 +2 more; delete: app.y:old"
+
+
+def test_the_streaming_tail_keeps_the_newest_lines_that_fit():
+    text = "\n".join(f"line {i}" for i in range(100))
+    assert tail_lines(text, height=3, width=80) == "line 97\nline 98\nline 99"
+    wrapped = "short\n" + "x" * 200  # 200 characters wrap to 3 rows at width 80
+    assert tail_lines(wrapped, height=3, width=80) == "x" * 200
+    assert tail_lines("y" * 1000, height=2, width=80) == "y" * 1000  # the newest line is always kept

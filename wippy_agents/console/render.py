@@ -29,7 +29,8 @@ from rich.text import Text
 
 from ..llm import Usage
 
-__all__ = ["TurnView", "tool_panel", "status_text", "approval_view", "entry_diff", "entry_yaml", "short_json", "money"]
+__all__ = ["TurnView", "approval_view", "entry_diff", "entry_yaml", "money", "short_json", "status_text", "tail_lines",
+           "tool_panel"]
 
 PREVIEW_CHARS = 160  # a tool's arguments/result beyond this are cut: the panel must not drown the answer
 RESULT_LINES = 4
@@ -86,6 +87,23 @@ def status_text(*, model: str, turn: Usage, session: Usage, state: str = "") -> 
     if state:
         text.append(f" · {state}")
     return text
+
+
+def tail_lines(text: str, *, height: int, width: int) -> str:
+    """The end of ``text`` that fits ``height`` screen rows at ``width`` columns (long lines wrap).
+
+    While a reply streams, the newest lines must stay in view: the live area
+    cannot scroll, and rich would cut its bottom.
+    """
+    kept: list[str] = []
+    rows = 0
+    for line in reversed(text.splitlines()):
+        need = max(1, -(-len(line) // max(width - 2, 10)))
+        if rows + need > height and kept:
+            break
+        kept.append(line)
+        rows += need
+    return "\n".join(reversed(kept))
 
 
 class TurnView:
@@ -179,8 +197,7 @@ class TurnView:
             for task, pieces in self._stream.items():
                 text = "".join(pieces)
                 if text.strip():
-                    lines = text.splitlines()
-                    tail = "\n".join(lines[-height:])  # the newest lines stay in view while streaming
+                    tail = tail_lines(text, height=height, width=self.console.size.width)
                     depth = self._depth.get(task, 0)
                     parts.append(Padding(Markdown(tail), (0, 0, 0, 2 * depth)) if depth else Markdown(tail))
             self._spinner.text = status_text(model=self.model, turn=self.usage,
