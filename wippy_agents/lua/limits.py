@@ -70,9 +70,15 @@ class Limits:
             return cls()
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping with memory/instructions/timeout, got {value!r}")
+        value = dict(value)
+        for alias, name in (("max_memory", "memory"), ("max_instructions", "instructions")):
+            if alias in value:  # SPEC's spelling (max_memory) and the short one are both accepted
+                if name in value:
+                    raise ConfigError(f"{where}: give {name} or {alias}, not both")
+                value[name] = value.pop(alias)
         unknown = set(value) - {"memory", "instructions", "timeout"}
         if unknown:
-            raise ConfigError(f"{where}: unknown limit(s) {sorted(unknown)!r}; use memory, instructions, timeout")
+            raise ConfigError(f"{where}: unknown limit(s) {sorted(unknown)!r}; use max_memory, max_instructions, timeout")
         base = cls()
         memory = parse_size(value["memory"], where=f"{where}.memory") if "memory" in value else base.max_memory
         instructions = value.get("instructions", base.max_instructions)
