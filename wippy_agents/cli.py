@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _cmd(sub, "call", "wippy_agents.console.node_cmd:call", "call a function entry and print its result as JSON")
     p.add_argument("entry")
     p.add_argument("json", nargs="?", default=None)
+    p.add_argument("--task-id", default=None, help="for a workflow: the task id (idempotency key)")
 
     p = _cmd(sub, "lint", "wippy_agents.console.registry_cmd:lint", "validate the app's entries")
 

@@ -81,6 +81,8 @@ def call(args: argparse.Namespace) -> int:
 async def _call(args: argparse.Namespace, value: Any) -> Any:
     app = await App.open(getattr(args, "app", None), recover=False, **_open_kwargs(args))
     try:
+        if app.entry(args.entry).kind == "workflow.lua":  # a durable task; --task-id makes it idempotent
+            return await app.extensions["workflows"].run(args.entry, value, task_id=getattr(args, "task_id", None))
         return await app.call(args.entry, value)
     finally:
         await app.close()
