@@ -191,12 +191,14 @@ def _rollback(shell: Shell, args: list[str]) -> None:
 
 @command("tasks", "/tasks", "recent durable tasks")
 def _tasks(shell: Shell, args: list[str]) -> None:
+    from .tasks_cmd import task_status
+
     tasks = shell.call(shell.app.store.task_list(limit=20))
     table = Table("id", "kind", "target", "status", "owner", "updated", title="tasks", title_justify="left")
     for column in table.columns[:2]:
         column.no_wrap = True  # an id must stay whole to be copied into /resume or /show
     for t in tasks:
-        table.add_row(t.id, t.kind, t.target, t.status, t.owner or "", _time(t.updated_at))
+        table.add_row(t.id, t.kind, t.target, task_status(t), t.owner or "", _time(t.updated_at))
     shell.console.print(table)
 
 

@@ -26,7 +26,7 @@ from ..store import open_store
 from ..store.base import StepRecord, TaskRecord
 from .render import money, short_json
 
-__all__ = ["list_tasks", "show", "resume", "cancel", "journal_table", "task_summary"]
+__all__ = ["list_tasks", "show", "resume", "cancel", "journal_table", "task_summary", "task_status"]
 
 STATUS_STYLE = {"succeeded": "green", "failed": "red", "stranded": "yellow", "cancelled": "dim", "running": "cyan",
                 "pending": "cyan"}
@@ -55,7 +55,7 @@ def _status(status: str) -> Text:
     return Text(status, style=STATUS_STYLE.get(status, ""))
 
 
-def _task_status(task: TaskRecord) -> Text:
+def task_status(task: TaskRecord) -> Text:
     """The status, saying so when a stranded task is just a console session nobody has open."""
     from .session import SESSION_KIND
 
@@ -73,7 +73,7 @@ def list_tasks(args: argparse.Namespace) -> int:
                       title=f"tasks{' (' + args.status + ')' if getattr(args, 'status', None) else ''}",
                       title_justify="left")
         for t in tasks:
-            table.add_row(t.id, t.kind, t.target, _task_status(t), t.owner or "", _time(t.created_at),
+            table.add_row(t.id, t.kind, t.target, task_status(t), t.owner or "", _time(t.created_at),
                           _time(t.updated_at))
         _console().print(table if tasks else "no tasks")
         return 0
@@ -88,7 +88,7 @@ def task_summary(task: TaskRecord) -> Table:
     grid.add_column(overflow="fold")
     grid.add_row("task", task.id)
     grid.add_row("kind", f"{task.kind} · {task.target}")
-    grid.add_row("status", _task_status(task))
+    grid.add_row("status", task_status(task))
     for label, value in (("owner", task.owner), ("parent", task.parent_id)):
         if value:
             grid.add_row(label, value)
