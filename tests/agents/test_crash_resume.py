@@ -191,3 +191,56 @@ def test_sigkill_of_wippy_agent_run_then_rerun_with_the_task_id_resumes(tmp_path
     assert done.stdout.strip().endswith("The text has 3 words.")
     assert "stop: final" in done.stderr
     assert "model calls: 1 (2 replayed from the journal)" in done.stderr
+
+
+LUA_AGENT_APP = """
+namespace: app.security
+entries:
+  - name: open
+    kind: security.policy
+    rules: [{effect: allow, actions: [tool.call, lua.module], resources: ["*"]}]
+---
+namespace: app.models
+entries:
+  - name: m
+    kind: llm.model
+    provider: scripted
+    script: [{text: "first"}, {text: "second"}]
+---
+namespace: app.agents
+entries:
+  - name: planner
+    kind: agent
+    model: app.models:m
+    policies: [app.security:open]
+    modules: [llm, funcs]
+    source: |
+      return {handler = function(input)
+        local a = llm.generate("one")
+        local g, err = funcs.call("test.crash:gate", {step = 2})
+        if not g then return nil, err end
+        local b = llm.generate("two")
+        return a.text .. " " .. g .. " " .. b.text
+      end}
+"""
+
+
+async def test_a_lua_agent_resumes_from_its_journal(tmp_path):
+    store = f"sqlite:///{tmp_path / 'lua.db'}"
+    path = write_app(tmp_path, LUA_AGENT_APP, name="lua.yaml")
+    GATE["entered"], GATE["release"] = asyncio.Event(), asyncio.Event()
+    first = await App.open(path, store=store)
+    try:
+        await first.extensions["agents"].start("app.agents:planner", "go", task_id="lua-crash")
+        await asyncio.wait_for(GATE["entered"].wait(), 10)
+        await _until(lambda: _journaled(first, "lua-crash"), lambda n: n >= 1)
+        first.node.exit(first.node.whereis("task:lua-crash"), "kill")
+    finally:
+        GATE["entered"] = GATE["release"] = None
+        await first.close()
+    async with await App.open(path, store=store) as second:
+        result = await second.extensions["agents"].result("lua-crash", timeout=30)
+        assert result.answer == "first gate passed second"
+        assert [c.index for c in second.extensions["agents"].provider_for("app.models:m").calls] == [1]
+        steps = [s.name for s in await second.store.journal_load("lua-crash")]
+        assert steps == ["llm", "call:test.crash:gate", "llm"]
