@@ -44,11 +44,27 @@ def _tx(db: sqlite3.Connection, fn: Callable[..., Any], *args: Any) -> Any:
     return out
 
 
+def _switch_to_wal(db: sqlite3.Connection, busy_ms: int) -> None:
+    """``journal_mode = WAL``, retried: while another connection switches a fresh file,
+    SQLite answers "database is locked" at once, without calling the busy handler."""
+    deadline = time.monotonic() + busy_ms / 1000
+    delay = 0.002
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)  # on the store's own thread, never the event loop
+            delay = min(delay * 2, 0.05)
+
+
 def setup(db: sqlite3.Connection, wal: bool, busy_ms: int, url: str) -> None:
     db.row_factory = sqlite3.Row
     db.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
     if wal:
-        db.execute("PRAGMA journal_mode = WAL")
+        _switch_to_wal(db, busy_ms)
     db.execute("PRAGMA synchronous = NORMAL")
     db.execute("PRAGMA foreign_keys = ON")
 
