@@ -168,6 +168,33 @@ CREATE TABLE journal (
 """,
     ),
     Migration(number=3, name="task_signals", sqlite=signals_sql.SQLITE_DDL, postgres=signals_sql.POSTGRES_DDL),
+    # SQLite only: a WITHOUT ROWID table keeps whole rows in the primary-key b-tree, so a
+    # step of ~1 KB spills to overflow pages (~4.9 KB on disk per row); a rowid table keeps
+    # the journal's file size proportional to what the steps returned.
+    Migration(
+        number=4,
+        name="journal_rowid_table",
+        sqlite="""
+CREATE TABLE journal_v4 (
+    task_id      TEXT NOT NULL REFERENCES tasks (id),
+    seq          INTEGER NOT NULL CHECK (seq >= 0),
+    name         TEXT NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN ('started', 'ok', 'error')),
+    result       TEXT NOT NULL,
+    error        TEXT,
+    started_at   REAL NOT NULL,
+    finished_at  REAL,
+    tokens       INTEGER NOT NULL,
+    cost_usd     REAL NOT NULL,
+    PRIMARY KEY (task_id, seq)
+);
+INSERT INTO journal_v4 SELECT task_id, seq, name, status, result, error, started_at, finished_at, tokens, cost_usd
+    FROM journal;
+DROP TABLE journal;
+ALTER TABLE journal_v4 RENAME TO journal;
+""",
+        postgres="",
+    ),
 )
 
 
