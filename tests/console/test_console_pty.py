@@ -59,9 +59,11 @@ def test_a_conversation_streams_the_answer_and_shows_the_tool_call(tmp_path, con
 
 def test_an_approval_is_asked_shown_and_answered_both_ways_and_audited(tmp_path, console):
     call = create_tool_call("app.review:slugify")
+    again = {**call, "arguments": {**call["arguments"], "description": "Slug of a text, lower case"}}
     app, store = make_app(tmp_path, [
         {"text": "Writing it.", "tool_calls": [call]},
         {"text": "Trying again.", "tool_calls": [call]},
+        {"text": "Once more.", "tool_calls": [again]},  # other arguments: three equal calls are a loop
         {"text": "The tool is live."},
     ])
     run = console(app, store)
@@ -75,14 +77,17 @@ def test_an_approval_is_asked_shown_and_answered_both_ways_and_audited(tmp_path,
     run.send("n")
     rejected = run.expect(r"approve\? \[y/N\] ")  # the model tries again after reading the refusal
     assert "rejected" in rejected and "a person rejected it" in rejected
+    run.child.sendintr()  # Ctrl-C at the question is a no, and the turn goes on
+    rejected = run.expect(r"approve\? \[y/N\] ")
+    assert "rejected" in rejected and "Once more." in rejected
     run.send("y")
     done = run.expect("The tool is live")
     assert "approved" in done and '"version"' in done
     run.prompt()
     run.quit()
     decisions = [(r.action, r.resource, r.decision) for r in audit(store)]
-    assert ("registry.write", "app.review:slugify", "rejected") in decisions
-    assert ("registry.write", "app.review:slugify", "approved") in decisions
+    assert decisions.count(("registry.write", "app.review:slugify", "rejected")) == 2
+    assert decisions.count(("registry.write", "app.review:slugify", "approved")) == 1
 
 
 def test_ctrl_c_cancels_a_streaming_reply_and_the_console_stays(tmp_path, console):

@@ -166,10 +166,14 @@ class ConsoleShell:
             live.stop()
 
     def ask(self, request: Any) -> bool:
-        """Show an approval request and read y/n (Ctrl-C rejects it and cancels the turn)."""
+        """Show an approval request and read y/n; Ctrl-C answers no (a second one then cancels the turn)."""
         self.console.print(approval_view(request))
         while True:
-            answer = parse_answer(self._read("approve? [y/N] "))
+            try:
+                answer = parse_answer(self._read("approve? [y/N] "))
+            except KeyboardInterrupt:
+                answer = False
+                self.console.print()
             if answer is not None:
                 self.console.print("approved" if answer else "rejected", style="green" if answer else "red")
                 return answer
