@@ -9,7 +9,15 @@ import yaml
 
 from wippy_agents.app import App
 from wippy_agents.store.base import StepRecord, TaskRecord
-from wippy_agents.errors import ConfigError, LuaError, NondeterminismError, TaskStranded, UsageError
+from wippy_agents.errors import (
+    ConfigError,
+    LuaError,
+    LuaLimitExceeded,
+    NondeterminismError,
+    TaskCancelled,
+    TaskStranded,
+    UsageError,
+)
 from wippy_agents.tasks.settings import engine_options
 
 from .conftest import eventually
@@ -210,3 +218,60 @@ def test_lease_settings_come_from_the_tasks_block():
         engine_options({"tasks": {"lease_seconds": 1, "heartbeat_seconds": 1}})
     with pytest.raises(ConfigError, match="unknown key"):
         engine_options({"tasks": {"lease": 1}})
+
+
+async def test_model_calls_registry_reads_and_sends_are_journaled_steps(tmp_path):
+    flow = """return {handler = function()
+      local a = llm.generate("one", {model = "app.models:m"})
+      local e = registry.get("app.tools:add")
+      local ok, err = workflow.send(workflow.id() .. "-peer", "hello", {n = 1})
+      return {a = a.text, kind = e.kind, err = err}
+    end}"""
+    path = write_app(tmp_path, {"chat": flow})
+    models = {"namespace": "app.models", "entries": [
+        {"name": "m", "kind": "llm.model", "provider": "scripted", "script": [{"text": "first"}]}]}
+    (tmp_path / "app" / "src" / "models.yaml").write_text(yaml.safe_dump(models))
+    (tmp_path / "app" / "src" / "flows.yaml").write_text(yaml.safe_dump({"namespace": "app.flows", "entries": [
+        {"name": "chat", "kind": "workflow.lua", "source": flow, "modules": ["llm", "registry"]}]}))
+    async with await App.open(path) as app:
+        result = await app.extensions["workflows"].run("app.flows:chat", None, task_id="w8", timeout=10)
+        steps = await app.store.journal_load("w8")
+        # Replayed: the scripted model (one reply) is not asked again, the send not repeated.
+        await app.store.task_update("w8", status="stranded", owner=None, lease_expires_at=None, result=None)
+        await app.tasks.resume("w8")
+        assert await app.tasks.wait("w8", timeout=10) == result
+    assert result["a"] == "first" and result["kind"] == "function.lua"
+    assert "no task with id 'w8-peer'" in result["err"]  # a failed send is a recorded step error
+    assert [(s.name, s.status) for s in steps] == [
+        ("llm", "ok"), ("registry.get:app.tools:add", "ok"), ("workflow.send:w8-peer", "error")]
+
+
+async def test_a_cancel_ends_a_waiting_workflow_even_under_pcall(tmp_path):
+    flow = """return {handler = function()
+      while true do
+        local ok, v = pcall(workflow.signal, "never")
+      end
+    end}"""
+    path = write_app(tmp_path, {"stuck": flow})
+    async with await App.open(path) as app:
+        await app.extensions["workflows"].start("app.flows:stuck", None, task_id="w9")
+        await eventually(lambda: _running_here(app, "w9"), what="the workflow to wait")
+        await app.tasks.cancel("w9")
+        with pytest.raises(TaskCancelled):
+            await app.tasks.wait("w9", timeout=10)
+        assert (await app.tasks.get("w9")).status == "cancelled"
+
+
+async def _running_here(app, task_id: str) -> bool:
+    return app.tasks.running() == [task_id]
+
+
+async def test_a_runaway_loop_fails_the_workflow_with_a_limit_error(tmp_path):
+    flow = "return {handler = function() time.sleep(0); while true do end end}"
+    path = write_app(tmp_path, {"spin": flow})
+    (tmp_path / "app" / "src" / "flows.yaml").write_text(yaml.safe_dump({"namespace": "app.flows", "entries": [
+        {"name": "spin", "kind": "workflow.lua", "source": flow, "modules": ["time"],
+         "limits": {"max_instructions": 100000}}]}))
+    async with await App.open(path) as app:
+        with pytest.raises(LuaLimitExceeded, match="instruction limit"):
+            await app.extensions["workflows"].run("app.flows:spin", None, task_id="w10", timeout=10)
