@@ -92,6 +92,21 @@ async def test_two_tools_with_one_visible_name_are_an_agent_error():
     assert "two tools are both visible to the model as 'weather': app.tools:weather and app.more:forecast" in str(err.value)
 
 
+async def test_a_later_tool_that_clashes_through_an_agents_glob_is_refused():
+    """The whole-snapshot rule is scoped to what a change touches, yet still sees glob referrers."""
+    reg = Registry()
+    tool = {"kind": "function.lua", "source": "return {}", "input_schema": {"type": "object"}}
+    await _apply(
+        reg,
+        {**tool, "id": "app.tools:weather", "meta": {"type": "tool", "description": "a"}},
+        {"id": "app.ai:m", "kind": "llm.model", "provider": "scripted", "script": []},
+        {"id": "app.ai:a", "kind": "agent", "model": "m", "prompt": "Be brief.", "tools": ["app.tools:*", "app.more:*"]},
+    )
+    with pytest.raises(ValidationError, match="visible to the model as 'weather'"):
+        await _apply(reg, {**tool, "id": "app.more:forecast", "meta": {"type": "tool", "description": "b", "alias": "weather"}})
+    await _apply(reg, {**tool, "id": "app.other:forecast", "meta": {"type": "tool", "description": "b", "alias": "weather"}})
+
+
 async def test_delegate_names_share_the_tool_namespace():
     reg = Registry()
     base = [

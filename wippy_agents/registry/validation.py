@@ -7,6 +7,7 @@ kind by name.
 
 from __future__ import annotations
 
+import fnmatch
 import inspect
 import logging
 from typing import Any, Awaitable, Callable, Iterable, Sequence, Union
@@ -52,7 +53,7 @@ async def validate_state(
         problems.extend(_reference_problems(entry, handler, new))
     if not full:
         problems.extend(_dangling_referrers(changes, new, {str(e.id) for e in written}))
-    problems.extend(_kind_rules(new))
+    problems.extend(_kind_rules(new, None if full else changes))
     if always_run_validators or not problems:
         problems.extend(await _run_validators(validators, checked, new))
     return problems
@@ -104,12 +105,35 @@ def _dangling_referrers(changes: Sequence[Change], new: Snapshot, written: set[s
                     yield problem
 
 
-def _kind_rules(new: Snapshot) -> Iterable[Problem]:
-    """Kind rules that need the whole snapshot (only handlers that define ``check``)."""
+def _kind_rules(new: Snapshot, changes: Sequence[Change] | None = None) -> Iterable[Problem]:
+    """Kind rules that need the whole snapshot (only handlers that define ``check``).
+
+    With ``changes``, only the entries a change can affect are checked: the
+    written ones and those whose references (exact or ``ns:*`` globs) match a
+    changed id — so a write costs what it touches, not the size of the registry.
+    """
+    changed = None if changes is None else {str(c.id) for c in changes}
     for entry in new:
         handler = kinds.find(entry.kind)
-        if handler is not None and type(handler).check is not KindHandler.check:
-            yield from handler.check(entry, new)
+        if handler is None or type(handler).check is KindHandler.check:
+            continue
+        if changed is not None and str(entry.id) not in changed and not _refers_to_any(entry, handler, changed):
+            continue
+        yield from handler.check(entry, new)
+
+
+def _refers_to_any(entry: Entry, handler: KindHandler, ids: set[str]) -> bool:
+    try:
+        refs = list(handler.references(entry))
+    except WippyError:
+        return True  # let the rule itself report what is wrong
+    for ref in refs:
+        if ref.is_pattern:
+            if any(fnmatch.fnmatchcase(i, ref.target) for i in ids):
+                return True
+        elif ref.target in ids:
+            return True
+    return False
 
 
 async def _run_validators(validators: Sequence[Validator], entries: list[Entry], new: Snapshot) -> list[Problem]:
