@@ -97,3 +97,12 @@ def test_cancel_of_a_workflow_and_unknown_ids_are_one_line_errors(app_dir, tmp_p
     for action in ("show", "resume", "cancel"):
         code, _, err = wippy(capsys, "tasks", action, "nope", "--app", app_dir)
         assert code == 1 and "'nope'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_show_prints_timers_and_clock_reads_as_times(tmp_path, capsys):
+    nap = "return {handler = function() local t = time.now(); time.sleep(0); return t end}"
+    app_dir = write_app(tmp_path, {"nap": nap})
+    code, out, _ = wippy(capsys, "call", "app.flows:nap", "--app", app_dir, "--task-id", "n-1")
+    assert code == 0
+    code, out, _ = wippy(capsys, "tasks", "show", "n-1", "--app", app_dir)
+    assert code == 0 and "wakes at 20" in out and "time.now" in out

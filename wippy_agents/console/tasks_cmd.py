@@ -131,6 +131,11 @@ def _readable(step: StepRecord) -> Any:
         return result["payload"]
     if step.name.startswith("turn:") and isinstance(result, dict):
         return f"{result.get('prompt')!r} → {result.get('answer') or result.get('stop_reason')}"
+    if isinstance(result, (int, float)) and (step.name in ("time.sleep", "time.now")
+                                             or step.name.startswith("signal.deadline:")):
+        # durable timers and clock reads are epoch seconds; a person reads a time
+        label = {"time.sleep": "wakes at ", "time.now": ""}.get(step.name, "deadline ")
+        return label + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(result)) + f".{int(result % 1 * 1000):03d}"
     return result
 
 
