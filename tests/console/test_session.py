@@ -180,3 +180,38 @@ def test_a_scripted_delay_must_be_seconds():
     for bad in (-1, "1s", True):
         with pytest.raises(ConfigError, match="reply #1: 'delay' must be seconds >= 0"):
             load_script([{"text": "a", "delay": bad}])
+
+
+async def test_cancel_inside_a_tool_call_lets_the_call_finish_and_the_turn_ends_at_once(tmp_path):
+    from .apps import create_tool_call
+
+    app = await open_app(tmp_path, [{"text": "", "tool_calls": [create_tool_call("app.review:slug")]},
+                                    {"text": "never"}])
+    try:
+        asked, answer = asyncio.Event(), asyncio.Event()
+
+        async def slow_person(request):  # the tool call waits on a person: it is in flight
+            asked.set()
+            await answer.wait()
+            return False
+
+        app.extensions["security"].approver = slow_person
+        session = await app.extensions["sessions"].open()
+        sending = asyncio.ensure_future(session.send("make a tool"))
+        await asyncio.wait_for(asked.wait(), 10)
+        await session.cancel()
+        turn = await asyncio.wait_for(sending, 10)  # the turn ends for the session at once
+        assert turn.stop_reason == "cancelled"
+        child = turn_task_id(session.id, 1)
+        assert child in app.tasks.running()  # not killed in the middle of its tool call
+        answer.set()
+        deadline = asyncio.get_running_loop().time() + 10
+        while child in app.tasks.running():  # it finishes the call, then stops at its next step
+            assert asyncio.get_running_loop().time() < deadline, "the run never stopped"
+            await asyncio.sleep(0.02)
+        steps = await app.store.journal_load(child)
+        assert [s.name for s in steps] == ["model", "tool:create_tool"] and steps[1].status == "ok"
+        assert (await app.tasks.get(child)).status == "cancelled"
+        await session.close()
+    finally:
+        await app.close()

@@ -277,6 +277,7 @@ class Session:
         self.state = state
         self._current: str | None = None
         self._tracked: list[str] = []  # the turn's task and its delegates' tasks, for cancel
+        self._tools: dict[str, set[str]] = {}  # task id -> ids of its (non-delegate) tool calls in flight
         self._unsubscribe: list[Callable[[], None]] = []
 
     @property
@@ -299,7 +300,7 @@ class Session:
         return await self._await_turn(turn_task_id(self.id, len(self.state.turns) + 1), on_event, signal=None)
 
     async def _await_turn(self, child: str, on_event: Listener | None, *, signal: dict[str, Any] | None) -> Turn:
-        self._current, self._tracked = child, [child]
+        self._current, self._tracked, self._tools = child, [child], {}
         self._follow(child, 0, on_event)
         try:
             if signal is not None:
@@ -317,10 +318,15 @@ class Session:
         service = self.app.extensions["agents"]
 
         def listener(event: dict[str, Any]) -> None:
-            child = event.get("delegate_task") if event.get("type") == "tool_start" else None
+            kind = event.get("type")
+            child = event.get("delegate_task") if kind == "tool_start" else None
             if child:
                 self._tracked.append(child)
                 self._follow(child, depth + 1, on_event)
+            elif kind == "tool_start":
+                self._tools.setdefault(task_id, set()).add(str(event.get("id")))
+            elif kind == "tool_end":
+                self._tools.get(task_id, set()).discard(str(event.get("id")))
             if on_event is not None:
                 on_event({**event, "task_id": task_id, "depth": depth})
 
@@ -345,7 +351,12 @@ class Session:
             await asyncio.wait([got, ended])
 
     async def cancel(self, *, reason: str = "interrupted from the console (Ctrl-C)", bound: float = 5.0) -> bool:
-        """Cancel the turn in flight and its delegates now (their processes are killed); False if none."""
+        """Cancel the turn in flight and its delegates; False if there is none.
+
+        The turn ends for the session at once (its task is marked cancelled). A run waiting on its
+        model is also killed, so a long stream stops now; a run inside a tool call is left to
+        finish that call (it may be writing to the registry or the store) and stops at its next step.
+        """
         if self._current is None:
             return False
         loop = asyncio.get_running_loop()
@@ -362,7 +373,7 @@ class Session:
                 except UsageError:  # it ended already
                     break
             pid = self.app.node.whereis(f"task:{task_id}")
-            if pid is not None:  # a model stream in flight would only notice at its next step
+            if pid is not None and not self._tools.get(task_id):  # a stream only notices at its next step
                 self.app.node.exit(pid, "kill")
         return True
 
