@@ -79,6 +79,9 @@ class App:
         settings (``wippy_agents.tasks.settings``), else 15 s / 5 s.
         """
         settings = settings or AppSettings.load(path, store=store, node=node)
+        options = engine_options(settings.extra, where=str(settings.app_file or settings.root / "wippy.yaml"),
+                                 lease_seconds=lease_seconds, heartbeat_seconds=heartbeat_seconds,
+                                 claim_interval=claim_interval)
         the_store = await open_store(settings.store)
         the_node = Node(settings.node)
         registry: Registry | None = None
@@ -94,8 +97,6 @@ class App:
             lua = LuaHost(node=the_node, registry=registry)
             lua.services = registry_services(registry)
             await registry.load(settings)
-            options = engine_options(settings.extra, lease_seconds=lease_seconds,
-                                     heartbeat_seconds=heartbeat_seconds, claim_interval=claim_interval)
             tasks = TaskEngine(the_store, node_name=settings.node, node=the_node, **options.as_kwargs())
             app = cls(settings, the_node, the_store, registry, lua, tasks)
             for hook in _OPEN_HOOKS:

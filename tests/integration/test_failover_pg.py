@@ -9,7 +9,6 @@ would fail its insert, and with it the workflow.
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import asyncpg

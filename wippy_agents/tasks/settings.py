@@ -37,7 +37,9 @@ class EngineOptions:
                 "claim_interval": self.claim_interval}
 
 
-def engine_options(extra: Mapping[str, Any] | None, *, where: str = "wippy.yaml", **given: float | None) -> EngineOptions:
+def engine_options(
+    extra: Mapping[str, Any] | None, *, where: str = "wippy.yaml", **given: float | None
+) -> EngineOptions:
     """Options from the settings' ``tasks:`` block, overridden by ``given`` values that are not None.
 
     Raises ``ConfigError`` naming the key for an unknown key or a bad duration,
@@ -49,7 +51,9 @@ def engine_options(extra: Mapping[str, Any] | None, *, where: str = "wippy.yaml"
     unknown = sorted(set(block) - set(_KEYS))
     if unknown:
         raise ConfigError(f"{where}: tasks: unknown key(s) {unknown}; known: {list(_KEYS)}")
-    values: dict[str, Any] = {k: parse_duration(v, where=f"{where}: tasks.{k}") for k, v in block.items() if v is not None}
+    values: dict[str, Any] = {
+        k: parse_duration(v, where=f"{where}: tasks.{k}") for k, v in block.items() if v is not None
+    }
     values.update({k: v for k, v in given.items() if k in _KEYS and v is not None})
     options = EngineOptions(**values)
     if not 0 < options.heartbeat_seconds < options.lease_seconds:
