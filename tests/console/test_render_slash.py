@@ -232,3 +232,30 @@ def test_the_streaming_tail_keeps_the_newest_lines_that_fit():
     wrapped = "short\n" + "x" * 200  # 200 characters wrap to 3 rows at width 80
     assert tail_lines(wrapped, height=3, width=80) == "x" * 200
     assert tail_lines("y" * 1000, height=2, width=80) == "y" * 1000  # the newest line is always kept
+
+
+def test_the_task_of_a_request_is_read_from_the_actor_label():
+    from wippy_agents.console.approvals import request_task
+
+    def req(actor):
+        return ApprovalRequest(actor=actor, action="a", resource="r", rule="")
+
+    assert request_task(req("agent:app.agents:coder/s1.2/1.call_1_1")) == "s1.2/1.call_1_1"
+    assert request_task(req("agent:app.agents:a")) is None
+    assert request_task(req("cli:ada/t1 (restricted)")) == "t1"
+
+
+async def test_requests_of_a_cancelled_turn_are_rejected_and_others_kept():
+    desk = ApprovalDesk()
+    mine = asyncio.ensure_future(desk.approver(ApprovalRequest(actor="agent:a/s.1", action="x", resource="r",
+                                                               rule="")))
+    other = asyncio.ensure_future(desk.approver(ApprovalRequest(actor="agent:b/t.9", action="x", resource="r",
+                                                                rule="")))
+    while not desk.pending():
+        await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    from wippy_agents.console.approvals import request_task
+
+    assert desk.reject_where(lambda r: (request_task(r) or "").startswith("s.1")) == 1
+    assert await asyncio.wait_for(mine, 5) is False
+    assert desk.serve(lambda r: True) and await asyncio.wait_for(other, 5) is True

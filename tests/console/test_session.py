@@ -88,6 +88,18 @@ async def test_cancel_ends_a_streaming_turn_and_the_session_goes_on(tmp_path):
         assert child.status == "cancelled"
         # the interrupted call left no journal row: the next turn is answered by the same reply index
         assert turn.model_calls == 0
+        # an approval its run might still ask for is refused without asking anybody
+        from wippy_agents.console.approvals import with_example_results
+        from wippy_agents.security import ApprovalRequest
+
+        asked: list = []
+        ask = with_example_results(app, lambda request: asked.append(request) or True)
+        late = ApprovalRequest(actor=f"agent:app.agents:assistant/{child.id}", action="registry.write",
+                               resource="app.review:x", rule="r")
+        assert await ask(late) is False and asked == []
+        live = ApprovalRequest(actor=f"agent:app.agents:assistant/{session.id}", action="registry.write",
+                               resource="app.review:x", rule="r")
+        assert await ask(live) is True and asked == [live]
         await session.close()
     finally:
         await app.close()

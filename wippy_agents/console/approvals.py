@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import logging
 import queue
 import threading
@@ -21,7 +22,7 @@ from typing import Any, Callable, Mapping
 
 from ..errors import WippyError
 
-__all__ = ["ApprovalDesk", "parse_answer", "example_results", "with_example_results"]
+__all__ = ["ApprovalDesk", "parse_answer", "example_results", "request_task", "with_example_results"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,23 @@ class ApprovalDesk:
         _settle(answer, result)
         return True
 
+    def reject_where(self, predicate: Callable[[Any], bool]) -> int:
+        """Reject the waiting requests ``predicate`` picks (those of a cancelled turn); returns how many."""
+        keep, rejected = [], 0
+        while True:
+            try:
+                request, answer = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if predicate(request):
+                _settle(answer, False)
+                rejected += 1
+            else:
+                keep.append((request, answer))
+        for item in keep:
+            self._queue.put(item)
+        return rejected
+
     def close(self) -> None:
         """Reject every waiting request and any later one."""
         self._closed.set()
@@ -123,10 +141,24 @@ async def example_results(app: Any, entry: Mapping[str, Any]) -> list[dict[str, 
     return out
 
 
+def request_task(request: Any) -> str | None:
+    """The task an approval request comes from: actor labels read ``agent:ns:name/<task id>``."""
+    label = str(getattr(request, "actor", "") or "").split(" ", 1)[0]
+    return label.partition("/")[2] or None
+
+
 def with_example_results(app: Any, approver: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """Wrap ``approver`` so a request to write a Lua tool carries its examples' real results."""
+    """Wrap ``approver``: a request of a cancelled run is refused without asking, and a request to
+    write a Lua tool carries its examples' real results."""
 
     async def ask(request: Any) -> bool:
+        task_id = request_task(request)
+        if task_id is not None:
+            try:
+                if (await app.tasks.get(task_id)).status == "cancelled":
+                    return False  # its turn was cancelled: nobody is waiting for this answer
+            except WippyError:
+                pass
         entry = (getattr(request, "details", None) or {}).get("entry")
         if isinstance(entry, Mapping):
             try:
@@ -136,6 +168,7 @@ def with_example_results(app: Any, approver: Callable[[Any], Any]) -> Callable[[
                 results = []
             if results:
                 request = dataclasses.replace(request, details={**request.details, "example_results": results})
-        return await approver(request)
+        answer = approver(request)
+        return bool(await answer) if inspect.isawaitable(answer) else bool(answer)
 
     return ask

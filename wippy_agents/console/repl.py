@@ -23,7 +23,7 @@ from rich.markdown import Markdown
 from rich.text import Text
 
 from ..errors import WippyError
-from .approvals import ApprovalDesk, parse_answer, with_example_results
+from .approvals import ApprovalDesk, parse_answer, request_task, with_example_results
 from .render import TurnView, approval_view, status_text
 from .slash import QUIT, describe_error, run_command
 from .terminal import (LoopThread, append_history, forget_last_line, history_file, load_history, lock_session,
@@ -126,6 +126,8 @@ class ConsoleShell:
         if not view.printed_text and turn.answer:
             self.console.print(Markdown(turn.answer))
         if turn.stop_reason == "cancelled":
+            turn_task = turn.task_id
+            self.desk.reject_where(lambda r: (request_task(r) or "").startswith(turn_task))
             partial = view.partial()
             if partial.strip():  # keep what was streamed; the live area that showed it is gone
                 self.console.print(Text(partial.rstrip() + " …", style="dim"))
