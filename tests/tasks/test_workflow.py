@@ -163,20 +163,27 @@ async def test_time_sleep_is_a_durable_timer(tmp_path):
     assert took >= 0.3 and steps[1].result >= steps[0].result + 0.3
 
 
-async def test_signals_reach_a_waiting_workflow_once_and_a_timeout_is_nil_err(tmp_path):
+async def test_signals_from_lua_reach_a_waiting_workflow_once_and_a_timeout_is_nil_err(tmp_path):
     flow = """return {handler = function()
       local a = workflow.signal("approve")
+      local c = workflow.signal("approve")
       local b, err = workflow.signal("approve", "200ms")
-      return {a = a, b = b, err = err}
+      return {got = {a, c}, b = b, err = err}
     end}"""
-    path = write_app(tmp_path, {"wait": flow})
+    poke = {"name": "poke", "kind": "function.lua", "source": """return {handler = function(args)
+      process.send("task:" .. args.id, "approve", {by = "process.send"})   -- to the task's process
+      return workflow.send(args.id, "approve", {by = "workflow.send"})     -- through the store
+    end}"""}
+    path = write_app(tmp_path, {"wait": flow}, tools=[poke])
     async with await App.open(path) as app:
         await app.extensions["workflows"].start("app.flows:wait", None, task_id="w7")
         await eventually(lambda: app.node.whereis("task:w7"), what="the task's process")
-        app.node.send("task:w7", "approve", {"by": "ada"})  # process.send to the task's process
+        assert await app.call("app.tools:poke", {"id": "w7"}) is True
         result = await app.tasks.wait("w7", timeout=10)
-    assert result["a"] == {"by": "ada"} and result.get("b") is None
-    assert "no 'approve' signal within 0.2s" in result["err"]
+        steps = [s.name for s in await app.store.journal_load("w7")]
+    assert sorted(g["by"] for g in result["got"]) == ["process.send", "workflow.send"]
+    assert result.get("b") is None and "no 'approve' signal within 0.2s" in result["err"]
+    assert steps == ["signal:approve", "signal:approve", "signal.deadline:approve", "signal:approve"]
 
 
 async def test_a_workflow_calling_a_workflow_runs_it_as_a_child_task(tmp_path):
