@@ -127,8 +127,11 @@ async def test_sigkilled_nodes_finish_every_workflow_with_each_effect_once(tmp_p
     assert kills >= KILLS and effect_kills >= 8, (kills, effect_kills)
     assert results == {tid: sum(range(1, STEPS + 1)) for tid in TASKS}
     con = sqlite3.connect(effects)
-    counts = Counter((task, step) for task, step in con.execute("SELECT task, step FROM effects"))
+    rows = con.execute("SELECT task, step, pid FROM effects").fetchall()
     con.close()
+    counts = Counter((task, step) for task, step, _ in rows)
+    # A repeat is always by a later process: no node ever ran a step twice itself (replay never re-ran one).
+    assert len({(task, step, pid) for task, step, pid in rows}) == len(rows)
     retried = Counter(retries)
     for tid in TASKS:
         extra = 0
