@@ -282,3 +282,27 @@ async def test_a_runaway_loop_fails_the_workflow_with_a_limit_error(tmp_path):
     async with await App.open(path) as app:
         with pytest.raises(LuaLimitExceeded, match="instruction limit"):
             await app.extensions["workflows"].run("app.flows:spin", None, task_id="w10", timeout=10)
+
+
+async def test_a_task_id_used_by_another_workflow_is_refused(tmp_path):
+    path = write_app(tmp_path, {"sum": FLOW, "other": FLOW})
+    async with await App.open(path) as app:
+        flows = app.extensions["workflows"]
+        await flows.run("app.flows:sum", {"n": 1}, task_id="same", timeout=10)
+        again = await flows.start("app.flows:sum", {"n": 5}, task_id="same")  # the same one: found, not re-run
+        assert again.input == {"n": 1} and again.status == "succeeded"
+        with pytest.raises(UsageError, match="'same' is already used by workflow 'app.flows:sum'"):
+            await flows.start("app.flows:other", {"n": 1}, task_id="same")
+
+
+async def test_workflow_send_needs_the_process_send_permission(tmp_path):
+    sender = {"name": "sender", "kind": "function.lua", "source": """return {handler = function(args)
+      local ok, err = workflow.send(args.id, "go", 1)
+      return err
+    end}"""}
+    path = write_app(tmp_path, {"sum": FLOW}, tools=[sender])
+    async with await App.open(path) as app:
+        await app.extensions["workflows"].run("app.flows:sum", {"n": 1}, task_id="target", timeout=10)
+        denied = await app.call("app.tools:sender", {"id": "target"}, actor="agent:nobody")
+        assert "process.send" in denied and "task:target" in denied
+        assert await app.call("app.tools:sender", {"id": "target"}) is None  # the owner may

@@ -89,10 +89,17 @@ class Workflows:
 
     async def start(self, entry_id: str, args: Any = None, *, task_id: str | None = None,
                     parent_id: str | None = None) -> TaskRecord:
-        """Start the workflow as a task (or return the task already holding ``task_id``)."""
+        """Start the workflow as a task (or return the task already holding ``task_id``).
+
+        Raises ``UsageError`` when ``task_id`` is taken by a task of another kind or workflow.
+        """
         self.entry(entry_id)
-        return await self.app.tasks.start(WORKFLOW_TASK_KIND, entry_id, args, task_id=task_id, parent_id=parent_id,
+        task = await self.app.tasks.start(WORKFLOW_TASK_KIND, entry_id, args, task_id=task_id, parent_id=parent_id,
                                           registry_version=self.app.registry.version)
+        if (task.kind, task.target) != (WORKFLOW_TASK_KIND, entry_id):
+            raise UsageError(f"task id {task.id!r} is already used by {task.kind} {task.target!r}; "
+                             "pick another --task-id", task_id=task.id)
+        return task
 
     async def run(self, entry_id: str, args: Any = None, *, task_id: str | None = None,
                   timeout: float | None = None) -> Any:
@@ -157,6 +164,8 @@ def workflow_module(workflows: Workflows) -> LuaModule:
             raise UsageError(f"workflow.send: expected a task id string, got {task_id!r}")
         if not isinstance(topic, str) or not topic:
             raise UsageError(f"workflow.send: expected a topic string, got {topic!r}")
+        if ctx.services.authorize is not None:  # the same permission as process.send to the task's process
+            await ctx.services.authorize(ctx.actor, "process.send", f"task:{task_id}")
         await workflows.app.tasks.signal(task_id, topic, payload)
         return True
 
