@@ -306,3 +306,18 @@ async def test_workflow_send_needs_the_process_send_permission(tmp_path):
         denied = await app.call("app.tools:sender", {"id": "target"}, actor="agent:nobody")
         assert "process.send" in denied and "task:target" in denied
         assert await app.call("app.tools:sender", {"id": "target"}) is None  # the owner may
+
+
+async def test_the_wall_clock_limit_bounds_each_stretch_between_waits_not_the_whole_workflow(tmp_path):
+    flow = 'return {handler = function() for i = 1, 3 do time.sleep("300ms") end; return "woke" end}'
+    path = write_app(tmp_path, {"naps": flow})
+    (tmp_path / "app" / "src" / "flows.yaml").write_text(yaml.safe_dump({"namespace": "app.flows", "entries": [
+        {"name": "naps", "kind": "workflow.lua", "source": flow, "modules": ["time"], "limits": {"timeout": 0.5}}]}))
+    async with await App.open(path) as app:
+        assert await app.extensions["workflows"].run("app.flows:naps", None, task_id="w11", timeout=10) == "woke"
+
+
+async def test_bad_lease_settings_fail_the_open_naming_the_file(tmp_path):
+    path = write_app(tmp_path, {"sum": FLOW}, extra={"tasks": {"lease_seconds": 1, "heartbeat_seconds": 2}})
+    with pytest.raises(ConfigError, match=r"wippy.yaml: tasks.heartbeat_seconds \(2\) must be > 0 and shorter"):
+        await App.open(path)
