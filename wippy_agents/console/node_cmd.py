@@ -4,7 +4,8 @@
 entries in dependency order, logs one line per record on stderr and stops
 cleanly on SIGINT/SIGTERM (services in reverse order, then the node).
 
-``call`` runs one function entry: the decoded JSON is its first argument,
+``call`` runs one function entry (a ``workflow.lua`` entry as a durable task,
+``--task-id`` its idempotency key): the decoded JSON is its first argument,
 the first return value is printed as JSON on stdout; ``nil, err`` or a
 raised error is one line on stderr and exit code 1 (raised as a
 ``WippyError`` for ``cli.main`` to print).
@@ -79,7 +80,8 @@ def call(args: argparse.Namespace) -> int:
 
 
 async def _call(args: argparse.Namespace, value: Any) -> Any:
-    app = await App.open(getattr(args, "app", None), recover=False, **_open_kwargs(args))
+    # A one-shot command runs its own call only: it neither recovers nor claims other nodes' tasks.
+    app = await App.open(getattr(args, "app", None), recover=False, claim_interval=0, **_open_kwargs(args))
     try:
         if app.entry(args.entry).kind == "workflow.lua":  # a durable task; --task-id makes it idempotent
             return await app.extensions["workflows"].run(args.entry, value, task_id=getattr(args, "task_id", None))

@@ -166,7 +166,7 @@ def resume(args: argparse.Namespace) -> int:
     from .session import SESSION_KIND
 
     async def run() -> int:
-        app = await App.open(args.app, store=args.store, node=args.node, recover=False)
+        app = await App.open(args.app, store=args.store, node=args.node, recover=False, claim_interval=0)
         try:
             task = await app.tasks.get(args.id)
             if task.kind == SESSION_KIND:
@@ -188,7 +188,7 @@ def cancel(args: argparse.Namespace) -> int:
     from ..app import App
 
     async def run() -> int:
-        app = await App.open(args.app, store=args.store, node=args.node, recover=False)
+        app = await App.open(args.app, store=args.store, node=args.node, recover=False, claim_interval=0)
         try:
             task = await app.tasks.cancel(args.id, reason="cancelled with `wippy tasks cancel`")
         finally:
