@@ -3,7 +3,15 @@
 -- (unreachable from user code: there is no debug library to read upvalues),
 -- builds the whitelisted environment, then strips the dangerous globals.
 -- Returns the control table the Python side drives the state with.
-local monotonic, hook_every, max_pattern_steps, max_load_bytes, max_move, force_scan = ...
+--
+-- Kept small on purpose (every state loads it, and a Lua process is a state):
+-- rarely used trusted code (the pattern guard, the module wrappers) is
+-- loaded into a state only when its code first needs it, as bytecode that
+-- `fetch(key)` (sandbox.py: our own chunks, compiled once per Python
+-- process) returns.  `fetch` and `monotonic` are the only Python functions
+-- in the state: upvalues of this chunk, never reachable from user code.
+local monotonic, fetch, hook_every, max_pattern_steps, max_load_bytes, max_move, force_scan,
+  seed1, seed2 = ...
 
 local debug_sethook, debug_traceback = debug.sethook, debug.traceback
 local co_create, co_resume, co_yield = coroutine.create, coroutine.resume, coroutine.yield
@@ -133,114 +141,6 @@ local function host(op, ...)
   return co_yield(REQ, op, pack(...))
 end
 
--- pattern complexity guard (see sandbox.py docstring for the reasoning)
-local function skip_set(p, i)              -- i at "[": returns the index after the closing "]"
-  local n = #p
-  i = i + 1
-  if raw_byte(p, i) == 94 then i = i + 1 end
-  if raw_byte(p, i) == 93 then i = i + 1 end
-  while i <= n and raw_byte(p, i) ~= 93 do
-    if raw_byte(p, i) == 37 then i = i + 1 end
-    i = i + 1
-  end
-  return i + 1
-end
-
-local function pattern_cost(p, anchorable)
-  local i, n = 1, #p
-  local anchored = false
-  if anchorable and raw_byte(p, 1) == 94 then anchored = true; i = 2 end
-  local items, quantified, trailing_q, balanced = 0, 0, false, 0
-  while i <= n do
-    local c = raw_byte(p, i)
-    local single = true
-    if c == 40 or c == 41 then               -- ( )
-      single = false; i = i + 1
-    elseif c == 36 and i == n then           -- $ at end: an item a quantifier may backtrack against
-      single = false; i = i + 1; trailing_q = false; items = items + 1
-    elseif c == 37 then                      -- %
-      local d = raw_byte(p, i + 1)
-      if d == 98 then                        -- %bxy scans forward
-        balanced = balanced + 1; single = false; i = i + 4; items = items + 1; trailing_q = false
-      elseif d == 102 then                   -- %f[set]
-        single = false
-        i = skip_set(p, i + 2)
-        items = items + 1; trailing_q = false
-      elseif d and d >= 48 and d <= 57 then  -- back reference
-        balanced = balanced + 1; single = false; i = i + 2; items = items + 1; trailing_q = false
-      else
-        i = i + 2
-      end
-    elseif c == 91 then                      -- [set]
-      i = skip_set(p, i)
-    else
-      i = i + 1
-    end
-    if single then
-      items = items + 1
-      trailing_q = false
-      local q = raw_byte(p, i)
-      if q == 42 or q == 43 or q == 45 then quantified = quantified + 1; trailing_q = true; i = i + 1
-      elseif q == 63 then i = i + 1 end
-    end
-  end
-  -- a quantifier followed by nothing never backtracks
-  local k = quantified - (trailing_q and 1 or 0) + balanced
-  return k, items, anchored
-end
-
-local function too_complex(name, s, p)
-  return raw_format("%s: pattern %q is too complex for a subject of %d bytes (its worst case "
-    .. "cannot be interrupted by the time limit); simplify the pattern, anchor it, split the input "
-    .. "or use plain=true", name, #p > 60 and raw_sub(p, 1, 57) .. "..." or p, #s)
-end
-
--- log10 of the worst-case number of matcher steps
-local function steps(n, k, items, unanchored)
-  local ln = m_log(n + 1, 10)
-  return (k + (unanchored and 1 or 0)) * ln + m_log(items + 1, 10)
-end
-local max_steps_log = m_log(max_pattern_steps, 10)
-
--- "direct": the C matcher may run as is; "scan": run it anchored from each
--- start position in a Lua loop that checks the clock; raises when not even
--- one anchored attempt is bounded.
-local function plan(name, s, p, anchorable)
-  if raw_type(p) ~= "string" and raw_type(p) ~= "number" then return "direct" end
-  if raw_type(s) ~= "string" and raw_type(s) ~= "number" then return "direct" end
-  s, p = raw_tostring(s), raw_tostring(p)
-  local k, items, anchored = pattern_cost(p, anchorable)
-  if force_scan then return anchored and "direct" or "scan" end  -- tests: prove scan == C matcher
-  if steps(#s, k, items, not anchored) <= max_steps_log then return "direct" end
-  if not anchored and steps(#s, k, items, false) <= max_steps_log then return "scan" end
-  raw_error(too_complex(name, s, p), 3)
-end
-
-local function norm_init(s, init)
-  local n = #s
-  init = init or 1
-  if init < 0 then init = n + init + 1; if init < 1 then init = 1 end
-  elseif init == 0 then init = 1 end
-  return init
-end
-
-local function scan_find(s, p, init, want_captures)
-  s, p = raw_tostring(s), raw_tostring(p)
-  local ap = "^" .. p
-  for pos = norm_init(s, init), #s + 1 do
-    check_clock()
-    local r = pack(raw_find(s, ap, pos))
-    if r[1] then
-      if want_captures then
-        if r.n == 2 then return raw_sub(s, r[1], r[2]) end
-        return unpack(r, 3, r.n)
-      end
-      return unpack(r, 1, r.n)
-    end
-  end
-  return nil
-end
-
 -- Wrappers check arguments themselves so errors point at the user's line
 -- (the bootstrap is stripped bytecode: errors raised inside it have no position).
 local function arg_error(fname, i, expected, v, level)
@@ -251,101 +151,50 @@ local function check_str(fname, i, v)
   local t = raw_type(v)
   if t ~= "string" and t ~= "number" then arg_error(fname, i, "string", v, 4) end
 end
-local function check_thread(fname, v)
-  if raw_type(v) ~= "thread" then arg_error(fname, 1, "coroutine", v, 4) end
-end
-local function check_fn(fname, v)
-  if raw_type(v) ~= "function" then arg_error(fname, 1, "function", v, 4) end
+
+-- The library templates are the original tables, edited in place: they are
+-- never handed to user code (each call gets copies, see new_env), only to our
+-- trusted module code.
+local S = string
+S.dump = nil
+
+-- fetch_chunk(key, name, env): one of our own chunks, loaded from its bytecode
+local function fetch_chunk(key, name, env)
+  local code = fetch(key)
+  if code == nil then raw_error(name .. " is not registered with this Python process", 0) end
+  local chunk, err = raw_load(code, "=" .. name, "b", env)
+  if not chunk then raw_error(err, 0) end
+  return chunk
 end
 
-local S = {}
-for k, v in raw_pairs(string) do S[k] = v end
-S.dump = nil
+-- The pattern matchers go through the complexity guard (patterns.lua),
+-- loaded on first use; the tail calls keep error levels pointing at the caller.
+local guard
+local function patterns()
+  if guard == nil then
+    guard = fetch_chunk("=patterns", "patterns")(raw_find, raw_match, raw_gmatch, raw_gsub, raw_sub, raw_byte,
+      raw_format, raw_tostring, raw_type, raw_error, pack, unpack, tconcat, m_log, m_huge, check_clock,
+      max_pattern_steps, force_scan)
+  end
+  return guard
+end
 
 function S.find(s, p, init, plain)
   check_str("find", 1, s); check_str("find", 2, p)
   if plain then return raw_find(s, p, init, plain) end
-  if plan("string.find", s, p, true) == "scan" then return scan_find(s, p, init, false) end
-  return raw_find(s, p, init)
+  return patterns().find(s, p, init)
 end
-
 function S.match(s, p, init)
   check_str("match", 1, s); check_str("match", 2, p)
-  if plan("string.match", s, p, true) == "scan" then return scan_find(s, p, init, true) end
-  return raw_match(s, p, init)
+  return patterns().match(s, p, init)
 end
-
 function S.gmatch(s, p, init)
   check_str("gmatch", 1, s); check_str("gmatch", 2, p)
-  if plan("string.gmatch", s, p, false) == "direct" then return raw_gmatch(s, p, init) end
-  s, p = raw_tostring(s), raw_tostring(p)
-  local ap, pos, last = "^" .. p, norm_init(s, init), nil
-  return function()
-    while pos <= #s + 1 do
-      check_clock()
-      local r = pack(raw_find(s, ap, pos))
-      if r[1] and r[2] + 1 ~= last then
-        pos, last = r[2] + 1, r[2] + 1
-        if r.n == 2 then return raw_sub(s, r[1], r[2]) end
-        return unpack(r, 3, r.n)
-      end
-      pos = pos + 1
-    end
-    return nil
-  end
+  return patterns().gmatch(s, p, init)
 end
-
-local function expand(repl, whole, caps, capn)
-  return (raw_gsub(repl, "%%(.)", function(d)
-    if d == "0" then return whole end
-    local i = raw_byte(d) - 48
-    if i >= 1 and i <= 9 then
-      if capn == 0 and i == 1 then return whole end
-      if i > capn then raw_error("invalid capture index %" .. d .. " in replacement string", 0) end
-      return raw_tostring(caps[i])
-    end
-    if d == "%" then return "%" end
-    raw_error("invalid use of '%' in replacement string", 0)
-  end))
-end
-
 function S.gsub(s, p, repl, n)
   check_str("gsub", 1, s); check_str("gsub", 2, p)
-  if plan("string.gsub", s, p, true) == "direct" then return raw_gsub(s, p, repl, n) end
-  s, p = raw_tostring(s), raw_tostring(p)
-  local rt = raw_type(repl)
-  if rt ~= "string" and rt ~= "number" and rt ~= "table" and rt ~= "function" then
-    raw_error("bad argument #3 to 'gsub' (string/function/table expected, got " .. rt .. ")", 2)
-  end
-  local ap, pos, last, out, count = "^" .. p, 1, nil, {}, 0
-  local max_n = n or m_huge
-  while count < max_n and pos <= #s + 1 do
-    check_clock()
-    local r = pack(raw_find(s, ap, pos))
-    if r[1] and r[2] + 1 ~= last then
-      count = count + 1
-      local whole = raw_sub(s, r[1], r[2])
-      local caps, capn = {unpack(r, 3, r.n)}, r.n - 2
-      local first = capn > 0 and caps[1] or whole
-      local v
-      if rt == "table" then v = repl[first]
-      elseif rt == "function" then v = repl(unpack(capn > 0 and caps or {whole}, 1, capn > 0 and capn or 1))
-      else v = expand(raw_tostring(repl), whole, caps, capn) end
-      if v == nil or v == false then v = whole
-      elseif raw_type(v) ~= "string" and raw_type(v) ~= "number" then
-        raw_error("invalid replacement value (a " .. raw_type(v) .. ")", 2)
-      end
-      out[#out + 1] = v
-      pos, last = r[2] + 1, r[2] + 1
-    elseif pos <= #s then
-      out[#out + 1] = raw_sub(s, pos, pos)
-      pos = pos + 1
-    else
-      break
-    end
-  end
-  out[#out + 1] = raw_sub(s, pos)
-  return tconcat(out), count
+  return patterns().gsub(s, p, repl, n)
 end
 
 -- string.rep("", 2^62) allocates nothing and then runs 2^62 empty copies in C
@@ -358,8 +207,7 @@ function S.rep(s, n, sep)
   return raw_rep(s, n, sep)
 end
 
-local T = {}
-for k, v in raw_pairs(table) do T[k] = v end
+local T = table
 function T.move(a1, f, e, t, a2)
   if raw_type(f) == "number" and raw_type(e) == "number" and e - f >= max_move then
     raw_error("table.move: range of " .. raw_format("%.0f", e - f + 1) .. " elements is over the sandbox limit", 2)
@@ -367,25 +215,27 @@ function T.move(a1, f, e, t, a2)
   return raw_move(a1, f, e, t, a2)
 end
 
-local M = {}
-for k, v in raw_pairs(math) do M[k] = v end
-local U = {}
-for k, v in raw_pairs(utf8) do U[k] = v end
+local M, U = math, utf8
 local O = {time = os.time, clock = os.clock, date = os.date, difftime = os.difftime}
 local C = {create = new_thread, resume = resume, wrap = wrap, yield = yield, status = co_status,
   running = co_running, isyieldable = co_isyieldable, close = close_}
 
-local function forbid(tbl, what, names)
+local function forbidding(what, names)  -- a metatable naming what the sandbox left out
   local set = {}
   for _, k in ipairs(names) do set[k] = true end
-  return raw_setmetatable(tbl, {__metatable = false, __index = function(_, k)
+  return {__metatable = false, __index = function(_, k)
     if set[k] then raw_error(what .. k .. " is not available in the Lua sandbox", 2) end
-  end})
+  end}
 end
+local STRING_MT = forbidding("string.", {"dump"})
+local OS_MT = forbidding("os.", {"execute", "exit", "getenv", "remove", "rename", "tmpname", "setlocale"})
+raw_setmetatable(S, STRING_MT)
 
--- the string metatable is hidden; its __index is the current safe string table
+-- the string metatable is hidden; its __index is the call's string table
+-- (the template until the call's code first names `string`: same contents)
 local smt = raw_getmetatable("")
 smt.__metatable = false
+smt.__index = S
 
 local function setmetatable_(t, mt)
   if raw_type(t) ~= "table" then arg_error("setmetatable", 1, "table", t) end
@@ -408,10 +258,8 @@ local function print_(...)
   emit("info", tconcat(parts, "\t"))
 end
 
-local FORBIDDEN_GLOBALS = {"io", "debug", "package", "python", "dofile", "loadfile", "collectgarbage",
-  "loadstring", "module", "jit", "ffi"}
-local forbidden = {}
-for _, k in ipairs(FORBIDDEN_GLOBALS) do forbidden[k] = true end
+local forbidden = {io = true, debug = true, package = true, python = true, dofile = true, loadfile = true,
+  collectgarbage = true, loadstring = true, module = true, jit = true, ffi = true}
 local BASE = {
   assert = assert, error = raw_error, ipairs = ipairs, next = raw_next, pairs = raw_pairs,
   pcall = pcall_, xpcall = xpcall_, rawequal = rawequal, rawget = raw_rawget, rawlen = rawlen,
@@ -419,24 +267,92 @@ local BASE = {
   tonumber = tonumber, tostring = raw_tostring, type = raw_type, print = print_, _VERSION = _VERSION,
 }
 
--- Fresh copies of the library tables (S, T, M, U, O, C above are templates
--- never handed out): a reused state gives the next call pristine libraries.
 local function copy(t)
   local c = {}
   for k, v in raw_next, t do c[k] = v end
   return c
 end
-local raw_randomseed = math.randomseed
-local function fresh_libs(seed1, seed2)
-  local s = forbid(copy(S), "string.", {"dump"})
-  smt.__index = s
-  BASE.string, BASE.table, BASE.math, BASE.utf8 = s, copy(T), copy(M), copy(U)
-  BASE.os = forbid(copy(O), "os.", {"execute", "exit", "getenv", "remove", "rename", "tmpname", "setlocale"})
-  BASE.coroutine = copy(C)
-  -- randomseed() alone seeds from time(NULL) (seconds) and the state address
-  if seed1 then raw_randomseed(seed1, seed2) else raw_randomseed() end
+
+-- Library tables: each call gets its own copies of the templates (S, T, M, U,
+-- O, C are never handed out), made when its code first names one, and shared
+-- by the call's environments; a reused state gives the next call new ones.
+local LIBS = {string = S, table = T, math = M, utf8 = U, os = O, coroutine = C}
+local LIB_MT = {string = STRING_MT, os = OS_MT}
+local libs = {}
+local function lib(name)
+  local t = libs[name]
+  if t == nil then
+    t = copy(LIBS[name])
+    local mt = LIB_MT[name]
+    if mt then raw_setmetatable(t, mt) end
+    if name == "string" then smt.__index = t end
+    libs[name] = t
+  end
+  return t
 end
-fresh_libs()
+
+-- Trusted wrapper code (our modules) sees host(), emit() and use(name): the
+-- state's instance of another trusted module (nil if not listed for this
+-- state), so e.g. time.after can hand out a channel of the channel module.
+-- All modules of a state share one environment of the private templates
+-- (nothing a call does to its own string/table/... copies reaches a module);
+-- a module's bytecode is fetched and loaded the first time code uses it.
+local trusted = {}          -- name -> loader of the module instance for this call
+local trusted_chunks = nil  -- key -> loaded chunk, once the state is reused (see fresh_libs)
+local function use(name)
+  local l = trusted[name]
+  if l then return l() end
+  return nil
+end
+local TRUSTED = copy(BASE)
+-- part(name): a rarely needed piece of a module (registered with
+-- sandbox.trusted_part), as a function to run; modules call it on first need.
+local function part(name)
+  local key = "=" .. name
+  local chunk = trusted_chunks and trusted_chunks[key]
+  if chunk == nil then
+    chunk = fetch_chunk(key, name, TRUSTED)
+    if trusted_chunks then trusted_chunks[key] = chunk end
+  end
+  return chunk
+end
+TRUSTED.string, TRUSTED.table, TRUSTED.math, TRUSTED.utf8, TRUSTED.os, TRUSTED.coroutine = S, T, M, U, O, C
+TRUSTED.host, TRUSTED.emit, TRUSTED.use, TRUSTED.part = host, emit, use, part
+raw_setmetatable(TRUSTED, {__metatable = false, __newindex = function(_, k)
+  raw_error("trusted module code must not set globals (" .. raw_tostring(k) .. ")", 2)
+end})
+
+local function module_loader(name, key)
+  local l = trusted[name]
+  if l then return l end
+  local done, value = false, nil
+  l = function()
+    if not done then
+      local chunk = trusted_chunks and trusted_chunks[key]
+      if chunk == nil then
+        chunk = fetch_chunk(key, "module " .. name, TRUSTED)
+        if trusted_chunks then trusted_chunks[key] = chunk end
+      end
+      value = chunk(); done = true
+    end
+    return value
+  end
+  trusted[name] = l
+  return l
+end
+
+local raw_randomseed = math.randomseed
+local function fresh_libs(s1, s2)
+  libs, trusted = {}, {}
+  -- A state that serves a second call is likely to serve more: from now on it
+  -- keeps each module chunk loaded.  A state used once (a process) does not:
+  -- the chunk's main prototype would stay alive for nothing (~2-4 KB a module).
+  if trusted_chunks == nil then trusted_chunks = {} end
+  smt.__index = S
+  if s1 then raw_randomseed(s1, s2) else raw_randomseed() end
+end
+-- randomseed() alone seeds from time(NULL) (seconds) and the state address
+if seed1 then raw_randomseed(seed1, seed2) else raw_randomseed() end
 
 local function lazy(f)
   local done, value = false, nil
@@ -446,10 +362,12 @@ local function lazy(f)
   end
 end
 
--- new_env(owner, modules, imports, known): modules and imports map names to
--- zero-argument loaders; listed modules are globals and requirable, imports
--- only requirable, known-but-unlisted modules give a clear error.
+-- new_env(owner, modules, imports, known): modules map names to module keys
+-- (registered with fetch), imports map aliases to zero-argument loaders;
+-- listed modules are globals and requirable, imports only requirable,
+-- known-but-unlisted modules give a clear error.
 local function new_env(owner, modules, imports, known)
+  for name, key in raw_next, modules do module_loader(name, key) end
   local env = {}
   for k, v in raw_next, BASE do env[k] = v end
   env._G = env
@@ -471,60 +389,21 @@ local function new_env(owner, modules, imports, known)
   end
   env.require = function(name)
     if raw_type(name) ~= "string" then raw_error("require: module name must be a string", 2) end
-    local l = raw_rawget(modules, name) or raw_rawget(imports, name)
+    if raw_rawget(modules, name) then return trusted[name]() end
+    local l = raw_rawget(imports, name)
     if l then return l() end
     if known[name] then raw_error(unlisted(name), 2) end
     raw_error(raw_format("module %q not found: not a module listed for %s nor one of its imports: aliases",
       name, owner), 2)
   end
   raw_setmetatable(env, {__metatable = false, __index = function(t, k)
+    if LIBS[k] then local v = lib(k); raw_rawset(t, k, v); return v end
     if forbidden[k] then raw_error(raw_tostring(k) .. " is not available in the Lua sandbox", 2) end
-    local l = raw_rawget(modules, k)
-    if l then local v = l(); raw_rawset(t, k, v); return v end
+    if raw_rawget(modules, k) then local v = trusted[k](); raw_rawset(t, k, v); return v end
     if known[k] then raw_error(unlisted(k), 2) end
     return nil
   end})
   return env
-end
-
--- Trusted wrapper code (our modules) sees host(), emit() and use(name): the
--- state's instance of another trusted module (nil if not loaded into this
--- state), so e.g. time.after can hand out a channel of the channel module.
-local trusted = {}
-do  -- a reused state forgets the previous call's module instances
-  local libs_only = fresh_libs
-  fresh_libs = function(seed1, seed2)
-    trusted = {}
-    return libs_only(seed1, seed2)
-  end
-end
-local function use(name)
-  local l = trusted[name]
-  if l then return l() end
-  return nil
-end
--- Module code sees the private library templates (never handed to user code,
--- so nothing a call does to its own string/table/... copies reaches a module),
--- which lets a reused state keep each module chunk compiled; every load still
--- gets a fresh module table from lazy(chunk).
-local TRUSTED_BASE = copy(BASE)
-TRUSTED_BASE.string, TRUSTED_BASE.table, TRUSTED_BASE.math, TRUSTED_BASE.utf8 = S, T, M, U
-TRUSTED_BASE.os, TRUSTED_BASE.coroutine = O, C
-local trusted_chunks = {}
-local function load_trusted(src, name)
-  local chunk = trusted_chunks[src]
-  if not chunk then
-    local env = copy(TRUSTED_BASE)
-    env.host, env.emit, env.use = host, emit, use
-    -- src is bytecode compiled by sandbox.py from our own module text (never user input)
-    local err
-    chunk, err = raw_load(src, "=" .. name, "b", env)
-    if not chunk then raw_error(err, 0) end
-    trusted_chunks[src] = chunk
-  end
-  local l = lazy(chunk)
-  trusted[name] = l
-  return l
 end
 
 -- driver side ---------------------------------------------------------------
@@ -611,7 +490,7 @@ local function load_user(src, name, env, cache)
 end
 
 local ctl = {
-  new_env = new_env, load_trusted = load_trusted, step = step, step_flat = step_flat,
+  new_env = new_env, step = step, step_flat = step_flat,
   -- threads stay boxed in a table: lupa does not hand a Lua thread back intact
   new_thread = function(f) return {new_thread(f)} end,
   run_entry = run_entry, emit = emit, lazy = lazy, fresh_libs = fresh_libs,
@@ -630,10 +509,16 @@ local ctl = {
   end,
 }
 
-debug_sethook(hook, "", hook_every)
--- strip the real globals (defence in depth: they are unreachable anyway)
+-- strip the real globals (defence in depth: they are unreachable anyway; the
+-- library tables left are our templates), and drop the libraries nothing
+-- uses from the registry so that they are collected (~4 KB a state)
+local registry = debug.getregistry()
+local loaded = registry._LOADED
+for k in raw_next, loaded do loaded[k] = nil end
+for _, k in ipairs({"_IO_input", "_IO_output", "_PRELOAD", "_CLIBS", "FILE*"}) do registry[k] = nil end
 for _, k in ipairs({"python", "debug", "io", "package", "require", "dofile", "loadfile", "load",
-  "collectgarbage", "os", "string"}) do
+  "collectgarbage", "os", "string", "table", "math", "utf8", "coroutine"}) do
   _G[k] = nil
 end
+debug_sethook(hook, "", hook_every)
 return ctl

@@ -24,7 +24,7 @@ from wippy_agents.lua.context import CallContext
 from wippy_agents.lua.driver import drive
 from wippy_agents.lua.modules import KNOWN_MODULES, LuaModule, builtin_modules
 from wippy_agents.lua.pool import StatePool
-from wippy_agents.lua.sandbox import LuaState
+from wippy_agents.lua.sandbox import LuaState, module_key
 from wippy_agents.lua.services import Services
 from wippy_agents.lua.value import to_lua
 
@@ -69,11 +69,13 @@ class LuaHost:
         self.ops: dict[str, Any] = {}
         for module in self.modules.values():
             self.ops.update(module.ops)
+        self._known = KNOWN_MODULES | frozenset(self.modules)
 
     def add_module(self, module: LuaModule) -> None:
         """Add or replace a module (the process layer adds ``process``/``channel``)."""
         self.modules[module.name] = module
         self.ops.update(module.ops)
+        self._known = KNOWN_MODULES | frozenset(self.modules)
 
     processes: Any = None  # the LuaProcesses manager, set by the process layer (lua/hosting.py)
 
@@ -95,14 +97,12 @@ class LuaHost:
         if self.services.run_as is not None:  # security: never more than the code's creator held
             actor = await self.services.run_as(actor, entry)
         state = self.pool.acquire(spec.limits) if self.pool.size > 0 else LuaState(spec.limits)
-        known = state.known_names(KNOWN_MODULES | frozenset(self.modules))
-        loaders: dict[str, Any] = {}
-        env = await self._env(state, spec, known, loaders, actor, stack=(spec.id,))
+        known = state.known_names(self._known)
+        env = await self._env(state, spec, known, actor, stack=(spec.id,))
         chunk = state.load(spec.source, spec.chunkname, env)
         return LoadedCode(spec, state, env, chunk, actor)
 
-    async def _env(self, state: LuaState, spec: CodeSpec, known: Any, loaders: dict[str, Any],
-                   actor: Any, stack: tuple[str, ...]) -> Any:
+    async def _env(self, state: LuaState, spec: CodeSpec, known: Any, actor: Any, stack: tuple[str, ...]) -> Any:
         names = [m.name for m in self.modules.values() if m.always] + list(spec.modules)
         modules = {}
         for name in dict.fromkeys(names):
@@ -111,9 +111,8 @@ class LuaHost:
                 continue  # a known name this host does not provide (llm, http ...): stays "not enabled"
             if self.services.authorize is not None and not module.always:
                 await self.services.authorize(actor, "lua.module", name)
-            if name not in loaders:
-                loaders[name] = state.trusted_module(module.lua_bytes, name)
-            modules[name.encode()] = loaders[name]
+            # the state loads the wrapper the first time code uses the module
+            modules[name.encode()] = module_key(module.lua, name)
         imports = {}
         for alias, ref in spec.imports.items():
             lib_id = spec.resolve(ref)
@@ -124,7 +123,7 @@ class LuaHost:
             if lib.kind != "library.lua":
                 raise UsageError(f"entry {spec.id!r}: import {alias!r} names {lib_id!r}, a {lib.kind}, "
                                  "not a library.lua", id=spec.id)
-            lib_env = await self._env(state, lib, known, loaders, actor, (*stack, lib_id))
+            lib_env = await self._env(state, lib, known, actor, (*stack, lib_id))
             imports[alias.encode()] = state.library(state.load(lib.source, lib.chunkname, lib_env))
         return state.new_env(spec.id, modules=state.table(modules), imports=state.table(imports), known=known)
 

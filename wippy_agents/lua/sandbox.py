@@ -58,6 +58,7 @@ when a state that ended cleanly may serve another call.
 from __future__ import annotations
 
 import functools
+import hashlib
 import secrets
 import time
 from importlib import resources
@@ -69,7 +70,8 @@ from lupa.lua54 import LuaMemoryError, LuaRuntime
 from wippy_agents.errors import LuaCompileError, LuaError, LuaLimitExceeded
 from wippy_agents.lua.limits import Limits
 
-__all__ = ["LuaState", "compile_check", "chunk_name", "HOOK_EVERY", "MAX_PATTERN_STEPS"]
+__all__ = ["LuaState", "compile_check", "chunk_name", "module_key", "trusted_part", "HOOK_EVERY",
+           "MAX_PATTERN_STEPS"]
 
 HOOK_EVERY = 1000            # instructions between hook calls (overshoot bound)
 MAX_PATTERN_STEPS = 2_000_000  # worst-case matcher steps allowed in one C call (~15 ms here)
@@ -78,6 +80,10 @@ MAX_TABLE_MOVE = 10_000_000
 _COMPILE_MEMORY = 64 << 20
 
 _BOOTSTRAP = resources.files("wippy_agents.lua").joinpath("bootstrap.lua").read_bytes()
+_PATTERNS = resources.files("wippy_agents.lua").joinpath("patterns.lua").read_bytes()
+# key -> stripped bytecode of our own trusted chunks (module wrappers, the
+# pattern guard): what a state's bootstrap loads the first time code needs it.
+_TRUSTED: dict[bytes, bytes] = {}
 
 
 @functools.cache
@@ -89,7 +95,6 @@ def _bootstrap_bytecode() -> bytes:
     return lua.execute(b"return string.dump(assert(load(...)), true)", _BOOTSTRAP, b"=bootstrap", b"t")
 
 
-@functools.lru_cache(maxsize=256)
 def _trusted_bytecode(source: bytes, name: str) -> bytes:
     # Our module wrappers, compiled once per Python process like the bootstrap
     # (compiling their text in every new state cost more than creating the state).
@@ -97,6 +102,45 @@ def _trusted_bytecode(source: bytes, name: str) -> bytes:
     # raised at level 2, so positions still point at the user's line.
     lua = _runtime(_COMPILE_MEMORY)
     return lua.execute(b"return string.dump(assert(load(...)), true)", source, b"=" + name.encode(), b"t")
+
+
+@functools.lru_cache(maxsize=256)
+def module_key(source: str, name: str) -> bytes:
+    """The key under which a state fetches the compiled module wrapper ``source`` (compiled once).
+
+    Keyed by content too: two hosts may give the same name different wrappers.
+    """
+    data = source.encode("utf-8")
+    key = f"{name}@{hashlib.blake2s(data, digest_size=8).hexdigest()}".encode()
+    if key not in _TRUSTED:
+        _TRUSTED[key] = _trusted_bytecode(data, name)
+    return key
+
+
+_PARTS: dict[bytes, tuple[bytes, str]] = {b"=patterns": (_PATTERNS, "patterns")}
+
+
+def trusted_part(name: str, source: str) -> None:
+    """Register a rarely needed piece of a module wrapper: its Lua code gets it with ``part(name)``.
+
+    ``source`` is our own trusted text (never user input); it is compiled on
+    first need and runs in the modules' environment.
+    """
+    key = b"=" + name.encode()
+    known = _PARTS.get(key)
+    if known is not None and known[0] != source.encode():
+        raise ValueError(f"trusted part {name!r} is already registered with other code")
+    _PARTS[key] = (source.encode(), name)
+
+
+def _fetch(key: bytes) -> bytes | None:
+    # Called by the bootstrap (trusted code only; user code cannot reach it):
+    # the bytecode of one of our own chunks, or None.
+    code = _TRUSTED.get(key)
+    if code is None and key in _PARTS:
+        source, name = _PARTS[key]
+        code = _TRUSTED[key] = _trusted_bytecode(source, name)
+    return code
 
 
 def _seed() -> tuple[int, int]:
@@ -168,15 +212,17 @@ class LuaState:
         self.limits = limits
         self.lua = _runtime(limits.max_memory)
         self.closed = False
-        boot = self.lua.execute(b"return load(...)", _bootstrap_bytecode(), b"=bootstrap", b"b")
-        self.ctl = boot(time.monotonic, HOOK_EVERY, pattern_steps, MAX_LOAD_BYTES, MAX_TABLE_MOVE, force_scan)
+        # execute() loads our bytecode straight from the Python buffer (lupa's own
+        # load call, mode "bt"): no compiling of a loader, no bytecode string in the
+        # state.  User code never reaches it; it is loaded by ctl.load, text only.
+        self.ctl = self.lua.execute(_bootstrap_bytecode(), time.monotonic, _fetch, HOOK_EVERY, pattern_steps,
+                                    MAX_LOAD_BYTES, MAX_TABLE_MOVE, force_scan, *_seed())
         self._ctl_step = self.ctl[b"step"]
         self._ctl_start = self.ctl[b"start"]
         self._ctl_load = self.ctl[b"load"]
         self.reused = False  # set by reset(): then compiled chunks are cached for the next reuse
         self._known: dict[frozenset[str], Any] = {}
-        self._empty = self.lua.table_from({})
-        self.ctl[b"seed"](*_seed())
+        self._empty: Any = None
 
     # -- environments and code -------------------------------------------
     def table(self, mapping: dict[bytes, Any] | None = None) -> Any:
@@ -184,14 +230,11 @@ class LuaState:
         return self.lua.table_from(mapping or {})
 
     def new_env(self, owner: str, *, modules: Any = None, imports: Any = None, known: Any = None) -> Any:
-        """A fresh sandbox environment; ``modules``/``imports`` map names to loaders."""
-        return self.ctl[b"new_env"](
-            owner.encode("utf-8", "replace"), modules or self._empty, imports or self._empty, known or self._empty
-        )
-
-    def trusted_module(self, source: bytes, name: str) -> Any:
-        """A lazy loader for one of our own module wrappers (it may call ``host``)."""
-        return self.ctl[b"load_trusted"](_trusted_bytecode(source, name), name.encode())
+        """A fresh sandbox environment; ``modules`` maps names to ``module_key``s, ``imports`` to loaders."""
+        if self._empty is None:
+            self._empty = self.lua.table_from({})
+        empty = self._empty
+        return self.ctl[b"new_env"](owner.encode("utf-8", "replace"), modules or empty, imports or empty, known or empty)
 
     def load(self, source: str | bytes, chunkname: str, env: Any) -> Any:
         """Compile user text in ``env``; raises ``LuaCompileError``."""

@@ -26,10 +26,13 @@ from typing import Any
 from wippy_agents.errors import UsageError
 from wippy_agents.lua.modules.base import LuaModule
 from wippy_agents.lua.modules.time import seconds
+from wippy_agents.lua.sandbox import trusted_part
 
-__all__ = ["MODULE", "LUA", "process_of"]
+__all__ = ["MODULE", "LUA", "MORE_LUA", "process_of"]
 
 LUA = r"""
+-- The part every Lua process needs (its inbox and events); local channels,
+-- select and timers are in the "channel.more" part, loaded on first use.
 local M = {}
 local Chan = {__metatable = "channel"}
 Chan.__index = Chan
@@ -40,8 +43,45 @@ function Msg:from() return self._from end
 function Msg:payload() return self._payload end
 
 local hosted = {}
+-- internal: the host-fed channels (process.inbox/events)
+function M._hosted(src)
+  local c = hosted[src]
+  if c == nil then c = setmetatable({_src = src}, Chan); hosted[src] = c end
+  return c
+end
 
-function M.new(n)
+local run  -- the select engine of the part (set below)
+function Chan:receive()
+  if self._src == "inbox" then  -- the hot path of a receive loop: no case tables
+    local i, topic, from, payload = host("channel.wait", "inbox", false)
+    if i == nil then return nil, topic end
+    return setmetatable({_topic = topic, _from = from, _payload = payload}, Msg), true
+  end
+  local r, err = run({{channel = self, op = "receive"}}, false)
+  if r == nil then return nil, err end
+  return r.value, r.ok
+end
+
+-- the rest: stubs that load the part once, then forward (tail calls keep error levels)
+local more
+local function later(name)
+  return function(...)
+    if more == nil then more = part("channel.more")(Chan, Msg) end
+    return more[name](...)
+  end
+end
+run = later("run")
+M.new, M.select, M._timer, M._watch = later("new"), later("select"), later("timer"), later("watch")
+Chan.case_receive, Chan.case_send, Chan.try_receive = later("case_receive"), later("case_send"), later("try_receive")
+Chan.send, Chan.close, Chan.size = later("send"), later("close"), later("size")
+return M
+"""
+
+MORE_LUA = r"""
+local Chan, Msg = ...
+local R = {}
+
+function R.new(n)
   if n == nil then n = 0 end
   if type(n) ~= "number" or n < 0 or n % 1 ~= 0 then
     error("channel.new: capacity must be a non-negative integer, got " .. tostring(n), 2)
@@ -49,14 +89,8 @@ function M.new(n)
   return setmetatable({_cap = n, _q = {}, _h = 1, _t = 0, _closed = false}, Chan)
 end
 
--- internal: the host-fed channels (process.inbox/events, time.after)
-function M._hosted(src)
-  local c = hosted[src]
-  if c == nil then c = setmetatable({_src = src}, Chan); hosted[src] = c end
-  return c
-end
-function M._timer(id) return setmetatable({_src = "timer", _id = id}, Chan) end
-function M._watch(id) return setmetatable({_src = "watch", _id = id}, Chan) end
+function R.timer(id) return setmetatable({_src = "timer", _id = id}, Chan) end
+function R.watch(id) return setmetatable({_src = "watch", _id = id}, Chan) end
 
 local function poll_local(c, i)
   local ch = c.channel
@@ -117,34 +151,24 @@ local function run(cases, nonblock)
   return nil, "channel.select would block forever: only this process can fill its local channels "
     .. "(add process.inbox(), process.events(), time.after(...) or default = true)"
 end
+R.run = run
 
-function M.select(cases)
+function R.select(cases)
   if type(cases) ~= "table" then return nil, "channel.select: expected a table of cases" end
   if #cases == 0 and not cases.default then return nil, "channel.select: no cases given" end
   return run(cases, cases.default == true)
 end
 
-function Chan:case_receive() return {channel = self, op = "receive"} end
-function Chan:case_send(v) return {channel = self, op = "send", value = v} end
+function R.case_receive(self) return {channel = self, op = "receive"} end
+function R.case_send(self, v) return {channel = self, op = "send", value = v} end
 
-function Chan:receive()
-  if self._src == "inbox" then  -- the hot path of a receive loop: no case tables
-    local i, topic, from, payload = host("channel.wait", "inbox", false)
-    if i == nil then return nil, topic end
-    return setmetatable({_topic = topic, _from = from, _payload = payload}, Msg), true
-  end
-  local r, err = run({{channel = self, op = "receive"}}, false)
-  if r == nil then return nil, err end
-  return r.value, r.ok
-end
-
-function Chan:try_receive()
+function R.try_receive(self)
   local r, err = run({{channel = self, op = "receive"}}, true)
   if r == nil then return nil, err end
   return r.value, r.ok
 end
 
-function Chan:send(v)
+function R.send(self, v)
   if self._src then error("the " .. self._src .. " channel can only be received from", 2) end
   if self._closed then error("send on a closed channel", 2) end
   if self._t - self._h + 1 >= self._cap then
@@ -156,19 +180,19 @@ function Chan:send(v)
   return true
 end
 
-function Chan:close()
+function R.close(self)
   if self._src then error("the " .. self._src .. " channel cannot be closed", 2) end
   if self._closed then error("close of a closed channel", 2) end
   self._closed = true
   return true
 end
 
-function Chan:size()
+function R.size(self)
   if self._src then return 0 end
   return self._t - self._h + 1
 end
 
-return M
+return R
 """
 
 
@@ -199,4 +223,5 @@ async def after(ctx: Any, duration: Any = None) -> int:
     return process_of(ctx, "time.after").start_timer(seconds(duration, "time.after"))
 
 
+trusted_part("channel.more", MORE_LUA)
 MODULE = LuaModule(name="channel", lua=LUA, ops={"channel.wait": wait, "time.after": after}, always=True)

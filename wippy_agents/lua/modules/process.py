@@ -23,9 +23,22 @@ __all__ = ["process_module", "LUA", "RESERVED_PREFIX"]
 RESERVED_PREFIX = "__"  # topics the process layer uses for timers, CANCEL and OUTDATED
 
 LUA = r"""
+-- Most functions only forward their arguments to the host: they are made by a
+-- few factories (one prototype each instead of one per function: this module
+-- is loaded into every Lua process that uses it).
 local M = {}
-local channel = use("channel")
 M.event = {EXIT = "EXIT", CANCEL = "CANCEL", LINK_DOWN = "LINK_DOWN", OUTDATED = "OUTDATED"}
+local function op0(op) return function() return host(op) end end
+local function op1(op) return function(a) return host(op, a) end end
+local function op3(op) return function(a, b, c) return host(op, a, b, c) end end
+local function spawner(mode) return function(id, on, ...) return host("process.spawn", id, on, mode, ...) end end
+local function hosted(src)
+  return function()
+    local channel = use("channel")
+    if channel == nil then return nil, "process." .. src .. ": channels are not available on this host" end
+    return channel._hosted(src)
+  end
+end
 
 local my_pid
 function M.pid()
@@ -36,33 +49,17 @@ function M.pid()
   end
   return my_pid
 end
-function M.spawn(id, on, ...) return host("process.spawn", id, on, "", ...) end
-function M.spawn_monitored(id, on, ...) return host("process.spawn", id, on, "monitor", ...) end
-function M.spawn_linked(id, on, ...) return host("process.spawn", id, on, "link", ...) end
-function M.send(pid, topic, payload) return host("process.send", pid, topic, payload) end
-function M.monitor(pid) return host("process.monitor", pid) end
-function M.unmonitor(pid) return host("process.unmonitor", pid) end
+M.spawn, M.spawn_monitored, M.spawn_linked = spawner(""), spawner("monitor"), spawner("link")
+M.send, M.cancel = op3("process.send"), op3("process.cancel")
+M.monitor, M.unmonitor = op1("process.monitor"), op1("process.unmonitor")
 M.demonitor = M.unmonitor
-function M.link(pid) return host("process.link", pid) end
-function M.unlink(pid) return host("process.unlink", pid) end
-function M.cancel(pid, reason, grace) return host("process.cancel", pid, reason, grace) end
-function M.terminate(pid) return host("process.terminate", pid) end
-function M.set_options(options) return host("process.set_options", options) end
-function M.get_options() return host("process.get_options") end
+M.link, M.unlink = op1("process.link"), op1("process.unlink")
+M.terminate, M.set_options = op1("process.terminate"), op1("process.set_options")
+M.get_options = op0("process.get_options")
 function M.upgrade(...) return host("process.upgrade", ...) end
-function M.inbox()
-  if channel == nil then return nil, "process.inbox: channels are not available on this host" end
-  return channel._hosted("inbox")
-end
-function M.events()
-  if channel == nil then return nil, "process.events: channels are not available on this host" end
-  return channel._hosted("events")
-end
-M.registry = {
-  register = function(name) return host("process.register", name) end,
-  unregister = function(name) return host("process.unregister", name) end,
-  lookup = function(name) return host("process.lookup", name) end,
-}
+M.inbox, M.events = hosted("inbox"), hosted("events")
+M.registry = {register = op1("process.register"), unregister = op1("process.unregister"),
+  lookup = op1("process.lookup")}
 return M
 """
 
