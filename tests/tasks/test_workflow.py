@@ -321,3 +321,46 @@ async def test_bad_lease_settings_fail_the_open_naming_the_file(tmp_path):
     path = write_app(tmp_path, {"sum": FLOW}, extra={"tasks": {"lease_seconds": 1, "heartbeat_seconds": 2}})
     with pytest.raises(ConfigError, match=r"wippy.yaml: tasks.heartbeat_seconds \(2\) must be > 0 and shorter"):
         await App.open(path)
+
+
+async def test_a_parent_waits_for_its_stranded_child_until_a_person_resumes_it(tmp_path):
+    child = 'return {handler = function() return funcs.call("app.tools:once", {}) end}'
+    parent = 'return {handler = function() local r, err = funcs.call("app.flows:child", {}); return {r, err} end}'
+    once = {"name": "once", "kind": "function.lua", "source": "return {handler = function() return 7 end}"}
+    path = write_app(tmp_path, {"child": child, "parent": parent}, tools=[once])
+    async with await App.open(path) as app:
+        # The child's first run died inside its non-idempotent call.
+        await crashed_in_first_call(app, "p2/1", "app.flows:child", "funcs.call:app.tools:once")
+        await app.tasks.recover()
+        with pytest.raises(TaskStranded):
+            await app.tasks.wait("p2/1", timeout=10)
+        await app.extensions["workflows"].start("app.flows:parent", None, task_id="p2")
+        await eventually(lambda: _waiting_on_child(app, "p2"), what="the parent to wait for its child")
+        assert (await app.tasks.get("p2")).status == "running"  # waiting, not stranded or failed itself
+        await app.tasks.resume("p2/1", retry=True)
+        assert await app.tasks.wait("p2", timeout=10) == [7]
+
+
+async def test_a_cancelled_child_is_an_error_the_parent_can_handle(tmp_path):
+    child = 'return {handler = function() return workflow.signal("never") end}'
+    parent = """return {handler = function()
+      local r, err = funcs.call("app.flows:child", {})
+      return "handled: " .. err
+    end}"""
+    path = write_app(tmp_path, {"child": child, "parent": parent})
+    async with await App.open(path) as app:
+        await app.extensions["workflows"].start("app.flows:parent", None, task_id="p3")
+        await eventually(lambda: _exists(app, "p3/1"), what="the child to start")
+        await app.tasks.cancel("p3/1")
+        result = await app.tasks.wait("p3", timeout=10)
+    assert result.startswith("handled: child workflow 'app.flows:child' (task 'p3/1') ended:") and "cancelled" in result
+
+
+async def _waiting_on_child(app, task_id: str) -> bool:
+    """Running here with the child step not yet recorded (the child task exists)."""
+    return (task_id in app.tasks.running() and not await app.store.journal_load(task_id)
+            and await app.store.task_get(f"{task_id}/1") is not None)
+
+
+async def _exists(app, task_id: str) -> bool:
+    return await app.store.task_get(task_id) is not None

@@ -35,13 +35,23 @@ run`` resumes workflows left by a crash and claims those of dead nodes.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import logging
 import time
 from typing import Any
 
-from ..errors import EntryNotFound, LuaError, LuaLimitExceeded, UsageError, WippyError
+from ..errors import (
+    EntryNotFound,
+    LuaError,
+    LuaLimitExceeded,
+    StepFailed,
+    TaskError,
+    TaskStranded,
+    UsageError,
+    WippyError,
+)
 from ..lua import CallContext, LuaModule, drive
 from ..store.base import TaskRecord
 from .context import TaskContext
@@ -55,6 +65,7 @@ WORKFLOW_TASK_KIND = "workflow"
 # The driver bounds each host wait by a deadline; a workflow's waits are durable and may
 # last days, so the run gets a far one and the per-slice wall clock is set by WorkflowOps.
 _FOREVER = 10 * 365 * 86400.0
+STRANDED_CHILD_POLL = 1.0  # a stranded child waits for a person: a second's latency is nothing
 
 WORKFLOW_LUA = """
 local M = {}
@@ -107,6 +118,23 @@ class Workflows:
         task = await self.start(entry_id, args, task_id=task_id)
         return await self.app.tasks.wait(task.id, timeout=timeout)
 
+    async def child(self, parent_id: str, entry_id: str, args: Any, child_id: str) -> Any:
+        """Start (or find) a child workflow and wait for its end; its result, or an error for the parent.
+
+        A stranded child is waited for (a person resumes it, then it ends). A child that
+        was cancelled or whose replay diverged is a ``StepFailed`` for the parent, so the
+        parent's Lua code gets ``nil, err`` instead of being cancelled or failed with it.
+        """
+        await self.start(entry_id, args, task_id=child_id, parent_id=parent_id)
+        while True:
+            try:
+                return await self.app.tasks.wait(child_id)
+            except TaskStranded:
+                await asyncio.sleep(STRANDED_CHILD_POLL)
+            except TaskError as exc:
+                raise StepFailed(f"child workflow {entry_id!r} (task {child_id!r}) ended: {exc}",
+                                 task_id=parent_id, child=child_id, child_error=exc.to_dict()) from None
+
     # -- the runner ------------------------------------------------------------
     async def runner(self, tctx: TaskContext) -> Any:
         """Run (or replay) the task's workflow entry to its first return value.
@@ -126,7 +154,8 @@ class Workflows:
             state.start(time.monotonic() + spec.limits.timeout)
 
         ops = WorkflowOps(host=host, tctx=tctx, ctx=ctx, registry=self.app.registry,
-                          child_kind=WORKFLOW_TASK_KIND, on_wait=new_slice)
+                          run_child=lambda target, args, child_id: self.child(tctx.task.id, target, args, child_id),
+                          on_wait=new_slice)
         thread, first = code.thread_args(tctx.task.input)
         new_slice()
         try:

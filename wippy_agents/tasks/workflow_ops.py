@@ -88,16 +88,16 @@ class WorkflowOps:
     ``host`` is the ``LuaHost`` (its ``ops`` are looked up per request, so the
     security and agents wrappers installed after us still apply), ``tctx``
     the run's ``TaskContext``, ``ctx`` the Lua ``CallContext`` of the run,
-    ``child_kind`` the task kind children of this run get.
+    ``run_child(target, args, child_id)`` runs a child workflow to its result.
     """
 
-    def __init__(self, *, host: Any, tctx: TaskContext, ctx: CallContext, registry: Any, child_kind: str,
-                 on_wait: Callable[[], None]) -> None:
+    def __init__(self, *, host: Any, tctx: TaskContext, ctx: CallContext, registry: Any,
+                 run_child: Callable[[str, Any, str], Awaitable[Any]], on_wait: Callable[[], None]) -> None:
         self.host = host
         self.tctx = tctx
         self.ctx = ctx
         self.registry = registry
-        self.child_kind = child_kind
+        self._run_child = run_child
         self._on_wait = on_wait
         self._own: dict[str, Op] = {
             "funcs.call": self.funcs_call,
@@ -146,8 +146,11 @@ class WorkflowOps:
         target = self.ctx.resolve(entry_id)
         entry = self.registry.get(target) if self.registry is not None else None
         if entry is not None and entry.kind in WORKFLOW_KINDS:
-            # A child task with an id derived from ours: found again, never started twice.
-            return await self.tctx.run_child(self.child_kind, target, args)
+            # A child task with an id derived from our step: after a crash the (idempotent) step
+            # finds the same child again instead of starting a second one.
+            child_id = f"{self.tctx.task.id}/{self.tctx.seq + 1}"
+            return await self.tctx.step(f"child:workflow:{target}", lambda: self._run_child(target, args, child_id),
+                                        idempotent=True)
         idempotent = bool(entry is not None and entry.data.get("idempotent"))
         call = self.host.ops["funcs.call"]
         return await self.tctx.step(f"funcs.call:{target}", lambda: call(self._plain_ctx(), target, args),
