@@ -26,8 +26,15 @@ workflow is down, and each is received once. Send one from
 
 Starting. ``wippy call ENTRY [JSON] [--task-id ID]``, ``app.extensions
 ["workflows"].run(id, args)`` or ``funcs.call`` of the entry from Lua (from a
-workflow: a child task whose id derives from the parent's step). ``wippy
-run`` resumes workflows left by a crash and claims those of dead nodes.
+workflow: a child task ``<parent id>/<seq>``, so a resumed parent finds it
+again; the parent waits through a stranded child, and a failed, cancelled or
+diverged child is ``nil, err`` for it). ``wippy run`` resumes workflows left
+by a crash and claims those of dead nodes (lease settings: ``tasks:`` in
+``wippy.yaml``, see ``tasks/settings.py``).
+
+Which code runs. A resumed task runs the entry's current code; if it asks
+for other steps than its journal holds, the task fails with a
+``NondeterminismError`` naming the step, and the journal stays as it was.
 
 >>> flows = app.extensions["workflows"]                           # doctest: +SKIP
 >>> await flows.run("app.flows:order", {"amount": 3}, task_id="order-1")  # doctest: +SKIP
