@@ -362,12 +362,23 @@ local function lazy(f)
   end
 end
 
--- new_env(owner, modules, imports, known): modules map names to module keys
--- (registered with fetch), imports map aliases to zero-argument loaders;
--- listed modules are globals and requirable, imports only requirable,
--- known-but-unlisted modules give a clear error.
-local function new_env(owner, modules, imports, known)
-  for name, key in raw_next, modules do module_loader(name, key) end
+-- new_env(owner, imports, known, name1, key1, ...): the listed modules by name
+-- and key (registered with fetch) are globals and requirable; imports map
+-- aliases to zero-argument loaders (requirable only); known is " name name ":
+-- every module name there is, so that an unlisted one gives a clear error.
+local NONE = {}
+local function new_env(owner, imports, known, ...)
+  imports = imports or NONE
+  local modules = {}
+  for i = 1, raw_select("#", ...), 2 do
+    local name, key = raw_select(i, ...)
+    modules[name] = key
+    module_loader(name, key)
+  end
+  local function is_known(name)
+    return raw_type(name) == "string" and raw_type(known) == "string"
+      and raw_find(known, " " .. name .. " ", 1, true) ~= nil
+  end
   local env = {}
   for k, v in raw_next, BASE do env[k] = v end
   env._G = env
@@ -392,7 +403,7 @@ local function new_env(owner, modules, imports, known)
     if raw_rawget(modules, name) then return trusted[name]() end
     local l = raw_rawget(imports, name)
     if l then return l() end
-    if known[name] then raw_error(unlisted(name), 2) end
+    if is_known(name) then raw_error(unlisted(name), 2) end
     raw_error(raw_format("module %q not found: not a module listed for %s nor one of its imports: aliases",
       name, owner), 2)
   end
@@ -400,7 +411,7 @@ local function new_env(owner, modules, imports, known)
     if LIBS[k] then local v = lib(k); raw_rawset(t, k, v); return v end
     if forbidden[k] then raw_error(raw_tostring(k) .. " is not available in the Lua sandbox", 2) end
     if raw_rawget(modules, k) then local v = trusted[k](); raw_rawset(t, k, v); return v end
-    if known[k] then raw_error(unlisted(k), 2) end
+    if is_known(k) then raw_error(unlisted(k), 2) end
     return nil
   end})
   return env

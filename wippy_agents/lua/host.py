@@ -113,7 +113,7 @@ class LuaHost:
                 await self.services.authorize(actor, "lua.module", name)
             # the state loads the wrapper the first time code uses the module
             modules[name.encode()] = module_key(module.lua, name)
-        imports = {}
+        imports: dict[bytes, Any] = {}
         for alias, ref in spec.imports.items():
             lib_id = spec.resolve(ref)
             if lib_id in stack:
@@ -125,7 +125,7 @@ class LuaHost:
                                  "not a library.lua", id=spec.id)
             lib_env = await self._env(state, lib, known, actor, (*stack, lib_id))
             imports[alias.encode()] = state.library(state.load(lib.source, lib.chunkname, lib_env))
-        return state.new_env(spec.id, modules=state.table(modules), imports=state.table(imports), known=known)
+        return state.new_env(spec.id, modules=modules, imports=state.table(imports) if imports else None, known=known)
 
     # -- running -----------------------------------------------------------
     async def call_function(self, entry: Any, args: Any = None, *, actor: Any = None, depth: int = 0) -> Any:

@@ -159,6 +159,11 @@ class _Upgrade(Exception):
 class LuaProcessCtl:
     """What the ``process``/``channel`` ops work on for one running Lua process."""
 
+    # one per live Lua process (10,000 may wait at once): no __dict__, and the
+    # rarely used timer/watch containers are made on first use
+    __slots__ = ("proc", "pid", "manager", "entry_id", "actor", "host_id", "upgradable", "trap_links",
+                 "monitors", "_monitor_keys", "timers", "early", "_timer_seq", "code", "watches")
+
     def __init__(self, proc: Process, manager: LuaProcesses, entry_id: str, actor: Any, host_id: str | None) -> None:
         self.proc = proc
         self.pid = proc.pid
@@ -171,10 +176,10 @@ class LuaProcessCtl:
         self.monitors: dict[str, list[str]] = {}  # pid or name -> monitor refs held on it
         self._monitor_keys: dict[str, str] = {}  # ref -> the key in monitors
         self.timers: dict[int, str] = {}  # timer id -> runtime timer ref (pending)
-        self.early: set[int] = set()  # timers that fired while nobody waited on them (rarely used)
+        self.early: set[int] | None = None  # timers that fired while nobody waited on them (rarely used)
         self._timer_seq = 0
         self.code: LoadedCode | None = None  # what runs now (changes on upgrade)
-        self.watches: list[Any] = []  # registry subscriptions behind registry.watch channels
+        self.watches: list[Any] | None = None  # registry subscriptions behind registry.watch channels
 
     # -- options -----------------------------------------------------------------
     def set_options(self, options: Any) -> dict[str, Any]:
@@ -223,6 +228,8 @@ class LuaProcessCtl:
 
     def cancel_watches(self) -> None:
         """End every registry.watch subscription and drop its queued updates (exit, upgrade)."""
+        if not self.watches:
+            return  # no subscription: no __watch message can be queued either
         for sub in self.watches:
             sub.cancel()
         self.watches.clear()
@@ -238,6 +245,8 @@ class LuaProcessCtl:
         registry = self.manager.registry
         if registry is None:
             raise UsageError("registry.watch: this node has no registry")
+        if self.watches is None:
+            self.watches = []
         wid = f"w{len(self.watches) + 1}"
         node, pid = self.manager.node, self.pid
 
@@ -269,7 +278,7 @@ class LuaProcessCtl:
             return await self._wait_inbox(nonblock)
         index: dict[Any, int] = {}
         for i, w in enumerate(want, 1):
-            if w in self.early:  # a timer that fired while we were not looking
+            if self.early and w in self.early:  # a timer that fired while we were not looking
                 self.early.discard(w)
                 return Resume((i, time.time()))
             index.setdefault(w, i)
@@ -291,6 +300,8 @@ class LuaProcessCtl:
             if type(kind) is int:
                 self.timers.pop(kind, None)
                 if kind not in index:
+                    if self.early is None:
+                        self.early = set()
                     if len(self.early) < MAX_EARLY_TIMERS:
                         self.early.add(kind)
                     continue

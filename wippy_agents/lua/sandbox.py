@@ -62,7 +62,7 @@ import hashlib
 import secrets
 import time
 from importlib import resources
-from typing import Any
+from typing import Any, Mapping
 
 from lupa.lua54 import LuaError as _LupaError
 from lupa.lua54 import LuaMemoryError, LuaRuntime
@@ -143,6 +143,11 @@ def _fetch(key: bytes) -> bytes | None:
     return code
 
 
+@functools.lru_cache(maxsize=64)
+def _known_string(names: frozenset[str]) -> bytes:
+    return (" " + " ".join(sorted(names)) + " ").encode()
+
+
 def _seed() -> tuple[int, int]:
     # math.random must not repeat across states/calls created in the same second
     return secrets.randbits(62), secrets.randbits(62)
@@ -221,20 +226,21 @@ class LuaState:
         self._ctl_start = self.ctl[b"start"]
         self._ctl_load = self.ctl[b"load"]
         self.reused = False  # set by reset(): then compiled chunks are cached for the next reuse
-        self._known: dict[frozenset[str], Any] = {}
-        self._empty: Any = None
 
     # -- environments and code -------------------------------------------
     def table(self, mapping: dict[bytes, Any] | None = None) -> Any:
         """A fresh Lua table from a mapping whose values are already Lua values."""
         return self.lua.table_from(mapping or {})
 
-    def new_env(self, owner: str, *, modules: Any = None, imports: Any = None, known: Any = None) -> Any:
-        """A fresh sandbox environment; ``modules`` maps names to ``module_key``s, ``imports`` to loaders."""
-        if self._empty is None:
-            self._empty = self.lua.table_from({})
-        empty = self._empty
-        return self.ctl[b"new_env"](owner.encode("utf-8", "replace"), modules or empty, imports or empty, known or empty)
+    def new_env(self, owner: str, *, modules: Mapping[bytes, bytes] | None = None, imports: Any = None,
+                known: bytes | None = None) -> Any:
+        """A fresh sandbox environment (one call into Lua).
+
+        ``modules`` maps names to ``module_key``s, ``imports`` is a Lua table of
+        alias -> loader (``library``), ``known`` a ``known_names`` string.
+        """
+        flat = [x for pair in modules.items() for x in pair] if modules else ()
+        return self.ctl[b"new_env"](owner.encode("utf-8", "replace"), imports, known, *flat)
 
     def load(self, source: str | bytes, chunkname: str, env: Any) -> Any:
         """Compile user text in ``env``; raises ``LuaCompileError``."""
@@ -309,12 +315,9 @@ class LuaState:
         self.reused = True
         self.ctl[b"fresh_libs"](*_seed())
 
-    def known_names(self, names: frozenset[str]) -> Any:
-        """A Lua set of module names (cached per state: it is never handed to user code)."""
-        table = self._known.get(names)
-        if table is None:
-            table = self._known[names] = self.table({n.encode(): True for n in names})
-        return table
+    def known_names(self, names: frozenset[str]) -> bytes:
+        """Every module name as the string ``new_env`` takes (" json log ... ")."""
+        return _known_string(names)
 
     def drain_logs(self) -> tuple[list[tuple[str, str, Any]], int]:
         """Records that ``log.*``/``print`` buffered since the last drain, and how many were dropped."""

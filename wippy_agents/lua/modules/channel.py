@@ -62,18 +62,22 @@ function Chan:receive()
   return r.value, r.ok
 end
 
--- the rest: stubs that load the part once, then forward (tail calls keep error levels)
+-- the rest: loaded the first time code names a field the core does not have
 local more
-local function later(name)
-  return function(...)
-    if more == nil then more = part("channel.more")(Chan, Msg) end
-    return more[name](...)
+local function load_more()
+  if more == nil then
+    more = part("channel.more")(Chan, Msg)
+    for _, k in ipairs({"new", "select"}) do if rawget(M, k) == nil then rawset(M, k, more[k]) end end
+    M._timer, M._watch = more.timer, more.watch
+    for _, k in ipairs({"case_receive", "case_send", "try_receive", "send", "close", "size"}) do
+      rawset(Chan, k, more[k])
+    end
   end
+  return more
 end
-run = later("run")
-M.new, M.select, M._timer, M._watch = later("new"), later("select"), later("timer"), later("watch")
-Chan.case_receive, Chan.case_send, Chan.try_receive = later("case_receive"), later("case_send"), later("try_receive")
-Chan.send, Chan.close, Chan.size = later("send"), later("close"), later("size")
+run = function(cases, nonblock) return load_more().run(cases, nonblock) end
+setmetatable(Chan, {__metatable = false, __index = function(_, k) load_more(); return rawget(Chan, k) end})
+setmetatable(M, {__metatable = false, __index = function(t, k) load_more(); return rawget(t, k) end})
 return M
 """
 

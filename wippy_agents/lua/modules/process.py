@@ -14,24 +14,21 @@ from typing import TYPE_CHECKING, Any
 from wippy_agents.errors import UsageError
 from wippy_agents.lua.modules.base import LuaModule
 from wippy_agents.lua.modules.channel import process_of
+from wippy_agents.lua.sandbox import trusted_part
 
 if TYPE_CHECKING:
     from wippy_agents.lua.hosting import LuaProcesses
 
-__all__ = ["process_module", "LUA", "RESERVED_PREFIX"]
+__all__ = ["process_module", "LUA", "MORE_LUA", "RESERVED_PREFIX"]
 
 RESERVED_PREFIX = "__"  # topics the process layer uses for timers, CANCEL and OUTDATED
 
 LUA = r"""
--- Most functions only forward their arguments to the host: they are made by a
--- few factories (one prototype each instead of one per function: this module
--- is loaded into every Lua process that uses it).
+-- What nearly every Lua process uses is here; the rest is the "process.more"
+-- part, loaded the first time code names another field (this module is
+-- loaded into every Lua process, and every function costs a prototype).
 local M = {}
 M.event = {EXIT = "EXIT", CANCEL = "CANCEL", LINK_DOWN = "LINK_DOWN", OUTDATED = "OUTDATED"}
-local function op0(op) return function() return host(op) end end
-local function op1(op) return function(a) return host(op, a) end end
-local function op3(op) return function(a, b, c) return host(op, a, b, c) end end
-local function spawner(mode) return function(id, on, ...) return host("process.spawn", id, on, mode, ...) end end
 local function hosted(src)
   return function()
     local channel = use("channel")
@@ -39,7 +36,7 @@ local function hosted(src)
     return channel._hosted(src)
   end
 end
-
+M.inbox, M.events = hosted("inbox"), hosted("events")
 local my_pid
 function M.pid()
   if my_pid == nil then
@@ -49,19 +46,38 @@ function M.pid()
   end
   return my_pid
 end
+function M.send(pid, topic, payload) return host("process.send", pid, topic, payload) end
+local more
+return setmetatable(M, {__metatable = false, __index = function(t, k)
+  if more == nil then
+    more = part("process.more")()
+    for name, f in pairs(more) do if rawget(t, name) == nil then rawset(t, name, f) end end
+  end
+  return rawget(t, k)
+end})
+"""
+
+MORE_LUA = r"""
+-- The forwarders are made by a few factories: one prototype each.
+local function op0(op) return function() return host(op) end end
+local function op1(op) return function(a) return host(op, a) end end
+local function op3(op) return function(a, b, c) return host(op, a, b, c) end end
+local function spawner(mode) return function(id, on, ...) return host("process.spawn", id, on, mode, ...) end end
+local M = {}
 M.spawn, M.spawn_monitored, M.spawn_linked = spawner(""), spawner("monitor"), spawner("link")
-M.send, M.cancel = op3("process.send"), op3("process.cancel")
+M.cancel = op3("process.cancel")
 M.monitor, M.unmonitor = op1("process.monitor"), op1("process.unmonitor")
 M.demonitor = M.unmonitor
 M.link, M.unlink = op1("process.link"), op1("process.unlink")
 M.terminate, M.set_options = op1("process.terminate"), op1("process.set_options")
 M.get_options = op0("process.get_options")
 function M.upgrade(...) return host("process.upgrade", ...) end
-M.inbox, M.events = hosted("inbox"), hosted("events")
 M.registry = {register = op1("process.register"), unregister = op1("process.unregister"),
   lookup = op1("process.lookup")}
 return M
 """
+
+trusted_part("process.more", MORE_LUA)
 
 
 def _pid_arg(value: Any, what: str) -> str:
