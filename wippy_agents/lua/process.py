@@ -44,6 +44,7 @@ from lupa.lua54 import LuaMemoryError
 from wippy_agents.errors import InvalidPayload, LuaError, LuaLimitExceeded, UsageError, WippyError
 from wippy_agents.lua.context import CallContext
 from wippy_agents.lua.driver import LUA_LOG
+from wippy_agents.lua.modules.channel import wait as _CHANNEL_WAIT
 from wippy_agents.lua.value import from_lua, to_lua
 from wippy_agents.runtime import NORMAL, SHUTDOWN, Down, Exit, Message, Process
 
@@ -396,11 +397,17 @@ class LuaProcessCtl:
                     self._flush_logs(state)
                     steps = 0
                 try:
-                    req = [_arg(v, op) for v in out[2:]]
                     fn = ops.get(op)
-                    if fn is None:
-                        raise UsageError(f"unknown host operation {op!r}")
-                    value = await fn(ctx, *req)
+                    if fn is _CHANNEL_WAIT and len(out) == 4 and out[2] == b"inbox" and out[3] is False:
+                        # a receive loop's hot path: straight to the mailbox (the op would
+                        # add three coroutine frames to every waiting process)
+                        msg = await self.proc.receive(match=self._is_inbox)
+                        value = Resume((1, msg.topic, msg.sender, msg.payload))
+                    else:
+                        req = [_arg(v, op) for v in out[2:]]
+                        if fn is None:
+                            raise UsageError(f"unknown host operation {op!r}")
+                        value = await fn(ctx, *req)
                     if type(value) is Resume:
                         send = tuple([_lua(lua, v, op) for v in value])
                     else:

@@ -225,6 +225,7 @@ class LuaState:
         self._ctl_step = self.ctl[b"step"]
         self._ctl_start = self.ctl[b"start"]
         self._ctl_load = self.ctl[b"load"]
+        self._ctl_drain = self.ctl[b"drain_logs"]
         self.reused = False  # set by reset(): then compiled chunks are cached for the next reuse
 
     # -- environments and code -------------------------------------------
@@ -321,7 +322,7 @@ class LuaState:
 
     def drain_logs(self) -> tuple[list[tuple[str, str, Any]], int]:
         """Records that ``log.*``/``print`` buffered since the last drain, and how many were dropped."""
-        buf, dropped = self.ctl[b"drain_logs"]()
+        buf, dropped = self._ctl_drain()
         if buf is None:
             return [], dropped
         records = []

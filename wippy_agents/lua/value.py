@@ -33,6 +33,11 @@ def to_lua(lua: LuaRuntime, value: Any, *, where: str = "value") -> Any:
 
 
 def _to_lua(lua: LuaRuntime, value: Any, depth: int, where: str) -> Any:
+    t = type(value)
+    if t is str:  # the common cases first, by exact type (subclasses take the general path)
+        return value.encode("utf-8", "surrogateescape")
+    if t is dict and depth < MAX_DEPTH:
+        return _dict_to_lua(lua, value, depth, where)
     if value is None or value is True or value is False or isinstance(value, float):
         return value
     if isinstance(value, int):
@@ -59,6 +64,26 @@ def _to_lua(lua: LuaRuntime, value: Any, depth: int, where: str) -> Any:
     if isinstance(value, (list, tuple)):
         return lua.table_from([_to_lua(lua, v, depth + 1, where) for v in value])
     raise InvalidPayload(f"{where}: a {type(value).__name__} cannot cross into Lua; pass JSON-like data")
+
+
+def _dict_to_lua(lua: LuaRuntime, value: dict[Any, Any], depth: int, where: str) -> Any:
+    # scalar values are converted inline: most payloads are flat dicts
+    out = {}
+    for k, v in value.items():
+        if isinstance(k, str):
+            key: Any = k.encode("utf-8", "surrogateescape")
+        elif isinstance(k, int) and not isinstance(k, bool):
+            key = k
+        else:
+            raise InvalidPayload(f"{where}: a key must be a string or an integer, got {k!r}")
+        t = type(v)
+        if t is str:
+            out[key] = v.encode("utf-8", "surrogateescape")
+        elif v is None or t is bool or t is float or (t is int and _LUA_INT[0] <= v <= _LUA_INT[1]):
+            out[key] = v
+        else:
+            out[key] = _to_lua(lua, v, depth + 1, where)
+    return lua.table_from(out)
 
 
 def from_lua(value: Any, *, where: str = "value") -> Any:
@@ -93,13 +118,19 @@ def _from_lua(value: Any, depth: int, budget: list[int], where: str) -> Any:
             return [_from_lua(v, depth + 1, budget, where) for _, v in items]
     out: dict[Any, Any] = {}
     for k, v in items:
-        if isinstance(k, bytes):
-            key: Any = _text(k)
+        if type(k) is bytes:
+            key: Any = k.decode("utf-8", "replace")
         elif isinstance(k, int) and not isinstance(k, bool):
             key = k
         elif isinstance(k, float) and k.is_integer():
             key = int(k)
         else:
             raise LuaError(f"{where}: a table key must be a string or an integer, got a {lua_type(k) or type(k).__name__}")
-        out[key] = _from_lua(v, depth + 1, budget, where)
+        t = type(v)  # scalar values inline: most tables are flat
+        if t is bytes:
+            out[key] = v.decode("utf-8", "replace")
+        elif t is int or t is float or t is bool:
+            out[key] = v
+        else:
+            out[key] = _from_lua(v, depth + 1, budget, where)
     return out
