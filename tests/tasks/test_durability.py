@@ -244,3 +244,25 @@ async def test_a_finished_step_is_journaled_within_moments_while_the_runner_wait
     await eventually(lambda: _journal_has(engine.store, "t1", "a"), what="the delayed flush of step 'a'")
     gate.set()
     assert await engine.wait("t1", timeout=5) == "done"
+
+
+async def test_the_last_of_many_quick_steps_is_journaled_within_moments_while_the_runner_waits(engines):
+    # The delayed-flush timer is not re-armed per step: it must still find the
+    # rows that arrived after the ones it was first set for.
+    engine = await engines.engine()
+    gate = asyncio.Event()
+
+    async def runner(ctx):
+        for i in range(30):
+            await ctx.step(f"s{i}", lambda i=i: {"i": i}, idempotent=True)
+        await gate.wait()  # not a journaled call: only the delayed flush can write 's29'
+        await ctx.step("after", lambda: "B", idempotent=True)
+        return "done"
+
+    engine.register_kind("k", runner)
+    await engine.start("k", "app:x", task_id="t1")
+    await eventually(lambda: _journal_has(engine.store, "t1", "s29"), what="the delayed flush of step 's29'")
+    gate.set()
+    assert await engine.wait("t1", timeout=5) == "done"
+    steps = await engine.store.journal_load("t1")
+    assert [(s.name, s.result) for s in steps] == [(f"s{i}", {"i": i}) for i in range(30)] + [("after", "B")]

@@ -87,6 +87,10 @@ class StepRecord:
     finished_at: float | None = None
     tokens: int = 0
     cost_usd: float = 0.0
+    # ``result`` as JSON text, when the writer already encoded it (exactly what the
+    # codec's ``dumps`` gives): a step's result is then encoded once, not twice.
+    # Write-only: rows read back from a store never carry it.
+    result_json: str | None = field(default=None, repr=False, compare=False)
 
 
 @runtime_checkable

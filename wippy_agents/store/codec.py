@@ -41,10 +41,14 @@ TASK_UPDATABLE: frozenset[str] = frozenset(
 _JSON_TASK_FIELDS = frozenset({"input", "result", "error"})
 
 
+# One encoder, built once: ``json.dumps`` with keyword options builds a new one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def dumps(value: Any, *, what: str) -> str:
     """JSON text for a stored field; raises ``InvalidPayload`` for non-JSON data."""
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
         raise InvalidPayload(f"cannot store {what} as JSON: {exc}", what=what) from None
 
@@ -158,11 +162,12 @@ def step_params(step: StepRecord) -> tuple[Any, ...]:
     """Journal column values in table order, JSON fields encoded."""
     if step.status not in STEP_STATUSES:
         raise InvalidPayload(f"step {step.seq} of task {step.task_id!r}: unknown status {step.status!r}")
-    what = f"step {step.seq} of task {step.task_id!r}"
+    result = step.result_json
+    if result is None:
+        result = dumps(step.result, what=f"step {step.seq} of task {step.task_id!r} result")
     return (
-        step.task_id, step.seq, step.name, step.status,
-        dumps(step.result, what=f"{what} result"),
-        None if step.error is None else dumps(step.error, what=f"{what} error"),
+        step.task_id, step.seq, step.name, step.status, result,
+        None if step.error is None else dumps(step.error, what=f"step {step.seq} of task {step.task_id!r} error"),
         step.started_at, step.finished_at, step.tokens, step.cost_usd,
     )
 

@@ -38,7 +38,7 @@ from ..errors import (
     error_from_dict,
 )
 from ..store.base import StepRecord, TaskRecord
-from .journal import Journal, to_json_data
+from .journal import Journal, encode_json
 from .retry import NO_RETRY, RetryPolicy
 from .signals import SignalBox
 
@@ -206,7 +206,7 @@ class TaskContext:
                 if inspect.isawaitable(value):
                     value = await value
                 usage = value if isinstance(value, Metered) else _UNMETERED
-                value = to_json_data(usage.value if usage is not _UNMETERED else value, what=f"step {name!r}")
+                value, text = encode_json(usage.value if usage is not _UNMETERED else value, what=f"step {name!r}")
             except (asyncio.CancelledError, TaskCancelled):
                 raise
             except Exception as exc:
@@ -218,7 +218,8 @@ class TaskContext:
                 await self._wait_until(time.monotonic() + delay, clock=time.monotonic)
                 continue
             recorded = await self._journal.finish(
-                seq, name, started_at=started_at, result=value, tokens=usage.tokens, cost_usd=usage.cost_usd
+                seq, name, started_at=started_at, result=value, tokens=usage.tokens, cost_usd=usage.cost_usd,
+                result_json=text,
             )
             return _answer(recorded)
 

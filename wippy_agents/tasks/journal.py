@@ -34,7 +34,7 @@ from ..errors import JournalCorrupt, LeaseLost, NondeterminismError, TaskError
 from ..store.base import StepRecord, Store
 from .retry import STORE_RETRY, RetryPolicy, retry_store
 
-__all__ = ["Journal", "load_journal", "check_row", "to_json_data"]
+__all__ = ["Journal", "load_journal", "check_row", "to_json_data", "encode_json"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,10 @@ def check_row(step: StepRecord, task_id: str) -> StepRecord:
     return step
 
 
+# The store codec's settings: the text made here is exactly what the store would write.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def to_json_data(value: Any, *, what: str) -> Any:
     """Return ``value`` as it will read back from the journal (a JSON round trip).
 
@@ -64,16 +68,24 @@ def to_json_data(value: Any, *, what: str) -> Any:
     lists, dict keys strings). Raises ``TypeError``/``ValueError`` for data
     that JSON cannot hold, with ``what`` in the message.
     """
+    return encode_json(value, what=what)[0]
+
+
+def encode_json(value: Any, *, what: str) -> tuple[Any, str | None]:
+    """``(to_json_data(value), its JSON text)``: one encode serves the round trip and
+    the journal row (``StepRecord.result_json``). The text is None for a scalar,
+    which the store encodes itself at no cost. Raises like ``to_json_data``."""
     if value is None or type(value) in (str, int, bool):
-        return value
+        return value, None
     if type(value) is float:
         if not math.isfinite(value):
             raise ValueError(f"{what} returned {value!r}, which JSON cannot hold")
-        return value
+        return value, None
     try:
-        return json.loads(json.dumps(value, allow_nan=False))
+        text = _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"{what} returned data JSON cannot hold: {exc}") from None
+    return json.loads(text), text
 
 
 async def load_journal(store: Store, task_id: str, *, policy: RetryPolicy = STORE_RETRY) -> list[StepRecord]:
@@ -112,6 +124,7 @@ class Journal:
         self._pending: list[StepRecord] = []
         self._lock = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
+        self._due = 0.0  # loop time by which the oldest waiting row must be written
         self._flusher: asyncio.Task | None = None
         self._failure: BaseException | None = None  # a delayed flush failed: the next write raises it
 
@@ -152,13 +165,15 @@ class Journal:
         cost_usd: float = 0.0,
         note: dict[str, Any] | None = None,
         durable: bool = False,
+        result_json: str | None = None,
     ) -> StepRecord:
         """Record the outcome of step ``seq``; returns the record.
 
         A result waits for the next write (or ``flush_delay``) unless
         ``durable``; an error is written at once. ``note`` marks an 'ok' row
         specially (a skipped step keeps its skip record there; replay ignores
-        it). Raises ``LeaseLost`` when another node owns the task now, or the
+        it). ``result_json`` is ``result`` already encoded (``encode_json``).
+        Raises ``LeaseLost`` when another node owns the task now, or the
         failure of an earlier delayed flush.
         """
         step = StepRecord(
@@ -172,12 +187,15 @@ class Journal:
             finished_at=time.time(),
             tokens=tokens,
             cost_usd=cost_usd,
+            result_json=result_json,
         )
         self._recorded[seq] = step
         if durable or error is not None:
             await self._write([step])
         else:
             self._raise_failure()
+            if not self._pending:
+                self._due = asyncio.get_running_loop().time() + self._flush_delay
             self._pending.append(step)
             self._arm()
         return step
@@ -198,21 +216,26 @@ class Journal:
             await asyncio.wait([flusher])
 
     # A timer, not a task per step: a run of quick steps never creates a task,
-    # since each next write takes the waiting rows along and disarms it.
-    def _arm(self) -> None:
+    # since each next write takes the waiting rows along. Nor is it re-armed
+    # per step: a write leaves it be, and when it fires it looks at what waits
+    # now (nothing, or rows due later: it re-arms for their due time).
+    def _arm(self, at: float | None = None) -> None:
         if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self._flush_delay, self._fire)
+            self._timer = asyncio.get_running_loop().call_at(self._due if at is None else at, self._fire)
 
     def _fire(self) -> None:
         self._timer = None
-        if not self._pending or (self._flusher is not None and not self._flusher.done()):
+        if not self._pending:
             return
-        if self._lock.locked():
+        loop = asyncio.get_running_loop()
+        if self._lock.locked() or (self._flusher is not None and not self._flusher.done()):
             # A write is in flight; queueing behind it would make the run's next
             # write wait for ours (two round trips). Look again shortly.
-            self._arm()
-            return
-        self._flusher = asyncio.create_task(self._flush_now(), name=f"journal-flush:{self.task_id}")
+            self._arm(loop.time() + self._flush_delay)
+        elif loop.time() < self._due:
+            self._arm()  # the rows waiting now came after the ones this timer was set for
+        else:
+            self._flusher = asyncio.create_task(self._flush_now(), name=f"journal-flush:{self.task_id}")
 
     async def _flush_now(self) -> None:
         try:
@@ -228,9 +251,6 @@ class Journal:
         self._raise_failure()
         async with self._lock:  # a batch lands before any later write is sent
             batch, self._pending = self._pending + steps, []
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
             if not batch:
                 return
             attempts = 0
