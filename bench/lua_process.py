@@ -10,7 +10,12 @@ Rows (targets from issue 4):
   (``node.spawn`` of the process body, no supervisor).  Target <= 150 us.
 * memory: RSS growth per idle Lua process with ``n`` alive (Lua allocations
   are invisible to tracemalloc, so this reads /proc/self/statm), and the Lua
-  heap of one idle state as Lua counts it.  Target <= 64 KB.
+  heap of one idle state: what lupa counts after it applied ``max_memory``
+  (``get_memory_used``), plus the heap a bare runtime already has at that
+  point (measured on an unrestricted runtime).  Target <= 64 KB.
+* peers for the spawn rows, same run: creating ``n`` bare ``lupa.lua54``
+  runtimes kept alive (CPU and RSS each) -- the floor of "one fresh Lua state
+  per process" with lupa, before any sandboxing.
 * churn: spawn of a process that returns at once, one after another: a
   returned process gives its state back to the host's pool, so this shows
   the spawn cost without creating a Lua runtime (reference row).
@@ -121,6 +126,21 @@ async def bench_churn(n: int) -> float:
         await _close(node, procs)
 
 
+def bench_bare(n: int) -> tuple[float, float, float]:
+    """(CPU us, RSS bytes, heap bytes) per bare lupa.lua54 runtime, ``n`` alive: the peer floor."""
+    from lupa.lua54 import LuaRuntime
+
+    gc.collect()
+    rss0 = _rss()
+    t0 = CLOCK()
+    alive = [LuaRuntime(register_eval=False, register_builtins=False, encoding=None) for _ in range(n)]
+    cpu = (CLOCK() - t0) / n * 1e6
+    gc.collect()
+    rss = (_rss() - rss0) / n
+    heap = alive[0].execute(b"return collectgarbage('count')") * 1024
+    return cpu, rss, heap
+
+
 def _lua_heap(procs: LuaProcesses, pid: str) -> float:
     # The state is held by the running body; find it through the live code object.
     for obj in gc.get_objects():
@@ -183,9 +203,12 @@ async def main() -> None:
     parser.add_argument("--n", type=int, default=10_000, help="Lua processes alive at once")
     parser.add_argument("--trips", type=int, default=20_000, help="round trips per measurement round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--only", choices=["host", "direct", "nogc"], help=argparse.SUPPRESS)
+    parser.add_argument("--only", choices=["host", "direct", "nogc", "bare"], help=argparse.SUPPRESS)
     args = parser.parse_args()
 
+    if args.only == "bare":
+        print(json.dumps(bench_bare(args.n)))
+        return
     if args.only:
         if args.only == "nogc":
             gc.disable()  # reference only: what the collector costs while 10k processes live
@@ -196,6 +219,7 @@ async def main() -> None:
     host_cpu, host_rss, heap = _child(args.n, "host")
     raw_cpu, raw_rss, _ = _child(args.n, "direct")
     nogc_cpu, _, _ = _child(args.n, "nogc")
+    bare_cpu, bare_rss, bare_heap = _child(args.n, "bare")
     churn = await bench_churn(min(args.n, 2000))
     py_rt, lua_rt = await bench_round_trip(args.trips, args.rounds)
 
@@ -203,10 +227,15 @@ async def main() -> None:
         (f"spawn via process.host ({args.n} alive)", f"{host_cpu:8.1f} us", "<= 150 us", host_cpu <= 150),
         (f"spawn direct node.spawn ({args.n} alive)", f"{raw_cpu:8.1f} us", "<= 150 us", raw_cpu <= 150),
         ("  (reference: direct, GC paused)", f"{nogc_cpu:8.1f} us", "(reference)", True),
+        (f"peer: bare lupa.lua54 LuaRuntime() ({args.n} alive)", f"{bare_cpu:8.1f} us", "(peer)", True),
+        ("  ratio spawn direct / bare runtime", f"{raw_cpu / bare_cpu:8.2f} x", "", True),
         ("spawn + return, one after another (reused states)", f"{churn:8.1f} us", "(reference)", True),
         ("RSS per idle Lua process (via host)", f"{host_rss / 1024:8.1f} KB", "<= 64 KB", host_rss <= 64 * 1024),
         ("RSS per idle Lua process (direct)", f"{raw_rss / 1024:8.1f} KB", "<= 64 KB", raw_rss <= 64 * 1024),
-        ("Lua heap of one idle state", f"{heap / 1024:8.1f} KB", "(part of RSS)", True),
+        ("peer: RSS per bare lupa runtime", f"{bare_rss / 1024:8.1f} KB", "(peer)", True),
+        ("  ratio RSS direct / bare runtime", f"{raw_rss / bare_rss:8.2f} x", "", True),
+        ("Lua heap of one idle state (~, + bare base)", f"{(heap + bare_heap) / 1024:8.1f} KB", "(part of RSS)", True),
+        ("  of which a bare runtime's own heap", f"{bare_heap / 1024:8.1f} KB", "(peer)", True),
         ("round trip Python <-> Python", f"{py_rt:8.1f} us", "(peer)", True),
         ("round trip Python -> Lua -> Python", f"{lua_rt:8.1f} us", "", True),
         ("  ratio Lua / Python", f"{lua_rt / py_rt:8.2f} x", "<= 3x", lua_rt / py_rt <= 3),

@@ -29,7 +29,8 @@ import itertools
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from wippy_agents.errors import EntryNotFound, StartError, UsageError
 from wippy_agents.lua.limits import parse_duration
@@ -126,7 +127,7 @@ class LuaProcesses:
                                     id=host_id)
             sup = self.start_host(host_id, entry.data)
         entry = await self.host.services.entry(entry_id, actor=actor)
-        kind = entry.get("kind") if isinstance(entry, Mapping) else entry.kind
+        kind = entry.get("kind") if type(entry) is dict or isinstance(entry, Mapping) else entry.kind
         if kind != "process.lua":
             raise UsageError(f"cannot spawn {entry_id!r}: it is a {kind}, not a process.lua entry", id=entry_id)
         await self.authorize(actor, "process.spawn", entry_id)
