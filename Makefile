@@ -27,7 +27,7 @@ test: $(DEVSTAMP)
 bench: $(DEVSTAMP)
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python bench/actors.py
-	@for b in registry lua durable agents selfmod; do \
+	@for b in registry lua lua_process durable agents selfmod store_micro; do \
 	  if [ -f bench/$$b.py ]; then $(BIN)/python bench/$$b.py || exit 1; fi; done
 
 lint: $(STAMP)
