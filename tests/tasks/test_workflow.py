@@ -364,3 +364,19 @@ async def _waiting_on_child(app, task_id: str) -> bool:
 
 async def _exists(app, task_id: str) -> bool:
     return await app.store.task_get(task_id) is not None
+
+
+async def test_a_workflow_runs_the_same_on_sqlite_and_postgresql(tmp_path, store_url):
+    flow = """return {handler = function(args)
+      local r = funcs.call("app.tools:add", {a = args.a, b = 1})
+      time.sleep("50ms")
+      local s = workflow.signal("more")
+      return r + s
+    end}"""
+    path = write_app(tmp_path, {"mixed": flow})
+    async with await App.open(path, store=store_url) as app:
+        await app.extensions["workflows"].start("app.flows:mixed", {"a": 1}, task_id="both")
+        await app.tasks.signal("both", "more", 40)  # persisted: waits for the workflow to ask
+        assert await app.tasks.wait("both", timeout=10) == 42
+        assert [s.name for s in await app.store.journal_load("both")] == [
+            "funcs.call:app.tools:add", "time.sleep", "signal:more"]
