@@ -380,3 +380,18 @@ async def test_a_workflow_runs_the_same_on_sqlite_and_postgresql(tmp_path, store
         assert await app.tasks.wait("both", timeout=10) == 42
         assert [s.name for s in await app.store.journal_load("both")] == [
             "funcs.call:app.tools:add", "time.sleep", "signal:more"]
+
+
+async def test_cancelling_a_parent_cancels_the_child_it_waits_for(tmp_path):
+    child = 'return {handler = function() return workflow.signal("never") end}'
+    parent = 'return {handler = function() return funcs.call("app.flows:child", {}) end}'
+    path = write_app(tmp_path, {"child": child, "parent": parent})
+    async with await App.open(path) as app:
+        await app.extensions["workflows"].start("app.flows:parent", None, task_id="p4")
+        await eventually(lambda: _exists(app, "p4/1"), what="the child to start")
+        await app.tasks.cancel("p4")
+        with pytest.raises(TaskCancelled):
+            await app.tasks.wait("p4", timeout=10)
+        with pytest.raises(TaskCancelled):
+            await app.tasks.wait("p4/1", timeout=10)
+        assert await app.store.journal_load("p4") == []  # the child step was never recorded

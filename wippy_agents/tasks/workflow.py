@@ -54,8 +54,10 @@ from ..errors import (
     LuaError,
     LuaLimitExceeded,
     StepFailed,
+    TaskCancelled,
     TaskError,
     TaskStranded,
+    TaskTimeout,
     UsageError,
     WippyError,
 )
@@ -72,7 +74,7 @@ WORKFLOW_TASK_KIND = "workflow"
 # The driver bounds each host wait by a deadline; a workflow's waits are durable and may
 # last days, so the run gets a far one and the per-slice wall clock is set by WorkflowOps.
 _FOREVER = 10 * 365 * 86400.0
-STRANDED_CHILD_POLL = 1.0  # a stranded child waits for a person: a second's latency is nothing
+CHILD_POLL = 1.0  # how often a parent waiting for a child looks at its own cancel / a stranded child
 
 WORKFLOW_LUA = """
 local M = {}
@@ -131,16 +133,28 @@ class Workflows:
         A stranded child is waited for (a person resumes it, then it ends). A child that
         was cancelled or whose replay diverged is a ``StepFailed`` for the parent, so the
         parent's Lua code gets ``nil, err`` instead of being cancelled or failed with it.
+        A parent cancelled meanwhile cancels the child and raises ``TaskCancelled``.
         """
+        tasks = self.app.tasks
         await self.start(entry_id, args, task_id=child_id, parent_id=parent_id)
         while True:
             try:
-                return await self.app.tasks.wait(child_id)
+                return await tasks.wait(child_id, timeout=CHILD_POLL)
+            except TaskTimeout:
+                pass
             except TaskStranded:
-                await asyncio.sleep(STRANDED_CHILD_POLL)
+                await asyncio.sleep(CHILD_POLL)
             except TaskError as exc:
                 raise StepFailed(f"child workflow {entry_id!r} (task {child_id!r}) ended: {exc}",
                                  task_id=parent_id, child=child_id, child_error=exc.to_dict()) from None
+            # The step that waits here is not interrupted by a cancel of its task: look.
+            if (await tasks.get(parent_id)).status == "cancelled":
+                try:
+                    await tasks.cancel(child_id, reason=f"its parent {parent_id!r} was cancelled")
+                except UsageError:  # it ended just now
+                    pass
+                raise TaskCancelled(f"task {parent_id!r} was cancelled while its child {child_id!r} ran",
+                                    task_id=parent_id)
 
     # -- the runner ------------------------------------------------------------
     async def runner(self, tctx: TaskContext) -> Any:
