@@ -113,23 +113,6 @@ def _lua(lua: Any, value: Any, where: str) -> Any:
     return to_lua(lua, value, where=where)
 
 
-def _flat_adapter(state: Any) -> Any:
-    # a bootstrap without step_flat: unpack the packed protocol of ctl.step
-    packed = state.ctl[b"step"]
-
-    def step(thread: Any, *send: Any) -> tuple[Any, ...]:
-        out = packed(thread, *send)
-        if out[0] == b"request":
-            raw = out[2]
-            return (out[0], out[1], *[raw[i] for i in range(1, raw[b"n"] + 1)])
-        if out[0] == b"done":
-            raw = out[1]
-            return (out[0], *[raw[i] for i in range(2, raw[b"n"] + 1)])
-        return out
-
-    return step
-
-
 def _step(state: Any, step: Any, thread: Any, send: tuple[Any, ...]) -> tuple[Any, ...]:
     # LuaState.step's error handling around the bootstrap's step_flat
     if state.closed:
@@ -379,23 +362,27 @@ class LuaProcessCtl:
         thread, send = code.thread_args(*args)
         timeout = spec.limits.timeout
         lua = state.lua
-        step = state.ctl[b"step_flat"] or _flat_adapter(state)
+        step = state.ctl[b"step_slice"]
+        budget = spec.limits.max_instructions
         new_slice = True
         steps = 0
         compacted = state.reused  # a reused state's setup garbage went with its first life
         while True:
+            # a new slice starts in the same call as the resume (ctl.step_slice)
             if new_slice:
-                state.start(time.monotonic() + timeout)
-            out = _step(state, step, thread, send)
+                out = _step(state, step, thread, (budget, time.monotonic() + timeout, *send))
+            else:
+                out = _step(state, step, thread, (None, None, *send))
             steps += 1
             tag = out[0]
-            if tag == b"request":
+            if tag == b"request" or tag == b"request+log":
                 op = out[1].decode()
                 # A slice is the computing between two waits: quick ops continue it
                 # (its budget and deadline keep running), and logs are flushed before waits.
                 new_slice = op not in QUICK_OPS or (op == "channel.wait" and not (len(out) > 3 and out[3]))
                 if new_slice or steps >= 64:
-                    self._flush_logs(state)
+                    if tag == b"request+log":
+                        self._flush_logs(state)
                     steps = 0
                 if new_slice and not compacted:
                     # The first wait of a fresh state: collect what setting it up left
