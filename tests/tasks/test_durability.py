@@ -266,3 +266,30 @@ async def test_the_last_of_many_quick_steps_is_journaled_within_moments_while_th
     assert await engine.wait("t1", timeout=5) == "done"
     steps = await engine.store.journal_load("t1")
     assert [(s.name, s.result) for s in steps] == [(f"s{i}", {"i": i}) for i in range(30)] + [("after", "B")]
+
+
+async def test_a_new_task_run_here_is_not_loaded_from_its_empty_journal_but_a_resumed_one_is(engines):
+    inner = await engines.store()
+    counting = FlakyStore(inner)  # counts calls only
+    engine = await engines.engine(store=counting)
+    gate = asyncio.Event()
+    ran = []
+
+    async def runner(ctx):
+        await ctx.step("a", lambda: ran.append("a") or "A", idempotent=True)
+        await gate.wait()
+        return "done"
+
+    engine.register_kind("k", runner)
+    await engine.start("k", "app:x", task_id="t1")
+    waiting = asyncio.ensure_future(engine.wait("t1", timeout=5))
+    await eventually(lambda: _journal_has(inner, "t1", "a"), what="step 'a' journaled")
+    assert not waiting.done()
+    gate.set()
+    assert await waiting == "done"
+    assert counting.calls["journal_load"] == 0  # created here: its journal is known empty
+    # A task that already existed is still resumed from its journal.
+    await inner.task_update("t1", status="running", owner=None, lease_expires_at=None)
+    await engine.resume("t1")
+    assert await engine.wait("t1", timeout=5) == "done"
+    assert counting.calls["journal_load"] >= 1 and ran == ["a"]  # replayed, not run again

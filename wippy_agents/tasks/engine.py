@@ -160,7 +160,9 @@ class TaskEngine:
         )
         stored, created = await self._retry(lambda: self.store.task_create(record), f"creating task {record.id!r}")
         # A retried create whose first attempt committed reports created=False for our own row.
-        if created or (stored.owner == self.node_name and stored.created_at == now and stored.status == "running"):
+        if created:
+            self._launch(stored, fresh=True)  # a task that did not exist has no journal to load
+        elif stored.owner == self.node_name and stored.created_at == now and stored.status == "running":
             self._launch(stored)
         return stored
 
@@ -290,10 +292,10 @@ class TaskEngine:
                     log.info("could not release task %r: %s", run.task_id, exc)
 
     # -- running ---------------------------------------------------------------
-    def _launch(self, task: TaskRecord, *, retry_seqs: frozenset[int] = frozenset()) -> None:
+    def _launch(self, task: TaskRecord, *, retry_seqs: frozenset[int] = frozenset(), fresh: bool = False) -> None:
         run = _Run(task.id)
         self._runs[task.id] = run
-        self._host.spawn(task.id, lambda: self._drive(run, task, retry_seqs), on_done=lambda: self._ended(run))
+        self._host.spawn(task.id, lambda: self._drive(run, task, retry_seqs, fresh), on_done=lambda: self._ended(run))
 
     def _ended(self, run: _Run) -> None:
         if self._runs.get(run.task_id) is run:
@@ -301,12 +303,12 @@ class TaskEngine:
         run.done.set()
         self._notify()
 
-    async def _drive(self, run: _Run, task: TaskRecord, retry_seqs: frozenset[int]) -> None:
+    async def _drive(self, run: _Run, task: TaskRecord, retry_seqs: frozenset[int], fresh: bool) -> None:
         """Run one task and record how it ended (while the lease is still ours)."""
         runner, default_retry = self._kinds[task.kind]
         outcome = await execute(
             task, runner, store=self.store, node_name=self.node_name, state=run.state, signals=self.signals,
-            policy=self._store_retry, default_retry=default_retry, retry_seqs=retry_seqs, children=self,
+            policy=self._store_retry, default_retry=default_retry, retry_seqs=retry_seqs, children=self, fresh=fresh,
         )
         if outcome.status == "abandoned":
             if not run.state.cancelled:

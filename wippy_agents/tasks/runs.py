@@ -62,12 +62,17 @@ async def execute(
     default_retry: RetryPolicy,
     retry_seqs: frozenset[int] = frozenset(),
     children: Children | None = None,
+    fresh: bool = False,
 ) -> Outcome:
-    """Run ``task`` from its journal to an ``Outcome``. Cancellation propagates."""
+    """Run ``task`` from its journal to an ``Outcome``. Cancellation propagates.
+
+    ``fresh``: the caller just created the task, so its journal is empty (journal
+    rows belong to an existing task) and loading it is a round trip saved.
+    """
     ctx: TaskContext | None = None
     journal: Journal | None = None
     try:
-        steps = await load_journal(store, task.id, policy=policy)
+        steps = [] if fresh else await load_journal(store, task.id, policy=policy)
         journal = Journal(store, task.id, steps, node=node_name, policy=policy)
         ctx = TaskContext(
             task=task,
