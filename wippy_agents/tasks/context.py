@@ -199,7 +199,7 @@ class TaskContext:
         return await self._execute(seq, name, fn, retry or self._default_retry, started_at)
 
     async def _execute(self, seq: int, name: str, fn: Callable, policy: RetryPolicy, started_at: float) -> Any:
-        delays = policy.delays()
+        delays = None  # made on the first failure: most steps never need one
         while True:
             try:
                 value = fn()
@@ -210,6 +210,8 @@ class TaskContext:
             except (asyncio.CancelledError, TaskCancelled):
                 raise
             except Exception as exc:
+                if delays is None:
+                    delays = policy.delays()
                 delay = next(delays, None) if policy.retryable(exc) else None
                 if delay is None:
                     error = self._error_record(exc, seq, name)

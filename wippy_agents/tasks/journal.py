@@ -30,7 +30,7 @@ import math
 import time
 from typing import Any
 
-from ..errors import JournalCorrupt, LeaseLost, NondeterminismError, TaskError
+from ..errors import JournalCorrupt, LeaseLost, NondeterminismError, StoreError, TaskError
 from ..store.base import StepRecord, Store
 from .retry import STORE_RETRY, RetryPolicy, retry_store
 
@@ -250,20 +250,30 @@ class Journal:
     async def _write(self, steps: list[StepRecord]) -> None:
         self._raise_failure()
         async with self._lock:  # a batch lands before any later write is sent
-            batch, self._pending = self._pending + steps, []
+            batch, self._pending = (self._pending + steps if steps else self._pending), []
             if not batch:
                 return
-            attempts = 0
+            try:
+                await self._send(batch)  # the common case: no retry machinery per step
+            except StoreError as exc:
+                await self._retry(batch, exc)
 
-            async def attempt() -> None:
-                nonlocal attempts
-                attempts += 1
-                if attempts > 1 and await self._landed(batch):
-                    return
-                await self._send(batch)
+    async def _retry(self, batch: list[StepRecord], failure: StoreError) -> None:
+        """The first send failed with ``failure``: go on as ``retry_store`` would have from
+        there (same delays and attempts), never recording the batch twice."""
+        attempts = 0
 
-            what = f"journaling step {batch[-1].seq} {batch[-1].name!r} of task {self.task_id!r}"
-            await retry_store(attempt, self._policy, what=what)
+        async def attempt() -> None:
+            nonlocal attempts
+            attempts += 1
+            if attempts == 1:
+                raise failure  # retry_store decides about it: permanent, or wait and try again
+            if await self._landed(batch):
+                return
+            await self._send(batch)
+
+        what = f"journaling step {batch[-1].seq} {batch[-1].name!r} of task {self.task_id!r}"
+        await retry_store(attempt, self._policy, what=what)
 
     async def _send(self, batch: list[StepRecord]) -> None:
         try:
