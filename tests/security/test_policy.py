@@ -132,3 +132,21 @@ def test_an_agents_bare_policy_names_mean_its_namespace():
     sec = Security(_registry())
     actor = sec.agent_actor(agent_id="app.agents:a", policies=["local", "app.security:p"], task_id="t")
     assert actor.policies == ("app.agents:local", "app.security:p") and actor.label == "agent:app.agents:a/t"
+
+
+async def test_a_decision_is_reused_within_a_registry_version_and_a_changed_policy_applies_at_the_next_check():
+    reg = _registry()
+    cs = reg.changeset(author="test")
+    cs.put(_policy_entry("s:p", allow(["tool.call"], ["app.tools:*"])))
+    await reg.apply(cs)
+    sec = Security(reg)
+    actor = Actor.agent("a:x", ["s:p"])
+    first = sec.check(actor, "tool.call", "app.tools:x")
+    assert first.allowed and sec.check(actor, "tool.call", "app.tools:x") is first
+    assert not sec.check(actor, "tool.call", "other:y").allowed  # another resource: its own decision
+    cs = reg.changeset(author="person")
+    cs.put(_policy_entry("s:p", allow(["tool.call"], ["app.tools:*"]), deny(["tool.call"], ["app.tools:x"])))
+    await reg.apply(cs)
+    assert not sec.check(actor, "tool.call", "app.tools:x").allowed
+    assert sec.check(actor, "tool.call", "app.tools:z").allowed
+    assert not sec.check(actor.without(["tool.call"]), "tool.call", "app.tools:z").allowed  # actors differ

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 RUN_AS_FIELD = "run_as_policies"
 
 _OWNER = Decision(allowed=True, reason="owner")
+_DECISIONS_KEPT = 4096
 # A registry write that lost a race is checked again; the person is not asked twice about the very
 # same proposal (same actor, action, resource and details) within this many seconds.
 APPROVAL_REUSE_SECONDS = 60.0
@@ -55,6 +56,10 @@ class Security:
         self._clock = clock
         self._policies: dict[str, tuple[Any, Policy | None]] = {}
         self._approved: dict[str, float] = {}  # digest of an approved request -> until when it stands
+        # Decisions of the live snapshot they were made on: a decision is a function of the
+        # actor, action, resource and the policy entries, and a changed policy is a new snapshot.
+        self._decided: dict[tuple[Actor, str, str], Decision] = {}
+        self._decided_on: Any = None
 
     # -- actors ----------------------------------------------------------------
     def agent_actor(self, *, agent_id: str, policies: Any = (), task_id: str | None = None) -> Actor:
@@ -107,8 +112,30 @@ class Security:
         return compiled
 
     def check(self, actor: Any, action: str, resource: str) -> Decision:
-        """Deny wins, default deny; for a restricted actor every policy set must allow."""
+        """Deny wins, default deny; for a restricted actor every policy set must allow.
+
+        Remembered per live registry snapshot, so a tool called every turn is
+        evaluated once per registry version; any registry change (a person
+        editing a policy) makes the next check evaluate again.
+        """
         actor = as_actor(actor)
+        snapshot = getattr(self.registry, "snapshot", None)
+        live = snapshot() if callable(snapshot) else None
+        if live is None:  # nothing to tell a changed registry by: evaluate every time
+            return self._decide(actor, action, resource)
+        if live is not self._decided_on:
+            self._decided.clear()
+            self._decided_on = live
+        key = (actor, action, resource)
+        decision = self._decided.get(key)
+        if decision is None:
+            decision = self._decide(actor, action, resource)
+            if len(self._decided) >= _DECISIONS_KEPT:  # many actors (one per task): start afresh
+                self._decided.clear()
+            self._decided[key] = decision
+        return decision
+
+    def _decide(self, actor: Actor, action: str, resource: str) -> Decision:
         for pattern in actor.forbid:
             if glob_match(action, pattern):
                 return Decision(allowed=False, reason=f"{action} is not available here ({actor.label} runs "
