@@ -14,6 +14,17 @@ difftime``, the base functions without ``collectgarbage``/``dofile``/
 ``setmetatable`` without ``__gc``, and the string metatable hidden behind
 ``__metatable = false``.
 
+Size (a Lua process is a state, and 10,000 may wait at once): the bootstrap
+holds only what every state needs.  The pattern guard (``patterns.lua``),
+the module wrappers (``module_key``) and their rarely used parts
+(``trusted_part``) are loaded into a state the first time its code uses them,
+as bytecode that the bootstrap gets from ``_fetch`` -- with ``time.monotonic``
+the only Python callables in a state, both upvalues of trusted bootstrap code
+that user code cannot reach, and ``_fetch`` returns only our own bytecode.  A
+call's library tables (``string``, ``math`` ...) are copied from private
+templates the first time its code names them, so ``rawget(_G, "math")`` and
+``pairs(_G)`` do not show a library before that (``math`` itself does).
+
 Limits and how each holds:
 
 * memory: lupa's ``max_memory``.  A memory error caught by ``pcall`` trips
