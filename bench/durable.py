@@ -14,7 +14,9 @@ Measures, in one run on this machine:
    journal (each step stores its own message) vs LangGraph's checkpoints
    (MessagesState: the whole conversation is stored at every step);
 3. takeover: a node running a task is SIGKILLed (a real subprocess); another
-   node's claimer resumes the task once the lease expires.
+   node's claimer resumes the task once the lease expires;
+4. workflow.lua: what the journal adds to a Lua step (funcs.call of a Lua
+   function) against the same calls without a journal, and a full replay.
 Peers run in subprocesses so their background threads and globals do not
 disturb each other. Each figure is the median of several runs.
 """
@@ -66,6 +68,53 @@ async def wippy_steps(runs: int, *, idempotent: bool) -> list[float]:
         await engine.close()
         await store.close()
     return out[1:]  # the first run warms up
+
+
+# -- wippy workflow.lua -------------------------------------------------------------
+WORKFLOW = """return {handler = function(a)
+  local total = 0
+  for i = 1, a.n do total = total + funcs.call("bench.tools:inc", {x = i}) end
+  return total
+end}"""
+
+
+async def workflow_steps(runs: int) -> dict[str, list[float]]:
+    """A workflow.lua whose steps are funcs.call of a (pooled-sandbox) Lua function, against the
+    same calls made by a plain function.lua (no journal): what durability adds to a Lua step."""
+    import yaml
+
+    from wippy_agents.app import App
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "app" / "src"
+        src.mkdir(parents=True)
+        (src.parent / "wippy.yaml").write_text(yaml.safe_dump({"sources": ["src"], "store": f"sqlite:///{tmp}/state.db"}))
+        entries = [
+            {"name": "inc", "kind": "function.lua", "idempotent": True,
+             "source": "return {handler = function(a) return a.x end}"},
+            {"name": "flow", "kind": "workflow.lua", "modules": ["funcs"], "source": WORKFLOW},
+            {"name": "plain", "kind": "function.lua", "modules": ["funcs"], "source": WORKFLOW},
+        ]
+        (src / "bench.yaml").write_text(yaml.safe_dump({"namespace": "bench.tools", "entries": entries}))
+        out: dict[str, list[float]] = {"workflow": [], "plain": [], "replay": []}
+        async with await App.open(src.parent) as app:
+            flows = app.extensions["workflows"]
+            for run in range(runs + 1):
+                t0 = time.perf_counter()
+                await app.call("bench.tools:plain", {"n": STEPS})
+                t1 = time.perf_counter()
+                await flows.run("bench.tools:flow", {"n": STEPS}, task_id=f"wf{run}", timeout=60)
+                t2 = time.perf_counter()
+                # replay: the same task run again on its full journal (as after a crash)
+                await app.store.task_update(f"wf{run}", status="stranded", owner=None, lease_expires_at=None)
+                await app.tasks.resume(f"wf{run}")
+                await app.tasks.wait(f"wf{run}", timeout=60)
+                t3 = time.perf_counter()
+                if run:
+                    out["plain"].append((t1 - t0) / STEPS * 1e6)
+                    out["workflow"].append((t2 - t1) / STEPS * 1e6)
+                    out["replay"].append((t3 - t2) / STEPS * 1e6)
+    return out
 
 
 async def store_floor(runs: int) -> list[float]:
@@ -328,6 +377,14 @@ def main() -> None:
         print(f"  {name:<50} {value:>9.0f} {value / base:>8.1f}")
     print(f"  target: wippy <= 200 us/step -> {'met' if base <= 200 else 'NOT met'} ({base:.0f} us;"
           f" {base / floor:.2f}x the bare write round trip measured in this run)")
+
+    wf = asyncio.run(workflow_steps(runs))
+    plain = med(wf["plain"])
+    print(f"\nworkflow.lua: {STEPS} funcs.call steps of a Lua function (sandbox per call), us/step, median of {runs}")
+    print(f"  {'plain function.lua making the same calls (no journal)':<56} {plain:>7.0f}")
+    print(f"  {'workflow.lua, each call a journaled step':<56} {med(wf['workflow']):>7.0f}"
+          f"  (+{med(wf['workflow']) - plain:.0f} us for durability)")
+    print(f"  {'workflow.lua replay after a crash (answers from the journal)':<56} {med(wf['replay']):>7.0f}")
 
     print("\nstorage after N steps that each add a ~1 KB message (bytes of rows; SQLite file size)")
     ours = {n: asyncio.run(wippy_storage(n)) for n in (200, 500)}
