@@ -384,7 +384,7 @@ def main() -> None:
     print(f"  {'plain function.lua making the same calls (no journal)':<56} {plain:>7.0f}")
     print(f"  {'workflow.lua, each call a journaled step':<56} {med(wf['workflow']):>7.0f}"
           f"  (+{med(wf['workflow']) - plain:.0f} us for durability)")
-    print(f"  {'workflow.lua replay after a crash (answers from the journal)':<56} {med(wf['replay']):>7.0f}")
+    print(f"  {'workflow.lua replayed after a crash (journal answers)':<56} {med(wf['replay']):>7.0f}")
 
     print("\nstorage after N steps that each add a ~1 KB message (bytes of rows; SQLite file size)")
     ours = {n: asyncio.run(wippy_storage(n)) for n in (200, 500)}
