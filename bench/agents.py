@@ -16,6 +16,9 @@ Each run is N-1 tool-calling turns and a final answer; the figure is wall time
   reply and tool result a journal step), store ``sqlite`` (file, WAL) = persisted,
   ``sqlite:///:memory:`` = not persisted (same code path, in-memory journal).
   Runs follow each other in one open App (new task id, new scripted model each).
+* wippy-floor: only the store round trips a journaled turn cannot do without:
+  two lease-guarded ``journal_write`` calls (model reply, tool result), each of
+  which must land before the next step runs (SPEC §7).
 * OpenAI Agents SDK: ``Runner.run`` with ``agents.testing.ScriptedModel``,
   without a session and with ``SQLiteSession`` (file).
 * LangGraph: the prebuilt ReAct agent (``create_react_agent``) with a fake chat
@@ -180,6 +183,41 @@ def wippy(turns: int, runs: int, persisted: bool) -> dict[str, list[float]]:
     return asyncio.run(main())
 
 
+def wippy_floor(turns: int, runs: int, persisted: bool) -> dict[str, list[float]]:
+    """The store floor under a journaled turn: its two steps' lease-guarded ``journal_write``
+    round trips alone (a model reply and a tool result, each durable before the next step)."""
+    import asyncio
+
+    sys.path.insert(0, str(ROOT))
+    from wippy_agents.store import open_store
+    from wippy_agents.store.base import StepRecord, TaskRecord
+
+    reply = {"text": "", "tool_calls": [{"id": "c", "name": "noop", "arguments": {"i": 1}}],
+             "usage": {"input_tokens": 10, "output_tokens": 5}}
+
+    async def main() -> dict[str, list[float]]:
+        clock = Clock(turns)
+        with tempfile.TemporaryDirectory() as tmp:
+            store = await open_store(f"sqlite:///{tmp}/state.db" if persisted else "sqlite:///:memory:")
+            try:
+                for r in range(runs + 1):
+                    task = f"run{r}"
+                    await store.task_create(TaskRecord(id=task, kind="agent", target="a", input=None, owner="n",
+                                                       status="running"))
+                    clock.start()
+                    for seq in range(1, 2 * turns + 1):
+                        result = reply if seq % 2 else {"result": "ok"}
+                        await store.journal_write(StepRecord(task_id=task, seq=seq, name="step", status="ok",
+                                                             result=result, started_at=time.time(),
+                                                             finished_at=time.time()), node="n")
+                    clock.stop(keep=r > 0)
+            finally:
+                await store.close()
+        return clock.result()
+
+    return asyncio.run(main())
+
+
 # -- OpenAI Agents SDK --------------------------------------------------------------
 def openai_agents(turns: int, runs: int, persisted: bool) -> dict[str, list[float]]:
     import asyncio
@@ -255,7 +293,8 @@ def langgraph(turns: int, runs: int, persisted: bool) -> dict[str, list[float]]:
     return clock.result()
 
 
-FRAMEWORKS = {"wippy": wippy, "wippy-loop": wippy_loop, "openai-agents": openai_agents, "langgraph": langgraph}
+FRAMEWORKS = {"wippy": wippy, "wippy-loop": wippy_loop, "wippy-floor": wippy_floor, "openai-agents": openai_agents,
+              "langgraph": langgraph}
 
 
 def measure(name: str, turns: int, runs: int, persisted: bool) -> dict[str, list[float]] | str:
@@ -282,7 +321,7 @@ def main() -> None:
     runs20, runs200 = (5, 2) if args.quick else (15, 5)
     rows = []
     for name in FRAMEWORKS:
-        for persisted in ((False,) if name == "wippy-loop" else (False, True)):
+        for persisted in ((False,) if name == "wippy-loop" else (True,) if name == "wippy-floor" else (False, True)):
             r20 = measure(name, 20, runs20, persisted)
             r200 = measure(name, 200, runs200, persisted)
             rows.append((name, persisted, r20, r200))
@@ -296,6 +335,7 @@ def main() -> None:
     print("-" * len(head))
     store = {"wippy": ("sqlite journal (WAL)", "in-memory journal"),
              "wippy-loop": ("-", "no task engine"),
+             "wippy-floor": ("2 journal_writes", "-"),
              "openai-agents": ("SQLiteSession", "no session"),
              "langgraph": ("SqliteSaver", "no checkpointer")}
     figures = {}
@@ -313,6 +353,11 @@ def main() -> None:
     if wp:
         print(f"\nwippy journaled turn at 20 turns: {wp[0]:.0f} us wall, {wp[2]:.0f} us CPU (target <= 300 us); "
               f"200/20: {wp[1] / wp[0]:.2f} wall, {wp[3] / wp[2]:.2f} CPU (target <= 1.2)")
+        floor, loop = figures.get(("wippy-floor", True)), figures.get(("wippy-loop", False))
+        if floor and loop:
+            print(f"  of which: the turn loop alone {loop[0]:.0f} us, the store floor (two journal_write round trips, "
+                  f"one per step) {floor[0]:.0f} us, the task engine and the rest {wp[0] - loop[0] - floor[0]:.0f} us "
+                  f"(wall, 20 turns)")
         for peer in ("openai-agents", "langgraph"):
             p = figures.get((peer, True))
             if p:
