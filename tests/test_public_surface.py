@@ -1,0 +1,45 @@
+"""Each package exports exactly the names we mean (STYLE 1): a change here is a deliberate API change."""
+
+import importlib
+
+import pytest
+
+EXPORTS = {
+    "store": {"AuditRecord", "StepRecord", "StepStatus", "Store", "TaskRecord", "TaskStatus", "VersionRecord",
+              "open_store"},
+    "registry": {"AppSettings", "CHANGED_TOPIC", "Change", "Changeset", "Entry", "EntryId", "FileWatcher",
+                 "LoadResult", "Problem", "Registry", "Snapshot", "Subscriber", "Validator", "WriteGuard",
+                 "code_validator", "kinds", "lint", "load_file", "load_sources"},
+    "security": {"ACTIONS", "Actor", "ActorKind", "ApprovalRequest", "Approver", "CODE_KINDS", "Decision", "Policy",
+                 "RUN_AS_FIELD", "RegistryGuard", "Rule", "Security", "as_actor", "evaluate", "glob_match", "redact",
+                 "stamp_change", "stamp_entry"},
+    "lua": {"CallContext", "CodeSpec", "KNOWN_MODULES", "Limits", "LoadedCode", "LuaHost", "LuaModule", "LuaState",
+            "Services", "StatePool", "builtin_modules", "compile_check", "drive", "entry_to_data", "from_lua",
+            "parse_duration", "parse_size", "registry_services", "to_lua"},
+    "tasks": {"FINAL_STATUSES", "Metered", "NO_RETRY", "RetryPolicy", "RunInterrupted", "Runner", "SKIP_TYPE",
+              "STORE_RETRY", "TaskContext", "TaskEngine"},
+    "agents": {"AGENT_TASK_KIND", "AgentResult", "AgentService", "AgentSpec", "BUILTIN_TOOL_MODULES", "Budget",
+               "ContextOverflow", "ContextWindow", "Delegate", "PromptError", "PythonTool", "STOP_REASONS",
+               "StopReason", "TOOL_KINDS", "ToolCallContext", "ToolError", "Toolset", "build_toolset",
+               "builtin_entries", "dispatch_tool", "python_tool", "python_tools", "render_prompt", "truncate_text",
+               "validate_arguments"},
+    "console": {"SESSION_KIND", "Session", "SessionState", "Sessions", "Turn", "turn_task_id"},
+    "testing": {"FakeClock", "RespxTransport", "ScriptExhausted", "ScriptedCall", "ScriptedModel", "mock_http_client"},
+}
+
+
+@pytest.mark.parametrize("package", sorted(EXPORTS))
+def test_each_package_exports_exactly_the_names_we_mean(package):
+    module = importlib.import_module(f"wippy_agents.{package}")
+    assert set(module.__all__) == EXPORTS[package]
+    for name in module.__all__:
+        assert hasattr(module, name), f"wippy_agents.{package}.{name} is in __all__ but missing"
+
+
+def test_the_error_tree_has_one_root():
+    from wippy_agents import errors
+
+    for name in errors.__all__:
+        obj = getattr(errors, name)
+        if isinstance(obj, type):
+            assert issubclass(obj, errors.WippyError), name
