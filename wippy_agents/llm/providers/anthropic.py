@@ -12,11 +12,12 @@ from typing import Any, AsyncIterator, Sequence
 
 import anthropic
 
-from wippy_agents.llm.base import ReplyBuilder, collect
+from wippy_agents.llm.base import ReplyBuilder
 from wippy_agents.llm.config import ModelConfig
 from wippy_agents.llm.pricing import priced_usage
+from wippy_agents.llm.providers._sdk import SdkProvider
 from wippy_agents.llm.providers._errors import map_sdk_error, missing_key
-from wippy_agents.llm.types import (Done, Message, ModelReply, StopReason, StreamEvent, TextDelta, ToolCallDelta,
+from wippy_agents.llm.types import (Done, Message, StopReason, StreamEvent, TextDelta, ToolCallDelta,
                                     ToolSpec)
 
 __all__ = ["AnthropicProvider", "to_anthropic_messages"]
@@ -54,7 +55,7 @@ def to_anthropic_messages(messages: Sequence[Message]) -> tuple[str, list[dict[s
     return "\n\n".join(system), out
 
 
-class AnthropicProvider:
+class AnthropicProvider(SdkProvider):
     """Messages API provider; ``stream()`` is the primary path.
 
     Raises ``MissingApiKey`` at construction when the key's env var is unset;
@@ -73,16 +74,6 @@ class AnthropicProvider:
         if config.base_url:
             kwargs["base_url"] = config.base_url
         self._client = anthropic.AsyncAnthropic(**kwargs)
-
-    async def aclose(self) -> None:
-        """Close the SDK's pool (an injected ``http_client`` stays open: its owner closes it)."""
-        if self._owns_http:
-            await self._client.close()
-
-    async def request(self, messages: Sequence[Message], *, tools: Sequence[ToolSpec] = (),
-                      model_cfg: ModelConfig | None = None, call_index: int | None = None) -> ModelReply:
-        """One whole reply (the stream, folded)."""
-        return await collect(self.stream(messages, tools=tools, model_cfg=model_cfg, call_index=call_index))
 
     def _params(self, cfg: ModelConfig, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> dict[str, Any]:
         system, msgs = to_anthropic_messages(messages)

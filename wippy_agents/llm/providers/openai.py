@@ -13,11 +13,12 @@ from typing import Any, AsyncIterator, Sequence
 
 import openai
 
-from wippy_agents.llm.base import ReplyBuilder, collect
+from wippy_agents.llm.base import ReplyBuilder
 from wippy_agents.llm.config import ModelConfig
 from wippy_agents.llm.pricing import priced_usage
+from wippy_agents.llm.providers._sdk import SdkProvider
 from wippy_agents.llm.providers._errors import map_sdk_error, missing_key
-from wippy_agents.llm.types import (Done, Message, ModelReply, StopReason, StreamEvent, TextDelta, ToolCallDelta,
+from wippy_agents.llm.types import (Done, Message, StopReason, StreamEvent, TextDelta, ToolCallDelta,
                                     ToolSpec)
 
 __all__ = ["OpenAIProvider", "to_openai_messages", "to_openai_tools"]
@@ -53,7 +54,7 @@ def to_openai_tools(tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:
                                               "parameters": t.input_schema}} for t in tools]
 
 
-class OpenAIProvider:
+class OpenAIProvider(SdkProvider):
     """Chat Completions provider; ``stream()`` is the primary path.
 
         >>> provider = OpenAIProvider(ModelConfig(provider="openai", model="gpt-4o-mini"))  # doctest: +SKIP
@@ -76,16 +77,6 @@ class OpenAIProvider:
         self._client = openai.AsyncOpenAI(
             api_key=key or "not-needed", base_url=config.base_url, timeout=config.timeout,
             max_retries=0, http_client=http_client)
-
-    async def aclose(self) -> None:
-        """Close the SDK's pool (an injected ``http_client`` stays open: its owner closes it)."""
-        if self._owns_http:
-            await self._client.close()
-
-    async def request(self, messages: Sequence[Message], *, tools: Sequence[ToolSpec] = (),
-                      model_cfg: ModelConfig | None = None, call_index: int | None = None) -> ModelReply:
-        """One whole reply (the stream, folded)."""
-        return await collect(self.stream(messages, tools=tools, model_cfg=model_cfg, call_index=call_index))
 
     def _params(self, cfg: ModelConfig, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> dict[str, Any]:
         params: dict[str, Any] = {"model": cfg.model, "messages": to_openai_messages(messages), "stream": True,
