@@ -87,6 +87,7 @@ async def _main(*, fast: bool) -> int:
                 demo.check(f"stage finished without error ({type(exc).__name__}: {exc})", False)
             if len(demo.checks) == before:
                 demo.check("stage verified at least one claim", False)
+            await demo.pause(1.5)  # time to read the stage before the next one scrolls it away
     failed = [claim for claim, ok in demo.checks if not ok]
     console.print()
     elapsed = time.perf_counter() - started
