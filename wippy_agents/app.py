@@ -86,6 +86,7 @@ class App:
         the_node = Node(settings.node)
         registry: Registry | None = None
         tasks: TaskEngine | None = None
+        app: App | None = None
         try:
             # Imported here, not at the top: the agents layer registers its open hook on import.
             from .agents import builtin_entries
@@ -109,6 +110,9 @@ class App:
                 await tasks.recover()
             return app
         except BaseException:
+            if app is not None:  # a layer's hook failed: undo the ones that ran, then the core
+                await app.close()
+                raise
             if tasks is not None:
                 await tasks.close()
             if registry is not None:
