@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 
-
 from wippy_agents.cli import main
 
 from .conftest import write
