@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import uuid
@@ -72,3 +73,20 @@ def store_url(request):
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite_url")
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture(autouse=True)
+def keep_logging_as_it_was():
+    """``cli.main`` (run in-process by many tests) points the ``wippy_agents`` logger at the
+    current stderr; undo that so later tests never write to a closed capture."""
+    logger = logging.getLogger("wippy_agents")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield
+    for handler in list(logger.handlers):
+        if handler not in saved[0]:
+            logger.removeHandler(handler)
+    for handler in saved[0]:
+        if handler not in logger.handlers:
+            logger.addHandler(handler)
+    logger.setLevel(saved[1])
+    logger.propagate = saved[2]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import yaml
@@ -44,3 +46,14 @@ def app_text(script: list[dict[str, Any]], *, agent: dict[str, Any] | None = Non
 
 def call(name: str, **arguments: Any) -> dict[str, Any]:
     return {"name": name, "arguments": arguments}
+
+
+async def until(probe, ok, timeout: float = 10.0):
+    """Poll ``await probe()`` until ``ok(value)``; fails after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if ok(value):
+            return value
+        assert time.monotonic() < deadline, f"condition not met in {timeout}s (last value {value!r})"
+        await asyncio.sleep(0.01)

@@ -14,7 +14,7 @@ from wippy_agents.agents import python_tool
 from wippy_agents.app import App
 
 from .conftest import write_app
-from .helpers import app_text, call
+from .helpers import app_text, call, until
 
 SCRIPT = [
     {"tool_calls": [call("add", x=1, y=2)]},
@@ -58,7 +58,7 @@ async def test_a_run_stopped_mid_way_resumes_without_repeating_model_calls(tmp_p
         await asyncio.wait_for(GATE["entered"].wait(), 10)
         made_before = len(first.extensions["agents"].provider_for("app.models:m").calls)
         # finished steps may reach the store a moment after they return (write-behind): wait for them
-        await _until(lambda: _journaled(first, "crash-1"), lambda n: n >= 3)
+        await until(lambda: _journaled(first, "crash-1"), lambda n: n >= 3)
         # The run's process dies mid-tool (untrappable kill): nothing more is written for it.
         pid = first.node.whereis("task:crash-1")
         assert pid is not None
@@ -81,16 +81,6 @@ async def test_a_run_stopped_mid_way_resumes_without_repeating_model_calls(tmp_p
 async def _journaled(app, task_id: str) -> int:
     return len([s for s in await app.store.journal_load(task_id) if s.status == "ok"])
 
-
-async def _until(probe, ok, timeout: float = 10.0):
-    """Poll ``await probe()`` until ``ok(value)``, failing after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if ok(value):
-            return value
-        assert time.monotonic() < deadline, f"condition not met in {timeout}s (last value {value!r})"
-        await asyncio.sleep(0.01)
 
 
 async def _task_status(store_url: str, task_id: str) -> str:
@@ -233,7 +223,7 @@ async def test_a_lua_agent_resumes_from_its_journal(tmp_path):
     try:
         await first.extensions["agents"].start("app.agents:planner", "go", task_id="lua-crash")
         await asyncio.wait_for(GATE["entered"].wait(), 10)
-        await _until(lambda: _journaled(first, "lua-crash"), lambda n: n >= 1)
+        await until(lambda: _journaled(first, "lua-crash"), lambda n: n >= 1)
         first.node.exit(first.node.whereis("task:lua-crash"), "kill")
     finally:
         GATE["entered"] = GATE["release"] = None

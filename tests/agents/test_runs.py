@@ -12,7 +12,7 @@ from wippy_agents.llm import Message, TokenCounter, ToolCall
 from wippy_agents.registry import AppSettings, lint
 
 from .conftest import write_app
-from .helpers import app_text, call
+from .helpers import app_text, call, until
 
 
 def svc(app):
@@ -182,12 +182,12 @@ async def test_cancelling_a_parent_cancels_its_delegate_and_stops_at_once(make_a
     result = await svc(app).result("parent", timeout=30)
     assert result.stop_reason == "cancelled"
     # the parent's run stops waiting for its child at once and cancels it (the tool never returned)
-    child = await _until(lambda: _child_of(app, "parent"), lambda t: t.status == "cancelled")
+    child = await until(lambda: _child_of(app, "parent"), lambda t: t.status == "cancelled")
     assert "its parent task 'parent' ended" in child.error["message"]
     # the parent's run ends though its child's tool still blocks
-    await _until(lambda: _async(app.tasks.running()), lambda running: running == [child.id])
+    await until(lambda: _async(app.tasks.running()), lambda running: running == [child.id])
     never.set()  # the child's tool returns; the child stops at its next step (cancellation is cooperative)
-    await _until(lambda: _async(app.tasks.running()), lambda running: not running)
+    await until(lambda: _async(app.tasks.running()), lambda running: not running)
     assert (await app.tasks.get(child.id)).status == "cancelled"
 
 
@@ -198,16 +198,3 @@ async def _async(value):
 async def _child_of(app, parent_id):
     return next(t for t in await app.store.task_list() if t.parent_id == parent_id)
 
-
-async def _until(probe, ok, timeout: float = 10.0):
-    """Poll ``await probe()`` until ``ok(value)``; fails after ``timeout`` seconds."""
-    import asyncio
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if ok(value):
-            return value
-        assert time.monotonic() < deadline, f"condition not met in {timeout}s (last value {value!r})"
-        await asyncio.sleep(0.01)

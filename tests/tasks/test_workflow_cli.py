@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
 
 import pytest
@@ -27,22 +26,6 @@ ONCE = {"name": "once", "kind": "function.lua", "source": "return {handler = fun
 def app_dir(tmp_path):
     return write_app(tmp_path, {"two": TWO, "wait": 'return {handler = function() return workflow.signal("go") end}'},
                      tools=[ONCE])
-
-
-@pytest.fixture(autouse=True)
-def keep_logging_as_it_was():
-    """``cli.main`` points the ``wippy_agents`` logger at this test's (captured) stderr; undo that."""
-    logger = logging.getLogger("wippy_agents")
-    saved = (list(logger.handlers), logger.level, logger.propagate)
-    yield
-    for handler in list(logger.handlers):
-        if handler not in saved[0]:
-            logger.removeHandler(handler)
-    for handler in saved[0]:
-        if handler not in logger.handlers:
-            logger.addHandler(handler)
-    logger.setLevel(saved[1])
-    logger.propagate = saved[2]
 
 
 def wippy(capsys, *argv: str) -> tuple[int, str, str]:
