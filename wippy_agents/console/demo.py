@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import logging
 import tempfile
 import time
@@ -19,7 +20,7 @@ from typing import Awaitable, Callable
 
 from rich.console import Console
 
-__all__ = ["run", "Demo", "STAGES"]
+__all__ = ["run", "Demo", "STAGES", "until"]
 
 
 @dataclass
@@ -47,6 +48,20 @@ class Demo:
 
 
 Stage = Callable[[Demo], Awaitable[None]]
+
+
+async def until(predicate: Callable[[], object], timeout: float = 5.0, interval: float = 0.005) -> bool:
+    """Poll ``predicate`` (sync, or async) until it is true or ``timeout`` passes; the demo's only wait."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return True
+        await asyncio.sleep(interval)
+    return False
 
 
 def _stages() -> list[tuple[str, Stage]]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from ..errors import ProcessDead
 from ..runtime import ChildSpec, Node, Process, Supervisor, SupervisorSpec
+from .demo import until
 
 __all__ = ["kernel_stage"]
 
@@ -23,17 +23,6 @@ async def _worker(proc: Process, label: str) -> None:
 
 async def _children(node: Node, sup: str) -> dict[str, Any]:
     return {c["id"]: c["pid"] for c in await Supervisor.which_children(node, sup)}
-
-
-async def _until(predicate, timeout: float = 5.0) -> bool:
-    """Poll ``predicate`` (an async callable) until true or ``timeout``; the demo's only wait."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        if await predicate():
-            return True
-        await asyncio.sleep(0.005)
-    return False
 
 
 async def kernel_stage(demo) -> None:
@@ -61,7 +50,7 @@ async def kernel_stage(demo) -> None:
             pid = node.whereis("api")
             return pid is not None and pid != top["api"]
         demo.check("api was restarted under its registered name, with a new pid",
-                   await _until(api_back) and await node.call("api", "ping", timeout=2) == "api ok")
+                   await until(api_back) and await node.call("api", "ping", timeout=2) == "api ok")
         await demo.pause()
 
         demo.say("injecting a crash into [bold]parser[/]: one_for_all restarts its sibling too …")
@@ -70,7 +59,7 @@ async def kernel_stage(demo) -> None:
         async def both_new() -> bool:
             now = await _children(node, sub)
             return all(now[k] not in (None, before[k]) for k in before)
-        demo.check("parser and indexer both came back with new pids", await _until(both_new))
+        demo.check("parser and indexer both came back with new pids", await until(both_new))
         await demo.pause()
 
         demo.say("crashing parser again and again: more than max_restarts=2 in 5 s …")
@@ -80,12 +69,12 @@ async def kernel_stage(demo) -> None:
             except ProcessDead:
                 break  # the workers supervisor has given up
             node.send(pid, "crash")
-            await _until(lambda: _pid_changed(node, sub, "parser", pid))
+            await until(lambda: _pid_changed(node, sub, "parser", pid))
 
         async def escalated() -> bool:
             return (await _children(node, root_pid))["workers"] not in (None, sub)
         demo.check("the workers supervisor gave up and its parent restarted the whole subtree",
-                   await _until(escalated))
+                   await until(escalated))
         demo.check("the node and the unrelated api process kept running",
                    await node.call("api", "ping", timeout=2) == "api ok")
     demo.check("the node stopped cleanly, no process left", not node.processes())

@@ -20,6 +20,7 @@ import yaml
 from ..app import App
 from ..errors import ReceiveTimeout
 from ..store import open_store
+from .demo import until
 
 __all__ = ["mission_stages"]
 
@@ -39,16 +40,6 @@ def _write_app(root: Path, files: dict[str, Any]) -> Path:
     for name, doc in files.items():
         (root / "src" / name).write_text(doc if isinstance(doc, str) else yaml.safe_dump(doc, sort_keys=False))
     return root
-
-
-async def _until(predicate, timeout: float = 5.0, interval: float = 0.005) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(interval)
-    return False
 
 
 # -- stage 2 -------------------------------------------------------------------
@@ -104,7 +95,7 @@ async def lua_worker_stage(demo) -> None:
 
         demo.say("spawning a Lua counter on the [bold]demo:workers[/] host (a simple_one_for_one supervisor) …")
         done = app.node.spawn(script)
-        await _until(lambda: not app.node.is_alive(done), timeout=20)
+        await until(lambda: not app.node.is_alive(done), timeout=20)
         demo.say(f"counter {seen.get('first')} answered total={seen.get('total1')}; injecting a Lua error …")
         demo.say(f"its monitor saw it die: {seen.get('reason', '?')[:70]}")
         demo.check("the Lua worker ran and answered over its mailbox", seen.get("total1") == 2)
@@ -160,14 +151,14 @@ async def hot_reload_stage(demo) -> None:
                 heard.append((time.perf_counter(), msg.payload))
 
         app.node.spawn(observer)
-        await _until(lambda: bool(heard), timeout=10)
+        await until(lambda: bool(heard), timeout=10)
         demo.say(f"the greeter process reads demo.config:greeting → {heard[0][1]['text']!r}" if heard else
                  "the greeter did not report")
         demo.say("editing src/config.yaml on disk (as an editor would) …")
         before = app.registry.version
         saved = time.perf_counter()
         (root / "src" / "config.yaml").write_text(yaml.safe_dump(_config("hello, hot reload"), sort_keys=False))
-        ok = await _until(lambda: any(p["text"] == "hello, hot reload" for _, p in heard), timeout=10)
+        ok = await until(lambda: any(p["text"] == "hello, hot reload" for _, p in heard), timeout=10)
         took = next((t - saved for t, p in heard if p["text"] == "hello, hot reload"), None)
         if ok:
             demo.say(f"the running process saw the new text {took * 1000:.0f} ms after the save, "
@@ -177,7 +168,7 @@ async def hot_reload_stage(demo) -> None:
         demo.say("saving a broken file: the old version must stay live …")
         before = app.registry.version
         (root / "src" / "config.yaml").write_text("namespace: demo.config\nentries:\n  - name: greeting\n    kind: [oops\n")
-        reported = await _until(lambda: bool(watch_errors), timeout=10)
+        reported = await until(lambda: bool(watch_errors), timeout=10)
         if reported:
             demo.say(f"the watcher reported: {_short(str(watch_errors[0]))}")
         entry = app.registry.get("demo.config:greeting")
