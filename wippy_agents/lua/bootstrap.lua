@@ -430,52 +430,43 @@ local function errstr(e)
   return "(a " .. t .. " error value)"
 end
 
+local NOT_OURS = "coroutine.yield called outside a coroutine created by coroutine.create/wrap"
+
+-- resume_box(box, ...) -> the packed results of resuming box[1], or nil, message
+-- (noting a memory error as the exceeded limit)
+local function resume_box(box, ...)
+  local r = pack(co_resume(box[1], ...))
+  if not r[1] then
+    if r[2] == "not enough memory" and not exceeded then exceeded, limit_msg = "memory", "memory limit exceeded" end
+    return nil, errstr(r[2])
+  end
+  return r
+end
+
 -- step(co, ...) -> "done", results | "request", op, args | "error", message
 local function step(box, ...)
-  local co = box[1]
-  local r = pack(co_resume(co, ...))
-  if not r[1] then
-    if r[2] == "not enough memory" and not exceeded then exceeded, limit_msg = "memory", "memory limit exceeded" end
-    return "error", errstr(r[2])
-  end
-  if co_status(co) == "dead" then return "done", r end
+  local r, err = resume_box(box, ...)
+  if not r then return "error", err end
+  if co_status(box[1]) == "dead" then return "done", r end
   if r[2] == REQ then return "request", r[3], r[4] end
-  return "error", "coroutine.yield called outside a coroutine created by coroutine.create/wrap"
+  return "error", NOT_OURS
 end
 
--- step_flat: step with results and request arguments inline ("done", ...results |
--- "request", op, ...args | "error", message): the process driver reads them in one
--- crossing instead of indexing a packed table (lua/process.py).
-local function step_flat(box, ...)
-  local co = box[1]
-  local r = pack(co_resume(co, ...))
-  if not r[1] then
-    if r[2] == "not enough memory" and not exceeded then exceeded, limit_msg = "memory", "memory limit exceeded" end
-    return "error", errstr(r[2])
-  end
-  if co_status(co) == "dead" then return "done", unpack(r, 2, r.n) end
-  if r[2] == REQ then local a = r[4]; return "request", r[3], unpack(a, 1, a.n) end
-  return "error", "coroutine.yield called outside a coroutine created by coroutine.create/wrap"
-end
-
--- step_slice(box, instructions, deadline, ...): step_flat for the process driver,
--- which starts a new slice in the same crossing when instructions is given, and
--- learns from the tag whether log records wait ("request+log"), so that it only
--- drains them when there are some (each call into Lua costs the driver ~2 us).
+-- step_slice(box, instructions, deadline, ...): step for the process driver, with
+-- results and request arguments inline ("done", ...results | "request", op, ...args)
+-- so it reads them in one crossing; it starts a new slice in the same crossing when
+-- instructions is given, and the tag says whether log records wait ("request+log"),
+-- so that it only drains them when there are some (each call into Lua costs ~2 us).
 local function step_slice(box, instructions, dl, ...)
   if instructions then used, budget, deadline = 0, instructions, dl end
-  local co = box[1]
-  local r = pack(co_resume(co, ...))
-  if not r[1] then
-    if r[2] == "not enough memory" and not exceeded then exceeded, limit_msg = "memory", "memory limit exceeded" end
-    return "error", errstr(r[2])
-  end
-  if co_status(co) == "dead" then return "done", unpack(r, 2, r.n) end
+  local r, err = resume_box(box, ...)
+  if not r then return "error", err end
+  if co_status(box[1]) == "dead" then return "done", unpack(r, 2, r.n) end
   if r[2] == REQ then
     local a = r[4]
     return (logbuf[1] == nil and logdrop == 0) and "request" or "request+log", r[3], unpack(a, 1, a.n)
   end
-  return "error", "coroutine.yield called outside a coroutine created by coroutine.create/wrap"
+  return "error", NOT_OURS
 end
 
 -- run_entry: runs a chunk, finds the method, calls it with the arguments
@@ -521,7 +512,7 @@ local function load_user(src, name, env, cache)
 end
 
 local ctl = {
-  new_env = new_env, step = step, step_flat = step_flat, step_slice = step_slice,
+  new_env = new_env, step = step, step_slice = step_slice,
   -- threads stay boxed in a table: lupa does not hand a Lua thread back intact
   new_thread = function(f) return {new_thread(f)} end,
   run_entry = run_entry, emit = emit, lazy = lazy, fresh_libs = fresh_libs,

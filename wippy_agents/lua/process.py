@@ -114,7 +114,7 @@ def _lua(lua: Any, value: Any, where: str) -> Any:
 
 
 def _step(state: Any, step: Any, thread: Any, send: tuple[Any, ...]) -> tuple[Any, ...]:
-    # LuaState.step's error handling around the bootstrap's step_flat
+    # LuaState.step's error handling around the bootstrap's step_slice
     if state.closed:
         raise LuaError("this Lua state was closed after an earlier limit error")
     try:
