@@ -105,7 +105,7 @@ class App:
             if follow:
                 registry.follow()
             if watch:
-                registry.watch(settings, on_error=on_watch_error or (lambda exc: log.error("%s", exc)))
+                registry.watch(settings, on_error=on_watch_error)  # the watcher logs each problem once
             if recover:
                 await tasks.recover()
             return app

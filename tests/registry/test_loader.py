@@ -157,10 +157,13 @@ def test_duplicate_id_across_files_names_both_places(app):
     assert "duplicate id, also defined at" in problem.message and "assistant.yaml" in problem.message
 
 
-def test_yaml_that_is_not_an_entry_file_is_skipped(app):
+def test_a_yaml_file_whose_top_level_is_a_list_is_an_error(app):
     write(app / "agents" / "script.yaml", "- text: hello\n- text: bye\n")
     result = load_sources(AppSettings.load(app))
-    assert result.problems == [] and len(result.entries) == 4
+    [problem] = result.problems
+    assert problem.file.endswith("script.yaml") and problem.line == 1
+    assert "top level must be a mapping with namespace and entries, got a list" in problem.message
+    assert len(result.entries) == 4
 
 
 def test_settings_document_in_a_folder_file_is_an_error(app):

@@ -84,6 +84,12 @@ async def _registry(args: argparse.Namespace, *, persist: bool) -> AsyncIterator
 def lint(args: argparse.Namespace) -> int:
     """Print ``file:line: entry: message`` for every problem; exit 1 when there is one."""
     settings = _settings(args)
+    from ..registry.loader import entry_files
+
+    if not entry_files(settings):
+        where = ", ".join(settings.sources) or str(settings.app_file)
+        print(f"warning: {_rel(str(settings.root))}: no entry files to lint (looked in: {where})", file=sys.stderr)
+        return 0
     problems = asyncio.run(lint_app(settings, validators=validators(), builtins=builtins()))
     for p in problems:
         print(str(p.__class__(message=p.message, entry=p.entry, file=_rel(p.file), line=p.line)))

@@ -22,7 +22,7 @@ async def lint(
     Run-time entries (in the store) are not consulted: lint judges the files
     (with the ``builtins`` code provides, as ``Registry(builtins=...)`` has them).
     """
-    result = load_sources(settings)
+    result = load_sources(settings, partial=True)
     state = {str(e.id): e.evolve(origin="builtin") for e in builtins}
     problems = list(result.problems)
     for entry in result.entries:

@@ -5,8 +5,11 @@ each entry, every field other than name/kind/meta goes to ``data``; a top-level
 ``file://path`` string (``source: file://weather.lua``) is read relative to the
 YAML file (text in the field, the path in ``<field>_path``); ``${env:NAME}``
 (or ``${env:NAME:-default}``) anywhere in a string reads the environment at
-load time. A YAML file without ``namespace``/``entries`` documents (a scripted
-model's replies, say) is not an entry file and is skipped.
+load time. Every YAML document under the sources must be an entry document
+(a mapping with ``namespace`` and ``entries``, optionally ``version: "1.0"``);
+anything else is a problem naming the file and line. Parsing never raises:
+a file too large, not UTF-8, too deep, an alias bomb, or one the parser chokes
+on (``RecursionError``, ``MemoryError``) is one problem naming the file.
 """
 
 from __future__ import annotations
@@ -24,15 +27,17 @@ from ..errors import LoadError, ValidationError
 from .entry import Entry, Problem
 from .ids import EntryId, NAMESPACE_RE
 from .settings import AppSettings
-from .yamlio import LineDict, load_documents, plain, yaml_error_line, yaml_error_text
+from .suggest import suggest
+from .yamlio import MAX_FILE_BYTES, LineDict, load_documents, plain, yaml_error_line, yaml_error_text
 
-__all__ = ["LoadResult", "load_sources", "load_file", "parse_entries", "entry_files", "problems_error"]
+__all__ = ["LoadResult", "load_sources", "load_file", "read_file", "parse_entries", "entry_files", "problems_error"]
 
 log = logging.getLogger(__name__)
 
 _ENV = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _YAML_SUFFIXES = (".yaml", ".yml")
 _DOC_KEYS = {"namespace", "entries"}
+_DOC_VERSIONS = ("1.0",)  # Wippy's document key ``version: "1.0"``
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,9 +55,8 @@ class LoadResult:
 
 
 def problems_error(cls: type, problems: list[Problem]):
-    """One error for many problems: the first as the message, all in ``details``."""
-    more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
-    return cls(f"{problems[0]}{more}", problems=[p.to_dict() for p in problems])
+    """One error for many problems: every problem, one line each (all in ``details`` too)."""
+    return cls("\n".join(str(p) for p in problems), problems=[p.to_dict() for p in problems])
 
 
 def entry_files(settings: AppSettings) -> list[Path]:
@@ -65,10 +69,12 @@ def entry_files(settings: AppSettings) -> list[Path]:
     return files
 
 
-def load_sources(settings: AppSettings, *, environ: dict[str, str] | None = None) -> LoadResult:
+def load_sources(settings: AppSettings, *, environ: dict[str, str] | None = None, partial: bool = False) -> LoadResult:
     """Load every entry file of the app; never raises for a bad file (see ``problems``).
 
-    A duplicate id across files is a problem naming both places.
+    A duplicate id across files is a problem naming both places. A file with a
+    problem contributes no entries, unless ``partial`` (lint: the entries that
+    parsed are still validated).
     """
     files = entry_files(settings)
     entries: list[Entry] = []
@@ -76,11 +82,11 @@ def load_sources(settings: AppSettings, *, environ: dict[str, str] | None = None
     seen: dict[str, Entry] = {}
     loaded: list[Path] = []
     for path in files:
-        try:
-            found = load_file(path, environ=environ, single_file=path == settings.app_file)
-        except LoadError as exc:
-            problems.extend(_problems_of(exc, path))
-            continue
+        found, bad = read_file(path, environ=environ, single_file=path == settings.app_file)
+        if bad:
+            problems.extend(bad)
+            if not partial:
+                continue
         loaded.append(path)
         for entry in found:
             first = seen.setdefault(entry.id, entry)
@@ -93,27 +99,49 @@ def load_sources(settings: AppSettings, *, environ: dict[str, str] | None = None
 
 def load_file(path: Path, *, environ: dict[str, str] | None = None, single_file: bool = False) -> list[Entry]:
     """The entries one file defines; raises ``LoadError`` (every problem of the file in details)."""
-    try:
-        text = path.read_text("utf-8")
-    except FileNotFoundError:
-        raise LoadError(f"{path}: file not found", file=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LoadError(f"{path}: cannot read: {exc}", file=str(path)) from None
-    entries, problems = parse_entries(text, path=path, environ=environ, single_file=single_file)
+    entries, problems = read_file(path, environ=environ, single_file=single_file)
     if problems:
         raise problems_error(LoadError, problems)
     return entries
 
 
+def read_file(
+    path: Path, *, environ: dict[str, str] | None = None, single_file: bool = False
+) -> tuple[list[Entry], list[Problem]]:
+    """``(entries, problems)`` of one file; never raises. ``entries`` are the
+    ones that parsed (a caller applying files holds back a file with problems whole;
+    lint validates them still, to report every problem at once)."""
+    where = str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            return [], [Problem(message=f"file too large ({size} bytes; entry files are at most {MAX_FILE_BYTES})", file=where, line=1)]
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return [], [Problem(message="file not found", file=where, line=1)]
+    except OSError as exc:
+        return [], [Problem(message=f"cannot read: {exc.strerror or exc}", file=where, line=1)]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        return [], [Problem(message=f"not UTF-8 text (byte {exc.start}: {exc.reason})", file=where, line=line)]
+    return parse_entries(text, path=path, environ=environ, single_file=single_file)
+
+
 def parse_entries(
     text: str, *, path: Path, environ: dict[str, str] | None = None, single_file: bool = False
 ) -> tuple[list[Entry], list[Problem]]:
-    """Parse entry documents from ``text`` (``path`` locates it and anchors ``file://``)."""
+    """Parse entry documents from ``text`` (``path`` locates it and anchors ``file://``); never raises."""
     where = str(path)
     try:
         docs = load_documents(text)
     except yaml.YAMLError as exc:
         return [], [Problem(message=f"malformed YAML: {yaml_error_text(exc)}", file=where, line=yaml_error_line(exc))]
+    except MemoryError:
+        return [], [Problem(message="malformed YAML: out of memory while parsing", file=where, line=1)]
+    except Exception as exc:  # noqa: BLE001 - the parser must not take the node down
+        return [], [Problem(message=f"malformed YAML: {type(exc).__name__}: {exc}", file=where, line=1)]
     env = os.environ if environ is None else environ
     entries: list[Entry] = []
     problems: list[Problem] = []
@@ -123,21 +151,39 @@ def parse_entries(
             if not single_file:
                 problems.append(Problem(message="a 'wippy:' settings document belongs in wippy.yaml", file=where, line=line))
             continue
-        if not isinstance(doc, dict) or not (_DOC_KEYS & set(doc)):
-            log.debug("skipping a YAML document that is not an entry document", extra={"file": where, "line": line})
+        if not isinstance(doc, dict):
+            problems.append(Problem(
+                message=f"an entry file's top level must be a mapping with namespace and entries, got {_kind_of(doc)}",
+                file=where, line=line,
+            ))
             continue
+        if single_file and not (_DOC_KEYS & set(doc)):
+            continue  # the app file may hold other documents (settings of other layers)
         entries.extend(_parse_doc(doc, path, env, problems))
     return entries, problems
 
 
+def _kind_of(value: Any) -> str:
+    return {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}.get(type(value), type(value).__name__)
+
+
 def _parse_doc(doc: LineDict, path: Path, env: Any, problems: list[Problem]) -> Iterable[Entry]:
     where, line = str(path), doc.line
-    unknown = set(doc) - _DOC_KEYS
-    if unknown:
-        problems.append(Problem(message=f"unknown document keys {sorted(unknown)}; expected namespace and entries", file=where, line=line))
+    for key in sorted(set(doc) - _DOC_KEYS - {"version"}, key=str):
+        problems.append(Problem(
+            message=f"unknown document key {key!r}{suggest(str(key), [*_DOC_KEYS, 'version'])}; a document has namespace, entries and version",
+            file=where, line=doc.key_lines.get(str(key), line),
+        ))
+    if "version" in doc and str(doc["version"]) not in _DOC_VERSIONS:
+        problems.append(Problem(message=f"document version {doc['version']!r} is not supported; write version: \"1.0\"",
+                                file=where, line=doc.key_lines.get("version", line)))
     ns = doc.get("namespace")
+    if ns is None:
+        problems.append(Problem(message="missing namespace: a document needs namespace: like 'app.tools'", file=where, line=line))
+        return
     if not isinstance(ns, str) or not NAMESPACE_RE.fullmatch(ns):
-        problems.append(Problem(message=f"namespace {ns!r} must be dotted identifiers like 'app.tools'", file=where, line=line))
+        problems.append(Problem(message=f"namespace {ns!r} must be dotted identifiers like 'app.tools'", file=where,
+                                line=doc.key_lines.get("namespace", line)))
         return
     items = doc.get("entries") or []
     if not isinstance(items, list):
@@ -224,13 +270,6 @@ def _substitute(value: Any, env: Any, problems: list[Problem], label: str, where
     if isinstance(value, list):
         return [_substitute(v, env, problems, label, where, line) for v in value]
     return value
-
-
-def _problems_of(exc: LoadError, path: Path) -> list[Problem]:
-    found = exc.details.get("problems")
-    if found:
-        return [Problem(**p) for p in found]
-    return [Problem(message=str(exc).removeprefix(f"{path}: "), file=str(path), line=1)]
 
 
 def _hidden(rel: Path) -> bool:

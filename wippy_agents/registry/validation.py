@@ -7,7 +7,9 @@ kind by name.
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
+import re
 import inspect
 import logging
 from typing import Any, Awaitable, Callable, Iterable, Sequence, Union
@@ -40,9 +42,18 @@ async def validate_state(
 
     The registered validators (Lua compile ...) run only once the kind checks
     pass, unless ``always_run_validators`` (lint wants every problem at once).
+    The checks and the synchronous validators run in a worker thread: a large
+    or hostile changeset never stalls the event loop.
     """
     written = [c.entry for c in changes if c.entry is not None]
     checked = list(new) if full else written
+    problems = await asyncio.to_thread(_check, changes, new, written, checked, full)
+    if always_run_validators or not problems:
+        problems.extend(await _run_validators(validators, checked, new))
+    return problems
+
+
+def _check(changes: Sequence[Change], new: Snapshot, written: list[Entry], checked: list[Entry], full: bool) -> list[Problem]:
     problems: list[Problem] = []
     for entry in checked:
         handler = kinds.find(entry.kind)
@@ -54,8 +65,6 @@ async def validate_state(
     if not full:
         problems.extend(_dangling_referrers(changes, new, {str(e.id) for e in written}))
     problems.extend(_kind_rules(new, None if full else changes))
-    if always_run_validators or not problems:
-        problems.extend(await _run_validators(validators, checked, new))
     return problems
 
 
@@ -140,7 +149,10 @@ async def _run_validators(validators: Sequence[Validator], entries: list[Entry],
     out: list[Problem] = []
     for fn in validators:
         try:
-            result: Any = fn(entries, new)
+            if inspect.iscoroutinefunction(fn):
+                result: Any = fn(entries, new)
+            else:
+                result = await asyncio.to_thread(fn, entries, new)
             if inspect.isawaitable(result):
                 result = await result
         except WippyError as exc:
@@ -149,6 +161,26 @@ async def _run_validators(validators: Sequence[Validator], entries: list[Entry],
         for item in result or ():
             out.append(item if isinstance(item, Problem) else Problem(message=str(item)))
     return out
+
+
+_FUNC_DEF = re.compile(r"\bfunction\s+(?:[A-Za-z_][A-Za-z0-9_]*[.:])*([A-Za-z_][A-Za-z0-9_]*)\s*\(|([A-Za-z_][A-Za-z0-9_]*)\s*=\s*function\b")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _missing_method(entry: Entry, source: str) -> str | None:
+    """``method`` names a function the chunk does not define (or mention at all)."""
+    method = entry.data.get("method")
+    if not isinstance(method, str) or not method or entry.kind == "library.lua":
+        return None
+    if method in set(_IDENT.findall(_strip_comments(source))):
+        return None  # defined or returned under that name (``return {handler = run}``)
+    defined = sorted({a or b for a, b in _FUNC_DEF.findall(source)})
+    listed = f"; it defines {', '.join(defined)}" if defined else ""
+    return f"method `{method}` is not defined in the Lua source{listed}"
+
+
+def _strip_comments(source: str) -> str:
+    return re.sub(r"--\[(=*)\[.*?\]\1\]|--[^\n]*", "", source, flags=re.S)
 
 
 def code_validator(check: Callable[[str, str], None]) -> Validator:
@@ -169,6 +201,9 @@ def code_validator(check: Callable[[str, str], None]) -> Validator:
                     continue
                 try:
                     check(source, str(entry.id))
+                    missing = _missing_method(entry, source)
+                    if missing:
+                        out.append(Problem.about(entry, missing, field="method"))
                 except WippyError as exc:
                     chunk_line = exc.details.get("line")
                     path = entry.data.get(f"{name}_path")

@@ -9,6 +9,7 @@ schema file, registered in ``kinds/__init__.py`` (or by another layer through
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
@@ -19,11 +20,12 @@ import jsonschema
 from ...errors import ValidationError
 from ..entry import Entry, Problem
 from ..ids import NAME_RE, is_pattern, resolve_ref
+from ..suggest import suggest
 
 if TYPE_CHECKING:
     from ..snapshot import Snapshot
 
-__all__ = ["RefField", "Ref", "KindHandler", "ENTRY_HEADER"]
+__all__ = ["RefField", "Ref", "KindHandler", "ENTRY_HEADER", "as_written", "unknown_fields"]
 
 # The part of every schema that describes name/kind/meta (merged into each kind's schema).
 ENTRY_HEADER: dict[str, Any] = {
@@ -86,6 +88,11 @@ class KindHandler:
     refs: ClassVar[tuple[RefField, ...]] = ()
     # fields that hold Lua source text (checked by a registered compile validator)
     code_fields: ClassVar[tuple[str, ...]] = ()
+    # free-form kinds (registry.entry) accept any field; every other kind is closed:
+    # a field it does not define is an error naming the closest known one
+    open_fields: ClassVar[bool] = False
+    # fields that hold a JSON Schema (checked against the JSON Schema meta-schema)
+    schema_fields: ClassVar[tuple[str, ...]] = ()
 
     @cached_property
     def schema(self) -> dict[str, Any]:
@@ -96,6 +103,8 @@ class KindHandler:
         for key, value in ENTRY_HEADER.items():
             props.setdefault(key, value)
         props["kind"] = {"const": self.kind}
+        if not self.open_fields:
+            schema.setdefault("additionalProperties", False)
         schema.setdefault("$schema", "https://json-schema.org/draft/2020-12/schema")
         schema.setdefault("$id", f"https://wippy.ai/schemas/{self.kind}.json")
         schema.setdefault("title", self.kind)
@@ -112,14 +121,26 @@ class KindHandler:
 
     def schema_problems(self, entry: Entry) -> list[Problem]:
         """Validate the entry as written in YAML against the schema."""
-        doc = {"name": entry.id.name, "kind": entry.kind, "meta": entry.meta, **entry.data}
+        doc = {"name": entry.id.name, "kind": entry.kind, "meta": entry.meta, **as_written(entry.data)}
         out = []
         for err in sorted(self.validator.iter_errors(doc), key=lambda e: list(map(str, e.path))):
-            top = str(err.path[0]) if err.path else None
             where = ".".join(str(p) for p in err.path)
+            if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+                for key in unknown_fields(err.instance, err.schema):
+                    path = f"{where}.{key}" if where else key
+                    near = suggest(key, err.schema.get("properties", {}))
+                    out.append(Problem.about(entry, f"unknown field `{path}`{near}", field=str(err.path[0]) if err.path else key))
+                continue
+            top = str(err.path[0]) if err.path else None
             text = _message(err)
             msg = f"{where}: {text}" if where else text
             out.append(Problem.about(entry, f"{entry.kind} schema: {msg}", field=top))
+        for name in self.schema_fields:
+            value = entry.data.get(name)
+            if isinstance(value, dict):
+                problem = meta_schema_problem(value)
+                if problem:
+                    out.append(Problem.about(entry, f"{name}: not a valid JSON Schema: {problem}", field=name))
         return out
 
     def references(self, entry: Entry) -> Iterator[Ref]:
@@ -144,6 +165,31 @@ class KindHandler:
     def check(self, entry: Entry, snapshot: "Snapshot") -> Iterable[Problem]:
         """Rules that need the whole (candidate) snapshot; none by default."""
         return ()
+
+
+def meta_schema_problem(schema: dict[str, Any]) -> str | None:
+    """What is wrong with ``schema`` as a JSON Schema (draft 2020-12 unless ``$schema`` says), or None."""
+    try:
+        cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+        err = jsonschema.exceptions.best_match(cls(cls.META_SCHEMA).iter_errors(schema))
+    except Exception as exc:  # noqa: BLE001 - an odd $schema or a bad regex
+        return str(exc).splitlines()[0]
+    if err is None:
+        return None
+    where = ".".join(str(p) for p in err.absolute_path)
+    return f"{where}: {_message(err)}" if where else _message(err)
+
+
+def as_written(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` without the ``<field>_path`` keys the loader adds for ``file://`` fields."""
+    return {k: v for k, v in data.items() if not (k.endswith("_path") and k[: -len("_path")] in data)}
+
+
+def unknown_fields(instance: dict[str, Any], schema: dict[str, Any]) -> list[str]:
+    """The keys of ``instance`` a closed ``schema`` does not define."""
+    known = schema.get("properties", {})
+    patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
+    return sorted(str(k) for k in instance if k not in known and not any(p.search(str(k)) for p in patterns))
 
 
 def _message(err: jsonschema.ValidationError) -> str:
