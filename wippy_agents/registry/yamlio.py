@@ -214,4 +214,6 @@ def yaml_error_text(exc: yaml.YAMLError) -> str:
         return exc.problem
     parts = [getattr(exc, "context", None), getattr(exc, "problem", None)]
     text = ", ".join(p for p in parts if p)
+    if "exceeded maximum nesting depth" in text:  # libyaml's own bound (1000)
+        return f"nesting deeper than {MAX_DEPTH} levels"
     return " ".join((text or str(exc).splitlines()[0]).split())

@@ -93,6 +93,8 @@ class KindHandler:
     open_fields: ClassVar[bool] = False
     # fields that hold a JSON Schema (checked against the JSON Schema meta-schema)
     schema_fields: ClassVar[tuple[str, ...]] = ()
+    # fields another layer stamps on entries of this kind (name -> JSON Schema)
+    stamped_fields: ClassVar[dict[str, dict[str, Any]]] = {}
 
     @cached_property
     def schema(self) -> dict[str, Any]:
@@ -103,6 +105,8 @@ class KindHandler:
         for key, value in ENTRY_HEADER.items():
             props.setdefault(key, value)
         props["kind"] = {"const": self.kind}
+        for key, value in self.stamped_fields.items():
+            props.setdefault(key, value)
         if not self.open_fields:
             schema.setdefault("additionalProperties", False)
         schema.setdefault("$schema", "https://json-schema.org/draft/2020-12/schema")

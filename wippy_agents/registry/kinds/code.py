@@ -12,6 +12,8 @@ from .base import KindHandler, RefField
 __all__ = ["FunctionLua", "LibraryLua", "ProcessLua", "WorkflowLua", "LUA_KINDS"]
 
 _IMPORTS = RefField(path="imports.*", kinds=("library.lua",))
+# stamped by the security layer on code an agent writes (security/stamp.py)
+RUN_AS = {"run_as_policies": {"description": "set by the platform: the policies code written by an agent runs under"}}
 
 
 class FunctionLua(KindHandler):
@@ -20,6 +22,7 @@ class FunctionLua(KindHandler):
     description = "A Lua function run in a fresh sandbox per call; with meta.type tool, a tool agents can call."
     refs = (_IMPORTS,)
     code_fields = ("source",)
+    stamped_fields = RUN_AS
     schema_fields = ("input_schema", "output_schema")
 
 
@@ -29,6 +32,7 @@ class LibraryLua(KindHandler):
     description = "A Lua module other Lua entries import through imports: {alias: ns:name}."
     refs = (_IMPORTS,)
     code_fields = ("source",)
+    stamped_fields = RUN_AS
 
 
 class ProcessLua(KindHandler):
@@ -37,6 +41,7 @@ class ProcessLua(KindHandler):
     description = "A Lua process: a pid, a mailbox, spawned on a process.host."
     refs = (_IMPORTS,)
     code_fields = ("source",)
+    stamped_fields = RUN_AS
 
 
 class WorkflowLua(KindHandler):
@@ -45,6 +50,7 @@ class WorkflowLua(KindHandler):
     description = "A durable Lua function on the task journal (time.sleep survives restarts)."
     refs = (_IMPORTS,)
     code_fields = ("source",)
+    stamped_fields = RUN_AS
 
 
 LUA_KINDS = ("function.lua", "library.lua", "process.lua", "workflow.lua")

@@ -1,0 +1,98 @@
+"""Hostile entry files (SPEC §3): through ``wippy lint`` and saved under a running
+node. Each is refused with one line naming the file; the node keeps serving its
+good entries, its event loop keeps turning, and a good save elsewhere applies."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import time
+
+import pytest
+
+from wippy_agents.cli import main
+from wippy_agents.lua import compile_check
+from wippy_agents.registry import AppSettings, Registry
+from wippy_agents.registry.validation import code_validator
+
+from .conftest import Recorder, eventually, write
+from .hostile import HOSTILE, Hostile
+
+_IDS = [h.id for h in HOSTILE]
+
+
+def _assert_one_line_about(text: str, case: Hostile, name: str = "bad.yaml") -> None:
+    lines = [ln for ln in text.splitlines() if name in ln]
+    assert len(lines) == 1, text[:2000]
+    [line] = lines
+    assert case.fragment in line, line
+    prefix = line.split(": ", 1)[0]
+    assert prefix.rsplit(":", 1)[0].endswith(name)
+    if case.line is not None:
+        assert prefix.endswith(f"{name}:{case.line}"), line
+    assert "Traceback" not in text and len(line) < 400
+
+
+@pytest.mark.parametrize("case", HOSTILE, ids=_IDS)
+def test_lint_refuses_hostile_file_in_one_line(app, capsys, case):
+    (app / "tools" / "bad.yaml").write_bytes(case.content)
+    code = main(["lint", "--app", str(app)])
+    out, err = capsys.readouterr()
+    assert code == 1
+    _assert_one_line_about(out, case)
+    assert err.strip().endswith("1 problem")
+
+
+class _LoopWatch:
+    """The longest gap between 5 ms ticks of the event loop while it runs."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+        self._task: asyncio.Task | None = None
+
+    async def _tick(self) -> None:
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            self.worst = max(self.worst, now - last - 0.005)
+            last = now
+
+    def __enter__(self) -> "_LoopWatch":
+        self._task = asyncio.get_running_loop().create_task(self._tick())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+
+
+@pytest.mark.parametrize("case", HOSTILE, ids=_IDS)
+async def test_running_node_refuses_hostile_save_and_keeps_serving(app, case):
+    reg = Registry(author_default="test")
+    reg.add_validator(code_validator(compile_check))
+    await reg.load(AppSettings.load(app))
+    rec, errors = Recorder(), []
+    reg.subscribe(rec)
+    reg.watch(on_error=errors.append)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        before = reg.get("app.tools:weather")
+        staged = app.parent / "staged.yaml"  # written outside the app: the editor's work is not the node's
+        staged.write_bytes(case.content)
+        with _LoopWatch() as loop:
+            os.replace(staged, app / "tools" / "bad.yaml")
+            await eventually(lambda: errors, timeout=10)
+            # a good save elsewhere still applies while bad.yaml stays broken
+            write(app / "prompts" / "b.yaml", "namespace: app.prompts\nentries:\n  - {name: other, kind: prompt, text: hi}\n")
+            await rec.wait_for(lambda v, ids: ids == ["app.prompts:other"], timeout=10)
+        [exc] = errors  # reported once, though the later save retried bad.yaml
+        _assert_one_line_about(str(exc), case)
+        assert reg.get("app.tools:weather") is before and reg.get("app.prompts:other") is not None
+        # generous bound (the issue's figure): 100 ms; the measured gap is in the message
+        assert loop.worst < 0.1, f"event loop stalled {loop.worst * 1000:.1f} ms"
+        grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+        assert grown_mb < 400, f"peak memory grew {grown_mb:.0f} MB"
+    finally:
+        await reg.close()
