@@ -17,12 +17,13 @@ import inspect
 import logging
 from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence
 
-from ..errors import StaleVersion, StoreError, ValidationError, VersionNotFound
+from ..errors import LoadError, StaleVersion, StoreError, ValidationError, VersionNotFound
 from ..store.base import AuditRecord, VersionRecord
 from .changeset import Change, Changeset, resolve
 from .entry import Entry, Problem
-from .history import MemoryHistory, apply_changes, new_record, overlay, persistence, state_at
-from .loader import load_sources, problems_error
+from .history import MemoryHistory, apply_changes, file_saved_since, new_record, overlay, persistence, state_at
+from .loader import problems_error
+from .startup import MARKER, encode_entries, file_made, read_sources
 from .notify import Subscriber, Subscribers
 from .settings import AppSettings
 from .snapshot import Snapshot
@@ -59,7 +60,8 @@ class Registry:
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self.settings: AppSettings | None = None
         self.unsaved_changes = 0  # load(persist=False): file changes not yet written as a version
-        self.file_entries: dict[str, Entry] = {}  # as last read from the files (the watcher's reference)
+        self._file_reads: list[Any] = []  # the files as read at load (entries decoded on first use)
+        self._file_entries: dict[str, Entry] | None = {}
 
     # -- reading (the live snapshot) ------------------------------------------
     @property
@@ -217,7 +219,7 @@ class Registry:
                 f"registry version {version!r} does not exist; versions are 1..{head} (see wippy registry history)",
                 version=version,
             )
-        target = await state_at(self._store, version)
+        target = await self._state_at(version)
         cs = Changeset(
             base_version=head,
             author=author or self.author_default,
@@ -234,6 +236,23 @@ class Registry:
                 cs.put(entry.evolve(origin="runtime"))
         return await self.apply(cs)
 
+    async def _state_at(self, version: int) -> dict[str, Entry]:
+        """The entries at ``version``: the live state with the later versions undone
+        (their before-images), newest first — the cost is the distance, not the history."""
+        live = self._live
+        state = {k: e for k, e in live._entries.items() if e.origin != "builtin"}
+        later = await self._store.registry_history(limit=live.version - version) if live.version > version else []
+        for record in sorted(later, key=lambda r: -r.version):
+            if record.version <= version:
+                break
+            for change in reversed(record.changes):
+                before = change.get("before")
+                if before is None:
+                    state.pop(change["id"], None)
+                else:
+                    state[change["id"]] = Entry.from_record(before)
+        return state
+
     async def history(self, *, limit: int | None = None) -> list[VersionRecord]:
         """Stored versions, newest first."""
         return await self._store.registry_history(limit=limit)
@@ -245,15 +264,81 @@ class Registry:
         The state is compared with the stored head; what differs (files edited
         while no node ran) is written as one new version. With ``persist=False``
         nothing is written (``unsaved_changes`` counts the difference).
-        Raises ``LoadError`` / ``ValidationError`` listing every problem; the
-        live snapshot is then unchanged.
+        Only files whose content changed since the last load are parsed (the
+        store keeps a parse cache); when none did, the stored current state is
+        used as it is. Raises ``LoadError`` / ``ValidationError`` listing every
+        problem; the live snapshot is then unchanged.
         """
-        result = load_sources(settings)
-        result.raise_for_problems()
-        version = await self.load_entries(result.entries, persist=persist, author=author)
-        self.settings = settings
-        self.file_entries = {str(e.id): e for e in result.entries}
+        cache_of = getattr(self._store, "registry_file_cache", None)
+        cache = await cache_of() if cache_of is not None else {}
+        read = await asyncio.to_thread(read_sources, settings, cache)
+        problems = [p for f in read.files for p in f.problems]
+        if problems:
+            raise problems_error(LoadError, problems)
+        if read.unchanged and read.confirmed_at is not None:
+            version = await self._load_unchanged(read, persist=persist)
+            if version is not None:
+                self._loaded(settings, read)
+                return version
+        entries = [e for f in read.files for e in f.all_entries()]
+        dup = _duplicates(entries)
+        if dup:
+            raise problems_error(LoadError, dup)
+        version = await self.load_entries(entries, persist=persist, author=author)
+        put = getattr(self._store, "registry_file_cache_put", None)
+        if put is not None:
+            rows = [(f.path, f.key, encode_entries(f.entries or [])) for f in read.parsed()]
+            if not self.unsaved_changes:  # the stored state at `version` is what the files say
+                rows.append((MARKER, str(version), "[]"))
+            await put(rows, read.gone)
+        self._loaded(settings, read)
         return version
+
+    def _loaded(self, settings: AppSettings, read: Any) -> None:
+        self.settings = settings
+        self._file_reads = read.files
+        self._file_entries = None
+
+    @property
+    def file_entries(self) -> dict[str, Entry]:
+        """The entries as last read from the files (the watcher's reference), by id."""
+        if self._file_entries is None:
+            self._file_entries = {str(e.id): e for f in self._file_reads for e in f.all_entries()}
+        return self._file_entries
+
+    @file_entries.setter
+    def file_entries(self, value: dict[str, Entry]) -> None:
+        self._file_entries = value
+
+    async def _load_unchanged(self, read: Any, *, persist: bool) -> int | None:
+        """No file changed since the cache was confirmed: the stored current state
+        is the registry, unless a version since then was made from files (None)."""
+        async with self._lock:
+            current = await self._stored_state(reset=persist)
+            head, stored = current
+            if read.confirmed_at > head:
+                return None
+            since = await self._store.registry_history(limit=head - read.confirmed_at) if head > read.confirmed_at else []
+            if file_made(since) or any(file_saved_since(r) for r in await self._store.runtime_entries()):
+                return None
+            self.unsaved_changes = 0
+            self._publish(Snapshot(head, {**stored, **self._builtins}), [])
+            return head
+
+    async def _stored_state(self, *, reset: bool = True) -> tuple[int, dict[str, Entry]]:
+        """The store's head and the entries at it: the kept current state, or (a
+        store written before it was kept) one replay of the history, kept from then on."""
+        current_of = getattr(self._store, "registry_current", None)
+        got = await current_of() if current_of is not None else None
+        if got is not None:
+            head, records = got
+            return head, {r["id"]: Entry.from_record(r) for r in records}
+        head = await self._store.registry_head()
+        state = await state_at(self._store, head)
+        reset_to = getattr(self._store, "registry_current_reset", None)
+        if reset and reset_to is not None:
+            await reset_to(head, [e.to_record() for e in state.values()])
+        return head, state
 
     async def load_entries(self, entries: Iterable[Entry], *, persist: bool = True, author: str = "loader") -> int:
         """``load`` from entries already read (tests, embedders)."""
@@ -267,8 +352,7 @@ class Registry:
 
     async def _load_once(self, entries: list[Entry], *, persist: bool, author: str) -> int:
         async with self._lock:
-            head = await self._store.registry_head()
-            stored = await state_at(self._store, head)
+            head, stored = await self._stored_state(reset=persist)
             desired = overlay(entries, await self._store.runtime_entries())
             clash = [Problem.about(desired[k], "is built in and cannot be defined by a file") for k in desired if k in self._builtins]
             if clash:
@@ -282,13 +366,16 @@ class Registry:
             base = Snapshot(head, {**stored, **self._builtins})
             changes, problems = resolve(cs, base)
             new = Snapshot(head + (1 if changes and persist else 0), {**desired, **self._builtins})
-            problems += await validate_state(changes, new, validators=self._validators, full=True)
+            # a stored state was valid when written: only what changed needs checking
+            problems += await validate_state(changes, new, validators=self._validators, full=head == 0 or not stored)
             if problems:
                 raise problems_error(ValidationError, problems)
             self.unsaved_changes = 0 if persist else len(changes)
             if changes and persist:
                 await self._append(new_record(new.version, author, f"load app files: {len(changes)} changed", changes), changes, "file")
             self._publish(new, [str(c.id) for c in changes])
+            self._file_reads = []
+            self._file_entries = {str(e.id): e for e in entries}
             return new.version
 
     async def refresh(self) -> int:
@@ -392,6 +479,16 @@ def _changes(store: Any, poll_interval: float, since: int) -> Any:
     if accepts_since:
         return store.registry_changes(poll_interval=poll_interval, since=since)
     return store.registry_changes(poll_interval=poll_interval)
+
+
+def _duplicates(entries: list[Entry]) -> list[Problem]:
+    seen: dict[str, Entry] = {}
+    out = []
+    for entry in entries:
+        first = seen.setdefault(str(entry.id), entry)
+        if first is not entry:
+            out.append(Problem.about(entry, f"duplicate id, also defined at {first.where()}"))
+    return out
 
 
 def _next(base: Snapshot, changes: Sequence[Change]) -> Snapshot:

@@ -133,6 +133,19 @@ class Store(Protocol):
     async def runtime_entries(self) -> list[dict[str, Any]]:
         """Entries created at run time, to load again after a restart."""
 
+    async def registry_current(self) -> tuple[int, list[dict[str, Any]]] | None:
+        """``(head, entry records)``: the state at the head, kept up to date by
+        ``registry_append``; None when it is not in step (a store written before it existed)."""
+
+    async def registry_current_reset(self, version: int, entries: list[dict[str, Any]]) -> bool:
+        """Set the current state (computed by replay) if ``version`` is still the head."""
+
+    async def registry_file_cache(self) -> dict[str, tuple[str, str]]:
+        """``path -> (content key, entries JSON)``: entry files as last parsed."""
+
+    async def registry_file_cache_put(self, rows: list[tuple[str, str, str]], gone: list[str] = ()) -> None:
+        """Store ``(path, key, entries JSON)`` rows; forget the ``gone`` paths."""
+
     def registry_changes(self, *, poll_interval: float = 0.5, since: int | None = None) -> AsyncIterator[int]:
         """Yield the new head version each time another writer appends one
         (PostgreSQL LISTEN/NOTIFY; polling on SQLite). ``since``: report versions

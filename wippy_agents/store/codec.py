@@ -18,6 +18,7 @@ from .base import AuditRecord, StepRecord, StepStatus, TaskRecord, TaskStatus, V
 
 __all__ = [
     "dumps",
+    "current_rows",
     "safe_url",
     "version_from_row",
     "audit_from_row",
@@ -222,6 +223,18 @@ def append_args(
             raise UsageError(f"registry_append: a runtime entry has no string 'id': {entry!r:.120}")
         ups.append((entry_id, dumps(entry, what=f"runtime entry {entry_id!r}"), record.version, now))
     return row, ups, [(d,) for d in deletes], audit_rows(audit)
+
+
+def current_rows(record: VersionRecord) -> tuple[list[tuple[Any, ...]], list[tuple[str]]]:
+    """``(upserts (id, entry, version), deletes (id,))`` of ``registry_current`` for one version."""
+    ups, dels = [], []
+    for change in record.changes:
+        entry = change.get("entry")
+        if entry is None:
+            dels.append((change["id"],))
+        else:
+            ups.append((change["id"], dumps(entry, what=f"registry entry {change['id']!r}"), record.version))
+    return ups, dels
 
 
 def audit_rows(records: Any) -> list[tuple[Any, ...]]:

@@ -195,6 +195,49 @@ ALTER TABLE journal_v4 RENAME TO journal;
 """,
         postgres="",
     ),
+    # The registry's current state kept beside its history (start-up and rollback
+    # read it instead of replaying every version), and a parse cache of entry files
+    # keyed by a content hash (a restart re-parses only the files that changed).
+    Migration(
+        number=5,
+        name="registry_current_and_file_cache",
+        sqlite="""
+CREATE TABLE registry_current (
+    id          TEXT PRIMARY KEY,
+    entry       TEXT NOT NULL,
+    version     INTEGER NOT NULL
+);
+CREATE TABLE registry_current_head (
+    one         INTEGER PRIMARY KEY CHECK (one = 1),
+    version     INTEGER NOT NULL
+);
+INSERT INTO registry_current_head SELECT 1, -1;
+CREATE TABLE registry_file_cache (
+    path        TEXT PRIMARY KEY,
+    key         TEXT NOT NULL,
+    entries     TEXT NOT NULL,
+    updated_at  REAL NOT NULL
+);
+""",
+        postgres="""
+CREATE TABLE registry_current (
+    id          TEXT PRIMARY KEY,
+    entry       TEXT NOT NULL,
+    version     BIGINT NOT NULL
+);
+CREATE TABLE registry_current_head (
+    one         INTEGER PRIMARY KEY CHECK (one = 1),
+    version     BIGINT NOT NULL
+);
+INSERT INTO registry_current_head SELECT 1, -1;
+CREATE TABLE registry_file_cache (
+    path        TEXT PRIMARY KEY,
+    key         TEXT NOT NULL,
+    entries     TEXT NOT NULL,
+    updated_at  DOUBLE PRECISION NOT NULL
+);
+""",
+    ),
 )
 
 

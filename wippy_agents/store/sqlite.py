@@ -41,7 +41,7 @@ from ..errors import ConfigError, StoreError, WippyError
 from . import signals_sql as s
 from . import sqlite_sql as q
 from .base import AuditRecord, StepRecord, TaskRecord, VersionRecord
-from .codec import append_args, audit_rows, check_task_fields, dumps, safe_url, step_params
+from .codec import append_args, audit_rows, check_task_fields, current_rows, dumps, safe_url, step_params
 
 __all__ = ["SqliteStore"]
 
@@ -137,8 +137,23 @@ class SqliteStore:
         audit: list[AuditRecord] = (),
     ) -> None:
         args = append_args(record, runtime_upserts, runtime_deletes, audit)
-        await self._call("registry_append", q.registry_append, *args)
+        await self._call("registry_append", q.registry_append, *args, current_rows(record))
         self._own_versions.add(record.version)
+
+    async def registry_current(self) -> tuple[int, list[dict[str, Any]]] | None:
+        return await self._call("registry_current", q.registry_current)
+
+    async def registry_current_reset(self, version: int, entries: list[dict[str, Any]]) -> bool:
+        rows = [(e["id"], dumps(e, what=f"registry entry {e['id']!r}"), version) for e in entries]
+        return await self._call("registry_current_reset", q.registry_current_reset, version, rows)
+
+    async def registry_file_cache(self) -> dict[str, tuple[str, str]]:
+        return await self._call("registry_file_cache", q.file_cache)
+
+    async def registry_file_cache_put(self, rows: list[tuple[str, str, str]], gone: list[str] = ()) -> None:
+        now = time.time()
+        await self._call("registry_file_cache_put", q.file_cache_put,
+                         [(p, k, e, now) for p, k, e in rows], [(g,) for g in gone])
 
     async def registry_history(self, *, limit: int | None = None) -> list[VersionRecord]:
         return await self._call("registry_history", q.registry_history, limit)
