@@ -27,7 +27,7 @@ from .startup import MARKER, encode_entries, file_made, read_sources
 from .notify import Subscriber, Subscribers
 from .settings import AppSettings
 from .snapshot import Snapshot
-from .validation import Validator, validate_state
+from .validation import Validator, derive_index, validate_state
 
 __all__ = ["Registry", "WriteGuard"]
 
@@ -227,30 +227,28 @@ class Registry:
             actor=actor,
         )
         live = self._live
-        for entry in live:
-            if entry.origin != "builtin" and str(entry.id) not in target:
-                cs.delete(entry.id)
-        for key, entry in target.items():
+        for key, entry in sorted(target.items()):  # only the ids later versions touched
             current = live.get(key)
-            if not entry.same_content(current):
+            if entry is None:
+                if current is not None and current.origin != "builtin":
+                    cs.delete(key)
+            elif not entry.same_content(current):
                 cs.put(entry.evolve(origin="runtime"))
         return await self.apply(cs)
 
-    async def _state_at(self, version: int) -> dict[str, Entry]:
-        """The entries at ``version``: the live state with the later versions undone
-        (their before-images), newest first — the cost is the distance, not the history."""
+    async def _state_at(self, version: int) -> dict[str, Entry | None]:
+        """The entries at ``version`` of every id a later version touched (None: absent
+        then): the later versions undone from the live state, newest first — the cost
+        is the distance, not the length of the history or the size of the registry."""
         live = self._live
-        state = {k: e for k, e in live._entries.items() if e.origin != "builtin"}
         later = await self._store.registry_history(limit=live.version - version) if live.version > version else []
+        state: dict[str, Entry | None] = {}
         for record in sorted(later, key=lambda r: -r.version):
             if record.version <= version:
                 break
             for change in reversed(record.changes):
                 before = change.get("before")
-                if before is None:
-                    state.pop(change["id"], None)
-                else:
-                    state[change["id"]] = Entry.from_record(before)
+                state[change["id"]] = Entry.from_record(before) if before is not None else None
         return state
 
     async def history(self, *, limit: int | None = None) -> list[VersionRecord]:
@@ -492,6 +490,6 @@ def _duplicates(entries: list[Entry]) -> list[Problem]:
 
 
 def _next(base: Snapshot, changes: Sequence[Change]) -> Snapshot:
-    state = dict(base._entries)
-    apply_changes(state, changes)
-    return Snapshot(base.version + 1, state)
+    new = base.derive(base.version + 1, ((str(c.id), c.entry) for c in changes))
+    derive_index(base, new, changes)
+    return new

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import re
+import weakref
 import inspect
 import logging
 from typing import Any, Awaitable, Callable, Iterable, Sequence, Union
@@ -21,7 +22,7 @@ from .entry import Entry, Problem
 from .kinds.base import KindHandler
 from .snapshot import Snapshot
 
-__all__ = ["Validator", "validate_state", "code_validator"]
+__all__ = ["Validator", "validate_state", "code_validator", "checked_entries", "derive_index"]
 
 log = logging.getLogger(__name__)
 
@@ -119,16 +120,54 @@ def _kind_rules(new: Snapshot, changes: Sequence[Change] | None = None) -> Itera
 
     With ``changes``, only the entries a change can affect are checked: the
     written ones and those whose references (exact or ``ns:*`` globs) match a
-    changed id — so a write costs what it touches, not the size of the registry.
+    changed id — so a write costs what it touches, not the size of the registry
+    (the entries of checked kinds are indexed per snapshot, derived from the
+    previous one's index).
     """
     changed = None if changes is None else {str(c.id) for c in changes}
-    for entry in new:
+    for entry in checked_entries(new).values():
         handler = kinds.find(entry.kind)
-        if handler is None or type(handler).check is KindHandler.check:
+        if handler is None:
             continue
         if changed is not None and str(entry.id) not in changed and not _refers_to_any(entry, handler, changed):
             continue
         yield from handler.check(entry, new)
+
+
+_CHECKED: "weakref.WeakKeyDictionary[Snapshot, dict[str, Entry]]" = weakref.WeakKeyDictionary()
+
+
+def _has_check(kind: str) -> bool:
+    handler = kinds.find(kind)
+    return handler is not None and type(handler).check is not KindHandler.check
+
+
+def checked_entries(snapshot: Snapshot) -> dict[str, Entry]:
+    """The entries of ``snapshot`` whose kind defines ``check`` (built once per snapshot)."""
+    found = _CHECKED.get(snapshot)
+    if found is None:
+        found = {str(e.id): e for e in snapshot if _has_check(e.kind)}
+        _CHECKED[snapshot] = found
+    return found
+
+
+def derive_index(base: Snapshot, new: Snapshot, changes: Sequence[Change]) -> None:
+    """Give ``new`` (``base`` plus ``changes``) its index without a scan: shared with
+    ``base`` when no change touches a checked kind."""
+    parent = _CHECKED.get(base)
+    if parent is None:
+        return
+    touched = [c for c in changes if (c.entry is not None and _has_check(c.entry.kind)) or str(c.id) in parent]
+    if not touched:
+        _CHECKED[new] = parent
+        return
+    index = dict(parent)
+    for change in touched:
+        if change.entry is not None and _has_check(change.entry.kind):
+            index[str(change.id)] = change.entry
+        else:
+            index.pop(str(change.id), None)
+    _CHECKED[new] = index
 
 
 def _refers_to_any(entry: Entry, handler: KindHandler, ids: set[str]) -> bool:

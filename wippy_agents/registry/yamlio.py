@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from typing import Any
 
 import yaml
@@ -62,6 +63,21 @@ class YamlLimitError(yaml.YAMLError):
 
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_ALIAS = re.compile(r"(?:^|[\s\[{,?:-])\*[^\s\[\]{},]")
+
+
+def _enter(loader: Any, node: yaml.Node) -> None:
+    loader.depth += 1
+    if loader.depth > MAX_DEPTH:
+        raise YamlLimitError(f"nesting deeper than {MAX_DEPTH} levels", node.start_mark.line + 1)
+
+
+def _construct_seq(loader: Any, node: yaml.SequenceNode) -> list[Any]:
+    _enter(loader, node)
+    try:
+        return [loader.construct_object(child, deep=True) for child in node.value]
+    finally:
+        loader.depth -= 1
 
 
 def _construct_map(loader: Any, node: yaml.MappingNode):
@@ -69,6 +85,14 @@ def _construct_map(loader: Any, node: yaml.MappingNode):
     data.line = node.start_mark.line + 1
     data.key_lines = {}
     yield data
+    _enter(loader, node)
+    try:
+        _fill_map(loader, node, data)
+    finally:
+        loader.depth -= 1
+
+
+def _fill_map(loader: Any, node: yaml.MappingNode, data: LineDict) -> None:
     own = len([k for k, _ in node.value if k.tag != _MERGE_TAG])
     loader.flatten_mapping(node)
     merged = len(node.value) - own  # flatten_mapping puts merged pairs first
@@ -110,9 +134,10 @@ def _loader_class() -> type:
     base = yaml.CSafeLoader if LIBYAML else yaml.SafeLoader
 
     class _Loader(base):  # type: ignore[misc, valid-type]
-        pass
+        depth = 0  # containers being constructed (bounded by MAX_DEPTH)
 
     _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
+    _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_seq)
     _Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
     _Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
     return _Loader
@@ -131,6 +156,10 @@ def load_documents(text: str) -> list[Any]:
     if not LIBYAML and not _warned:
         _warned = True
         log.warning("libyaml is not available: entry files are parsed by the slower pure-Python YAML loader")
+    # Without an alias the node graph is a tree no larger than the text: the
+    # constructors bound its depth as they go. An alias token makes us measure
+    # the expanded size first.
+    maybe_alias = _ALIAS.search(text) is not None
     loader = _Loader(text)
     try:
         docs = []
@@ -138,7 +167,8 @@ def load_documents(text: str) -> list[Any]:
             node = loader.get_node()
             if node is None:
                 continue
-            check_bounds(node)
+            if maybe_alias:
+                check_bounds(node)
             doc = loader.construct_document(node)
             if doc is not None:
                 docs.append(doc)

@@ -30,7 +30,6 @@ from .codec import (
     audit_from_row,
     audit_rows,
     check_task_fields,
-    current_rows,
     dumps,
     encode_task_field,
     entry_from_row,
@@ -161,7 +160,7 @@ class PostgresStore:
         runtime_deletes: list[str] = (),
         audit: list[AuditRecord] = (),
     ) -> None:
-        row, ups, dels, audits = append_args(record, runtime_upserts, runtime_deletes, audit)
+        row, ups, dels, audits, (cur_ups, cur_dels) = append_args(record, runtime_upserts, runtime_deletes, audit)
         async with self._guard("registry_append") as conn, conn.transaction():
             head = await conn.fetchval(q.HEAD)
             if record.version != head + 1:
@@ -175,7 +174,6 @@ class PostgresStore:
                     await conn.executemany(sql, rows)
             # the current state follows the head only while it is in step with it
             if (await conn.execute(q.CURRENT_STEP, record.version, head)).endswith(" 1"):
-                cur_ups, cur_dels = current_rows(record)
                 for sql, rows in ((q.CURRENT_UPSERT, cur_ups), (q.CURRENT_DELETE, cur_dels)):
                     if rows:
                         await conn.executemany(sql, rows)

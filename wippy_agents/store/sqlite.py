@@ -41,7 +41,7 @@ from ..errors import ConfigError, StoreError, WippyError
 from . import signals_sql as s
 from . import sqlite_sql as q
 from .base import AuditRecord, StepRecord, TaskRecord, VersionRecord
-from .codec import append_args, audit_rows, check_task_fields, current_rows, dumps, safe_url, step_params
+from .codec import append_args, audit_rows, check_task_fields, dumps, safe_url, step_params
 
 __all__ = ["SqliteStore"]
 
@@ -137,7 +137,7 @@ class SqliteStore:
         audit: list[AuditRecord] = (),
     ) -> None:
         args = append_args(record, runtime_upserts, runtime_deletes, audit)
-        await self._call("registry_append", q.registry_append, *args, current_rows(record))
+        await self._call("registry_append", q.registry_append, *args)
         self._own_versions.add(record.version)
 
     async def registry_current(self) -> tuple[int, list[dict[str, Any]]] | None:
