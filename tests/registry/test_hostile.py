@@ -11,6 +11,7 @@ import resource
 import time
 
 import pytest
+import yaml
 
 from wippy_agents.cli import main
 from wippy_agents.lua import compile_check
@@ -119,3 +120,22 @@ async def test_running_node_refuses_hostile_save_and_keeps_serving(app, case):
     finally:
         gc.unfreeze()
         await reg.close()
+
+
+@pytest.mark.parametrize("case", [h for h in HOSTILE if h.id in (
+    "billion-laughs-lists", "recursive-alias", "nesting-200-flow", "nesting-10k-flow-lists", "duplicate-keys",
+    "python-object-tag", "huge-integer", "nan-timeout")], ids=lambda h: h.id)
+def test_the_pure_python_loader_refuses_the_same_inputs(monkeypatch, case, caplog):
+    """Without libyaml the pure loader is used (a warning says so once) and is as safe."""
+    from wippy_agents.registry import yamlio
+
+    monkeypatch.setattr(yamlio, "LIBYAML", False)
+    monkeypatch.setattr(yamlio, "_Loader", yamlio._loader_class())
+    monkeypatch.setattr(yamlio, "_warned", False)
+    assert not issubclass(yamlio._Loader, yaml.CSafeLoader)
+    with pytest.raises(yaml.YAMLError) as info:
+        yamlio.load_documents(case.content.decode())
+    assert case.fragment in yamlio.yaml_error_text(info.value) or case.fragment == "malformed YAML"
+    assert yamlio.load_documents("a: 1\n") == [{"a": 1}]
+    assert [r.getMessage() for r in caplog.records if "libyaml" in r.getMessage()] == [
+        "libyaml is not available: entry files are parsed by the slower pure-Python YAML loader"]

@@ -125,7 +125,8 @@ def _deps_of(key: str) -> list[str]:
 
 
 def encode_entries(entries: Iterable[Entry]) -> str:
-    return dumps([{**e.to_record(), "field_lines": dict(e.field_lines)} for e in entries], what="entry file cache")
+    return dumps([{"id": str(e.id), "kind": e.kind, "meta": e.meta, "data": e.data, "file": e.file, "line": e.line,
+                   "field_lines": dict(e.field_lines)} for e in entries], what="entry file cache")
 
 
 def decode_entries(text: str) -> list[Entry]:
