@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("version", type=int)
     p = _cmd(reg_sub, "schema", "wippy_agents.console.registry_cmd:schema", "print a kind's JSON Schema")
     p.add_argument("kind", nargs="?", default=None)
+    p.add_argument("--file", action="store_true", help="the JSON Schema of a whole entry file (for editors)")
 
     p_tasks = sub.add_parser("tasks", help="inspect and steer durable tasks")
     tasks_sub = p_tasks.add_subparsers(dest="tasks_command", metavar="ACTION", required=True)

@@ -53,3 +53,27 @@ def test_lint_of_any_entry_file_exits_0_or_1_without_traceback(tmp_path_factory,
     for line in out.splitlines():
         assert line.split(":", 1)[0].endswith("f.yaml") or line.startswith(str(root)) or "f.yaml:" in line, line
     assert elapsed < 10, f"lint took {elapsed:.1f} s"
+
+
+_KIND_NAMES = st.sampled_from(["function.lua", "library.lua", "process.lua", "workflow.lua", "agent", "prompt",
+                               "llm.model", "security.policy", "process.service", "process.host", "registry.entry"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(kind=_KIND_NAMES, fields=st.dictionaries(_FIELDS | st.sampled_from(["model", "tools", "rules", "provider", "host",
+                                                                            "restart", "idempotent", "examples"]),
+                                                _VALUES, max_size=5))
+def test_the_compiled_fast_check_agrees_with_jsonschema(kind, fields):
+    """The fastjsonschema gate never passes an entry jsonschema would refuse (nor the reverse)."""
+    from wippy_agents.registry import kinds
+
+    handler = kinds.get(kind)
+    doc = {"name": "x", "kind": kind, "meta": {}, **{k: v for k, v in fields.items() if k not in ("name", "kind", "meta")}}
+    if handler.quick_check is None:
+        return
+    try:
+        handler.quick_check(doc)
+        quick_ok = True
+    except Exception:  # noqa: BLE001 - fastjsonschema's refusal
+        quick_ok = False
+    assert quick_ok == handler.validator.is_valid(doc), doc

@@ -164,6 +164,13 @@ def rollback(args: argparse.Namespace) -> int:
 
 def schema(args: argparse.Namespace) -> int:
     kind = getattr(args, "kind", None)
+    if getattr(args, "file", False):
+        if kind:
+            from ..errors import UsageError
+
+            raise UsageError("wippy registry schema: give a KIND or --file, not both")
+        print(json.dumps(kinds.entry_file_schema(), indent=2))
+        return 0
     if kind:
         print(json.dumps(kinds.schema(kind), indent=2))
         return 0
