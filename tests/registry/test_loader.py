@@ -69,7 +69,7 @@ def test_single_file_app_with_settings_document_and_inline_source(tmp_path):
     assert sorted(str(e.id) for e in result.entries) == ["app.db:main", "app.tools:hello"]
 
 
-def test_env_variables_are_substituted_at_load(tmp_path):
+def test_env_references_are_stored_as_written_and_expanded_at_use(tmp_path):
     f = write(
         tmp_path / "db.yaml",
         """\
@@ -83,7 +83,12 @@ def test_env_variables_are_substituted_at_load(tmp_path):
         """,
     )
     [entry] = load_file(f, environ={"DB_HOST": "db.internal", "OWNER": "ops"})
-    assert entry.data["host"] == "db.internal" and entry.data["port"] == "5432" and entry.meta["owner"] == "ops"
+    assert entry.data == {"host": "${env:DB_HOST}", "port": "${env:DB_PORT:-5432}"}
+    from wippy_agents.security.secrets import shown
+
+    env = {"DB_HOST": "db.internal", "OWNER": "ops"}
+    assert shown(entry.data, environ=env) == {"host": "db.internal", "port": "5432"}
+    assert shown(entry.meta, environ=env) == {"owner": "ops"}
 
 
 def test_missing_env_variable_names_file_line_and_entry(tmp_path):

@@ -124,7 +124,10 @@ def show(args: argparse.Namespace) -> int:
 
                 near = [str(e.id) for e in reg.find(namespace=args.id.rpartition(":")[0])][:5] if ":" in args.id else []
                 raise EntryNotFound(f"no entry {args.id!r}" + (f"; in that namespace: {', '.join(near)}" if near else ""), id=args.id)
-            doc: dict[str, Any] = {"id": str(entry.id), "kind": entry.kind, "meta": entry.meta, **entry.data}
+            from ..security.secrets import displayed
+
+            # as written: ${env:} references unexpanded, ${secret:} as ***
+            doc: dict[str, Any] = displayed({"id": str(entry.id), "kind": entry.kind, "meta": entry.meta, **entry.data})
             print(f"# {entry.origin} entry at registry version {reg.version}; {_where(entry)}")
             print(yaml.dump(doc, Dumper=_BlockDumper, sort_keys=False, allow_unicode=True, width=100), end="")
             return 0

@@ -4,8 +4,9 @@ An entry file holds one or more documents ``{namespace, entries: [...]}``. In
 each entry, every field other than name/kind/meta goes to ``data``; a top-level
 ``file://path`` string (``source: file://weather.lua``) is read relative to the
 YAML file (text in the field, the path in ``<field>_path``); ``${env:NAME}``
-(or ``${env:NAME:-default}``) anywhere in a string reads the environment at
-load time. Every YAML document under the sources must be an entry document
+(or ``${env:NAME:-default}``) and ``${secret:NAME}`` in a string are checked
+(the variable must be set) and kept as written: they are expanded where they
+are used, never stored expanded. Every YAML document under the sources must be an entry document
 (a mapping with ``namespace`` and ``entries``, optionally ``version: "1.0"``);
 anything else is a problem naming the file and line. Parsing never raises:
 a file too large, not UTF-8, too deep, an alias bomb, or one the parser chokes
@@ -34,7 +35,7 @@ __all__ = ["LoadResult", "load_sources", "load_file", "read_file", "parse_entrie
 
 log = logging.getLogger(__name__)
 
-_ENV = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_REF = re.compile(r"\$\{(env|secret):([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _YAML_SUFFIXES = (".yaml", ".yml")
 _DOC_KEYS = {"namespace", "entries"}
 _DOC_VERSIONS = ("1.0",)  # Wippy's document key ``version: "1.0"``
@@ -248,27 +249,27 @@ def _parse_entry(item: Any, ns: str, path: Path, env: Any, problems: list[Proble
 
 
 def _substitute(value: Any, env: Any, problems: list[Problem], label: str, where: str, line: int) -> Any:
-    """Replace ``${env:NAME}`` in every string; a missing variable is a problem."""
+    """Check the ``${env:NAME}`` / ``${secret:NAME}`` references in every string (a
+    variable that is not set is a problem); the value is kept as written: references
+    are expanded where they are used (``wippy_agents.security.secrets``), so no
+    registry version, store table or ``registry show`` ever holds what they name."""
     if isinstance(value, str):
-        if "${env:" not in value:
+        if "${" not in value:
             return value
-
-        def repl(m: re.Match) -> str:
-            name, default = m.group(1), m.group(2)
-            if name in env:
-                return env[name]
-            if default is not None:
-                return default
-            problems.append(
-                Problem(message=f"environment variable {name!r} is not set (write ${{env:{name}:-default}} for a default)", entry=label, file=where, line=line)
-            )
-            return m.group(0)
-
-        return _ENV.sub(repl, value)
+        for m in _REF.finditer(value):
+            source, name, default = m.group(1), m.group(2), m.group(3)
+            if name in env or (source == "env" and default is not None):
+                continue
+            hint = f" (write ${{env:{name}:-default}} for a default)" if source == "env" else ""
+            what = "environment variable" if source == "env" else "secret (an environment variable)"
+            problems.append(Problem(message=f"{what} {name!r} is not set{hint}", entry=label, file=where, line=line))
+        return value
     if isinstance(value, dict):
-        return {k: _substitute(v, env, problems, label, where, line) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_substitute(v, env, problems, label, where, line) for v in value]
+        for v in value.values():
+            _substitute(v, env, problems, label, where, line)
+    elif isinstance(value, list):
+        for v in value:
+            _substitute(v, env, problems, label, where, line)
     return value
 
 
