@@ -229,3 +229,49 @@ async def test_files_that_cannot_apply_together_apply_each_on_its_own(app):
         assert any("refers to 'app.models:none'" in str(e) for e in errors)
     finally:
         await reg.close()
+
+
+async def test_a_version_names_the_file_actually_saved(app):
+    reg = Registry(author_default="test")
+    await reg.load(AppSettings.load(app))
+    rec = Recorder()
+    reg.subscribe(rec)
+    reg.watch()
+    try:
+        (app / "tools" / "weather.lua").write_text("return { handler = function() return 'rain' end }\n")
+        await rec.wait_for(lambda v, ids: ids == ["app.tools:weather"])
+        [record] = await reg.history(limit=1)
+        assert record.reason == f"saved {app / 'tools' / 'weather.lua'}"
+    finally:
+        await reg.close()
+
+
+def test_rollback_and_lint_say_when_a_file_entry_is_held_back(app, tmp_path, capsys):
+    store = ["--store", f"sqlite:///{tmp_path / 'state.db'}"]
+    assert main(["registry", "list", "--app", str(app), *store]) == 0
+    assert main(["registry", "history", "--app", str(app), *store]) == 0  # nothing persisted by list
+    import asyncio
+
+    from wippy_agents.registry import Registry as _Registry
+    from wippy_agents.store import open_store
+
+    async def load_twice() -> None:
+        s = await open_store(store[1])
+        try:
+            await _Registry(s).load(AppSettings.load(app))  # version 1
+            write(app / "prompts" / "late.yaml", "namespace: app.prompts\nentries:\n  - {name: late, kind: prompt, text: hi}\n")
+            await _Registry(s).load(AppSettings.load(app))  # version 2 adds app.prompts:late
+        finally:
+            await s.close()
+
+    asyncio.run(load_twice())
+    capsys.readouterr()
+    assert main(["registry", "rollback", "1", "--app", str(app), *store]) == 0
+    out = capsys.readouterr().out
+    assert "rolled back to version 1 as version 3" in out
+    assert "1 entry defined in files now differs from the live registry" in out and "app.prompts:late: removed by the rollback although its file still defines it" in out
+    code = main(["lint", "--app", str(app), *store])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0 and len(out) == 1
+    assert out[0].endswith("late.yaml:3: app.prompts:late: warning: the live registry does not have this entry: it was "
+                           "deleted at run time (a rollback, an agent or the CLI); save the file to apply it again")

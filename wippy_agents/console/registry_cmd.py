@@ -93,11 +93,47 @@ def lint(args: argparse.Namespace) -> int:
     problems = asyncio.run(lint_app(settings, validators=validators(), builtins=builtins()))
     for p in problems:
         print(str(p.__class__(message=p.message, entry=p.entry, file=_rel(p.file), line=p.line)))
+    for p in asyncio.run(_drift(settings)):
+        print(str(p.__class__(message="warning: " + p.message, entry=p.entry, file=_rel(p.file), line=p.line)))
     if problems:
         print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''}", file=sys.stderr)
         return 1
     print("ok: no problems", file=sys.stderr)
     return 0
+
+
+async def _drift(settings: AppSettings) -> list:
+    """Run-time changes that hold back file entries, from an existing SQLite store (lint
+    creates nothing: no store file, nothing to say; other stores are not opened)."""
+    from ..registry.lint import drift
+    from ..registry.loader import load_sources
+
+    url = settings.store
+    if not url.startswith("sqlite:///") or not os.path.exists(url[len("sqlite:///"):]):
+        return []
+    store = await open_store(url)
+    try:
+        runtime = await store.runtime_entries()
+    finally:
+        await store.close()
+    if not runtime:
+        return []
+    return drift(load_sources(settings).entries, [r for r in runtime if "tombstone" in r or "kind" in r],
+                 {r["id"]: Entry.from_record(r) for r in runtime if not r.get("tombstone") and "kind" in r})
+
+
+def _held_back(reg: Registry) -> list[str]:
+    """Lines for file entries the live registry now lacks or holds in another form."""
+    lines = []
+    for key, entry in sorted(reg.file_entries.items()):
+        live = reg.get(key)
+        if live is None:
+            lines.append(f"{_where(entry)}: {key}: removed by the rollback although its file still defines it "
+                         "(lint reports it; save the file to apply it again)")
+        elif live.origin == "runtime" and not entry.same_content(live):
+            lines.append(f"{_where(entry)}: {key}: restored to an earlier version; the file still says otherwise "
+                         "(lint reports it; save the file to apply it again)")
+    return lines
 
 
 def list_entries(args: argparse.Namespace) -> int:
@@ -160,6 +196,12 @@ def rollback(args: argparse.Namespace) -> int:
                 print(f"registry already matches version {args.version}; nothing to do (version {version})")
             else:
                 print(f"rolled back to version {args.version} as version {version}")
+            held = _held_back(reg)
+            if held:
+                one = len(held) == 1
+                print(f"{len(held)} entr{'y' if one else 'ies'} defined in files now differ{'s' if one else ''} from the live registry:")
+                for line in held:
+                    print(f"  {line}")
             return 0
 
     return asyncio.run(run())

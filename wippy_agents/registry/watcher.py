@@ -67,6 +67,7 @@ class FileWatcher:
         self._notify: RustNotify | None = None
         self._task: asyncio.Task | None = None
         self._failed: dict[str, tuple[str, ...]] = {}  # bad YAML file -> its problems (retried on any change)
+        self._saved: dict[str, set[str]] = {}  # YAML file -> the saved paths that concern it (this batch)
         self.changes_applied = 0
 
     def roots(self) -> list[Path]:
@@ -170,18 +171,23 @@ class FileWatcher:
                 log.exception("registry watcher error callback raised")
 
     def _affected(self, paths: set[str]) -> set[str]:
+        """The YAML files to apply again; ``self._saved`` maps each to the saved paths that concern it."""
         app_file = str(self._settings.app_file) if self._settings.app_file else None
         source_roots = [str(d) + "/" for d in self._settings.source_dirs()]
         relevant = {p for p in paths if not self._ignored(p)}
-        files = {
-            p for p in relevant
-            if p == app_file or (p.endswith(_YAML) and any(p.startswith(r) for r in source_roots))
-        }
+        saved: dict[str, set[str]] = {}
+        for p in relevant:
+            if p == app_file or (p.endswith(_YAML) and any(p.startswith(r) for r in source_roots)):
+                saved.setdefault(p, set()).add(p)
         for entry in self._registry.snapshot():
-            if entry.file and any(k.endswith("_path") and entry.data[k] in relevant for k in entry.data):
-                files.add(entry.file)
+            if entry.file:
+                for k, v in entry.data.items():
+                    if k.endswith("_path") and v in relevant:
+                        saved.setdefault(entry.file, set()).add(v)
+        files = set(saved)
         if relevant:
             files |= set(self._failed)  # e.g. a missing source file that now exists
+        self._saved = saved
         return files
 
     def _ignored(self, path: str) -> bool:
@@ -198,7 +204,10 @@ class FileWatcher:
         ``LoadError`` for a duplicate id. An entry whose text did not change in
         the file keeps its run-time override."""
         snap = self._registry.snapshot()
-        cs = Changeset(base_version=None, author="watcher", reason="saved " + ", ".join(sorted(files)), origin="file")
+        saved = sorted({p for f in files for p in self._saved.get(f, ())}) or sorted(files)
+        retried = sorted(f for f in files if not self._saved.get(f))
+        reason = "saved " + ", ".join(saved) + (f" (retried {', '.join(retried)})" if retried and saved != retried else "")
+        cs = Changeset(base_version=None, author="watcher", reason=reason, origin="file")
         fresh: dict[str, Entry] = {}  # id -> entry as now in the files
         problems: list[Problem] = []
         for file in sorted(files):
