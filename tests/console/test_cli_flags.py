@@ -139,3 +139,34 @@ def test_a_usage_error_is_one_line_with_exit_code_2(argv, words, capsys):
 def test_log_levels_are_accepted_in_any_case(seen):
     assert cli.main(["run", "--log-level", "Warning"]) == 0
     assert seen.pop().log_level == "WARNING"
+
+
+def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*path, name), sub
+                yield from _commands(sub, (*path, name))
+
+
+def test_every_command_has_help_an_example_and_described_positionals(capsys):
+    commands = dict(_commands(cli.build_parser()))
+    assert {("run",), ("tasks", "show"), ("registry", "history"), ("agent", "run"), ("audit",)} <= set(commands)
+    for path, sub in commands.items():
+        assert cli.main([*path, "--help"]) == 0
+        out = capsys.readouterr().out
+        example = out.split("example:\n", 1)
+        assert len(example) == 2, f"`wippy {' '.join(path)} --help` has no example"
+        assert example[1].strip().startswith(f"wippy {' '.join(path)}"), (path, example[1])
+        for action in sub._actions:
+            if not action.option_strings and not isinstance(action, argparse._SubParsersAction):
+                assert action.help, f"positional {action.dest!r} of `wippy {' '.join(path)}` has no help"
+        assert "--app DIR" in out and "--store URL" in out and "--node NAME" in out
+
+
+def test_top_level_help_lists_the_commands_and_examples(capsys):
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out and "--version" in out
+    for name in ("run", "console", "demo", "agent", "call", "lint", "registry", "tasks", "audit"):
+        assert f"    {name}" in out
