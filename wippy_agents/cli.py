@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Any, Callable, NoReturn
 
@@ -223,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(_resolve(args.handler)(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `wippy ... | head`: the reader left; stop quietly, as shell tools do
+        _quiet_stdout()
+        return 141
     except WippyError as exc:
         if args.debug:
             raise
@@ -233,6 +237,16 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"wippy: error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
         return 1
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real file descriptor (captured in tests)
+        pass
 
 
 def _setup_logging(args: argparse.Namespace) -> None:
