@@ -11,6 +11,10 @@ and every subcommand, with ``argparse.SUPPRESS`` defaults: a flag that is not
 given sets nothing, so one given before the subcommand is never overwritten
 by the subcommand's parser, and one given after it wins (the last one given
 counts). ``parse_args`` fills in the defaults afterwards.
+
+A new command is one ``_cmd(sub, name, "module:function", help, example=...)``
+call: the example is required (a test checks every ``--help`` shows one), and
+each positional gets a ``help=``. Enumerated values use ``choices=``.
 """
 
 from __future__ import annotations
