@@ -170,3 +170,32 @@ def test_top_level_help_lists_the_commands_and_examples(capsys):
     assert "examples:" in out and "--version" in out
     for name in ("run", "console", "demo", "agent", "call", "lint", "registry", "tasks", "audit"):
         assert f"    {name}" in out
+
+
+def test_a_real_node_started_with_flags_before_run_uses_that_store_and_name(tmp_path, pg_url):
+    import subprocess
+    import sys
+    import threading
+
+    app = tmp_path / "app"
+    (app / "tools").mkdir(parents=True)
+    (app / "tools" / "t.yaml").write_text("namespace: app.tools\nentries:\n"
+                                          "  - {name: one, kind: function.lua, source: 'return {handler = function() return 1 end}'}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "wippy_agents.cli", "--store", pg_url, "--node", "b",
+                             "--app", str(app), "run"], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(60, proc.kill)  # a node that never logs cannot hang the suite
+    watchdog.start()
+    try:
+        seen = []
+        for line in proc.stderr:  # ends when the process does
+            seen.append(line)
+            if "running" in line:
+                break
+        assert any("node b running" in line for line in seen), seen
+        assert not (app / ".wippy").exists()  # not the default SQLite store under the app
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        watchdog.cancel()
+        proc.stderr.close()
+    assert proc.returncode == 0
