@@ -51,7 +51,8 @@ def _common_flags() -> argparse.ArgumentParser:
     g.add_argument("--app", metavar="DIR", default=argparse.SUPPRESS,
                    help="app directory or single YAML file (default: the current directory)")
     g.add_argument("--store", metavar="URL", default=argparse.SUPPRESS,
-                   help="store URL: sqlite:///relative/path, sqlite:////absolute/path or postgresql://user@host/db")
+                   help="store URL: sqlite:///relative/path, sqlite:////absolute/path or postgresql://user@host/db "
+                        "(default: the app's wippy.yaml `store:`, else .wippy/state.db under the app)")
     g.add_argument("--node", metavar="NAME", default=argparse.SUPPRESS,
                    help="this node's name (unique per live node on a shared store)")
     g.add_argument("--log-level", metavar="LEVEL", type=str.upper, choices=LOG_LEVELS, default=argparse.SUPPRESS,
