@@ -52,7 +52,7 @@ async def serve(path: Any, *, stop: asyncio.Event | None = None, **open_kwargs: 
     try:
         app = await App.open(path, watch=True, **open_kwargs)
         try:
-            procs = app.extensions["lua_processes"]
+            procs = app.processes
             started = await procs.start_services()
             log.info("node %s running: %d service(s) started, registry version %d", app.settings.node,
                      len(started), app.registry.version)
@@ -86,7 +86,7 @@ async def _call(args: argparse.Namespace, value: Any) -> Any:
     try:
         kind = app.entry(args.entry).kind
         if kind == "workflow.lua":  # a durable task; --task-id makes it idempotent
-            task = await app.extensions["workflows"].start(args.entry, value, task_id=task_id)
+            task = await app.workflows.start(args.entry, value, task_id=task_id)
             if task.status in ("pending", "running") and task.id not in app.tasks.running():
                 # found unfinished and run by nobody here: the orphan of a killed `wippy call`
                 try:
