@@ -366,11 +366,3 @@ async def test_an_unguarded_finish_keeps_the_node_that_started_the_step(store):
     [s1] = await store.journal_load("t1")
     assert (s1.node, s1.attempt) == ("node-a", 1)
 
-
-async def test_task_children_are_the_tasks_a_task_started_oldest_first(store):
-    await store.task_create(task("p"))
-    await store.task_create(task("p/2", parent_id="p", created_at=200.0))
-    await store.task_create(task("p/1", parent_id="p", created_at=100.0))
-    await store.task_create(task("other", parent_id="q"))
-    assert [t.id for t in await store.task_children("p")] == ["p/1", "p/2"]
-    assert await store.task_children("nobody") == []

@@ -160,9 +160,6 @@ class Store(Protocol):
                         limit: int = 100) -> list[TaskRecord]:
         """Newest first (by ``created_at``), optionally only one status and/or the children of ``parent``."""
 
-    async def task_children(self, parent_id: str) -> list[TaskRecord]:
-        """The tasks started by ``parent_id`` (``parent_id`` set to it), oldest first."""
-
     async def task_update(self, task_id: str, *, node: str | None = None, **fields: Any) -> TaskRecord:
         """Set the given TaskRecord fields (any but ``id``/``created_at``;
         ``updated_at`` is set to now); raises ``TaskNotFound``, ``UsageError``

@@ -283,9 +283,6 @@ class PostgresStore:
         rows = await self._fetch("task_list", q.TASK_LIST, limit, status, parent)
         return [task_from_row(r) for r in rows]
 
-    async def task_children(self, parent_id: str) -> list[TaskRecord]:
-        return [task_from_row(r) for r in await self._fetch("task_children", q.TASK_CHILDREN, parent_id)]
-
     async def task_update(self, task_id: str, *, node: str | None = None, **fields: Any) -> TaskRecord:
         """Set fields; with ``node`` only while that node owns the lease (else ``LeaseLost``)."""
         check_task_fields(task_id, fields)

@@ -194,9 +194,6 @@ class SqliteStore:
                         limit: int = 100) -> list[TaskRecord]:
         return await self._call("task_list", q.task_list, status, parent, limit)
 
-    async def task_children(self, parent_id: str) -> list[TaskRecord]:
-        return await self._call("task_children", q.task_children, parent_id)
-
     async def task_update(self, task_id: str, *, node: str | None = None, **fields: Any) -> TaskRecord:
         """Set fields; with ``node`` only while that node owns the lease (else ``LeaseLost``)."""
         check_task_fields(task_id, fields)

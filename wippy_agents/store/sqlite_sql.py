@@ -162,11 +162,6 @@ def task_list(db: sqlite3.Connection, status: str | None, parent: str | None, li
     return [task_from_row(r) for r in rows]
 
 
-def task_children(db: sqlite3.Connection, parent_id: str) -> list[TaskRecord]:
-    rows = db.execute("SELECT * FROM tasks WHERE parent_id = ? ORDER BY created_at, id", (parent_id,))
-    return [task_from_row(r) for r in rows]
-
-
 def task_update(db: sqlite3.Connection, task_id: str, node: str | None, fields: dict, now: float) -> TaskRecord:
     sets = [f"{name} = ?" for name in fields] + ["updated_at = ?"]
     params = [encode_task_field(n, v, task_id=task_id) for n, v in fields.items()] + [now, task_id]

@@ -24,6 +24,8 @@ from ..store.base import StepRecord, Store, TaskRecord
 
 __all__ = ["TaskHistory", "StepEvent", "task_history"]
 
+MAX_CHILDREN = 10_000  # per task shown; a console session has one child per turn
+
 
 @dataclass(frozen=True, kw_only=True)
 class StepEvent:
@@ -83,7 +85,7 @@ async def task_history(store: Store, task_id: str, *, depth: int = 4) -> TaskHis
 
 async def _history(store: Store, task: TaskRecord, depth: int) -> TaskHistory:
     steps = await store.journal_load(task.id)
-    children = await store.task_children(task.id)
+    children = (await store.task_list(parent=task.id, limit=MAX_CHILDREN))[::-1]  # oldest first
     if depth <= 0:
         return TaskHistory(task=task, steps=tuple(_event(s, ()) for s in steps), more_children=bool(children))
     placed: dict[int, list[TaskHistory]] = {}
