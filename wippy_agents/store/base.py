@@ -87,6 +87,10 @@ class StepRecord:
     finished_at: float | None = None
     tokens: int = 0
     cost_usd: float = 0.0
+    node: str | None = None  # the node that ran (or is running) it
+    # 1 for a step's first run; the store counts it up each time a started step is
+    # started again (an idempotent step re-run after a crash, ``tasks resume --retry``)
+    attempt: int = 1
     # ``result`` as JSON text, when the writer already encoded it (exactly what the
     # codec's ``dumps`` gives): a step's result is then encoded once, not twice.
     # Write-only: rows read back from a store never carry it.
@@ -165,8 +169,9 @@ class Store(Protocol):
 
     async def task_get(self, task_id: str) -> TaskRecord | None: ...
 
-    async def task_list(self, *, status: str | None = None, limit: int = 100) -> list[TaskRecord]:
-        """Newest first (by ``created_at``), optionally only one status."""
+    async def task_list(self, *, status: str | None = None, parent: str | None = None,
+                        limit: int = 100) -> list[TaskRecord]:
+        """Newest first (by ``created_at``), optionally only one status and/or the children of ``parent``."""
 
     async def task_update(self, task_id: str, *, node: str | None = None, **fields: Any) -> TaskRecord:
         """Set the given TaskRecord fields (any but ``id``/``created_at``;

@@ -195,11 +195,28 @@ ALTER TABLE journal_v4 RENAME TO journal;
 """,
         postgres="",
     ),
+    # The event history (``wippy tasks show``): which node ran a step and which attempt
+    # it is (a started step run again after a crash or ``--retry`` counts up), and the
+    # children of a task found by index instead of a scan.
+    Migration(
+        number=5,
+        name="journal_node_and_attempt",
+        sqlite="""
+ALTER TABLE journal ADD COLUMN node TEXT;
+ALTER TABLE journal ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;
+CREATE INDEX tasks_by_parent ON tasks (parent_id, created_at);
+""",
+        postgres="""
+ALTER TABLE journal ADD COLUMN node TEXT;
+ALTER TABLE journal ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;
+CREATE INDEX tasks_by_parent ON tasks (parent_id, created_at);
+""",
+    ),
     # The registry's current state kept beside its history (start-up and rollback
     # read it instead of replaying every version), and a parse cache of entry files
     # keyed by a content hash (a restart re-parses only the files that changed).
     Migration(
-        number=5,
+        number=6,
         name="registry_current_and_file_cache",
         sqlite="""
 CREATE TABLE registry_current (

@@ -39,8 +39,8 @@ TASK_INSERT = (f"INSERT INTO tasks ({', '.join(TASK_COLUMNS)})"
                " ON CONFLICT (id) DO NOTHING RETURNING *")
 TASK_GET = "SELECT * FROM tasks WHERE id = $1"
 TASK_EXISTS_OWNER = "SELECT owner FROM tasks WHERE id = $1"
-TASK_LIST_ALL = "SELECT * FROM tasks ORDER BY created_at DESC, id LIMIT $1"
-TASK_LIST_STATUS = "SELECT * FROM tasks WHERE status = $2 ORDER BY created_at DESC, id LIMIT $1"
+TASK_LIST = ("SELECT * FROM tasks WHERE ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR parent_id = $3) "
+             "ORDER BY created_at DESC, id LIMIT $1")
 TASK_CLAIM = (f"UPDATE tasks SET owner = $2, lease_expires_at = {NOW} + $3, updated_at = {NOW}"
               f" WHERE id = $1 AND status NOT IN ({_TERMINAL})"
               f" AND (owner IS NULL OR owner = $2 OR lease_expires_at IS NULL OR lease_expires_at <= {NOW})"
@@ -64,18 +64,20 @@ HEARTBEAT = (f"UPDATE tasks SET lease_expires_at = {NOW} + $3"
 JOURNAL_LOAD = "SELECT * FROM journal WHERE task_id = $1 ORDER BY seq"
 JOURNAL_PROBE = ("SELECT t.owner AS owner, j.name AS name, j.status AS status FROM tasks t"
                  " LEFT JOIN journal j ON j.task_id = t.id AND j.seq = $2 WHERE t.id = $1")
-_CASTS = ("text", "integer", "text", "text", "text", "text", "float8", "float8", "bigint", "float8")
+_CASTS = ("text", "integer", "text", "text", "text", "text", "float8", "float8", "bigint", "float8", "text", "integer")
 _FINISH = ("status = excluded.status, result = excluded.result, error = excluded.error,"
-           " finished_at = excluded.finished_at, tokens = excluded.tokens, cost_usd = excluded.cost_usd")
+           " finished_at = excluded.finished_at, tokens = excluded.tokens, cost_usd = excluded.cost_usd,"
+           " node = COALESCE(excluded.node, journal.node), attempt = GREATEST(journal.attempt, excluded.attempt)")
+_RESTART = "started_at = excluded.started_at, node = excluded.node, attempt = journal.attempt + 1"
 
 
 def _journal(finished: bool, guarded: bool) -> str:
     values = ", ".join(f"${i + 1}::{cast}" for i, cast in enumerate(_CASTS))
     # FOR SHARE holds the task row until commit, so a concurrent claim by another
     # node waits for this write (or this write sees the new owner and refuses).
-    guard = "EXISTS (SELECT 1 FROM tasks WHERE id = $1 AND owner = $11 FOR SHARE)" if guarded else "true"
+    guard = f"EXISTS (SELECT 1 FROM tasks WHERE id = $1 AND owner = ${len(_CASTS) + 1} FOR SHARE)" if guarded else "true"
     return (f"INSERT INTO journal ({', '.join(STEP_COLUMNS)}) SELECT {values} WHERE {guard}"
-            f" ON CONFLICT (task_id, seq) DO UPDATE SET {_FINISH if finished else 'started_at = excluded.started_at'}"
+            f" ON CONFLICT (task_id, seq) DO UPDATE SET {_FINISH if finished else _RESTART}"
             " WHERE journal.status = 'started' AND journal.name = excluded.name")
 
 

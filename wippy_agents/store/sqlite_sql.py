@@ -202,12 +202,11 @@ def task_get(db: sqlite3.Connection, task_id: str) -> TaskRecord | None:
     return None if row is None else task_from_row(row)
 
 
-def task_list(db: sqlite3.Connection, status: str | None, limit: int) -> list[TaskRecord]:
-    if status is None:
-        rows = db.execute("SELECT * FROM tasks ORDER BY created_at DESC, id LIMIT ?", (limit,))
-    else:
-        rows = db.execute("SELECT * FROM tasks WHERE status = ? ORDER BY created_at DESC, id LIMIT ?",
-                          (status, limit))
+def task_list(db: sqlite3.Connection, status: str | None, parent: str | None, limit: int) -> list[TaskRecord]:
+    where = [clause for clause, value in (("status = ?", status), ("parent_id = ?", parent)) if value is not None]
+    params = [value for value in (status, parent) if value is not None]
+    sql = "SELECT * FROM tasks" + (f" WHERE {' AND '.join(where)}" if where else "")
+    rows = db.execute(f"{sql} ORDER BY created_at DESC, id LIMIT ?", (*params, limit))
     return [task_from_row(r) for r in rows]
 
 
@@ -265,8 +264,9 @@ def journal_load(db: sqlite3.Connection, task_id: str) -> list[StepRecord]:
 _COLS = ", ".join(STEP_COLUMNS)
 _VALUES = ", ".join(f"?{i + 1}" for i in range(len(STEP_COLUMNS)))  # numbered: ?1 is reused as the task id
 _FINISH = ("status = excluded.status, result = excluded.result, error = excluded.error,"
-           " finished_at = excluded.finished_at, tokens = excluded.tokens, cost_usd = excluded.cost_usd")
-_RESTART = "started_at = excluded.started_at"
+           " finished_at = excluded.finished_at, tokens = excluded.tokens, cost_usd = excluded.cost_usd,"
+           " node = COALESCE(excluded.node, journal.node), attempt = MAX(journal.attempt, excluded.attempt)")
+_RESTART = "started_at = excluded.started_at, node = excluded.node, attempt = journal.attempt + 1"
 _PROBE = ("SELECT t.owner AS owner, j.name AS name, j.status AS status FROM tasks t"
           " LEFT JOIN journal j ON j.task_id = t.id AND j.seq = ? WHERE t.id = ?")
 

@@ -25,6 +25,8 @@ from ..suggest import suggest
 if TYPE_CHECKING:
     from ..snapshot import Snapshot
 
+RUN_AS_FIELD = "run_as_policies"  # the field security/stamp.py writes
+
 __all__ = ["RefField", "Ref", "KindHandler", "ENTRY_HEADER", "as_written", "unknown_fields"]
 
 # The part of every schema that describes name/kind/meta (merged into each kind's schema).
@@ -78,7 +80,8 @@ class KindHandler:
     """One kind: its schema file and what its entries refer to.
 
     Subclasses set ``kind``, ``schema_file`` (in ``kinds/schemas/``), ``refs``,
-    ``code_fields`` (Lua source fields), a one-line ``description``, and may override ``check`` for rules that need
+    ``code_fields`` (Lua source fields), the traits ``call_mode``, ``tool_capable`` and
+    ``runs_as_creator``, a one-line ``description``, and may override ``check`` for rules that need
     the whole snapshot (e.g. an agent's tool names).
     """
 
@@ -93,8 +96,13 @@ class KindHandler:
     open_fields: ClassVar[bool] = False
     # fields that hold a JSON Schema (checked against the JSON Schema meta-schema)
     schema_fields: ClassVar[tuple[str, ...]] = ()
-    # fields another layer stamps on entries of this kind (name -> JSON Schema)
-    stamped_fields: ClassVar[dict[str, dict[str, Any]]] = {}
+    # What other layers need to know about this kind's entries (they ask here, never a list of kind names):
+    # how `funcs.call` / `wippy call` runs one ("lua", "python", "workflow"; None: not callable),
+    call_mode: ClassVar[str | None] = None
+    # whether one may be a tool (with meta.type: tool),
+    tool_capable: ClassVar[bool] = False
+    # whether its code runs narrowed to the policies of whoever wrote it (stamped at write).
+    runs_as_creator: ClassVar[bool] = False
 
     @cached_property
     def schema(self) -> dict[str, Any]:
@@ -105,8 +113,8 @@ class KindHandler:
         for key, value in ENTRY_HEADER.items():
             props.setdefault(key, value)
         props["kind"] = {"const": self.kind}
-        for key, value in self.stamped_fields.items():
-            props.setdefault(key, value)
+        if self.runs_as_creator:  # stamped by the security layer on code an agent writes
+            props.setdefault(RUN_AS_FIELD, {"description": "set by the platform: the policies this code runs under"})
         if not self.open_fields:
             schema.setdefault("additionalProperties", False)
         schema.setdefault("$schema", "https://json-schema.org/draft/2020-12/schema")

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from .base import KindHandler, RefField
 
-__all__ = ["FunctionLua", "LibraryLua", "ProcessLua", "WorkflowLua", "LUA_KINDS"]
+__all__ = ["FunctionLua", "LibraryLua", "ProcessLua", "WorkflowLua"]
 
 _IMPORTS = RefField(path="imports.*", kinds=("library.lua",))
-# stamped by the security layer on code an agent writes (security/stamp.py)
-RUN_AS = {"run_as_policies": {"description": "set by the platform: the policies code written by an agent runs under"}}
 
 
 class FunctionLua(KindHandler):
@@ -22,8 +20,10 @@ class FunctionLua(KindHandler):
     description = "A Lua function run in a fresh sandbox per call; with meta.type tool, a tool agents can call."
     refs = (_IMPORTS,)
     code_fields = ("source",)
-    stamped_fields = RUN_AS
     schema_fields = ("input_schema", "output_schema")
+    call_mode = "lua"
+    tool_capable = True
+    runs_as_creator = True
 
 
 class LibraryLua(KindHandler):
@@ -32,7 +32,7 @@ class LibraryLua(KindHandler):
     description = "A Lua module other Lua entries import through imports: {alias: ns:name}."
     refs = (_IMPORTS,)
     code_fields = ("source",)
-    stamped_fields = RUN_AS
+    runs_as_creator = True
 
 
 class ProcessLua(KindHandler):
@@ -41,7 +41,7 @@ class ProcessLua(KindHandler):
     description = "A Lua process: a pid, a mailbox, spawned on a process.host."
     refs = (_IMPORTS,)
     code_fields = ("source",)
-    stamped_fields = RUN_AS
+    runs_as_creator = True
 
 
 class WorkflowLua(KindHandler):
@@ -50,7 +50,6 @@ class WorkflowLua(KindHandler):
     description = "A durable Lua function on the task journal (time.sleep survives restarts)."
     refs = (_IMPORTS,)
     code_fields = ("source",)
-    stamped_fields = RUN_AS
+    call_mode = "workflow"
+    runs_as_creator = True
 
-
-LUA_KINDS = ("function.lua", "library.lua", "process.lua", "workflow.lua")
