@@ -27,7 +27,7 @@ import yaml
 from ..errors import LoadError, ValidationError
 from .entry import Entry, Problem
 from .ids import EntryId, NAMESPACE_RE
-from .settings import AppSettings
+from .settings import SETTINGS_FILE, AppSettings
 from .suggest import suggest
 from .yamlio import MAX_FILE_BYTES, LineDict, load_documents, plain, yaml_error_line, yaml_error_text
 
@@ -63,9 +63,11 @@ def problems_error(cls: type, problems: list[Problem]):
 def entry_files(settings: AppSettings) -> list[Path]:
     """Every YAML file under the sources (plus the app file of a single-file app), sorted."""
     files: list[Path] = [settings.app_file] if settings.app_file else []
+    settings_file = settings.root / SETTINGS_FILE  # the app's settings, never an entry file
     for folder in settings.source_dirs():
         for path in sorted(folder.rglob("*")):
-            if path.suffix in _YAML_SUFFIXES and path.is_file() and not _hidden(path.relative_to(folder)):
+            if (path.suffix in _YAML_SUFFIXES and path.is_file() and not _hidden(path.relative_to(folder))
+                    and path != settings_file and path not in files):
                 files.append(path)
     return files
 

@@ -30,7 +30,7 @@ from ..errors import LoadError, WippyError
 from .changeset import Changeset
 from .entry import Entry, Problem
 from .loader import problems_error, read_file
-from .settings import AppSettings
+from .settings import SETTINGS_FILE, AppSettings
 
 if TYPE_CHECKING:
     from .registry import Registry
@@ -176,8 +176,9 @@ class FileWatcher:
         source_roots = [str(d) + "/" for d in self._settings.source_dirs()]
         relevant = {p for p in paths if not self._ignored(p)}
         saved: dict[str, set[str]] = {}
+        settings_file = str(self._settings.root / SETTINGS_FILE)  # never an entry file
         for p in relevant:
-            if p == app_file or (p.endswith(_YAML) and any(p.startswith(r) for r in source_roots)):
+            if p == app_file or (p.endswith(_YAML) and p != settings_file and any(p.startswith(r) for r in source_roots)):
                 saved.setdefault(p, set()).add(p)
         for entry in self._registry.snapshot():
             if entry.file:
