@@ -166,7 +166,7 @@ async def _apply_ticks(reg: Registry, n: int, key: str = "app.bench:tick") -> li
     return out
 
 
-async def _rollback_cost(reg: Registry, n: int = 5) -> float:
+async def _rollback_cost(reg: Registry, n: int = 25) -> float:
     """Median time of a rollback to the version before the last tick."""
     out = []
     for _ in range(n):
@@ -205,7 +205,7 @@ async def large(tmp: Path, versions: int) -> list[tuple]:
             restarts.append(time.perf_counter() - t0)
             assert reg.version == stored, (reg.version, stored)
             await reg.close()
-        restart = min(restarts)
+        restart, again = restarts[0], min(restarts[1:])  # the first checks every version since the load
     finally:
         await store.close()
     s_settings = AppSettings.load(small)
@@ -220,6 +220,7 @@ async def large(tmp: Path, versions: int) -> list[tuple]:
     return [
         ("load 10k entries (Lua checked, 1 version)", first * 1e3, "ms", "bare CSafeLoader parse", parse * 1e3, 2.0),
         (f"restart, 10k unchanged, {stored} versions", restart * 1e3, "ms", "first load", first * 1e3, 0.25),
+        ("restart again (nothing since)", again * 1e3, "ms", "first load", first * 1e3, 0.25),
         ("apply 1-entry changeset at 10k entries", apply_big * 1e3, "ms", "same at 100 entries", apply_small * 1e3, 1.2),
         (f"rollback at {stored} versions", roll_long * 1e3, "ms", "rollback at ~200 versions", roll_short * 1e3, 1.2),
     ]

@@ -273,9 +273,12 @@ class Registry:
         problems = [p for f in read.files for p in f.problems]
         if problems:
             raise problems_error(LoadError, problems)
+        put = getattr(self._store, "registry_file_cache_put", None)
         if read.unchanged and read.confirmed_at is not None:
             version = await self._load_unchanged(read, persist=persist)
             if version is not None:
+                if put is not None and version != read.confirmed_at:  # the next start checks only what follows
+                    await put([(MARKER, str(version), "[]")], [])
                 self._loaded(settings, read)
                 return version
         entries = [e for f in read.files for e in f.all_entries()]
@@ -283,7 +286,6 @@ class Registry:
         if dup:
             raise problems_error(LoadError, dup)
         version = await self.load_entries(entries, persist=persist, author=author)
-        put = getattr(self._store, "registry_file_cache_put", None)
         if put is not None:
             rows = [(f.path, f.key, encode_entries(f.entries or [])) for f in read.parsed()]
             if not self.unsaved_changes:  # the stored state at `version` is what the files say
