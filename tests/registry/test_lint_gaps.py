@@ -275,3 +275,23 @@ def test_rollback_and_lint_say_when_a_file_entry_is_held_back(app, tmp_path, cap
     assert code == 0 and len(out) == 1
     assert out[0].endswith("late.yaml:3: app.prompts:late: warning: the live registry does not have this entry: it was "
                            "deleted at run time (a rollback, an agent or the CLI); save the file to apply it again")
+
+
+def test_a_refused_load_names_every_problem_as_lint_does(app, capsys, monkeypatch):
+    import asyncio
+
+    from wippy_agents.console.registry_cmd import builtins, validators
+    from wippy_agents.errors import LoadError
+
+    monkeypatch.chdir(app)
+    write(app / "tools" / "many.yaml", _TEN_PROBLEMS)
+    write(app / "tools" / "broken.yaml", "namespace: app.x\nentries: [oops\n")
+    code, lint_lines, _ = lint(capsys, app)
+    assert code == 1
+    reg = Registry(builtins=builtins())
+    for fn in validators():
+        reg.add_validator(fn)
+    with pytest.raises(LoadError) as info:
+        asyncio.run(reg.load(AppSettings.load(app)))
+    loaded = {line.replace(str(app) + "/", "") for line in str(info.value).splitlines()}
+    assert loaded == set(lint_lines)

@@ -271,8 +271,8 @@ class Registry:
         cache = await cache_of() if cache_of is not None else {}
         read = await asyncio.to_thread(read_sources, settings, cache)
         problems = [p for f in read.files for p in f.problems]
-        if problems:
-            raise problems_error(LoadError, problems)
+        if problems:  # report all of them, as lint would: the other files' validation problems too
+            raise problems_error(LoadError, problems + await self._problems_besides(read))
         put = getattr(self._store, "registry_file_cache_put", None)
         if read.unchanged and read.confirmed_at is not None:
             version = await self._load_unchanged(read, persist=persist)
@@ -293,6 +293,16 @@ class Registry:
             await put(rows, read.gone)
         self._loaded(settings, read)
         return version
+
+    async def _problems_besides(self, read: Any) -> list[Problem]:
+        """Validation problems of the entries that did parse (a load refused for a bad file
+        still names every problem at once)."""
+        entries = [e for f in read.files for e in (f.entries if f.entries is not None else f.all_entries())]
+        state = {**{str(e.id): e for e in entries}, **self._builtins}
+        changes = [Change(op="create", id=e.id, entry=e, before=None) for e in entries]
+        found = await validate_state(changes, Snapshot(0, state), validators=self._validators, full=True,
+                                     always_run_validators=True)
+        return sorted(found, key=lambda p: (p.file or "", p.line or 0, p.entry or "", p.message))
 
     def _loaded(self, settings: AppSettings, read: Any) -> None:
         self.settings = settings
