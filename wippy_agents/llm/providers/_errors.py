@@ -15,7 +15,7 @@ from typing import Any, Mapping
 from wippy_agents.errors import MissingApiKey, ProviderError, ProviderTimeout, RateLimited
 from wippy_agents.llm.config import ModelConfig
 
-__all__ = ["map_sdk_error", "missing_key", "parse_retry_after"]
+__all__ = ["map_sdk_error", "missing_key", "parse_retry_after", "cut_short"]
 
 _RETRYABLE_STATUS = {408, 409, 425, 429}
 
@@ -38,6 +38,18 @@ def missing_key(cfg: ModelConfig) -> MissingApiKey:
     env = cfg.api_key_env
     return MissingApiKey(f"{_label(cfg)} needs an API key: set the environment variable {env} "
                          f"(export {env}=...)", env=env, entry=cfg.id)
+
+
+def cut_short(cfg: ModelConfig, marker: str, *, had_output: bool) -> ProviderError:
+    """The error for a reply whose stream ended without the provider's end marker (``marker``).
+
+    Such a reply is a fragment, never an answer: the error is retryable under the same rule as a
+    dropped connection (a whole ``request`` is tried again; a stream that reached its consumer is not).
+    """
+    what = "after part of the reply" if had_output else "before any reply"
+    return ProviderError(f"{_label(cfg)}: the reply stream ended {what} without {marker} (the connection was "
+                         "cut short)", retryable=True, truncated=True, entry=cfg.id, model=cfg.model,
+                         provider=cfg.provider)
 
 
 def parse_retry_after(headers: Mapping[str, str] | None, *, now: float | None = None) -> float | None:

@@ -16,7 +16,7 @@ from wippy_agents.llm.base import ReplyBuilder
 from wippy_agents.llm.config import ModelConfig
 from wippy_agents.llm.pricing import priced_usage
 from wippy_agents.llm.providers._sdk import SdkProvider
-from wippy_agents.llm.providers._errors import map_sdk_error, missing_key
+from wippy_agents.llm.providers._errors import cut_short, map_sdk_error, missing_key
 from wippy_agents.llm.types import (Done, Message, StopReason, StreamEvent, TextDelta, ToolCallDelta,
                                     ToolSpec)
 
@@ -101,6 +101,7 @@ class AnthropicProvider(SdkProvider):
         builder = ReplyBuilder()
         tool_index: dict[int, int] = {}  # content block index -> ordinal among tool calls
         stop: str | None = None
+        ended = False
         usage_in = usage_out = 0
         try:
             async for event in sdk_stream:
@@ -132,12 +133,16 @@ class AnthropicProvider(SdkProvider):
                     stop = event.delta.stop_reason or stop
                     if event.usage is not None and event.usage.output_tokens is not None:
                         usage_out = event.usage.output_tokens
+                elif kind == "message_stop":
+                    ended = True
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             raise map_sdk_error(exc, cfg, mid_reply=True) from exc
         finally:
             await sdk_stream.close()
+        if not ended:  # the body ended before message_stop: a fragment, not an answer
+            raise cut_short(cfg, "message_stop", had_output=builder.has_output)
         reply = builder.build(usage=priced_usage(usage_in, usage_out, cfg),
                               stop_reason=_STOP.get(stop, "unknown"), model=cfg.model)
         yield Done(reply=reply)

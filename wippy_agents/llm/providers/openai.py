@@ -17,7 +17,7 @@ from wippy_agents.llm.base import ReplyBuilder
 from wippy_agents.llm.config import ModelConfig
 from wippy_agents.llm.pricing import priced_usage
 from wippy_agents.llm.providers._sdk import SdkProvider
-from wippy_agents.llm.providers._errors import map_sdk_error, missing_key
+from wippy_agents.llm.providers._errors import cut_short, map_sdk_error, missing_key
 from wippy_agents.llm.types import (Done, Message, StopReason, StreamEvent, TextDelta, ToolCallDelta,
                                     ToolSpec)
 
@@ -130,6 +130,8 @@ class OpenAIProvider(SdkProvider):
             raise map_sdk_error(exc, cfg, mid_reply=True) from exc
         finally:
             await sdk_stream.close()
+        if finish is None:  # the body ended before the choice said why it stopped: a fragment
+            raise cut_short(cfg, "a finish_reason", had_output=builder.has_output)
         if usage_in is None:
             usage_in, usage_out = _estimate_usage(cfg, messages, builder)
         reply = builder.build(usage=priced_usage(usage_in, usage_out or 0, cfg),
