@@ -23,7 +23,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..errors import LeaseLost, TaskCancelled, ToolError, WippyError
+from ..errors import LeaseLost, ProviderError, TaskCancelled, ToolError, WippyError
 from ..llm import Done, Message, ModelReply, TextDelta, TokenCounter, ToolCall, Usage
 from ..tasks import Metered, RunInterrupted, TaskContext
 from .context import ContextWindow
@@ -43,6 +43,15 @@ LOOP_REPEATS = 3  # the same call with the same arguments in this many turns run
 _CONTROL = (RunInterrupted, TaskCancelled, LeaseLost, asyncio.CancelledError)
 
 
+class _Unjournaled(BaseException):
+    """Carries a model failure past the step's journal write (a BaseException: ``step`` records only
+    Exceptions), so the failed call leaves no row and a resumed task simply makes it again."""
+
+    def __init__(self, error: ProviderError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class AgentLoop:
     """One run of an agent task; ``await AgentLoop(service, ctx).run()`` returns the result as JSON data."""
 
@@ -55,12 +64,10 @@ class AgentLoop:
         inp = self.task.input if isinstance(self.task.input, dict) else {"prompt": str(self.task.input or "")}
         self.prompt = str(inp.get("prompt") or "")
         self.variables = dict(inp.get("variables") or {})
-        # A conversation (the console's session) continues: earlier messages, and the number of model
-        # calls made before this run (a scripted model answers per call of the whole conversation).
+        # A conversation (the console's session) continues from its earlier messages.
         self.history = [Message.from_dict(m) for m in inp.get("history") or ()]
         self.usage = Usage()
         self.turns = 0
-        self.model_calls = int(inp.get("call_index") or 0)
         self._snap: Any = None
         self._spec: AgentSpec | None = None
         self._toolset: Toolset | None = None
@@ -133,8 +140,6 @@ class AgentLoop:
         self._spec = spec
 
     async def _model_turn(self) -> ModelReply:
-        index = self.model_calls
-        self.model_calls += 1
         self.turns += 1
         spec, toolset, snap = self.spec, self._toolset, self._snap
         assert toolset is not None
@@ -144,11 +149,14 @@ class AgentLoop:
             messages = self.window.messages(toolset.tokens)
             listened = self.service.listened(self.task.id)
             reply = None
-            async for event in provider.stream(messages, tools=toolset.specs, model_cfg=cfg, call_index=index):
-                if isinstance(event, Done):
-                    reply = event.reply
-                elif isinstance(event, TextDelta) and listened:
-                    self.service.emit(self.task.id, {"type": "text", "text": event.text})
+            try:
+                async for event in provider.stream(messages, tools=toolset.specs, model_cfg=cfg):
+                    if isinstance(event, Done):
+                        reply = event.reply
+                    elif isinstance(event, TextDelta) and listened:
+                        self.service.emit(self.task.id, {"type": "text", "text": event.text})
+            except ProviderError as exc:
+                raise _Unjournaled(exc) from exc
             assert reply is not None, "a provider stream always ends with Done"
             data = reply.to_dict()
             if listened:
@@ -157,7 +165,12 @@ class AgentLoop:
             return Metered(value=data, tokens=reply.usage.total_tokens, cost_usd=reply.usage.cost_usd)
 
         # A model call may safely run again after a crash: one journal write, no 'started' row.
-        reply = ModelReply.from_dict(await self.ctx.step("model", call, idempotent=True))
+        # A failed call (cut-short stream, retries used up, refused) is no outcome to replay: it is not
+        # journaled, the task fails with the error, and `wippy tasks resume` makes the call again.
+        try:
+            reply = ModelReply.from_dict(await self.ctx.step("model", call, idempotent=True))
+        except _Unjournaled as failed:
+            raise failed.error from None
         self.usage = self.usage + reply.usage
         return reply
 

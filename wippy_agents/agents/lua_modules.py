@@ -133,7 +133,7 @@ def llm_module(service: "AgentService") -> LuaModule:
             cfg, provider = model_for(ctx, opts)
             chunks: list[str] = []
             reply: ModelReply | None = None
-            async for event in provider.stream(messages, tools=tools, model_cfg=cfg, call_index=index):
+            async for event in provider.stream(messages, tools=tools, model_cfg=cfg):
                 if isinstance(event, TextDelta):
                     chunks.append(event.text)
                 elif isinstance(event, Done):

@@ -64,27 +64,26 @@ class RetryingProvider:
         await self.inner.aclose()
 
     async def request(self, messages: Sequence[Message], *, tools: Sequence[ToolSpec] = (),
-                      model_cfg: ModelConfig | None = None, call_index: int | None = None) -> ModelReply:
+                      model_cfg: ModelConfig | None = None) -> ModelReply:
         """The inner ``request``, retried; a whole reply reaches nobody until it is complete, so any
         retryable failure may be retried."""
         cfg = model_cfg or self.config
         attempt = 0
         while True:
             try:
-                return await self.inner.request(messages, tools=tools, model_cfg=model_cfg, call_index=call_index)
+                return await self.inner.request(messages, tools=tools, model_cfg=model_cfg)
             except ProviderError as exc:
                 await self._before_retry(exc, attempt, cfg)
             attempt += 1
 
     async def stream(self, messages: Sequence[Message], *, tools: Sequence[ToolSpec] = (),
-                     model_cfg: ModelConfig | None = None,
-                     call_index: int | None = None) -> AsyncIterator[StreamEvent]:
+                     model_cfg: ModelConfig | None = None) -> AsyncIterator[StreamEvent]:
         """The inner ``stream``, retried only while it has yielded nothing."""
         cfg = model_cfg or self.config
         attempt = 0
         while True:
             started = False
-            events = self.inner.stream(messages, tools=tools, model_cfg=model_cfg, call_index=call_index)
+            events = self.inner.stream(messages, tools=tools, model_cfg=model_cfg)
             try:
                 async for event in events:
                     started = True

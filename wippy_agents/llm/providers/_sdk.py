@@ -22,7 +22,7 @@ class SdkProvider:
     _owns_http: bool
 
     def stream(self, messages: Sequence[Message], *, tools: Sequence[ToolSpec] = (),
-               model_cfg: ModelConfig | None = None, call_index: int | None = None) -> AsyncIterator[StreamEvent]:
+               model_cfg: ModelConfig | None = None) -> AsyncIterator[StreamEvent]:
         raise NotImplementedError
 
     async def aclose(self) -> None:
@@ -31,6 +31,6 @@ class SdkProvider:
             await self._client.close()
 
     async def request(self, messages: Sequence[Message], *, tools: Sequence[ToolSpec] = (),
-                      model_cfg: ModelConfig | None = None, call_index: int | None = None) -> ModelReply:
+                      model_cfg: ModelConfig | None = None) -> ModelReply:
         """One whole reply (the stream, folded)."""
-        return await collect(self.stream(messages, tools=tools, model_cfg=model_cfg, call_index=call_index))
+        return await collect(self.stream(messages, tools=tools, model_cfg=model_cfg))

@@ -90,8 +90,7 @@ class OpenAIProvider(SdkProvider):
         return params
 
     async def stream(self, messages: Sequence[Message], *, tools: Sequence[ToolSpec] = (),
-                     model_cfg: ModelConfig | None = None,
-                     call_index: int | None = None) -> AsyncIterator[StreamEvent]:
+                     model_cfg: ModelConfig | None = None) -> AsyncIterator[StreamEvent]:
         """Yield text and tool-call pieces as they arrive, then ``Done(reply)``."""
         cfg = model_cfg or self.config
         try:
