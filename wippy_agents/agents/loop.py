@@ -27,6 +27,7 @@ from ..errors import LeaseLost, ProviderError, TaskCancelled, ToolError, WippyEr
 from ..llm import Done, Message, ModelReply, TextDelta, TokenCounter, ToolCall, Usage
 from ..tasks import Metered, RunInterrupted, TaskContext
 from .context import ContextWindow
+from .limits import LOOP_REPEATS, LimitReached, RunLimits
 from .result import AgentResult, StopReason
 from .spec import AgentSpec
 from .tools import ToolCallContext, dispatch_tool, validate_arguments
@@ -35,11 +36,12 @@ from .toolset import DELEGATE_SCHEMA, FINAL_ANSWER, Toolset, build_toolset
 if TYPE_CHECKING:
     from .service import AgentService
 
-__all__ = ["AgentLoop", "LOOP_REPEATS"]
+__all__ = ["AgentLoop", "LOOP_REPEATS", "SKIPPED_NOTE"]
 
 log = logging.getLogger(__name__)
 
-LOOP_REPEATS = 3  # the same call with the same arguments in this many turns running is a loop
+SKIPPED_NOTE = ("[no result: this tool call was interrupted and a person skipped it with `wippy tasks resume "
+                "--skip`, so it may or may not have taken effect; check before relying on it or calling it again]")
 _CONTROL = (RunInterrupted, TaskCancelled, LeaseLost, asyncio.CancelledError)
 
 
@@ -66,27 +68,30 @@ class AgentLoop:
         self.variables = dict(inp.get("variables") or {})
         # A conversation (the console's session) continues from its earlier messages.
         self.history = [Message.from_dict(m) for m in inp.get("history") or ()]
-        self.usage = Usage()
-        self.turns = 0
+        self.limits = RunLimits(max_turns=1)  # replaced in run() once the spec is read
         self._snap: Any = None
         self._spec: AgentSpec | None = None
         self._toolset: Toolset | None = None
         self._window: ContextWindow | None = None
-        self._streaks: dict[str, int] = {}
         self.actor: Any = None
 
     # -- the loop ------------------------------------------------------------
     async def run(self) -> dict[str, Any]:
         self._refresh()
+        self.limits = RunLimits(max_turns=self.spec.max_turns, budget=self.spec.budget)
         last_text = ""
-        while self.turns < self.spec.max_turns:
+        while True:
             self._refresh()
+            self.limits.max_turns, self.limits.budget = self.spec.max_turns, self.spec.budget
+            refused = self._check_before_call()
+            if refused:
+                return self._stop(refused.reason, last_text, refused.detail)
             reply = await self._model_turn()
             last_text = reply.text or last_text
             self.window.add(reply.to_message())
-            over = self._over_budget()
+            over = self.limits.after_call(reply)
             if over:
-                return self._stop("budget", reply.text, over)
+                return self._stop("budget", reply.text or last_text, over.detail)
             if not reply.tool_calls:
                 if self.spec.tool_choice != "required":
                     return self._stop("final", reply.text, "the model gave its final answer")
@@ -98,14 +103,30 @@ class AgentLoop:
                           and self.spec.tool_choice == "required"), None)
             if final is not None and isinstance(final.arguments.get("answer"), str):
                 return self._stop("final", final.arguments["answer"], f"the model called {FINAL_ANSWER.name}")
-            repeated = self._repeated(reply.tool_calls)
-            if repeated:
-                return self._stop("loop", last_text, f"the model called {repeated} with the same arguments "
-                                  f"{LOOP_REPEATS} turns in a row")
+            looped = self.limits.repeated(reply.tool_calls)
+            if looped:
+                return self._stop("loop", last_text, looped.detail)
             outcomes = await self._run_calls(reply.tool_calls)
             for call, outcome in zip(reply.tool_calls, outcomes):
                 self.window.add(Message.tool(call.id, _content(outcome), name=call.name))
-        return self._stop("max_turns", last_text, f"reached max_turns ({self.spec.max_turns}) without a final answer")
+
+    @property
+    def turns(self) -> int:
+        return self.limits.turns
+
+    @property
+    def usage(self) -> Usage:
+        return self.limits.usage
+
+    def _check_before_call(self) -> LimitReached | None:
+        """max_turns, and the budget against the next call's worst case, before it is sent."""
+        cfg, _ = self.service.model(self.spec, self._snap)
+        toolset = self._toolset
+        assert toolset is not None
+        win = self.window
+        # the context builder trims the prompt to what the window leaves for it
+        prompt = min(win.tokens + toolset.tokens, max(0, win.window - win.reserve_output))
+        return self.limits.before_call(prompt_tokens=prompt, max_output_tokens=cfg.max_output_tokens, cfg=cfg)
 
     @property
     def spec(self) -> AgentSpec:
@@ -140,7 +161,6 @@ class AgentLoop:
         self._spec = spec
 
     async def _model_turn(self) -> ModelReply:
-        self.turns += 1
         spec, toolset, snap = self.spec, self._toolset, self._snap
         assert toolset is not None
 
@@ -171,29 +191,9 @@ class AgentLoop:
             reply = ModelReply.from_dict(await self.ctx.step("model", call, idempotent=True))
         except _Unjournaled as failed:
             raise failed.error from None
-        self.usage = self.usage + reply.usage
         return reply
 
-    # -- limits --------------------------------------------------------------
-    def _over_budget(self) -> str:
-        b = self.spec.budget
-        if b.max_total_tokens is not None and self.usage.total_tokens > b.max_total_tokens:
-            return f"used {self.usage.total_tokens} tokens, over the budget of {b.max_total_tokens}"
-        if b.max_cost_usd is not None and self.usage.cost_usd > b.max_cost_usd:
-            return f"cost ${self.usage.cost_usd:.4f}, over the budget of ${b.max_cost_usd:.4f}"
-        return ""
-
-    def _repeated(self, calls: tuple[ToolCall, ...]) -> str:
-        streaks: dict[str, int] = {}
-        for call in calls:
-            key = call.name + "\x00" + (call.raw_arguments if call.parse_error else
-                                        json.dumps(call.arguments, sort_keys=True, ensure_ascii=False))
-            streaks[key] = self._streaks.get(key, 0) + 1
-            if streaks[key] >= LOOP_REPEATS:
-                return f"{call.name!r}"
-        self._streaks = streaks  # a call missing from this turn breaks its streak
-        return ""
-
+    # -- ending ----------------------------------------------------------------
     def _stop(self, reason: StopReason, answer: str, detail: str) -> dict[str, Any]:
         return AgentResult(answer=answer, stop_reason=reason, agent=self.agent_id, detail=detail, turns=self.turns,
                            usage=self.usage, task_id=self.task.id).to_dict()
@@ -282,6 +282,8 @@ def _not_json(value: Any, depth: int = 0) -> str:
 
 def _content(outcome: Any) -> str:
     """The text the model reads for a tool's outcome."""
+    if outcome is None:  # only `wippy tasks resume --skip` records a tool step without an outcome
+        return SKIPPED_NOTE
     if isinstance(outcome, dict) and "error" in outcome:
         return f"ERROR: {outcome['error']}"
     value = outcome.get("result") if isinstance(outcome, dict) else outcome
