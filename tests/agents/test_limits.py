@@ -67,3 +67,23 @@ async def test_after_resume_skip_the_model_is_told_a_person_skipped_the_step(tmp
         assert result.answer == "I could not confirm the charge."
         seen = svc(second).provider_for("app.models:m").calls[-1].messages[-1]
         assert seen.role == "tool" and seen.content == SKIPPED_NOTE and "skipped" in seen.content
+
+
+async def test_a_non_final_stop_prints_its_last_text_once_and_each_tool_failure_once(make_app, caplog):
+    import io
+    import logging
+
+    from wippy_agents.console.agent_cmd import AgentPrinter
+
+    script = [{"text": "Let me add.", "tool_calls": [call("add", x="a", y=1)]},
+              {"text": "checking", "tool_calls": [call("add", x=1, y=1)]}]
+    app = await make_app(app_text(script, agent={"max_turns": 2}))
+    out, err = io.StringIO(), io.StringIO()
+    printer = AgentPrinter(out=out, err=err)
+    with caplog.at_level(logging.INFO, logger="wippy_agents"):
+        result = await svc(app).run("app.agents:a", "add", timeout=30, on_event=printer)
+    printer.finish(result.answer)
+    assert result.stop_reason == "max_turns" and result.answer == "checking"
+    assert out.getvalue() == "Let me add.\nchecking\n"
+    assert err.getvalue().count("add failed: invalid arguments") == 1
+    assert not [r for r in caplog.records if "invalid arguments" in r.getMessage()]  # no second copy via logging

@@ -255,7 +255,8 @@ class AgentLoop:
                 raise ToolError(f"tool {call.name!r} returned data that is not JSON: {problem}")
             return {"result": value}
         except ToolError as exc:
-            log.info("task %s: tool call %s failed: %s", self.task.id, call.name, exc)
+            # debug only: the failure goes back to the model, and a watching console prints its tool_end event
+            log.debug("task %s: tool call %s failed: %s", self.task.id, call.name, exc)
             return {"error": str(exc)}
 
 
