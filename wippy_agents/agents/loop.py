@@ -29,6 +29,7 @@ from ..tasks import Metered, RunInterrupted, TaskContext
 from .context import ContextWindow
 from .limits import LOOP_REPEATS, LimitReached, RunLimits
 from .result import AgentResult, StopReason
+from .summary import Compaction, ask_summary, split_for_compact, summary_message
 from .spec import AgentSpec
 from .tools import ToolCallContext, dispatch_tool, validate_arguments
 from .toolset import DELEGATE_SCHEMA, FINAL_ANSWER, Toolset, build_toolset
@@ -68,6 +69,8 @@ class AgentLoop:
         self.variables = dict(inp.get("variables") or {})
         # A conversation (the console's session) continues from its earlier messages.
         self.history = [Message.from_dict(m) for m in inp.get("history") or ()]
+        # a compaction task (`AgentService.compact`): summarise the history but its last N turns
+        self.compact: int | None = int(inp.get("keep_turns") or 1) if inp.get("compact") else None
         self.limits = RunLimits(max_turns=1)  # replaced in run() once the spec is read
         self._snap: Any = None
         self._spec: AgentSpec | None = None
@@ -79,11 +82,13 @@ class AgentLoop:
     async def run(self) -> dict[str, Any]:
         self._refresh()
         self.limits = RunLimits(max_turns=self.spec.max_turns, budget=self.spec.budget)
+        if self.compact is not None:
+            return await self._compact(self.compact)
         last_text = ""
         while True:
             self._refresh()
             self.limits.max_turns, self.limits.budget = self.spec.max_turns, self.spec.budget
-            refused = self._check_before_call()
+            refused = await self._summarise_if_needed() or self._check_before_call()
             if refused:
                 return self._stop(refused.reason, last_text, refused.detail)
             reply = await self._model_turn()
@@ -159,6 +164,53 @@ class AgentLoop:
         if self._toolset is None or spec is not self._spec or self._toolset.version != snap.version:
             self._toolset = build_toolset(snap, spec, self._window.counter)
         self._spec = spec
+
+    # -- summaries (context strategy: summarise, and /compact) ----------------
+    async def _summarise_if_needed(self) -> LimitReached | None:
+        """With ``context: {strategy: summarise}``: replace the oldest turns by a summary when the
+        conversation outgrows the window (a journaled model call); dropping stays the fallback."""
+        toolset = self._toolset
+        assert toolset is not None
+        if self.spec.context_strategy != "summarise":
+            return None
+        over = self.window.overflow(toolset.tokens)
+        if not over:
+            return None
+        # a quarter of the room more than needed, so the next turns do not summarise again at once
+        old = self.window.oldest(over + self.window.budget(toolset.tokens) // 4)
+        if not old:
+            return None
+        reply = await self._summary_step(old, self.window.summary)
+        self.window.summarise(len(old), reply.text)
+        return self.limits.after_call(reply)
+
+    async def _summary_step(self, old: list[Message], previous: str) -> ModelReply:
+        spec, snap = self.spec, self._snap
+
+        async def call() -> Metered:
+            cfg, provider = self.service.model(spec, snap)
+            try:
+                reply = await ask_summary(provider, cfg, old, previous=previous)
+            except ProviderError as exc:
+                raise _Unjournaled(exc) from exc
+            if self.service.listened(self.task.id):
+                self.service.emit(self.task.id, {"type": "summary", "text": reply.text, "replaced": len(old)})
+            return Metered(value={**reply.to_dict(), "summary_of": len(old)}, tokens=reply.usage.total_tokens,
+                           cost_usd=reply.usage.cost_usd)
+
+        try:
+            return ModelReply.from_dict(await self.ctx.step("model", call, idempotent=True))
+        except _Unjournaled as failed:
+            raise failed.error from None
+
+    async def _compact(self, keep_turns: int) -> dict[str, Any]:
+        old, kept = split_for_compact(self.history, keep_turns)
+        if not old:
+            return Compaction(summary="", history=[m.to_dict() for m in self.history], task_id=self.task.id).to_dict()
+        reply = await self._summary_step(old, "")
+        history = [summary_message(reply.text, len(old)).to_dict(), *(m.to_dict() for m in kept)]
+        return Compaction(summary=reply.text, history=history, replaced=len(old), usage=reply.usage,
+                          task_id=self.task.id).to_dict()
 
     async def _model_turn(self) -> ModelReply:
         spec, toolset, snap = self.spec, self._toolset, self._snap
