@@ -83,3 +83,19 @@ async def test_retry_async_waits_as_decided_and_reraises_when_told():
     with pytest.raises(ConnectionError):
         await retry_async(flaky, lambda exc, attempt: None, sleep=sleep)
     assert len(tries) == 1
+
+
+@pytest.mark.parametrize("provider, body, said", [
+    ("openai", {"error": {"message": "Invalid schema for function 'weather'", "type": "invalid_request_error"}},
+     "Invalid schema for function 'weather'"),
+    ("anthropic", {"type": "error", "error": {"type": "invalid_request_error", "message": "max_tokens: too big"}},
+     "max_tokens: too big"),
+    ("openai", "plain text failure", "plain text failure"),
+])
+async def test_a_refused_request_says_what_the_server_said_not_a_dict(provider, body, said, router, http, keys):
+    response = httpx.Response(400, json=body) if isinstance(body, dict) else httpx.Response(400, text=body)
+    router.post(URL[provider]).mock(return_value=response)
+    with pytest.raises(ProviderError) as info:
+        await make_provider(model(provider), http_client=http).request([Message.user("hi")])
+    assert str(info.value) == (f"{provider} model 'app.models:{provider}' ({model(provider).model}) refused the "
+                               f"request with HTTP 400: {said}")

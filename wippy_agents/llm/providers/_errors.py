@@ -81,6 +81,30 @@ def _one_line(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _server_message(exc: Any) -> str:
+    """What the server said, as text: the ``message`` of its JSON error body (OpenAI and Anthropic shapes),
+    else its text body, else the SDK's message without its "Error code: N - " prefix; never a dict repr."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error") if isinstance(body.get("error"), dict) else body
+        message = inner.get("message") or inner.get("detail")
+        if isinstance(message, str) and message.strip():
+            return _one_line(message)
+    if isinstance(body, str) and body.strip():
+        return _one_line(body)
+    response = getattr(exc, "response", None)
+    try:
+        text = response.text if response is not None else ""
+    except Exception:  # noqa: BLE001 - a streamed body that was not read: no text to show
+        text = ""
+    if text.strip() and not text.lstrip().startswith(("{", "[")):
+        return _one_line(text)
+    message = str(getattr(exc, "message", None) or exc)
+    if message.startswith("Error code:"):
+        message = message.split(" - ", 1)[1] if " - " in message else ""
+    return _one_line(message) if message and not message.lstrip().startswith("{") else "no details given"
+
+
 def map_sdk_error(exc: BaseException, cfg: ModelConfig, *, mid_reply: bool = False) -> ProviderError:
     """Our error for an SDK (or httpx) exception; unknown exceptions become a plain ``ProviderError``.
 
@@ -104,7 +128,7 @@ def map_sdk_error(exc: BaseException, cfg: ModelConfig, *, mid_reply: bool = Fal
         status = exc.status_code
         headers = getattr(exc.response, "headers", None)
         retry_after = parse_retry_after(headers)
-        server = _one_line(getattr(exc, "message", None) or str(exc))
+        server = _server_message(exc)
         if status == 429:
             wait = f"; the server asks to retry after {retry_after:g}s" if retry_after is not None else ""
             return RateLimited(f"{label} is rate limited (HTTP 429){wait}: {server}", status=status,
