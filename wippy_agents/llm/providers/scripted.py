@@ -16,6 +16,9 @@ task never consumes a reply twice, and tasks sharing one model do not disturb ea
 the ``call_index`` a conversation's turn task carries in its input (the calls of earlier turns).
 Outside any task it answers in order from its own cursor.
 
+An entry with no ``script`` at all is the offline model (``offline.offline_reply``): rule-based,
+any number of turns, never exhausted — the default app's model.
+
     >>> model = ScriptedProvider([{"text": "hello"}])
 """
 
@@ -31,6 +34,7 @@ from wippy_agents.errors import ProviderError
 from wippy_agents.llm.base import collect
 from wippy_agents.llm.config import ModelConfig, load_script
 from wippy_agents.llm.pricing import priced_usage
+from wippy_agents.llm.providers.offline import offline_reply
 from wippy_agents.llm.tokens import TokenCounter
 from wippy_agents.llm.types import (Done, Message, ModelReply, StreamEvent, TextDelta, ToolCall, ToolCallDelta,
                                     ToolSpec)
@@ -68,6 +72,7 @@ class ScriptedProvider:
         elif script is not None:
             config = ModelConfig(**{**_fields(config), "script": load_script(list(script))})
         self.config = config
+        self.offline = config.script is None  # no script at all: the rule-based offline model
         self.script: tuple[dict[str, Any], ...] = tuple(config.script or ())
         if start < 0 or start > len(self.script):
             raise ValueError(f"start offset {start} is outside the script of {len(self.script)} replies")
@@ -87,7 +92,7 @@ class ScriptedProvider:
 
     def assert_complete(self) -> None:
         """Raise ``AssertionError`` unless every reply of the script was used."""
-        if self.cursor < len(self.script):
+        if not self.offline and self.cursor < len(self.script):
             unused = ", ".join(f"#{i + 1} {_preview(self.script[i])}" for i in range(self.cursor, len(self.script)))
             raise AssertionError(f"{self._label()} used {self.cursor} of {len(self.script)} replies; "
                                  f"unused: {unused}")
@@ -115,6 +120,11 @@ class ScriptedProvider:
         index = self.position()
         cfg = model_cfg or self.config
         self.calls.append(ScriptedCall(index=index, messages=tuple(messages), tools=tuple(tools), model=cfg.model))
+        if self.offline:
+            self.cursor = max(self.cursor, index + 1)
+            async for event in self._play(offline_reply(messages, tools), index, messages, cfg):
+                yield event
+            return
         if index >= len(self.script):
             last = _preview(messages[-1].to_dict()) if messages else "none"
             raise ScriptExhausted(
@@ -122,7 +132,11 @@ class ScriptedProvider:
                 f"(last message: {last}); add a reply to the script or find why the agent made an extra call",
                 entry=self.config.id, call_index=index, replies=len(self.script))
         self.cursor = max(self.cursor, index + 1)
-        item = self.script[index]
+        async for event in self._play(self.script[index], index, messages, cfg):
+            yield event
+
+    async def _play(self, item: dict[str, Any], index: int, messages: Sequence[Message],
+                    cfg: ModelConfig) -> AsyncIterator[StreamEvent]:
         if item.get("error"):
             raise _error(item["error"], self.config.id)
         reply = self._reply(item, index, messages, cfg)
