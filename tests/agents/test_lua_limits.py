@@ -47,7 +47,7 @@ entries:
 
 
 def svc(a):
-    return getattr(a, "agents", None) or a.extensions["agents"]
+    return a.agents
 
 
 SIX = "[" + ", ".join(f'{{text: "reply {i}", usage: {{input_tokens: 100, output_tokens: 1}}}}' for i in range(1, 7)) + "]"

@@ -19,7 +19,7 @@ WHOLE = openai_sse(oa_delta(role="assistant", content="The answer is 42."), oa_d
 
 
 def agents(app):
-    return getattr(app, "agents", None) or app.extensions["agents"]
+    return app.agents
 
 
 async def test_a_cut_short_reply_fails_the_run_unjournaled_and_resume_calls_again(make_app, monkeypatch):

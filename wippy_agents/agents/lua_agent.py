@@ -49,9 +49,9 @@ async def run_lua_agent(service: "AgentService", ctx: TaskContext, spec: AgentSp
     code = await host.load({"id": spec.id, "kind": "agent", "meta": dict(entry.meta), "data": data}, actor=actor)
     inp = ctx.task.input if isinstance(ctx.task.input, dict) else {"prompt": str(ctx.task.input or "")}
     arg = {"prompt": inp.get("prompt") or "", "variables": inp.get("variables") or {}, "task_id": ctx.task.id}
-    limits = RunLimits(max_turns=spec.max_turns, budget=spec.budget)
+    run_limits = RunLimits(max_turns=spec.max_turns, budget=spec.budget)
     call_ctx = CallContext(host=host, entry_id=spec.id, actor=actor, state=code.state,
-                           extra={"task": ctx, "agent_spec": spec, "limits": limits, "children": 0})
+                           extra={"task": ctx, "agent_spec": spec, "limits": run_limits, "children": 0})
     thread, first = code.thread_args(arg)
     deadline = time.monotonic() + code.spec.limits.timeout
     code.state.start(deadline)
@@ -62,8 +62,8 @@ async def run_lua_agent(service: "AgentService", ctx: TaskContext, spec: AgentSp
             raise abort.error from None
         last = str(call_ctx.extra.get("last_text") or "") if call_ctx.extra else ""
         return AgentResult(answer=last, stop_reason=abort.limit.reason, agent=spec.id,  # type: ignore[arg-type]
-                           detail=abort.limit.detail, task_id=ctx.task.id, turns=limits.turns,
-                           usage=limits.usage).to_dict()
+                           detail=abort.limit.detail, task_id=ctx.task.id, turns=run_limits.turns,
+                           usage=run_limits.usage).to_dict()
     value = results[0] if results else None
     if value is None and len(results) > 1 and results[1] is not None:
         raise LuaError(f"{spec.id}: {results[1]}", entry=spec.id)
@@ -73,4 +73,4 @@ async def run_lua_agent(service: "AgentService", ctx: TaskContext, spec: AgentSp
     else:
         reason, answer, detail = "final", "" if value is None else str(value), "the Lua agent returned"
     return AgentResult(answer=answer, stop_reason=reason, agent=spec.id, detail=detail, task_id=ctx.task.id,
-                       turns=limits.turns, usage=limits.usage).to_dict()
+                       turns=run_limits.turns, usage=run_limits.usage).to_dict()

@@ -52,7 +52,7 @@ async def serve(path: Any, *, stop: asyncio.Event | None = None, **open_kwargs: 
     try:
         app = await App.open(path, watch=True, **open_kwargs)
         try:
-            procs = app.extensions["lua_processes"]
+            procs = app.processes
             started = await procs.start_services()
             log.info("node %s running: %d service(s) started, registry version %d", app.settings.node,
                      len(started), app.registry.version)
@@ -85,7 +85,7 @@ async def _call(args: argparse.Namespace, value: Any) -> Any:
     try:
         entry = app.entry(args.entry)
         if entry.kind == "workflow.lua":  # a durable task; --task-id makes it idempotent
-            return await app.extensions["workflows"].run(args.entry, value, task_id=getattr(args, "task_id", None))
+            return await app.workflows.run(args.entry, value, task_id=getattr(args, "task_id", None))
         if entry.meta.get("type") == "tool":  # the same check, and fixable message, a model's call gets
             from ..agents import validate_arguments
 
