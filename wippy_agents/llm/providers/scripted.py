@@ -78,6 +78,7 @@ class ScriptedProvider:
             raise ValueError(f"start offset {start} is outside the script of {len(self.script)} replies")
         self.cursor = start
         self.calls: list[ScriptedCall] = []
+        self._failed: dict[str, int] = {}  # task id -> scripted errors raised for it (they leave no journal row)
         self._counter = TokenCounter(config.model)
 
     @property
@@ -106,13 +107,18 @@ class ScriptedProvider:
         return await collect(self.stream(messages, tools=tools, model_cfg=model_cfg))
 
     def position(self) -> int:
-        """The reply the next call answers with: from the running task step's journal, else the cursor."""
+        """The reply the next call answers with: from the running task step's journal, else the cursor.
+
+        A failed model call leaves no journal row, so the ``error`` replies this model raised for a task
+        are counted here too (a resumed task then gets the reply after the error, not the error again).
+        """
         scope = current_step()
         if scope is None:
             return self.cursor
         inp = scope.context.task.input
         before = inp.get("call_index") if isinstance(inp, dict) else None
-        return (int(before) if isinstance(before, int) and before > 0 else 0) + scope.earlier()
+        failed = self._failed.get(scope.context.task.id, 0)
+        return (int(before) if isinstance(before, int) and before > 0 else 0) + scope.earlier() + failed
 
     async def stream(self, messages: Sequence[Message], *, tools: Sequence[ToolSpec] = (),
                      model_cfg: ModelConfig | None = None) -> AsyncIterator[StreamEvent]:
@@ -138,6 +144,9 @@ class ScriptedProvider:
     async def _play(self, item: dict[str, Any], index: int, messages: Sequence[Message],
                     cfg: ModelConfig) -> AsyncIterator[StreamEvent]:
         if item.get("error"):
+            scope = current_step()
+            if scope is not None:
+                self._failed[scope.context.task.id] = self._failed.get(scope.context.task.id, 0) + 1
             raise _error(item["error"], self.config.id)
         reply = self._reply(item, index, messages, cfg)
         delay = float(item.get("delay") or 0)
