@@ -39,7 +39,8 @@ async def test_a_cut_short_reply_fails_the_run_unjournaled_and_resume_calls_agai
     try:
         task = await agents(app).start("app.agents:a", "what is the answer?", task_id="cut-1")
         with pytest.raises(ProviderError, match="openai model .app.models:m..*ended after part of the reply "
-                                                   "without a finish_reason.*not retried.*`wippy tasks resume cut-1` makes it again"):
+                                                "without a finish_reason.*not retried.*"
+                                                "`wippy tasks resume cut-1` makes it again"):
             await agents(app).result(task.id, timeout=30)
         assert (await app.tasks.get("cut-1")).status == "failed"
         steps = await app.store.journal_load("cut-1")

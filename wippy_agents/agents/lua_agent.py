@@ -4,9 +4,11 @@ The entry's ``method`` gets ``{prompt = ..., variables = {...}, task_id = ...}``
 and returns the answer (a string, or a table with ``answer`` and optionally
 ``stop_reason``/``detail``), or ``nil, err``. Its model calls, tool calls and
 child agents are journaled steps of the agent's task (see ``lua_modules``), so
-it resumes like any agent. Its ``llm.generate``/``llm.stream`` calls are held to the
-agent's ``max_turns``, ``budget`` and loop detection (``RunLimits``, as in the turn loop): a call past a
-limit ends the run with that stop reason and the last text the model wrote; the usage is the run's. Without a ``limits.timeout`` a Lua agent gets 600 s
+it resumes like any agent. Its ``llm.generate``/``llm.stream`` calls are held to
+the agent's ``max_turns``, ``budget`` and loop detection (``RunLimits``, as in
+the turn loop): a call past a limit ends the run with that stop reason and the
+last text the model wrote; the usage is the run's. A failed model call ends the
+run unjournaled (resumable). Without a ``limits.timeout`` a Lua agent gets 600 s
 of wall clock (a Lua function's 30 s is too short for several model calls).
 """
 
