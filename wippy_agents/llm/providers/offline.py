@@ -10,7 +10,8 @@ conversation and the tools it was given, and per call:
   message (text after a colon, or the whole message, for strings; the first
   number for numbers), it calls that tool;
 * otherwise it says what it is, which tools it has, what to type to try one,
-  and how to connect a real model (OpenAI, Anthropic, a local Ollama).
+  and how to connect a real model (OpenAI, Anthropic, a local Ollama) — in
+  full the first time, in one line once the conversation holds that answer.
 
 Deterministic: the same conversation always gets the same reply, so replay
 and tests need no script. When the agent requires tool calls (a
@@ -111,7 +112,10 @@ def _report(results: list[Message]) -> str:
     return "; ".join(parts) + "."
 
 
-def _help(tools: Sequence[ToolSpec], request: str) -> str:
+_INTRO = "I am the offline model of this app"
+
+
+def _help(tools: Sequence[ToolSpec], request: str, *, again: bool = False) -> str:
     usable = [t for t in tools if t.name != _FINAL]
     if usable:
         listed = "; ".join(f"{t.name} ({t.description.rstrip('.')})" if t.description else t.name for t in usable)
@@ -120,8 +124,12 @@ def _help(tools: Sequence[ToolSpec], request: str) -> str:
         tools_part = f"The tools I can run: {listed}. Ask for one by name, e.g. {example}."
     else:
         tools_part = "This agent has no tools, so there is little I can do offline."
+    if again:  # the full introduction is already in the conversation: keep it short
+        names = ", ".join(t.name for t in usable) or "none"
+        return (f"(offline model) I can only run the app's tools ({names}); ask for one by name. "
+                "agents/models.yaml says how to connect a real model.")
     said = f'You said: "{request.strip()[:120]}". ' if request.strip() else ""
-    return (f"{said}I am the offline model of this app: no network, no API key, so I do not understand free text; "
+    return (f"{said}{_INTRO}: no network, no API key, so I do not understand free text; "
             f"I run the app's tools when you ask for them. {tools_part} {CONNECT_HINT}")
 
 
@@ -140,7 +148,8 @@ def offline_reply(messages: Sequence[Message], tools: Sequence[ToolSpec]) -> dic
             text = f"Running {tool.name}. "
             calls = [{"name": tool.name, "arguments": args}]
         else:
-            text = _help(tools, request)
+            again = any(m.role == "assistant" and _INTRO in m.content for m in messages)
+            text = _help(tools, request, again=again)
     if not calls and any(t.name == _FINAL for t in tools):
         return {"text": "", "tool_calls": [{"name": _FINAL, "arguments": {"answer": text}}]}
     chunks = re.findall(r"\S+\s*", text) or [text]
