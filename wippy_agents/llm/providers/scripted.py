@@ -10,11 +10,11 @@ For tests and the offline demo (SPEC §6). Each script item is one reply::
 named ``ProviderError`` subclass. ``delay`` pauses that many seconds before
 each chunk (a slow stream, for tests of interrupting a reply). A call past the end raises ``ScriptExhausted``.
 
-The replay position is the model's own business: called inside a task's step it answers reply
-``n`` where ``n`` counts the steps of the same name already in that task's journal (so a resumed
-task never consumes a reply twice, and tasks sharing one model do not disturb each other), plus
-the ``call_index`` a conversation's turn task carries in its input (the calls of earlier turns).
-Outside any task it answers in order from its own cursor.
+The replay position is the model's own business: called inside a task's model step (``model``
+or ``llm``) it answers reply ``n`` where ``n`` counts the steps of that name already in the
+task's journal (so a resumed task never consumes a reply twice, and tasks sharing one model do
+not disturb each other), plus the ``call_index`` a conversation's turn task carries in its input
+(the calls of earlier turns). Elsewhere it answers in order from its own cursor.
 
 An entry with no ``script`` at all is the offline model (``offline.offline_reply``): rule-based,
 any number of turns, never exhausted — the default app's model.
@@ -41,6 +41,10 @@ from wippy_agents.llm.types import (Done, Message, ModelReply, StreamEvent, Text
 from wippy_agents.tasks import current_step
 
 __all__ = ["ScriptedProvider", "ScriptedCall", "ScriptExhausted"]
+
+
+# The step names under which the agents layer journals model calls (the turn loop, a Lua agent's llm calls).
+MODEL_STEPS = ("model", "llm")
 
 
 class ScriptExhausted(ProviderError):
@@ -113,7 +117,7 @@ class ScriptedProvider:
         are counted here too (a resumed task then gets the reply after the error, not the error again).
         """
         scope = current_step()
-        if scope is None:
+        if scope is None or scope.name not in MODEL_STEPS:  # e.g. a Lua tool's own llm call inside a tool step
             return self.cursor
         inp = scope.context.task.input
         before = inp.get("call_index") if isinstance(inp, dict) else None
@@ -145,7 +149,7 @@ class ScriptedProvider:
                     cfg: ModelConfig) -> AsyncIterator[StreamEvent]:
         if item.get("error"):
             scope = current_step()
-            if scope is not None:
+            if scope is not None and scope.name in MODEL_STEPS:
                 self._failed[scope.context.task.id] = self._failed.get(scope.context.task.id, 0) + 1
             raise _error(item["error"], self.config.id)
         reply = self._reply(item, index, messages, cfg)
