@@ -104,3 +104,13 @@ async def test_a_failed_model_call_of_a_lua_agent_ends_the_run_unjournaled_and_r
     await a.tasks.resume("lua-cut")
     result = await svc(a).result("lua-cut", timeout=30)
     assert (result.answer, result.stop_reason, result.turns) == ("f", "final", 6)
+
+
+async def test_llm_stream_calls_of_a_lua_agent_count_against_max_turns(make_app):
+    text = app("    max_turns: 1", SIX).replace(
+        'local r, err = llm.generate(input.prompt .. " #" .. i)',
+        'local next_chunk, r = llm.stream(input.prompt .. " #" .. i)')
+    a = await make_app(text)
+    result = await svc(a).run("app.agents:looper", "go", timeout=30)
+    assert (result.stop_reason, result.turns, result.answer) == ("max_turns", 1, "reply 1")
+    assert result.usage.input_tokens == 100
