@@ -123,7 +123,7 @@ class ModelConfig:
         if isinstance(base_url, str):
             base_url = shown(base_url)  # ${env:} expanded; a ${secret:} stays masked
         script = None
-        if provider == "scripted":
+        if provider == "scripted" and data.get("script") is not None:  # none at all: the offline model
             script = load_script(data.get("script"), base_dir, fail, source=data.get("script_path"))
         return cls(provider=provider, model=model, id=id, api_key_env=api_key_env, api_key_ref=api_key_ref, base_url=base_url,
                    script=script, where=where, **values)
