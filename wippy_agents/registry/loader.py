@@ -29,7 +29,7 @@ from .entry import Entry, Problem
 from .ids import EntryId, NAMESPACE_RE
 from .settings import SETTINGS_FILE, AppSettings
 from .suggest import suggest
-from .yamlio import MAX_FILE_BYTES, LineDict, load_documents, plain, yaml_error_line, yaml_error_text
+from .yamlio import MAX_FILE_BYTES, LineDict, load_documents, may_alias, plain, yaml_error_line, yaml_error_text
 
 __all__ = ["LoadResult", "load_sources", "load_file", "read_file", "parse_entries", "entry_files", "problems_error"]
 
@@ -146,6 +146,9 @@ def parse_entries(
     except Exception as exc:  # noqa: BLE001 - the parser must not take the node down
         return [], [Problem(message=f"malformed YAML: {type(exc).__name__}: {exc}", file=where, line=1)]
     env = os.environ if environ is None else environ
+    # values are copied only when an alias may share them between entries, and
+    # walked for ${env:}/${secret:} references only when the text has one
+    shape = _Shape(copy=may_alias(text), refs="${" in text)
     entries: list[Entry] = []
     problems: list[Problem] = []
     for doc in docs:
@@ -162,7 +165,7 @@ def parse_entries(
             continue
         if single_file and not (_DOC_KEYS & set(doc)):
             continue  # the app file may hold other documents (settings of other layers)
-        entries.extend(_parse_doc(doc, path, env, problems))
+        entries.extend(_parse_doc(doc, path, env, problems, shape))
     return entries, problems
 
 
@@ -170,7 +173,13 @@ def _kind_of(value: Any) -> str:
     return {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}.get(type(value), type(value).__name__)
 
 
-def _parse_doc(doc: LineDict, path: Path, env: Any, problems: list[Problem]) -> Iterable[Entry]:
+@dataclass(frozen=True)
+class _Shape:
+    copy: bool
+    refs: bool
+
+
+def _parse_doc(doc: LineDict, path: Path, env: Any, problems: list[Problem], shape: _Shape) -> Iterable[Entry]:
     where, line = str(path), doc.line
     for key in sorted(set(doc) - _DOC_KEYS - {"version"}, key=str):
         problems.append(Problem(
@@ -193,12 +202,12 @@ def _parse_doc(doc: LineDict, path: Path, env: Any, problems: list[Problem]) -> 
         problems.append(Problem(message="entries must be a list", file=where, line=doc.key_lines.get("entries", line)))
         return
     for item in items:
-        entry = _parse_entry(item, ns, path, env, problems)
+        entry = _parse_entry(item, ns, path, env, problems, shape)
         if entry is not None:
             yield entry
 
 
-def _parse_entry(item: Any, ns: str, path: Path, env: Any, problems: list[Problem]) -> Entry | None:
+def _parse_entry(item: Any, ns: str, path: Path, env: Any, problems: list[Problem], shape: _Shape) -> Entry | None:
     where = str(path)
     line = getattr(item, "line", None)
     if not isinstance(item, dict):
@@ -224,13 +233,19 @@ def _parse_entry(item: Any, ns: str, path: Path, env: Any, problems: list[Proble
         return None
     key_lines = dict(item.key_lines)
     before = len(problems)
-    meta = _substitute(plain(meta), env, problems, label, where, key_lines.get("meta", line))
+    if shape.copy:
+        meta = plain(meta)
+    if shape.refs:
+        _substitute(meta, env, problems, label, where, key_lines.get("meta", line))
     data: dict[str, Any] = {}
     for key, value in item.items():
         if key in ("name", "kind", "meta"):
             continue
         kline = key_lines.get(str(key), line)
-        value = _substitute(plain(value), env, problems, label, where, kline)
+        if shape.copy:
+            value = plain(value)
+        if shape.refs:
+            _substitute(value, env, problems, label, where, kline)
         if isinstance(value, str) and value.startswith("file://"):
             target = (path.parent / value[len("file://") :]).resolve()
             try:

@@ -33,6 +33,7 @@ __all__ = [
     "MAX_NODES",
     "MAX_FILE_BYTES",
     "LIBYAML",
+    "may_alias",
 ]
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class YamlLimitError(yaml.YAMLError):
 
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_LINE_DEPTH = 3
 _ALIAS = re.compile(r"(?:^|[\s\[{,?:-])\*[^\s\[\]{},]")
 
 
@@ -81,9 +83,14 @@ def _construct_seq(loader: Any, node: yaml.SequenceNode) -> list[Any]:
 
 
 def _construct_map(loader: Any, node: yaml.MappingNode):
-    data = LineDict()
-    data.line = node.start_mark.line + 1
-    data.key_lines = {}
+    # Lines are kept for documents and entries (depth < 3: document, entries list);
+    # the values inside an entry are plain dicts.
+    if loader.depth < _LINE_DEPTH:
+        data: Any = LineDict()
+        data.line = node.start_mark.line + 1
+        data.key_lines = {}
+    else:
+        data = {}
     yield data
     _enter(loader, node)
     try:
@@ -92,11 +99,12 @@ def _construct_map(loader: Any, node: yaml.MappingNode):
         loader.depth -= 1
 
 
-def _fill_map(loader: Any, node: yaml.MappingNode, data: LineDict) -> None:
+def _fill_map(loader: Any, node: yaml.MappingNode, data: dict) -> None:
     own = len([k for k, _ in node.value if k.tag != _MERGE_TAG])
     loader.flatten_mapping(node)
     merged = len(node.value) - own  # flatten_mapping puts merged pairs first
     mine: set[Any] = set()
+    lines = getattr(data, "key_lines", None)
     for i, (key_node, value_node) in enumerate(node.value):
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, (str, int, float, bool)) and key is not None:
@@ -108,7 +116,8 @@ def _fill_map(loader: Any, node: yaml.MappingNode, data: LineDict) -> None:
                 )
             mine.add(key)
         data[key] = loader.construct_object(value_node, deep=True)
-        data.key_lines[str(key)] = key_node.start_mark.line + 1
+        if lines is not None:
+            lines[str(key)] = key_node.start_mark.line + 1
 
 
 def _construct_int(loader: Any, node: yaml.ScalarNode) -> int:
@@ -159,7 +168,7 @@ def load_documents(text: str) -> list[Any]:
     # Without an alias the node graph is a tree no larger than the text: the
     # constructors bound its depth as they go. An alias token makes us measure
     # the expanded size first.
-    maybe_alias = _ALIAS.search(text) is not None
+    maybe_alias = may_alias(text)
     loader = _Loader(text)
     try:
         docs = []
@@ -218,6 +227,11 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.SequenceNode):
         return list(node.value)
     return []
+
+
+def may_alias(text: str) -> bool:
+    """Whether ``text`` may hold an alias (then values can be shared and need ``plain``)."""
+    return _ALIAS.search(text) is not None
 
 
 def plain(value: Any) -> Any:
