@@ -92,6 +92,7 @@ class App:
             from .agents import builtin_entries
             from .security import wiring as _security_wiring  # noqa: F401  (registers the security open hook)
             from .console import session as _console_session  # noqa: F401  (the console.session task kind)
+            from .mcp import wiring as _mcp_wiring  # noqa: F401  (MCP servers' tools as registry tools)
 
             registry = Registry(the_store, author_default="cli", builtins=builtin_entries())
             registry.add_validator(code_validator(compile_check))

@@ -38,6 +38,9 @@ __all__ = [
     "ToolFn",
     "BUILTIN_TOOL_MODULES",
     "TOOL_KINDS",
+    "ToolRunner",
+    "register_tool_kind",
+    "is_tool_kind",
     "python_tool",
     "python_tools",
     "builtin_entries",
@@ -48,6 +51,26 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 TOOL_KINDS = ("function.lua", "function.python")
+
+ToolRunner = Callable[[Any, Entry, Any, "ToolCallContext"], Awaitable[Any]]
+
+# Kinds whose tools another layer runs (``mcp.tool``): kind -> ``runner(app, entry, args, ctx)``.
+_RUNNERS: dict[str, ToolRunner] = {}
+
+
+def register_tool_kind(kind: str, runner: ToolRunner) -> None:
+    """Make entries of ``kind`` with ``meta.type: tool`` agent tools, run by ``await runner(app, entry, args, ctx)``.
+
+    ``dispatch_tool`` validates the arguments and checks ``tool.call`` before the
+    runner is called; the runner returns JSON-like data or raises ``ToolError``.
+    """
+    _RUNNERS[kind] = runner
+
+
+def is_tool_kind(kind: str) -> bool:
+    """True for the kinds whose ``meta.type: tool`` entries agents may call."""
+    return kind in TOOL_KINDS or kind in _RUNNERS
+
 
 # Modules that define builtin tools with @python_tool; imported by builtin_entries().
 # A module not (yet) present in the package is skipped; one that fails to import raises.
@@ -303,7 +326,7 @@ async def dispatch_tool(app: Any, entry: Entry, args: Any, ctx: ToolCallContext)
     ``ToolError`` with a message for the model. Cancellation propagates.
     """
     tool_id = str(entry.id)
-    if entry.kind not in TOOL_KINDS:
+    if not is_tool_kind(entry.kind):
         raise ToolError(f"{tool_id!r} is a {entry.kind} entry, not a tool", tool=tool_id)
     validate_arguments(tool_id, entry.data.get("input_schema"), args)
     security = getattr(app, "extensions", {}).get("security") if app is not None else None
@@ -318,6 +341,9 @@ async def dispatch_tool(app: Any, entry: Entry, args: Any, ctx: ToolCallContext)
             if tool is None:
                 raise ToolError(f"tool {tool_id!r} has no Python implementation loaded", tool=tool_id)
             return await tool.fn(args, ctx)
+        runner = _RUNNERS.get(entry.kind)
+        if runner is not None:
+            return await runner(app, entry, args, ctx)
         return await app.lua.call_function(entry, args, actor=ctx.actor)
     except ToolError:
         raise

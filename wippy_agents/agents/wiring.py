@@ -11,7 +11,7 @@ from typing import Any
 from ..app import on_open
 from ..errors import EntryNotFound
 from .service import AGENT_TASK_KIND, AgentService
-from .tools import TOOL_KINDS, ToolCallContext, dispatch_tool
+from .tools import ToolCallContext, dispatch_tool, is_tool_kind
 
 __all__ = ["install"]
 
@@ -32,7 +32,7 @@ async def install(app: Any) -> None:
 
     async def call_function(entry_id: str, args: Any, *, actor: Any = None) -> Any:
         entry = app.registry.get(entry_id)
-        if entry is not None and entry.kind in TOOL_KINDS:
+        if entry is not None and is_tool_kind(entry.kind):
             return await dispatch_tool(app, entry, args, ToolCallContext(app=app, actor=actor))
         if previous is not None:
             return await previous(entry_id, args, actor=actor)

@@ -14,6 +14,7 @@ from .ai import Agent, LlmModel, Prompt, tool_visible_name
 from .base import KindHandler, Ref, RefField
 from .code import LUA_KINDS, FunctionLua, LibraryLua, ProcessLua, WorkflowLua
 from .config import RegistryEntry, SecurityPolicy
+from .mcp import MCP_KINDS, McpServer, McpTool
 from .python import FunctionPython
 from .services import ProcessHost, ProcessService
 
@@ -22,6 +23,7 @@ __all__ = [
     "Ref",
     "RefField",
     "LUA_KINDS",
+    "MCP_KINDS",
     "register",
     "get",
     "find",
@@ -76,6 +78,8 @@ for _cls in (
     Prompt,
     LlmModel,
     SecurityPolicy,
+    McpServer,
+    McpTool,
 ):
     register(_cls())
 del _cls
