@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from wippy_agents.registry import kinds
@@ -89,3 +90,20 @@ def test_the_mcp_server_kind_has_a_schema_and_needs_command_or_url():
     typo = Entry(id=EntryId("app.mcp:x"), kind="mcp.server", data={"command": ["a"], "enviroment": {}})
     assert handler.schema_problems(both) and handler.schema_problems(neither)
     assert "enviroment" in str(handler.schema_problems(typo)[0])
+
+
+async def test_wippy_registry_list_shows_the_tools_a_node_listed(tmp_path, capsys):
+    from wippy_agents.app import App
+    from wippy_agents.cli import main
+
+    app = tmp_path / "app.yaml"
+    app.write_text(mcp_app([{"text": "-"}], servers=[{"name": "time", "kind": "mcp.server", "command": TIME_SERVER}],
+                           tools=["app.mcp:time/*"]), encoding="utf-8")
+    async with await App.open(app, store=f"sqlite:///{tmp_path / 's.db'}"):
+        pass  # a node lists the server's tools once and stores them as registry versions
+    code = await asyncio.to_thread(main, ["registry", "list", "app.mcp:*", "--app", str(app), "--store", f"sqlite:///{tmp_path / 's.db'}"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    for entry_id in ("app.mcp:time ", "app.mcp:time/get_current_time", "app.mcp:time/convert_time"):
+        assert entry_id in out + " "
+    assert out.count("mcp.tool") == 2

@@ -145,6 +145,11 @@ class KindHandler:
         """Rules that need the whole (candidate) snapshot; none by default."""
         return ()
 
+    def provides(self, entry: Entry, target: str) -> bool:
+        """True when a reference to ``target`` (``<entry id>/...``) is satisfied by ``entry`` itself,
+        whether or not an entry of that id exists yet (an MCP server's tools); False by default."""
+        return False
+
 
 def _message(err: jsonschema.ValidationError) -> str:
     """jsonschema's message, made readable for anyOf/oneOf over ``required`` sets."""

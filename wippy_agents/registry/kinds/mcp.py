@@ -26,6 +26,9 @@ class McpServer(KindHandler):
     schema_file = "mcp.server.json"
     description = "An MCP server (stdio command or streamable-HTTP url); its tools become <id>/<tool> entries."
 
+    def provides(self, entry: Entry, target: str) -> bool:
+        return target.startswith(f"{entry.id}/")  # its tools, listed when the server runs
+
 
 class McpTool(KindHandler):
     kind = "mcp.tool"
