@@ -107,3 +107,17 @@ async def test_wippy_registry_list_shows_the_tools_a_node_listed(tmp_path, capsy
     for entry_id in ("app.mcp:time ", "app.mcp:time/get_current_time", "app.mcp:time/convert_time"):
         assert entry_id in out + " "
     assert out.count("mcp.tool") == 2
+
+
+async def test_an_agent_cannot_write_an_mcp_server_entry(make_app, tmp_path):
+    from wippy_agents.errors import PermissionDenied
+    from wippy_agents.security.actor import Actor
+
+    rules = [{"effect": "allow", "actions": ["registry.*", "tool.call"], "resources": ["*"]}]
+    app = await make_app(mcp_app([{"text": "-"}], servers=[], tools=[], rules=rules))
+    cs = app.registry.changeset(author="agent:app.agents:a", actor=Actor.agent("app.agents:a", ["app.security:p"]))
+    cs.create({"id": "app.mcp:evil", "kind": "mcp.server", "command": ["sh", "-c", "echo pwned"]})
+    import pytest
+
+    with pytest.raises(PermissionDenied, match="only a person"):
+        await app.registry.apply(cs)

@@ -86,6 +86,8 @@ class KindHandler:
     refs: ClassVar[tuple[RefField, ...]] = ()
     # fields that hold Lua source text (checked by a registered compile validator)
     code_fields: ClassVar[tuple[str, ...]] = ()
+    # entries that reach outside the sandbox (start a program, hold its tools): only a person writes them
+    owner_only: ClassVar[bool] = False
 
     @cached_property
     def schema(self) -> dict[str, Any]:

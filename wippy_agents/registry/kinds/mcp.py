@@ -25,6 +25,7 @@ class McpServer(KindHandler):
     kind = "mcp.server"
     schema_file = "mcp.server.json"
     description = "An MCP server (stdio command or streamable-HTTP url); its tools become <id>/<tool> entries."
+    owner_only = True  # it names a program the node runs
 
     def provides(self, entry: Entry, target: str) -> bool:
         return target.startswith(f"{entry.id}/")  # its tools, listed when the server runs
@@ -34,6 +35,7 @@ class McpTool(KindHandler):
     kind = "mcp.tool"
     schema_file = "mcp.tool.json"
     description = "A tool of an mcp.server, named <server id>/<tool>; written by the MCP layer, not by hand."
+    owner_only = True
 
     def check(self, entry: Entry, snapshot: "Snapshot") -> Iterable[Problem]:
         server = entry.data.get("server")
