@@ -76,6 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = _cmd(reg_sub, "schema", "wippy_agents.console.registry_cmd:schema", "print a kind's JSON Schema")
     p.add_argument("kind", nargs="?", default=None)
 
+    p_mcp = sub.add_parser("mcp", help="the Model Context Protocol")
+    mcp_sub = p_mcp.add_subparsers(dest="mcp_command", metavar="ACTION", required=True)
+    p = _cmd(mcp_sub, "serve", "wippy_agents.console.mcp_cmd:serve",
+             "serve the app's tools (and agents) to an MCP client over stdio")
+    p.add_argument("--policy", required=True, metavar="ID", help="the security.policy the client acts with")
+    p.add_argument("--tools", default=None, metavar="GLOB", help="tool ids to offer (default: every tool the policy allows)")
+    p.add_argument("--agent", action="append", default=[], metavar="ID", help="also offer this agent as a tool (repeatable)")
+
     p_tasks = sub.add_parser("tasks", help="inspect and steer durable tasks")
     tasks_sub = p_tasks.add_subparsers(dest="tasks_command", metavar="ACTION", required=True)
     p = _cmd(tasks_sub, "list", "wippy_agents.console.tasks_cmd:list_tasks", "list tasks")
