@@ -41,27 +41,26 @@ async def test_an_mcp_client_lists_and_calls_the_apps_tools_and_agents_within_th
     params = StdioServerParameters(command=sys.executable, args=[
         "-m", "wippy_agents.cli", "mcp", "serve", "--app", str(app), "--store", f"sqlite:///{tmp_path / 's.db'}",
         "--tools", "app.tools:*", "--agent", "app.agents:helper", "--policy", "app.security:mcp"], cwd=str(tmp_path))
-    with open(tmp_path / "stderr.log", "w") as errlog:
-        async with Client(params, cache=None, read_timeout_seconds=60) as client:
-            listed = {t.name: t for t in (await client.list_tools()).tools}
-            assert set(listed) == {"add", "helper"}  # secret: not allowed; hidden: outside --tools
-            assert listed["add"].input_schema == NUM2 and listed["add"].description == "Add x and y"
-            assert listed["helper"].input_schema["required"] == ["task"]
+    async with Client(params, cache=None, read_timeout_seconds=60) as client:
+        listed = {t.name: t for t in (await client.list_tools()).tools}
+        assert set(listed) == {"add", "helper"}  # secret: not allowed; hidden: outside --tools
+        assert listed["add"].input_schema == NUM2 and listed["add"].description == "Add x and y"
+        assert listed["helper"].input_schema["required"] == ["task"]
 
-            added = await client.call_tool("add", {"x": 2, "y": 3})
-            assert not added.is_error and added.structured_content == {"sum": 5}
+        added = await client.call_tool("add", {"x": 2, "y": 3})
+        assert not added.is_error and added.structured_content == {"sum": 5}
 
-            bad = await client.call_tool("add", {"x": "two", "y": 3})
-            assert bad.is_error and "argument 'x': expected number" in bad.content[0].text
+        bad = await client.call_tool("add", {"x": "two", "y": 3})
+        assert bad.is_error and "argument 'x': expected number" in bad.content[0].text
 
-            answer = await client.call_tool("helper", {"task": "add 20 and 22"})
-            assert not answer.is_error, answer.content[0].text
-            assert answer.structured_content["answer"] == "The sum is 42."
+        answer = await client.call_tool("helper", {"task": "add 20 and 22"})
+        assert not answer.is_error, answer.content[0].text
+        assert answer.structured_content["answer"] == "The sum is 42."
 
-            refused = await client.call_tool("secret", {})
-            assert refused.is_error and "not allowed" in refused.content[0].text
-            outside = await client.call_tool("hidden", {})
-            assert outside.is_error and outside.content[0].text.startswith("unknown tool 'hidden'")
+        refused = await client.call_tool("secret", {})
+        assert refused.is_error and "not allowed" in refused.content[0].text
+        outside = await client.call_tool("hidden", {})
+        assert outside.is_error and outside.content[0].text.startswith("unknown tool 'hidden'")
 
     from wippy_agents.store import open_store
 
