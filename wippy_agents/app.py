@@ -93,6 +93,7 @@ class App:
             from .security import wiring as _security_wiring  # noqa: F401  (registers the security open hook)
             from .console import session as _console_session  # noqa: F401  (the console.session task kind)
             from .mcp import wiring as _mcp_wiring  # noqa: F401  (MCP servers' tools as registry tools)
+            from .observability import wiring as _tracing  # noqa: F401  (last: wraps the seams above when OTEL_* say so)
 
             registry = Registry(the_store, author_default="cli", builtins=builtin_entries())
             registry.add_validator(code_validator(compile_check))
