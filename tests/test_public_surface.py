@@ -24,6 +24,8 @@ EXPORTS = {
                "builtin_entries", "dispatch_tool", "python_tool", "python_tools", "render_prompt", "truncate_text",
                "validate_arguments"},
     "console": {"SESSION_KIND", "Session", "SessionState", "Sessions", "Turn", "turn_task_id"},
+    "mcp": {"McpClients", "ServerConfig", "expand"},
+    "observability": {"tracing_enabled"},
     "testing": {"FakeClock", "RespxTransport", "ScriptExhausted", "ScriptedCall", "ScriptedModel", "mock_http_client"},
 }
 

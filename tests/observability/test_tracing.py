@@ -159,3 +159,22 @@ def test_tracing_is_off_unless_the_standard_variables_turn_it_on(monkeypatch):
     assert tracing_enabled()
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
     assert not tracing_enabled()
+
+
+def test_with_tracing_off_opening_an_app_imports_nothing_of_opentelemetry(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "app.yaml"
+    path.write_text(traced_app(), encoding="utf-8")
+    code = ("import asyncio, sys\n"
+            "from wippy_agents.app import App\n"
+            "async def main():\n"
+            f"    async with await App.open({str(path)!r}, store='sqlite:///:memory:') as app:\n"
+            "        await app.extensions['agents'].run('app.agents:a', 'go', timeout=30)\n"
+            "asyncio.run(main())\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('opentelemetry', 'mcp'))))\n")
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("OTEL_")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
