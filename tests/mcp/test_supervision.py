@@ -115,3 +115,18 @@ def _alive(pid: int) -> bool:
         return False
     with open(f"/proc/{pid}/stat") as f:
         return f.read().split()[2] != "Z"
+
+
+async def test_changing_the_server_entry_restarts_it_and_rewrites_its_tools(make_app, tmp_path):
+    app = await make_app(mcp_app([{"text": "-"}], servers=[counter(tmp_path)], tools=["app.mcp:counter/*"]))
+    before = await whoami(app)
+    cs = app.registry.changeset(author="cli")
+    cs.update("app.mcp:counter", {"prefix": "k_", "tools": ["whoami"]})
+    await app.registry.apply(cs)
+    await until(lambda: app.registry.get("app.mcp:counter/bump"), lambda e: e is None)
+    assert app.registry.get("app.mcp:counter/whoami").meta["alias"] == "k_whoami"
+    assert await whoami(app) != before  # the old process was stopped, a new one listed the tools
+    cs = app.registry.changeset(author="cli")
+    cs.delete("app.mcp:counter")
+    await app.registry.apply(cs)
+    await until(lambda: app.registry.find(kind="mcp.tool"), lambda found: found == [])

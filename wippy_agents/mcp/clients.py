@@ -76,6 +76,8 @@ class _Server:
 
     # -- lifetime -------------------------------------------------------------
     def start(self) -> asyncio.Future[Any]:
+        if self.pid is not None and self.ready is not None:
+            return self.ready  # starting or up: one process per server
         if self.ready is None or (self.ready.done() and self.client is None):
             self.ready = asyncio.get_running_loop().create_future()
             self.starts += 1
@@ -116,7 +118,7 @@ class _Server:
 
     async def _restart(self, delay: float) -> None:
         await asyncio.sleep(delay)
-        if not self.stopping and self.given_up is None and self.client is None:
+        if not self.stopping and self.given_up is None and self.pid is None:  # a call may have restarted it
             self.ready = None
             self.start()
 
@@ -135,12 +137,12 @@ class McpClients:
     """The node's MCP servers: start on first use, restart with backoff, tools kept in the registry."""
 
     def __init__(self, registry: Registry, node: Any, *, root: Path | None = None,
-                 errlog: TextIO | None = None, start_timeout: float = 30.0) -> None:
+                 errlog: TextIO | None = None, close_errlog: bool = False, start_timeout: float = 30.0) -> None:
         self.registry = registry
         self.node = node
         self.root = root
         self.start_timeout = start_timeout
-        self._own_errlog = errlog is None
+        self._own_errlog = errlog is None or close_errlog
         self.errlog: TextIO = errlog if errlog is not None else open(os.devnull, "w")  # noqa: SIM115
         self._servers: dict[str, _Server] = {}
         self._tasks: set[asyncio.Task] = set()

@@ -43,9 +43,7 @@ def _errlog(root: Path | None) -> Any:
 async def install(app: Any) -> None:
     root = getattr(app.settings, "root", None)
     errlog = _errlog(root)
-    clients = McpClients(app.registry, app.node, root=root, errlog=errlog)
-    if errlog is not None:
-        clients._own_errlog = True
+    clients = McpClients(app.registry, app.node, root=root, errlog=errlog, close_errlog=True)
     app.extensions["mcp"] = clients
     app.add_closer(clients.close)
     await clients.start()
