@@ -19,7 +19,7 @@ def tool_messages(scripted_call):
 
 
 def agents(app):
-    return app.extensions["agents"]
+    return app.agents
 
 
 async def test_the_time_servers_tools_are_registry_tools_an_agent_calls(make_app):

@@ -39,7 +39,7 @@ async def test_a_crashed_server_is_restarted_and_the_next_call_works(make_app, t
     app = await make_app(mcp_app([{"text": "-"}], servers=[counter(tmp_path)], tools=["app.mcp:counter/*"]))
     first = await whoami(app)
     os.kill(first, signal.SIGKILL)
-    clients = app.extensions["mcp"]
+    clients = app.mcp
     await until(lambda: clients.status()["app.mcp:counter"], lambda s: s["up"] and s["starts"] == 2)
     second = await whoami(app)
     assert second != first
@@ -49,7 +49,7 @@ async def test_a_crashed_server_is_restarted_and_the_next_call_works(make_app, t
 async def test_a_server_that_keeps_dying_is_given_up_with_a_reason_the_model_reads(make_app, tmp_path):
     app = await make_app(mcp_app([{"text": "-"}], servers=[counter(tmp_path, max_restarts=1)],
                                  tools=["app.mcp:counter/*"]))
-    clients = app.extensions["mcp"]
+    clients = app.mcp
     os.kill(await whoami(app), signal.SIGKILL)
     await until(lambda: clients.status()["app.mcp:counter"], lambda s: s["up"] and s["starts"] == 2)
     os.kill(await whoami(app), signal.SIGKILL)  # a second death within the period: over max_restarts
@@ -71,7 +71,7 @@ async def test_tools_list_changed_refreshes_the_tools_as_a_registry_change(make_
     await until(lambda: app.registry.get("app.mcp:counter/late"), lambda e: e is not None)
     assert app.registry.version == before + 1
     assert ["app.mcp:counter/late"] in seen
-    assert app.extensions["mcp"].list_changed_seen["app.mcp:counter"] == 1
+    assert app.mcp.list_changed_seen["app.mcp:counter"] == 1
     late = await dispatch_tool(app, app.registry.get("app.mcp:counter/late"), {}, ToolCallContext(app=app))
     assert late == "I came late"
 
@@ -103,9 +103,9 @@ async def test_servers_start_on_first_use_and_stop_with_the_node(make_app, tmp_p
     # Reopened: the tools are in the registry already, so nothing starts until a call.
     again = await make_app(mcp_app([{"text": "-"}], servers=[counter(tmp_path)], tools=["app.mcp:counter/*"]))
     assert again.registry.get("app.mcp:counter/bump") is not None
-    assert again.extensions["mcp"].status()["app.mcp:counter"]["starts"] == 0
+    assert again.mcp.status()["app.mcp:counter"]["starts"] == 0
     assert await whoami(again) != pid
-    assert again.extensions["mcp"].status()["app.mcp:counter"]["starts"] == 1
+    assert again.mcp.status()["app.mcp:counter"]["starts"] == 1
 
 
 def _alive(pid: int) -> bool:

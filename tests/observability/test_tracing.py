@@ -38,7 +38,7 @@ async def test_an_agent_task_is_a_tree_of_turns_steps_model_and_tool_calls_with_
     exp, provider = exporter
     app = await open_traced(tmp_path, provider)
     try:
-        result = await app.extensions["agents"].run("app.agents:a", "go", task_id="t1", timeout=30)
+        result = await app.agents.run("app.agents:a", "go", task_id="t1", timeout=30)
     finally:
         await app.close()
     assert result.answer == "42, and b says hi"
@@ -98,7 +98,7 @@ async def test_a_resumed_task_marks_replayed_steps_and_keeps_their_journaled_tim
     GATE["entered"] = asyncio.Event()
     first = await App.open(path, store=store)
     try:
-        await first.extensions["agents"].start("app.agents:a", "go", task_id="r1")
+        await first.agents.start("app.agents:a", "go", task_id="r1")
         await asyncio.wait_for(GATE["entered"].wait(), 10)
         while len([s for s in await first.store.journal_load("r1") if s.status == "ok"]) < 3:
             await asyncio.sleep(0.01)
@@ -111,7 +111,7 @@ async def test_a_resumed_task_marks_replayed_steps_and_keeps_their_journaled_tim
     Tracing.install(second, tracer_provider=provider)
     try:
         await second.tasks.recover()
-        assert (await second.extensions["agents"].result("r1", timeout=30)).answer == "done"
+        assert (await second.agents.result("r1", timeout=30)).answer == "done"
     finally:
         await second.close()
     steps = {s.attributes["wippy.step.seq"]: s for s in exp.get_finished_spans() if s.name.startswith("step ")}
@@ -171,7 +171,7 @@ def test_with_tracing_off_opening_an_app_imports_nothing_of_opentelemetry(tmp_pa
             "from wippy_agents.app import App\n"
             "async def main():\n"
             f"    async with await App.open({str(path)!r}, store='sqlite:///:memory:') as app:\n"
-            "        await app.extensions['agents'].run('app.agents:a', 'go', timeout=30)\n"
+            "        await app.agents.run('app.agents:a', 'go', timeout=30)\n"
             "asyncio.run(main())\n"
             "print(sorted(m for m in sys.modules if m.startswith(('opentelemetry', 'mcp'))))\n")
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("OTEL_")}

@@ -25,22 +25,21 @@ import importlib.util
 import inspect
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
 
 import jsonschema
 
 from ..errors import LuaError, PermissionDenied, ToolError, ValidationError, WippyError
-from ..registry import Entry, EntryId
+from ..registry import Entry, EntryId, kinds
 
 __all__ = [
     "PythonTool",
     "ToolCallContext",
     "ToolFn",
     "BUILTIN_TOOL_MODULES",
-    "TOOL_KINDS",
     "ToolRunner",
-    "register_tool_kind",
-    "is_tool_kind",
+    "register_tool_runner",
+    "tool_runner",
     "python_tool",
     "python_tools",
     "builtin_entries",
@@ -48,28 +47,31 @@ __all__ = [
     "validate_arguments",
 ]
 
+if TYPE_CHECKING:
+    from .layers import NodeLayers
+
 log = logging.getLogger(__name__)
 
-TOOL_KINDS = ("function.lua", "function.python")
 
 ToolRunner = Callable[[Any, Entry, Any, "ToolCallContext"], Awaitable[Any]]
 
-# Kinds whose tools another layer runs (``mcp.tool``): kind -> ``runner(app, entry, args, ctx)``.
+# Tools of kinds whose ``call_mode`` another layer runs (``mcp``): mode -> ``runner(layers, entry, args, ctx)``.
 _RUNNERS: dict[str, ToolRunner] = {}
 
 
-def register_tool_kind(kind: str, runner: ToolRunner) -> None:
-    """Make entries of ``kind`` with ``meta.type: tool`` agent tools, run by ``await runner(app, entry, args, ctx)``.
+def register_tool_runner(call_mode: str, runner: ToolRunner) -> None:
+    """Run tools of kinds with this ``call_mode`` by ``await runner(layers, entry, args, ctx)``.
 
-    ``dispatch_tool`` validates the arguments and checks ``tool.call`` before the
-    runner is called; the runner returns JSON-like data or raises ``ToolError``.
+    The composition root registers the MCP layer's runner; ``dispatch_tool``
+    validates the arguments and checks ``tool.call`` before calling it. The
+    runner returns JSON-like data or raises ``ToolError``.
     """
-    _RUNNERS[kind] = runner
+    _RUNNERS[call_mode] = runner
 
 
-def is_tool_kind(kind: str) -> bool:
-    """True for the kinds whose ``meta.type: tool`` entries agents may call."""
-    return kind in TOOL_KINDS or kind in _RUNNERS
+def tool_runner(call_mode: str | None) -> ToolRunner | None:
+    """The runner registered for ``call_mode`` (None for Lua and Python tools, or none registered)."""
+    return _RUNNERS.get(call_mode) if call_mode else None
 
 
 # Modules that define builtin tools with @python_tool; imported by builtin_entries().
@@ -82,7 +84,7 @@ class ToolCallContext:
     """What a tool knows about the call: the app, the security actor of the agent run,
     the durable task, the agent entry and the model's call id."""
 
-    app: Any
+    app: "NodeLayers"
     actor: Any = None
     task_id: str | None = None
     agent_id: str | None = None
@@ -318,32 +320,33 @@ def _show(value: Any) -> str:
 
 # -- dispatch ----------------------------------------------------------------------
 
-async def dispatch_tool(app: Any, entry: Entry, args: Any, ctx: ToolCallContext) -> Any:
-    """Validate ``args``, check ``tool.call`` with the security layer (if installed), run the tool.
+async def dispatch_tool(app: "NodeLayers", entry: Entry, args: Any, ctx: ToolCallContext) -> Any:
+    """Validate ``args``, check ``tool.call`` with the security layer, run the tool.
 
     Returns the tool's result (JSON-like data). Every failure the model can act
     on — bad arguments, a refusal, a raised error, a Lua limit — raises
     ``ToolError`` with a message for the model. Cancellation propagates.
     """
     tool_id = str(entry.id)
-    if not is_tool_kind(entry.kind):
+    mode = kinds.call_mode(entry.kind)
+    if not kinds.is_tool_kind(entry.kind):
         raise ToolError(f"{tool_id!r} is a {entry.kind} entry, not a tool", tool=tool_id)
     validate_arguments(tool_id, entry.data.get("input_schema"), args)
-    security = getattr(app, "extensions", {}).get("security") if app is not None else None
-    if security is not None:
-        try:
-            await security.enforce(ctx.actor, "tool.call", tool_id, details={"args": args, "task_id": ctx.task_id})
-        except PermissionDenied as exc:
-            raise ToolError(f"calling tool {tool_id!r} is not allowed: {exc}", tool=tool_id, denied=True) from None
     try:
-        if entry.kind == "function.python":
+        await app.security.enforce(ctx.actor, "tool.call", tool_id, details={"args": args, "task_id": ctx.task_id})
+    except PermissionDenied as exc:
+        raise ToolError(f"calling tool {tool_id!r} is not allowed: {exc}", tool=tool_id, denied=True) from None
+    try:
+        if mode == "python":
             tool = _TOOLS.get(tool_id)
             if tool is None:
                 raise ToolError(f"tool {tool_id!r} has no Python implementation loaded", tool=tool_id)
             return await tool.fn(args, ctx)
-        runner = _RUNNERS.get(entry.kind)
+        runner = tool_runner(mode)
         if runner is not None:
             return await runner(app, entry, args, ctx)
+        if mode != "lua":
+            raise ToolError(f"tool {tool_id!r} is a {entry.kind} and this node cannot run it", tool=tool_id)
         return await app.lua.call_function(entry, args, actor=ctx.actor)
     except ToolError:
         raise

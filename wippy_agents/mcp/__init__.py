@@ -11,5 +11,6 @@ The official ``mcp`` SDK is imported only when a server is started or served.
 
 from .clients import McpClients
 from .config import ServerConfig, expand
+from .install import install
 
-__all__ = ["McpClients", "ServerConfig", "expand"]
+__all__ = ["McpClients", "ServerConfig", "expand", "install"]

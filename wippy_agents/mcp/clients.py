@@ -14,7 +14,7 @@ at start, after a restart, on ``tools/list_changed`` — is one registry change
 with its ``registry.changed`` event, and agents see it on their next turn.
 
 >>> async with await App.open("app") as app:                       # doctest: +SKIP
-...     await app.extensions["mcp"].refresh("app.mcp:time")
+...     await app.mcp.refresh("app.mcp:time")
 ...     app.registry.get("app.mcp:time/get_current_time").kind
 'mcp.tool'
 """

@@ -64,7 +64,7 @@ class Exposed:
         self.actor = Actor(id="mcp:serve", kind="cli", policies=(self.policy,))
 
     def _security(self) -> Any:
-        return self.app.extensions.get("security")
+        return self.app.security
 
     def allowed(self, entry_id: str) -> bool:
         security = self._security()
@@ -119,7 +119,7 @@ class Exposed:
 
         validate_arguments(name, AGENT_TOOL_SCHEMA, args)
         try:
-            result = await self.app.extensions["agents"].run(str(agent.id), args["task"])
+            result = await self.app.agents.run(str(agent.id), args["task"])
         except WippyError as exc:
             raise ToolError(f"agent {str(agent.id)!r} failed: {exc}") from None
         if not result.ok:

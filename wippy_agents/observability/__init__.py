@@ -1,10 +1,32 @@
 """Observability: OpenTelemetry traces of tasks, turns, model and tool calls, steps and registry changes.
 
-``tracing_enabled()`` reads only the standard ``OTEL_*`` variables; the
-``Tracing`` wrappers live in ``wippy_agents.observability.tracing``, which
-imports OpenTelemetry (the ``otel`` extra) and is loaded only when tracing is on.
+``install(app)`` is called by ``App.open`` last: it reads only the standard
+``OTEL_*`` variables (``tracing_enabled``) and, when they turn tracing on,
+wraps the node's seams with ``wippy_agents.observability.tracing.Tracing``,
+which imports OpenTelemetry (the ``otel`` extra). Off, nothing is imported
+or wrapped.
 """
+
+from __future__ import annotations
+
+import logging
+from typing import Any
 
 from .settings import tracing_enabled
 
-__all__ = ["tracing_enabled"]
+__all__ = ["install", "tracing_enabled"]
+
+log = logging.getLogger(__name__)
+
+
+def install(app: Any) -> Any:
+    """The app's ``Tracing`` when the ``OTEL_*`` variables turn it on, else None (nothing imported)."""
+    if not tracing_enabled():
+        return None
+    try:
+        from .tracing import Tracing
+    except ImportError as exc:
+        log.warning("OTEL_EXPORTER_OTLP_ENDPOINT is set but OpenTelemetry is not installed (%s); "
+                    "install wippy-agents[otel] to export traces", exc)
+        return None
+    return Tracing.install(app)

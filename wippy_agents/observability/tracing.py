@@ -22,7 +22,6 @@ tracing; ``Tracing.install`` wraps, per App instance:
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 from typing import Any, AsyncIterator
@@ -115,9 +114,7 @@ class Tracing:
         """Wrap ``app``'s seams; with no ``tracer_provider``, one from the environment."""
         tracing = cls(tracer_provider, owned=False) if tracer_provider is not None else cls.from_environment()
         tracing._wrap_tasks(app.tasks)
-        agents = app.extensions.get("agents")
-        if agents is not None:
-            tracing._wrap_models(agents)
+        tracing._wrap_models(app.agents)
         tracing._wrap_lua(app.lua)
         tracing._unsubscribe = app.registry.subscribe(tracing._registry_changed)
         app.add_closer(tracing.close)
@@ -235,7 +232,7 @@ class Tracing:
         funcs = host.modules.get("funcs")
         if funcs is None or "funcs.call" not in funcs.ops:
             return
-        inner = funcs.ops["funcs.call"]
+        inner = funcs.ops["funcs.call"].fn
 
         async def call(ctx: Any, entry_id: Any = "", *args: Any) -> Any:
             target = ctx.resolve(entry_id) if isinstance(entry_id, str) and entry_id else entry_id
@@ -243,7 +240,7 @@ class Tracing:
                     "wippy.lua.caller": str(ctx.entry_id), "wippy.lua.target": str(target)}):
                 return await inner(ctx, entry_id, *args)
 
-        host.add_module(dataclasses.replace(funcs, ops={**funcs.ops, "funcs.call": call}))
+        host.add_module(funcs.replace_ops({"funcs.call": call}))  # same declaration (effect, guard)
 
     def _registry_changed(self, version: int, changed: list[str]) -> None:
         span = self.tracer.start_span("registry.change", attributes={

@@ -36,6 +36,8 @@ class McpTool(KindHandler):
     schema_file = "mcp.tool.json"
     description = "A tool of an mcp.server, named <server id>/<tool>; written by the MCP layer, not by hand."
     owner_only = True
+    tool_capable = True
+    call_mode = "mcp"  # the tool dispatcher hands it to the runner registered for "mcp" (the MCP layer's)
 
     def check(self, entry: Entry, snapshot: "Snapshot") -> Iterable[Problem]:
         server = entry.data.get("server")
