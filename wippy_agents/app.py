@@ -15,8 +15,8 @@ calls them here, top to bottom, keeping each result in a typed attribute::
     agents     = agents.install(app)                      agents/    (agent runs, llm/agent modules)
     mcp        = mcp.install(app); await mcp.start()      mcp/       (mcp.server entries' tools)
     sessions   = session.install(app, agents)             agents/    (conversations)
-    tracing    = observability.install(app)               observability/ (wraps the seams above; None when
-                                                                       the OTEL_* variables leave it off)
+    tracing    = observability.install(app)               observability/ (wraps the seams above when the
+                                                                       OTEL_* variables turn it on)
 
 Security is not optional and is installed before anything can write to the
 registry or run Lua; a guard that is missing is a start-up error, never a
@@ -78,7 +78,7 @@ class App:
     agents: AgentService
     mcp: McpClients
     sessions: Sessions
-    tracing: Any  # observability.tracing.Tracing, or None
+    tracing: Any  # observability.tracing.Tracing, or TracingOff (``.enabled`` says which)
 
     def __init__(self, settings: AppSettings, node: Node, store: Store) -> None:
         self.settings = settings

@@ -25,7 +25,7 @@ EXPORTS = {
                "python_tool", "python_tools", "render_prompt", "truncate_text", "turn_task_id", "validate_arguments"},
     "console": set(),
     "mcp": {"McpClients", "ServerConfig", "expand", "install"},
-    "observability": {"install", "tracing_enabled"},
+    "observability": {"TracingOff", "install", "tracing_enabled"},
     "testing": {"FakeClock", "RespxTransport", "ScriptExhausted", "ScriptedCall", "ScriptedModel", "mock_http_client"},
 }
 

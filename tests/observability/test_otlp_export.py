@@ -92,7 +92,7 @@ async def test_an_agent_task_exports_its_span_tree_over_otlp_http(tmp_path, rece
     path.write_text(traced_app(), encoding="utf-8")
     app = await App.open(path, store=f"sqlite:///{tmp_path / 's.db'}")
     try:
-        assert app.tracing is not None
+        assert app.tracing.enabled
         result = await app.agents.run("app.agents:a", "go", task_id="otlp-1", timeout=30)
     finally:
         await app.close()  # flushes the batch processor

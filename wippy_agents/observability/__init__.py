@@ -14,19 +14,28 @@ from typing import Any
 
 from .settings import tracing_enabled
 
-__all__ = ["install", "tracing_enabled"]
+__all__ = ["install", "tracing_enabled", "TracingOff"]
 
 log = logging.getLogger(__name__)
 
 
+class TracingOff:
+    """``app.tracing`` when tracing is off: nothing is wrapped, nothing of OpenTelemetry imported."""
+
+    enabled = False
+
+    def __repr__(self) -> str:
+        return "TracingOff()"
+
+
 def install(app: Any) -> Any:
-    """The app's ``Tracing`` when the ``OTEL_*`` variables turn it on, else None (nothing imported)."""
+    """The app's ``Tracing`` when the ``OTEL_*`` variables turn it on, else a ``TracingOff``."""
     if not tracing_enabled():
-        return None
+        return TracingOff()
     try:
         from .tracing import Tracing
     except ImportError as exc:
         log.warning("OTEL_EXPORTER_OTLP_ENDPOINT is set but OpenTelemetry is not installed (%s); "
                     "install wippy-agents[otel] to export traces", exc)
-        return None
+        return TracingOff()
     return Tracing.install(app)

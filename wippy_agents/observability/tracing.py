@@ -87,6 +87,8 @@ class _Run:
 class Tracing:
     """The spans of one App; ``close`` flushes (and shuts down a provider it made)."""
 
+    enabled = True
+
     def __init__(self, tracer_provider: Any, *, owned: bool) -> None:
         self.provider = tracer_provider
         self.tracer = trace.get_tracer(SCOPE, tracer_provider=tracer_provider)
