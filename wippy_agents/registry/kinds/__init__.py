@@ -24,6 +24,7 @@ __all__ = [
     "RefField",
     "MCP_KINDS",
     "register",
+    "unregister",
     "get",
     "find",
     "names",
@@ -44,6 +45,11 @@ def register(handler: KindHandler, *, replace: bool = False) -> KindHandler:
         raise ValidationError(f"kind {handler.kind!r} is already registered", kind=handler.kind)
     _HANDLERS[handler.kind] = handler
     return handler
+
+
+def unregister(kind: str) -> KindHandler | None:
+    """Remove a kind registered by another layer or a test; returns its handler (None if absent)."""
+    return _HANDLERS.pop(kind, None)
 
 
 def find(kind: str) -> KindHandler | None:
