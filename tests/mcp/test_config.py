@@ -32,3 +32,18 @@ def test_tool_globs_and_visible_names():
     assert cfg.offers("get_issue") and not cfg.offers("delete_repo")
     assert visible_name("gh_", "get.issue") == "gh_get_issue" and visible_name("", "9lives") == "_9lives"
     assert cfg.digest != ServerConfig.from_entry(entry(command=["y"])).digest
+
+
+async def test_a_server_that_cannot_start_leaves_the_node_up_and_says_why(tmp_path):
+    from wippy_agents.app import App
+    from wippy_agents.errors import McpError
+
+    from .conftest import mcp_app
+
+    path = tmp_path / "app.yaml"
+    missing = {"name": "gone", "kind": "mcp.server", "command": [str(tmp_path / "no-such-program")], "max_restarts": 0}
+    path.write_text(mcp_app([{"text": "-"}], servers=[missing], tools=["app.mcp:gone/*"]), encoding="utf-8")
+    async with await App.open(path, store=f"sqlite:///{tmp_path / 's.db'}") as app:
+        assert app.registry.find(kind="mcp.tool") == []
+        with pytest.raises(McpError, match=r"'app.mcp:gone'"):
+            await app.mcp.refresh("app.mcp:gone")

@@ -87,6 +87,9 @@ class _Server:
     async def _body(self, proc: Any) -> None:
         try:
             await connection_body(proc, self)
+        except McpError as exc:
+            self._down(exc)
+            proc.stop({"error": str(exc)})  # an expected end, logged by _down: no crash report
         except BaseException as exc:
             self._down(exc)
             raise
