@@ -15,6 +15,7 @@ from .base import KindHandler, Ref, RefField
 from .code import FunctionLua, LibraryLua, ProcessLua, WorkflowLua
 from .config import RegistryEntry, SecurityPolicy
 from .file_schema import file_schema as _file_schema
+from .mcp import MCP_KINDS, McpServer, McpTool
 from .python import FunctionPython
 from .services import ProcessHost, ProcessService
 
@@ -22,6 +23,7 @@ __all__ = [
     "KindHandler",
     "Ref",
     "RefField",
+    "MCP_KINDS",
     "register",
     "unregister",
     "get",
@@ -117,6 +119,8 @@ for _cls in (
     Prompt,
     LlmModel,
     SecurityPolicy,
+    McpServer,
+    McpTool,
 ):
     register(_cls())
 del _cls

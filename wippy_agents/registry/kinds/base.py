@@ -97,12 +97,14 @@ class KindHandler:
     # fields that hold a JSON Schema (checked against the JSON Schema meta-schema)
     schema_fields: ClassVar[tuple[str, ...]] = ()
     # What other layers need to know about this kind's entries (they ask here, never a list of kind names):
-    # how `funcs.call` / `wippy call` runs one ("lua", "python", "workflow"; None: not callable),
+    # how `funcs.call` / `wippy call` runs one ("lua", "python", "workflow", "mcp"; None: not callable),
     call_mode: ClassVar[str | None] = None
     # whether one may be a tool (with meta.type: tool),
     tool_capable: ClassVar[bool] = False
     # whether its code runs narrowed to the policies of whoever wrote it (stamped at write).
     runs_as_creator: ClassVar[bool] = False
+    # entries that reach outside the sandbox (start a program, hold its tools): only a person writes them
+    owner_only: ClassVar[bool] = False
 
     @cached_property
     def schema(self) -> dict[str, Any]:
@@ -201,6 +203,11 @@ class KindHandler:
     def check(self, entry: Entry, snapshot: "Snapshot") -> Iterable[Problem]:
         """Rules that need the whole (candidate) snapshot; none by default."""
         return ()
+
+    def provides(self, entry: Entry, target: str) -> bool:
+        """True when a reference to ``target`` (``<entry id>/...``) is satisfied by ``entry`` itself,
+        whether or not an entry of that id exists yet (an MCP server's tools); False by default."""
+        return False
 
 
 def meta_schema_problem(schema: dict[str, Any]) -> str | None:
