@@ -227,3 +227,56 @@ async def test_cancel_inside_a_tool_call_lets_the_call_finish_and_the_turn_ends_
         await session.close()
     finally:
         await app.close()
+
+
+async def test_a_later_turn_sees_the_earlier_turns_tool_calls_results_and_interim_text(tmp_path):
+    script = [
+        {"text": "Let me look.", "tool_calls": [{"name": "weather", "arguments": {"city": "Lisbon"}}]},
+        {"text": "Sunny in Lisbon."},
+        {"text": "It was 21 degrees."},
+    ]
+    app = await open_app(tmp_path, script)
+    try:
+        session = await app.sessions.open()
+        first = await session.send("weather in Lisbon?")
+        assert [m["role"] for m in first.messages] == ["assistant", "tool", "assistant"]
+        await session.send("how warm?")
+        provider = app.agents.provider_for("app.models:m")
+        sent = provider.calls[-1].messages
+        roles = [m.role for m in sent]
+        assert roles == ["system", "user", "assistant", "tool", "assistant", "user"], roles
+        call = sent[2].tool_calls[0]
+        assert sent[2].content == "Let me look." and call.name == "weather" and call.arguments == {"city": "Lisbon"}
+        assert sent[3].tool_call_id == call.id and '"celsius": 21' in sent[3].content
+        await session.close()
+    finally:
+        await app.close()
+    app = await open_app(tmp_path, script)  # the messages are journaled with the turn: a resume has them too
+    try:
+        session = await app.sessions.resume(session.id)
+        assert [m["role"] for m in session.state.history()] == ["user", "assistant", "tool", "assistant",
+                                                                "user", "assistant"]
+        await session.close()
+    finally:
+        await app.close()
+
+
+async def test_a_cancelled_turn_never_leaves_two_user_messages_in_a_row(tmp_path):
+    slow = {"chunks": [f"w{i} " for i in range(200)], "delay": 0.05}
+    app = await open_app(tmp_path, [slow, {"text": "after"}])
+    try:
+        session = await app.sessions.open()
+        started = asyncio.Event()
+        sending = asyncio.ensure_future(session.send(
+            "go", on_event=lambda e: started.set() if e["type"] == "text" else None))
+        await asyncio.wait_for(started.wait(), 10)
+        await session.cancel()
+        assert (await asyncio.wait_for(sending, 10)).stop_reason == "cancelled"
+        await session.send("again")
+        sent = app.agents.provider_for("app.models:m").calls[-1].messages
+        roles = [m.role for m in sent]
+        assert roles == ["system", "user", "assistant", "user"], roles
+        assert "cancelled" in sent[2].content
+        await session.close()
+    finally:
+        await app.close()

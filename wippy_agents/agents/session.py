@@ -12,7 +12,12 @@ The session task waits for messages (durable task signals): ``user`` (one
 turn), ``use`` (switch agent), ``clear`` (forget earlier turns), ``detach``.
 Each turn runs the agent as a child task ``<session>.<n>`` (its own journal:
 model replies, tool results) with the conversation so far as history, and is
-recorded as one step ``turn:<n>`` of the session. A session nobody is
+recorded as one step ``turn:<n>`` of the session, carrying the turn's whole
+message list (every model reply with its tool calls, every tool result, read
+back from the child's journal), so the next turn sees what the tools found.
+A cancelled turn keeps what finished before the cancel and ends with a note,
+so the history never has two user messages in a row nor a call without its
+result; only the context builder trims it, one call-and-results group at a time. A session nobody is
 attached to parks itself as ``stranded`` (waiting for a person), so idle
 sessions are never claimed and run by a node's recovery; ``resume`` takes it
 up again and replays the journal. A crash mid-turn resumes that turn.
@@ -27,13 +32,14 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..errors import TaskCancelled, TaskNotFound, TaskStranded, UsageError, WippyError
-from ..llm import Usage
+from ..llm import Message, ModelReply, Usage
 from ..store.base import StepRecord
 from ..tasks import RunInterrupted, TaskContext
 from .layers import NodeLayers
+from .loop import _content as tool_text
 from .service import AGENT_TASK_KIND, AgentService
 
-__all__ = ["SESSION_KIND", "Session", "SessionState", "Sessions", "Turn", "install", "turn_task_id"]
+__all__ = ["SESSION_KIND", "Session", "SessionState", "Sessions", "Turn", "install", "transcript", "turn_task_id"]
 
 log = logging.getLogger(__name__)
 
@@ -60,18 +66,66 @@ class Turn:
     usage: Usage = field(default_factory=Usage)
     model_calls: int = 0
     task_id: str = ""
+    # The turn's messages after the prompt (assistant replies with their tool calls, tool results), as dicts.
+    messages: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"n": self.n, "agent": self.agent, "prompt": self.prompt, "answer": self.answer,
                 "stop_reason": self.stop_reason, "detail": self.detail, "usage": self.usage.to_dict(),
-                "model_calls": self.model_calls, "task_id": self.task_id}
+                "model_calls": self.model_calls, "task_id": self.task_id, "messages": list(self.messages)}
+
+    def context(self) -> list[dict[str, Any]]:
+        """What the agent sees of this turn later: the prompt, every reply and tool result, and for a
+        turn that did not finish, a note saying so (never two user messages in a row)."""
+        out: list[dict[str, Any]] = [{"role": "user", "content": self.prompt}]
+        if self.messages:
+            out.extend(self.messages)
+        elif self.answer:
+            out.append({"role": "assistant", "content": self.answer})
+        if self.stop_reason in ("cancelled", "error") or out[-1]["role"] != "assistant" or out[-1].get("tool_calls"):
+            why = "the person cancelled it" if self.stop_reason == "cancelled" else (self.detail or self.stop_reason)
+            out.append({"role": "assistant", "content": f"[this turn ended before an answer: {why}]"})
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Turn":
         return cls(n=int(data["n"]), agent=str(data.get("agent") or ""), prompt=str(data.get("prompt") or ""),
                    answer=str(data.get("answer") or ""), stop_reason=str(data.get("stop_reason") or "final"),
                    detail=str(data.get("detail") or ""), usage=Usage.from_dict(data.get("usage") or {}),
-                   model_calls=int(data.get("model_calls") or 0), task_id=str(data.get("task_id") or ""))
+                   model_calls=int(data.get("model_calls") or 0), task_id=str(data.get("task_id") or ""),
+                   messages=tuple(data.get("messages") or ()))
+
+
+def transcript(steps: list[StepRecord]) -> list[dict[str, Any]]:
+    """An agent run's messages, rebuilt from its journal: each model reply, then the result of each of
+    its tool calls (the journal numbers them in the model's order). A call with no finished result (the
+    run was cancelled inside it) gets one saying so, so a call is never left without its result."""
+    out: list[dict[str, Any]] = []
+    pending: list[Any] = []  # the last reply's calls still waiting for a result
+
+    def close_pending() -> None:
+        for call in pending:
+            out.append(Message.tool(call.id, "ERROR: not run: the turn was cancelled", name=call.name).to_dict())
+        pending.clear()
+
+    for step in sorted(steps, key=lambda s: s.seq):
+        if step.status != "ok":
+            continue
+        if step.name == "model" and isinstance(step.result, dict):
+            close_pending()
+            reply = ModelReply.from_dict(step.result)
+            out.append(reply.to_message().to_dict())
+            pending.extend(reply.tool_calls)
+        elif step.name.startswith(("tool:", "delegate:")) and pending:
+            name = step.name.partition(":")[2]
+            call = next((c for c in pending if c.name == name), None)
+            if call is not None:
+                pending.remove(call)
+                out.append(Message.tool(call.id, tool_text(step.result), name=call.name).to_dict())
+    for call in pending:  # a final_answer call (tool_choice: required) has no step: it was the answer
+        out.append(Message.tool(call.id, "ok" if call.name == "final_answer" else
+                                "ERROR: not run: the turn was cancelled", name=call.name).to_dict())
+    return out
 
 
 @dataclass(kw_only=True)
@@ -111,9 +165,7 @@ class SessionState:
         """The conversation the agent sees (since the last clear), as message dicts."""
         out: list[dict[str, Any]] = []
         for turn in self.turns[self.context_from:]:
-            out.append({"role": "user", "content": turn.prompt})
-            if turn.answer:
-                out.append({"role": "assistant", "content": turn.answer})
+            out.extend(turn.context())
         return out
 
     @classmethod
@@ -181,7 +233,11 @@ class Sessions:
         except WippyError as exc:
             turn = {**base, "stop_reason": "error", "detail": str(exc)}
         usage, model_calls = await self._metered(child)
-        return {**turn, "usage": usage.to_dict(), "model_calls": model_calls}
+        try:
+            messages = transcript(await self.app.tasks.journal(child))
+        except WippyError:
+            messages = []
+        return {**turn, "usage": usage.to_dict(), "model_calls": model_calls, "messages": messages}
 
     async def _metered(self, task_id: str) -> tuple[Usage, int]:
         """The usage of a turn (its delegates' included) and its number of model calls (also for
