@@ -83,8 +83,13 @@ async def _call(args: argparse.Namespace, value: Any) -> Any:
     # A one-shot command runs its own call only: it neither recovers nor claims other nodes' tasks.
     app = await App.open(getattr(args, "app", None), recover=False, claim_interval=0, **_open_kwargs(args))
     try:
-        if app.entry(args.entry).kind == "workflow.lua":  # a durable task; --task-id makes it idempotent
+        entry = app.entry(args.entry)
+        if entry.kind == "workflow.lua":  # a durable task; --task-id makes it idempotent
             return await app.workflows.run(args.entry, value, task_id=getattr(args, "task_id", None))
+        if entry.meta.get("type") == "tool":  # the same check, and fixable message, a model's call gets
+            from ..agents import validate_arguments
+
+            validate_arguments(str(entry.id), entry.data.get("input_schema"), {} if value is None else value)
         return await app.call(args.entry, value)
     finally:
         await app.close()

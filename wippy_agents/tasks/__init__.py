@@ -16,7 +16,7 @@ Lua coroutine and answers each yielded request through the context —
 ``ctx.uuid4``, a message to the task's process -> ``ctx.receive_signal``.
 """
 
-from .context import Metered, RunInterrupted, TaskContext
+from .context import Metered, RunInterrupted, StepScope, TaskContext, current_step
 from .engine import FINAL_STATUSES, Runner, TaskEngine
 from .retry import NO_RETRY, STORE_RETRY, RetryPolicy
 from .resume import SKIP_TYPE
@@ -32,4 +32,6 @@ __all__ = [
     "RunInterrupted",
     "FINAL_STATUSES",
     "SKIP_TYPE",
+    "StepScope",
+    "current_step",
 ]

@@ -10,6 +10,12 @@ For tests and the offline demo (SPEC §6). Each script item is one reply::
 named ``ProviderError`` subclass. ``delay`` pauses that many seconds before
 each chunk (a slow stream, for tests of interrupting a reply). A call past the end raises ``ScriptExhausted``.
 
+The replay position is the model's own business: called inside a task's step it answers reply
+``n`` where ``n`` counts the steps of the same name already in that task's journal (so a resumed
+task never consumes a reply twice, and tasks sharing one model do not disturb each other), plus
+the ``call_index`` a conversation's turn task carries in its input (the calls of earlier turns).
+Outside any task it answers in order from its own cursor.
+
     >>> model = ScriptedProvider([{"text": "hello"}])
 """
 
@@ -28,6 +34,7 @@ from wippy_agents.llm.pricing import priced_usage
 from wippy_agents.llm.tokens import TokenCounter
 from wippy_agents.llm.types import (Done, Message, ModelReply, StreamEvent, TextDelta, ToolCall, ToolCallDelta,
                                     ToolSpec)
+from wippy_agents.tasks import current_step
 
 __all__ = ["ScriptedProvider", "ScriptedCall", "ScriptExhausted"]
 
@@ -49,10 +56,9 @@ class ScriptedCall:
 class ScriptedProvider:
     """Replays ``script`` replies in order; records every call in ``calls``.
 
-    ``start`` skips replies already consumed (a resumed task); a call may also
-    pass ``call_index`` (its ordinal in the task), which wins over the internal
-    cursor so a provider shared by several tasks stays deterministic.
-    Usage is the item's ``usage`` or a tiktoken count; cost uses the config's prices.
+    ``start`` skips replies already consumed; inside a task the position comes from the
+    task's journal instead (see the module docstring), so a provider shared by several
+    tasks stays deterministic. Usage is the item's ``usage`` or a tiktoken count; cost uses the config's prices.
     """
 
     def __init__(self, script: Sequence[dict[str, Any]] | None = None, *, config: ModelConfig | None = None,
@@ -90,15 +96,23 @@ class ScriptedProvider:
         return None
 
     async def request(self, messages: Sequence[Message], *, tools: Sequence[ToolSpec] = (),
-                      model_cfg: ModelConfig | None = None, call_index: int | None = None) -> ModelReply:
+                      model_cfg: ModelConfig | None = None) -> ModelReply:
         """The next reply of the script; raises ``ScriptExhausted`` past the end."""
-        return await collect(self.stream(messages, tools=tools, model_cfg=model_cfg, call_index=call_index))
+        return await collect(self.stream(messages, tools=tools, model_cfg=model_cfg))
+
+    def position(self) -> int:
+        """The reply the next call answers with: from the running task step's journal, else the cursor."""
+        scope = current_step()
+        if scope is None:
+            return self.cursor
+        inp = scope.context.task.input
+        before = inp.get("call_index") if isinstance(inp, dict) else None
+        return (int(before) if isinstance(before, int) and before > 0 else 0) + scope.earlier()
 
     async def stream(self, messages: Sequence[Message], *, tools: Sequence[ToolSpec] = (),
-                     model_cfg: ModelConfig | None = None,
-                     call_index: int | None = None) -> AsyncIterator[StreamEvent]:
+                     model_cfg: ModelConfig | None = None) -> AsyncIterator[StreamEvent]:
         """Yield the reply's chunks (or its whole text), its tool calls, then ``Done``."""
-        index = self.cursor if call_index is None else call_index
+        index = self.position()
         cfg = model_cfg or self.config
         self.calls.append(ScriptedCall(index=index, messages=tuple(messages), tools=tuple(tools), model=cfg.model))
         if index >= len(self.script):
