@@ -280,3 +280,46 @@ async def test_a_cancelled_turn_never_leaves_two_user_messages_in_a_row(tmp_path
         await session.close()
     finally:
         await app.close()
+
+
+async def test_use_model_switches_the_model_of_later_turns_and_is_journaled(tmp_path):
+    app = await open_app(tmp_path, [{"text": "from m"}], coder_script=[{"text": "from c"}])
+    try:
+        session = await app.sessions.open()
+        with pytest.raises(Exception, match="no llm.model entry 'app.models:nope'"):
+            await session.use_model("app.models:nope")
+        assert await session.use_model("app.models:c") == "app.models:c"
+        turn = await session.send("hi")
+        assert turn.answer == "from c" and turn.model == "app.models:c"
+        assert app.agents.provider_for("app.models:c").calls and not app.agents.provider_for("app.models:m").calls
+        await session.close()
+        resumed = await app.sessions.resume(session.id)
+        assert resumed.state.model == "app.models:c"
+        await resumed.close()
+    finally:
+        await app.close()
+
+
+async def test_compact_summarises_older_turns_in_a_journaled_step(tmp_path):
+    script = [{"text": "Lisbon is sunny."}, {"text": "Porto is rainy."},
+              {"text": "The person asked about Lisbon (sunny)."}, {"text": "ok"}]
+    app = await open_app(tmp_path, script)
+    try:
+        session = await app.sessions.open()
+        await session.send("weather in Lisbon?")
+        await session.send("and Porto?")
+        record = await session.compact()
+        assert "Lisbon (sunny)" in record["summary"] and record["replaced"] >= 2
+        for _ in range(200):  # the step's row is written right after the session answered: bounded wait
+            steps = [s.name for s in await app.tasks.journal(session.id)]
+            if "compact:1" in steps:
+                break
+            await asyncio.sleep(0.01)
+        assert "compact:1" in steps
+        await session.send("thanks")
+        sent = app.agents.provider_for("app.models:m").calls[-1].messages
+        text = " ".join(m.content for m in sent)
+        assert "Lisbon (sunny)" in text and "weather in Lisbon?" not in text and "and Porto?" in text
+        assert session.state.usage.total_tokens > sum(t.usage.total_tokens for t in session.state.turns)
+    finally:
+        await app.close()

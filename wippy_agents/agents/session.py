@@ -9,7 +9,10 @@ The console only renders them; this is the Python API under it::
     session = await sessions.resume(session.id)                       # later, in another process
 
 The session task waits for messages (durable task signals): ``user`` (one
-turn), ``use`` (switch agent), ``clear`` (forget earlier turns), ``detach``.
+turn), ``use`` (switch agent), ``model`` (talk to another ``llm.model`` entry
+from the next turn on), ``clear`` (forget earlier turns), ``compact`` (the
+conversation so far is summarised by the model in a journaled step
+``compact:<k>``, whose summary then stands for the older turns), ``detach``.
 Each turn runs the agent as a child task ``<session>.<n>`` (its own journal:
 model replies, tool results) with the conversation so far as history, and is
 recorded as one step ``turn:<n>`` of the session, carrying the turn's whole
@@ -66,13 +69,15 @@ class Turn:
     usage: Usage = field(default_factory=Usage)
     model_calls: int = 0
     task_id: str = ""
+    model: str = ""  # the llm.model entry set by `/model` for this turn ("" = the agent's own)
     # The turn's messages after the prompt (assistant replies with their tool calls, tool results), as dicts.
     messages: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"n": self.n, "agent": self.agent, "prompt": self.prompt, "answer": self.answer,
                 "stop_reason": self.stop_reason, "detail": self.detail, "usage": self.usage.to_dict(),
-                "model_calls": self.model_calls, "task_id": self.task_id, "messages": list(self.messages)}
+                "model_calls": self.model_calls, "task_id": self.task_id, "messages": list(self.messages),
+                "model": self.model}
 
     def context(self) -> list[dict[str, Any]]:
         """What the agent sees of this turn later: the prompt, every reply and tool result, and for a
@@ -93,7 +98,7 @@ class Turn:
                    answer=str(data.get("answer") or ""), stop_reason=str(data.get("stop_reason") or "final"),
                    detail=str(data.get("detail") or ""), usage=Usage.from_dict(data.get("usage") or {}),
                    model_calls=int(data.get("model_calls") or 0), task_id=str(data.get("task_id") or ""),
-                   messages=tuple(data.get("messages") or ()))
+                   messages=tuple(data.get("messages") or ()), model=str(data.get("model") or ""))
 
 
 def transcript(steps: list[StepRecord]) -> list[dict[str, Any]]:
@@ -134,15 +139,21 @@ class SessionState:
 
     agent: str
     turns: list[Turn] = field(default_factory=list)
-    context_from: int = 0  # turns before this index were cleared from the agent's context
+    context_from: int = 0  # turns before this index were cleared (or compacted) from the agent's context
     pending: str | None = None  # a prompt sent whose turn has not finished (a crash mid-turn)
+    model: str | None = None  # `/model ID`: the llm.model entry the turns use instead of the agent's own
+    summary: list[dict[str, Any]] = field(default_factory=list)  # the compacted history before context_from
+    compactions: list[dict[str, Any]] = field(default_factory=list)  # each /compact's record (summary, usage)
 
     def apply(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
         if kind == "use":
             self.agent = str(message["agent"])
+        elif kind == "model":
+            self.model = str(message.get("model") or "") or None
         elif kind == "clear":
             self.context_from = len(self.turns)
+            self.summary = []
         elif kind == "user":
             self.pending = str(message.get("text") or "")
 
@@ -150,20 +161,29 @@ class SessionState:
         self.turns.append(turn)
         self.pending = None
 
+    def compacted(self, record: dict[str, Any]) -> None:
+        """A ``/compact`` finished: its history (a summary note, then the kept turns) replaces the context."""
+        self.compactions.append(record)
+        self.summary = list(record.get("history") or ())
+        self.context_from = len(self.turns)
+
     def model_calls(self, agent: str) -> int:
         """Model calls made by ``agent``'s turns so far (a scripted model answers per call, in order)."""
-        return sum(t.model_calls for t in self.turns if t.agent == agent)
+        return (sum(t.model_calls for t in self.turns if t.agent == agent)
+                + sum(int(c.get("model_calls") or 0) for c in self.compactions if c.get("agent") == agent))
 
     @property
     def usage(self) -> Usage:
         total = Usage()
         for turn in self.turns:
             total = total + turn.usage
+        for record in self.compactions:
+            total = total + Usage.from_dict(record.get("usage") or {})
         return total
 
     def history(self) -> list[dict[str, Any]]:
         """The conversation the agent sees (since the last clear), as message dicts."""
-        out: list[dict[str, Any]] = []
+        out: list[dict[str, Any]] = list(self.summary)
         for turn in self.turns[self.context_from:]:
             out.extend(turn.context())
         return out
@@ -178,6 +198,8 @@ class SessionState:
                 state.apply(step.result.get("payload") or {})
             elif step.name.startswith("turn:") and isinstance(step.result, dict):
                 state.add(Turn.from_dict(step.result))
+            elif step.name.startswith("compact:") and isinstance(step.result, dict):
+                state.compacted(step.result)
         return state
 
 
@@ -187,7 +209,7 @@ class Sessions:
     def __init__(self, app: NodeLayers, agents: AgentService) -> None:
         self.app = app
         self.agents = agents
-        self._attached: dict[str, asyncio.Queue[Turn]] = {}
+        self._attached: dict[str, asyncio.Queue[Any]] = {}  # a finished Turn, or a /compact record
 
     # -- the durable side ---------------------------------------------------------
     async def runner(self, ctx: TaskContext) -> dict[str, Any]:
@@ -202,27 +224,51 @@ class Sessions:
                                    f"`wippy console --resume {sid}`", task_id=sid)
             message = await ctx.receive_signal(TOPIC) or {}
             state.apply(message)
-            if message.get("type") != "user":
-                continue
             live = not ctx.replaying
-            n = len(state.turns) + 1
-            args = (sid, n, state.agent, str(message.get("text") or ""), state.history(),
-                    state.model_calls(state.agent))
-            turn = Turn.from_dict(await ctx.step(f"turn:{n}", lambda: self._turn(*args), idempotent=True))
-            state.add(turn)
+            done: Any
+            if message.get("type") == "compact":
+                k = len(state.compactions) + 1
+                cargs = (sid, k, state.agent, state.model, state.history(), state.model_calls(state.agent))
+                done = await ctx.step(f"compact:{k}", lambda: self._compact(*cargs), idempotent=True)
+                if not done.get("error"):
+                    state.compacted(done)
+            elif message.get("type") == "user":
+                n = len(state.turns) + 1
+                args = (sid, n, state.agent, state.model, str(message.get("text") or ""), state.history(),
+                        state.model_calls(state.agent))
+                done = Turn.from_dict(await ctx.step(f"turn:{n}", lambda: self._turn(*args), idempotent=True))
+                state.add(done)
+            else:
+                continue
             queue = self._attached.get(sid)
             if live and queue is not None:
-                queue.put_nowait(turn)
+                queue.put_nowait(done)
 
-    async def _turn(self, sid: str, n: int, agent: str, text: str, history: list[dict[str, Any]],
-                    calls: int) -> dict[str, Any]:
+    async def _compact(self, sid: str, k: int, agent: str, model: str | None, history: list[dict[str, Any]],
+                       calls: int) -> dict[str, Any]:
+        """One ``/compact``: the agent's model summarises the history (a child task ``<session>.c<k>``)."""
+        child = f"{sid}.c{k}"
+        base = {"k": k, "agent": agent, "task_id": child}
+        extra: dict[str, Any] = {"call_index": calls, **({"model": model} if model else {})}
+        try:
+            done = await self.agents.compact(agent, history, task_id=child, parent_id=sid, extra_input=extra)
+        except (asyncio.CancelledError, RunInterrupted):
+            raise
+        except WippyError as exc:
+            return {**base, "error": str(exc)}
+        usage, model_calls = await self._metered(child)
+        return {**base, **done.to_dict(), "task_id": child, "usage": usage.to_dict(), "model_calls": model_calls}
+
+    async def _turn(self, sid: str, n: int, agent: str, model: str | None, text: str,
+                    history: list[dict[str, Any]], calls: int) -> dict[str, Any]:
         service = self.agents
         child = turn_task_id(sid, n)
-        base = {"n": n, "agent": agent, "prompt": text, "task_id": child}
+        base = {"n": n, "agent": agent, "prompt": text, "task_id": child, **({"model": model} if model else {})}
         try:
             service.check_ready(agent)
             task = await self.app.tasks.start(
-                AGENT_TASK_KIND, agent, {"prompt": text, "variables": {}, "history": history, "call_index": calls},
+                AGENT_TASK_KIND, agent, {"prompt": text, "variables": {}, "history": history, "call_index": calls,
+                                         **({"model": model} if model else {})},
                 task_id=child, parent_id=sid, registry_version=self.app.registry.version)
             if task.status == "running" and child not in self.app.tasks.running():
                 await self.app.tasks.recover()  # the turn's run was orphaned by a crash: take it over
@@ -307,7 +353,7 @@ class Sessions:
     def detach(self, session_id: str) -> None:
         self._attached.pop(session_id, None)
 
-    def next_turn(self, session_id: str) -> asyncio.Queue[Turn]:
+    def next_turn(self, session_id: str) -> asyncio.Queue[Any]:
         return self._attached[session_id]
 
 
@@ -343,6 +389,31 @@ class Session:
             return None
         return await self._await_turn(turn_task_id(self.id, len(self.state.turns) + 1), on_event, signal=None)
 
+    async def compact(self) -> dict[str, Any]:
+        """Summarise the conversation so far (but its last turn) with the agent's model, as a journaled
+        step of the session; later turns see the summary instead of the older turns. Returns the record
+        (``summary``, ``replaced``, ``usage``); raises ``UsageError`` when it failed."""
+        if not self.state.history():
+            raise UsageError("nothing to compact yet: the conversation has no turns")
+        await self.app.tasks.signal(self.id, TOPIC, {"type": "compact"})
+        record = await self._wait_turn()
+        if not isinstance(record, dict):
+            raise UsageError("the session answered a /compact with a turn; try again")
+        if record.get("error"):
+            raise UsageError(f"/compact failed: {record['error']}")
+        self.state.compacted(record)
+        return record
+
+    async def use_model(self, model: str) -> str:
+        """Talk to the ``llm.model`` entry ``model`` from the next turn on (recorded in the session)."""
+        entry = self.app.registry.snapshot().get(model)
+        if entry is None or entry.kind != "llm.model":
+            models = sorted(str(e.id) for e in self.app.registry.find(kind="llm.model"))
+            raise UsageError(f"no llm.model entry {model!r}" + (f"; models: {', '.join(models)}" if models else ""))
+        await self.app.tasks.signal(self.id, TOPIC, {"type": "model", "model": model})
+        self.state.apply({"type": "model", "model": model})
+        return model
+
     async def _await_turn(self, child: str, on_event: Listener | None, *, signal: dict[str, Any] | None) -> Turn:
         self._current, self._tracked, self._tools = child, [child], {}
         self._follow(child, 0, on_event)
@@ -376,7 +447,7 @@ class Session:
 
         self._unsubscribe.append(service.subscribe(task_id, listener))
 
-    async def _wait_turn(self) -> Turn:
+    async def _wait_turn(self) -> Any:
         queue = self.sessions.next_turn(self.id)
         got = asyncio.ensure_future(queue.get())
         ended = asyncio.ensure_future(self.app.tasks.wait(self.id))
