@@ -88,6 +88,9 @@ async def test_cancel_ends_a_streaming_turn_and_the_session_goes_on(tmp_path):
         assert child.status == "cancelled"
         # the interrupted call left no journal row: the next turn is answered by the same reply index
         assert turn.model_calls == 0
+        # but its prompt was sent: the turn counts it (input tokens, priced), and says so
+        assert turn.usage.input_tokens > 0 and turn.usage.output_tokens == 0 and turn.usage.cost_usd > 0
+        assert "prompt" in turn.detail
         # an approval its run might still ask for is refused without asking anybody
         from wippy_agents.console.approvals import with_example_results
         from wippy_agents.security import ApprovalRequest

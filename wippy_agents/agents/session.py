@@ -29,13 +29,14 @@ up again and replays the journal. A crash mid-turn resumes that turn.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..errors import TaskCancelled, TaskNotFound, TaskStranded, UsageError, WippyError
-from ..llm import Message, ModelReply, Usage
+from ..llm import Message, ModelReply, TokenCounter, Usage, priced_usage
 from ..store.base import StepRecord
 from ..tasks import RunInterrupted, TaskContext
 from .layers import NodeLayers
@@ -283,7 +284,27 @@ class Sessions:
             messages = transcript(await self.app.tasks.journal(child))
         except WippyError:
             messages = []
+        if turn["stop_reason"] == "cancelled" and (not messages or messages[-1]["role"] == "tool"
+                                                   and not messages[-1]["content"].startswith("ERROR: not run")):
+            # Cut while the model was answering: that call is in no journal row, but its prompt was sent
+            # and is billed; count it (input tokens only, estimated with the model's tokenizer).
+            sent = await self._prompt_usage(agent, model, [*history, {"role": "user", "content": text}, *messages])
+            usage = usage + sent
+            turn["detail"] = (f"{turn.get('detail') or 'cancelled'}; the cut model call's prompt "
+                              f"(~{sent.input_tokens} tokens) is counted")
         return {**turn, "usage": usage.to_dict(), "model_calls": model_calls, "messages": messages}
+
+    async def _prompt_usage(self, agent: str, model: str | None, messages: list[dict[str, Any]]) -> Usage:
+        try:
+            spec = self.agents.spec(agent)
+            if model:
+                spec = dataclasses.replace(spec, model=model)
+            cfg, _ = self.agents.model(spec)
+            sent = [Message.system(spec.system_prompt(self.app.registry.snapshot(), {})),
+                    *(Message.from_dict(m) for m in messages)]
+            return priced_usage(TokenCounter(cfg.model).count_messages(sent), 0, cfg)
+        except WippyError:
+            return Usage()
 
     async def _metered(self, task_id: str) -> tuple[Usage, int]:
         """The usage of a turn (its delegates' included) and its number of model calls (also for
