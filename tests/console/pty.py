@@ -14,6 +14,8 @@ from .apps import write_app
 
 TIMEOUT = 20  # seconds for any single expectation (App start included)
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+PROMPT = r"\n\x1b\[\?2004h(?:\x1b\[[0-9;?]*[A-Za-z])*{agent}>"  # prompt_toolkit turns bracketed paste on first
+PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"  # what a terminal wraps a paste in (bracketed paste)
 
 
 class ConsoleRun:
@@ -21,7 +23,7 @@ class ConsoleRun:
 
     def __init__(self, app: Path, store: str, *args: str, home: Path) -> None:
         env = dict(os.environ, COLUMNS="110", LINES="40", NO_COLOR="1", TERM="xterm", HOME=str(home),
-                   PYTHONUNBUFFERED="1")
+                   PYTHONUNBUFFERED="1", PROMPT_TOOLKIT_NO_CPR="1")
         env.pop("CI", None)
         self.child = pexpect.spawn(sys.executable, ["-m", "wippy_agents.cli", "console", "--app", str(app),
                                                     "--store", store, *args],
@@ -39,7 +41,8 @@ class ConsoleRun:
         return plain(text)
 
     def prompt(self, agent: str = "assistant") -> str:
-        return self.expect(f"\n{agent}> ")
+        """The line editor's prompt at the start of a line (prompt_toolkit draws it after some escapes)."""
+        return self.expect(PROMPT.format(agent=re.escape(agent)))
 
     def send(self, line: str) -> None:
         self.child.sendline(line)
