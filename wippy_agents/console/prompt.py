@@ -81,9 +81,11 @@ def key_bindings() -> KeyBindings:
     @kb.add("c-j")
     def _send(event: Any) -> None:
         buf = event.current_buffer
-        if buf.complete_state is not None and buf.complete_state.current_completion is not None:
-            buf.apply_completion(buf.complete_state.current_completion)
-            return
+        state = buf.complete_state
+        if state is not None:  # a completion picked in the menu is taken, then the line is sent
+            if state.current_completion is not None:
+                buf.apply_completion(state.current_completion)
+            buf.complete_state = None
         buf.validate_and_handle()
 
     @kb.add("escape", "enter")

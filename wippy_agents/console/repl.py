@@ -158,8 +158,7 @@ class ConsoleShell:
         """Completion candidates for a command's argument."""
         registry = self.app.registry
         if kind == "agents":
-            agents = [str(e.id) for e in registry.find(kind="agent")]
-            return agents + [a.rpartition(":")[2] for a in agents]
+            return [str(e.id) for e in registry.find(kind="agent")]  # a bare name completes to the full id
         if kind == "models":
             return [str(e.id) for e in registry.find(kind="llm.model")]
         if kind == "tools":
