@@ -15,7 +15,7 @@ from .apps import write_app
 
 TIMEOUT = 20  # seconds for any single expectation (App start included)
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-PROMPT = r"\n\x1b\[\?2004h(?:\x1b\[[0-9;?]*[A-Za-z])*{agent}>"  # prompt_toolkit turns bracketed paste on first
+PROMPT = r"\x1b\[\?2004h(?:\x1b\[[0-9;?]*[A-Za-z])*{agent}>"  # prompt_toolkit turns bracketed paste on first
 CPR = re.escape("\x1b[6n")  # "where is the cursor?"
 PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"  # what a terminal wraps a paste in (bracketed paste)
 

@@ -115,9 +115,8 @@ def test_ctrl_c_keeps_the_partial_answer_rendered_and_counts_the_prompt(tmp_path
     run.send("talk")
     run.expect("w3 ")
     run.child.sendintr()
-    out = run.expect(r"turn cancelled · the prompt sent: [\d,]+ tok \$[\d.]+", timeout=10)
+    out = run.expect("turn cancelled", timeout=10) + run.prompt()
     after = out[out.rfind("It is"):]
     assert "It is very loud" in after and "**" not in after  # rendered as Markdown, not raw
     assert re.search(r"the prompt sent: [1-9][\d,]* tok", out)
-    run.prompt()
     run.quit()

@@ -213,7 +213,8 @@ class ConsoleShell:
                                    "openai_compatible llm.model entry to talk freely", style="dim")
         elif turn.stop_reason != "final":
             self.console.print(Text(f"stopped ({turn.stop_reason}): {turn.detail}", style="yellow"))
-        self.console.print(status_text(model=view.model, turn=turn.usage, session=session.state.usage))
+        if self.editor is None:  # with the line editor, the toolbar pinned under the prompt says it
+            self.console.print(status_text(model=view.model, turn=turn.usage, session=session.state.usage))
 
     def _wait(self, future: Future[Any], view: TurnView, session: Any) -> Any:
         live = Live(view, console=self.console, refresh_per_second=10, transient=True)

@@ -286,7 +286,8 @@ def _editor(shell: Shell, args: list[str]) -> None:
         path = f.name
     try:
         code = subprocess.call([*shlex.split(editor), path])
-        text = open(path, encoding="utf-8").read().strip()
+        with open(path, encoding="utf-8") as f:
+            text = f.read().strip()
     finally:
         os.unlink(path)
     if code != 0 or not text:
