@@ -14,7 +14,7 @@ from .helpers import app_text, call, until
 
 
 def svc(app):
-    return getattr(app, "agents", None) or app.extensions["agents"]
+    return app.agents
 
 
 async def test_a_call_whose_worst_case_exceeds_the_budget_is_refused_before_it_is_sent(make_app):

@@ -47,7 +47,7 @@ entries:
 
 
 def svc(a):
-    return getattr(a, "agents", None) or a.extensions["agents"]
+    return a.agents
 
 
 SIX = "[" + ", ".join(f'{{text: "reply {i}", usage: {{input_tokens: 100, output_tokens: 1}}}}' for i in range(1, 7)) + "]"
@@ -86,3 +86,31 @@ async def test_a_lua_agent_repeating_a_tool_call_is_a_loop(make_app):
     result = await svc(a).run("app.agents:looper", "go", timeout=30)
     assert result.stop_reason == "loop" and "'add' with the same arguments 3 turns in a row" in result.detail
     assert result.turns == 3
+
+
+async def test_a_failed_model_call_of_a_lua_agent_ends_the_run_unjournaled_and_resume_calls_again(make_app):
+    script = ('[{error: {type: ProviderError, message: "the reply stream ended without message_stop"}}, '
+              '{text: "a"}, {text: "b"}, {text: "c"}, {text: "d"}, {text: "e"}, {text: "f"}]')
+    a = await make_app(app("", script))
+    task = await svc(a).start("app.agents:looper", "go", task_id="lua-cut")
+    import pytest
+
+    from wippy_agents.errors import ProviderError
+
+    with pytest.raises(ProviderError, match="without message_stop; the call was not recorded, so `wippy tasks "
+                                            "resume lua-cut` makes it again"):
+        await svc(a).result(task.id, timeout=30)
+    assert [s for s in await a.store.journal_load("lua-cut") if s.name == "llm"] == []
+    await a.tasks.resume("lua-cut")
+    result = await svc(a).result("lua-cut", timeout=30)
+    assert (result.answer, result.stop_reason, result.turns) == ("f", "final", 6)
+
+
+async def test_llm_stream_calls_of_a_lua_agent_count_against_max_turns(make_app):
+    text = app("    max_turns: 1", SIX).replace(
+        'local r, err = llm.generate(input.prompt .. " #" .. i)',
+        'local next_chunk, r = llm.stream(input.prompt .. " #" .. i)')
+    a = await make_app(text)
+    result = await svc(a).run("app.agents:looper", "go", timeout=30)
+    assert (result.stop_reason, result.turns, result.answer) == ("max_turns", 1, "reply 1")
+    assert result.usage.input_tokens == 100

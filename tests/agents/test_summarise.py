@@ -14,7 +14,7 @@ BLOB = {"name": "blob", "kind": "function.lua", "meta": {"type": "tool", "descri
 
 
 def svc(app):
-    return getattr(app, "agents", None) or app.extensions["agents"]
+    return app.agents
 
 
 def pairs_intact(messages: list[Message]) -> bool:

@@ -112,7 +112,7 @@ async def test_a_script_file_is_read_relative_to_the_entry_file(tmp_path):
 
 
 @pytest.mark.parametrize("script, message", [
-    (None, "needs 'script': a list of replies"),
+    ({"text": "not a list"}, "needs 'script': a list of replies"),
     (["hello"], "reply #1 must be a mapping"),
     ([{"txt": "typo"}], r"reply #1 has unknown field\(s\) \['txt'\]"),
     ([{"text": "ab", "chunks": ["a", "c"]}], "chunks do not add up"),

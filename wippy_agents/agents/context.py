@@ -8,8 +8,8 @@ message together with the results of every tool call it made, so a call is
 never separated from its result. The system prompt and the first user message
 (the task) are pinned. With ``context: {strategy: summarise}`` the agent loop
 first replaces the oldest groups by a summary the model writes (``oldest`` /
-``summarise``); dropping is the fallback when that is not enough. Tool results longer than ``max_tool_result_tokens`` are
-cut with a marker when they are added.
+``summarise``); dropping is the fallback when that is not enough. Tool results
+longer than ``max_tool_result_tokens`` are cut with a marker when they are added.
 
 >>> from wippy_agents.llm import TokenCounter, Message
 >>> win = ContextWindow(TokenCounter("gpt-4o"), window=8000)

@@ -29,7 +29,7 @@ from ..llm import Done, Message, ModelReply, TextDelta, TokenCounter, ToolCall, 
 from ..tasks import Metered, RunInterrupted, TaskContext
 from .context import ContextWindow
 from .limits import LOOP_REPEATS, LimitReached, RunLimits
-from .result import AgentResult, StopReason
+from .result import AgentResult, StopReason, model_call_failed
 from .summary import Compaction, ask_summary, split_for_compact, summary_message
 from .spec import AgentSpec
 from .tools import ToolCallContext, dispatch_tool, validate_arguments
@@ -206,7 +206,7 @@ class AgentLoop:
         try:
             return ModelReply.from_dict(await self.ctx.step("model", call, idempotent=True))
         except _Unjournaled as failed:
-            raise failed.error from None
+            raise model_call_failed(failed.error, self.task.id) from None
 
     async def _compact(self, keep_turns: int) -> dict[str, Any]:
         old, kept = split_for_compact(self.history, keep_turns)
@@ -247,7 +247,7 @@ class AgentLoop:
         try:
             reply = ModelReply.from_dict(await self.ctx.step("model", call, idempotent=True))
         except _Unjournaled as failed:
-            raise failed.error from None
+            raise model_call_failed(failed.error, self.task.id) from None
         return reply
 
     # -- ending ----------------------------------------------------------------

@@ -25,11 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
-from ..errors import LeaseLost, NondeterminismError, TaskCancelled, TaskStranded, UsageError
+from ..errors import LeaseLost, NondeterminismError, ProviderError, TaskCancelled, TaskStranded, UsageError
 from ..llm import Message, ModelReply, TextDelta, TokenCounter, Done, ToolSpec
 from ..lua import LuaModule, LuaOp
 from ..tasks import Metered
 from .limits import LimitReached, RunLimits
+from .result import model_call_failed
 from .spec import AgentSpec
 
 if TYPE_CHECKING:
@@ -144,13 +145,20 @@ def llm_module(service: "AgentService") -> LuaModule:
             listened = task is not None and service.listened(task.task.id)
             chunks: list[str] = []
             reply: ModelReply | None = None
-            async for event in provider.stream(messages, tools=tools, model_cfg=cfg):
-                if isinstance(event, TextDelta):
-                    chunks.append(event.text)
-                    if listened:
-                        service.emit(task.task.id, {"type": "text", "text": event.text})
-                elif isinstance(event, Done):
-                    reply = event.reply
+            try:
+                async for event in provider.stream(messages, tools=tools, model_cfg=cfg):
+                    if isinstance(event, TextDelta):
+                        chunks.append(event.text)
+                        if listened:
+                            service.emit(task.task.id, {"type": "text", "text": event.text})
+                    elif isinstance(event, Done):
+                        reply = event.reply
+            except ProviderError as exc:
+                if task is None:
+                    raise  # a plain function call: Lua gets nil, err
+                # In a Lua agent's task the failed call is not journaled (Abort passes the step's write):
+                # the run ends with the error and a resume makes the call again, as in the turn loop.
+                raise Abort(model_call_failed(exc, task.task.id)) from None
             assert reply is not None
             data = reply.to_dict()
             if listened:

@@ -168,7 +168,8 @@ class AgentService:
 
         spec = self.check_ready(agent_id)
         if spec.is_lua:
-            raise UsageError(f"agent {agent_id!r} is a Lua agent; it keeps its own context, there is nothing to compact")
+            raise UsageError(f"agent {agent_id!r} is a Lua agent; it keeps its own context, there is nothing "
+                             "to compact")
         task_id = task_id or uuid.uuid4().hex
         await self.app.tasks.start(
             AGENT_TASK_KIND, agent_id, {**(extra_input or {}), "prompt": "", "history": list(history),

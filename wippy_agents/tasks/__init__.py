@@ -18,6 +18,7 @@ Lua coroutine and answers each yielded request through the context —
 
 from .context import Metered, RunInterrupted, StepScope, TaskContext, current_step
 from .engine import FINAL_STATUSES, Runner, TaskEngine
+from .history import StepEvent, TaskHistory, task_history
 from .retry import NO_RETRY, STORE_RETRY, RetryPolicy
 from .resume import SKIP_TYPE
 
@@ -32,6 +33,9 @@ __all__ = [
     "RunInterrupted",
     "FINAL_STATUSES",
     "SKIP_TYPE",
+    "TaskHistory",
+    "StepEvent",
+    "task_history",
     "StepScope",
     "current_step",
 ]
