@@ -241,6 +241,8 @@ async def test_monitoring_by_registered_name_gives_the_exit_event_with_the_pid(r
       process.send(c, "r", {kind = ev.kind, from = ev.from, value = ev.result.value, again = again})
     """)
     named = await rig.spawn("app:named")
+    # Lua runs on worker threads: the name exists once the process got that far
+    await wait_until(lambda: rig.node.whereis("by-name") == named)
     await rig.spawn("app:w", rig.collector)
     p = (await rig.report())[1]
     assert p == {"kind": "EXIT", "from": named, "value": "ok", "again": False}

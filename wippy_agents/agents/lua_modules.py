@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
-from ..errors import LeaseLost, NondeterminismError, TaskCancelled, TaskStranded, UsageError
+from ..errors import Abort, LeaseLost, NondeterminismError, TaskCancelled, TaskStranded, UsageError
 from ..llm import Message, ModelReply, TextDelta, Done, ToolSpec
 from ..lua import LuaModule
 from ..tasks import Metered
@@ -38,13 +38,6 @@ __all__ = ["llm_module", "agent_module", "wrap_funcs", "Abort"]
 
 _CONTROL = (TaskCancelled, LeaseLost, NondeterminismError, TaskStranded)
 
-
-class Abort(BaseException):
-    """Carries a task-control error through the Lua driver (which turns WippyErrors into ``nil, err``)."""
-
-    def __init__(self, error: BaseException) -> None:
-        super().__init__(str(error))
-        self.error = error
 
 
 LLM_LUA = """

@@ -8,10 +8,11 @@
 -- rarely used trusted code (the pattern guard, the module wrappers) is
 -- loaded into a state only when its code first needs it, as bytecode that
 -- `fetch(key)` (sandbox.py: our own chunks, compiled once per Python
--- process) returns.  `fetch` and `monotonic` are the only Python functions
--- in the state: upvalues of this chunk, never reachable from user code.
+-- process) returns.  `fetch`, `monotonic` (the hook's clock) and `written_at`
+-- (log stamps) are the only Python functions in the state: upvalues of this
+-- chunk, never reachable from user code.
 local monotonic, fetch, hook_every, max_pattern_steps, max_load_bytes, max_move, force_scan,
-  seed1, seed2 = ...
+  seed1, seed2, written_at = ...
 
 local debug_sethook, debug_traceback = debug.sethook, debug.traceback
 local co_create, co_resume, co_yield = coroutine.create, coroutine.resume, coroutine.yield
@@ -249,7 +250,7 @@ end
 
 local function emit(level, msg, fields)
   if #logbuf >= 1000 then logdrop = logdrop + 1; return end
-  logbuf[#logbuf + 1] = {level, raw_tostring(msg), fields}
+  logbuf[#logbuf + 1] = {level, raw_tostring(msg), fields, written_at()}
 end
 
 local function print_(...)

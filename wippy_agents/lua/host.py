@@ -27,6 +27,7 @@ from wippy_agents.lua.pool import StatePool
 from wippy_agents.lua.sandbox import LuaState, module_key
 from wippy_agents.lua.services import Services
 from wippy_agents.lua.value import to_lua
+from wippy_agents.lua.workers import LuaWorkers, default_workers
 
 __all__ = ["LuaHost", "LoadedCode"]
 
@@ -59,10 +60,12 @@ class LuaHost:
     """
 
     def __init__(self, *, services: Services | None = None, node: Any = None, registry: Any = None,
-                 modules: Mapping[str, LuaModule] | None = None, pool_size: int = 8) -> None:
+                 modules: Mapping[str, LuaModule] | None = None, pool_size: int = 8,
+                 workers: LuaWorkers | None = None) -> None:
         self.services = services or Services()
         # pool_size=0: a brand-new runtime for every call (see pool.py for what reuse keeps isolated)
         self.pool = StatePool(pool_size)
+        self.workers = workers if workers is not None else default_workers()  # where Lua runs (workers.py)
         self.node = node
         self.registry = registry
         self.modules: dict[str, LuaModule] = dict(modules) if modules is not None else builtin_modules()
@@ -142,7 +145,8 @@ class LuaHost:
         deadline = time.monotonic() + spec.limits.timeout
         state.start(deadline)
         try:
-            results = await drive(state, thread, first, self._handler(ctx), deadline=deadline, who=spec.id)
+            results = await drive(state, thread, first, self._handler(ctx), deadline=deadline, who=spec.id,
+                                  workers=self.workers)
         except LuaLimitExceeded as exc:
             if not str(exc).startswith(spec.id):
                 raise LuaLimitExceeded(f"{spec.id}: {exc}", **{**exc.details, "entry": spec.id}) from None

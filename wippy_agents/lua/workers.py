@@ -1,0 +1,202 @@
+"""``LuaWorkers``: the threads that run Lua, so that Lua never blocks the event loop.
+
+lupa releases the GIL while Lua runs, so a resume of a Lua coroutine can run
+on a worker thread while the loop keeps serving every other process, timer
+and lease.  The loop only orchestrates: it hands a resume to a worker and
+awaits the answer; the answer comes back through ``call_soon_threadsafe``.
+One worker per core (two parallel tool calls compute in parallel), more
+only to replace a stuck one (below).
+
+Every job carries a wall-clock deadline (the call's, or the process slice's,
+fixed when a worker starts it, so time spent queued behind other work is not
+charged to a slice).  Lua code stops itself at the deadline (the count hook);
+a C function cannot be interrupted (a pattern the guard let through, a big
+``table.sort``), so a watchdog thread answers any job still running
+``GRACE`` seconds past its deadline with ``LuaLimitExceeded`` at once, marks
+its state abandoned (it is never touched from the loop again and never
+reused), starts a replacement worker, and lets the stuck thread end when the
+C call returns; the CPU it burned after its deadline is logged and counted in
+``stuck_cpu``.  A cancelled resume (its process was killed) kills its state:
+the count hook then raises on its next check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import os
+import threading
+import time
+from queue import SimpleQueue
+from typing import Any, Callable
+
+from wippy_agents.errors import LuaLimitExceeded
+
+__all__ = ["LuaWorkers", "default_workers", "GRACE"]
+
+log = logging.getLogger(__name__)
+
+GRACE = 0.02  # past its deadline, a job whose Lua did not stop itself is answered by the watchdog
+
+
+class _Job:
+    __slots__ = ("fn", "args", "loop", "future", "state", "timeout", "deadline", "started", "done", "abandoned")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], loop: asyncio.AbstractEventLoop,
+                 future: asyncio.Future, state: Any, timeout: float | None) -> None:
+        self.fn, self.args, self.loop, self.future, self.state = fn, args, loop, future, state
+        self.timeout = timeout  # relative: the slice deadline is set when a worker starts the job
+        self.deadline = 0.0
+        self.started = 0.0
+        self.done = False
+        self.abandoned = False
+
+
+def _settle(future: asyncio.Future, value: Any, exc: BaseException | None) -> None:
+    if future.done():
+        return  # the awaiting side was cancelled or already answered by the watchdog
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(value)
+
+
+class LuaWorkers:
+    """A pool of Lua worker threads plus a watchdog; ``await workers.run(state, fn, *args)``.
+
+    >>> workers = LuaWorkers(1)                                   # doctest: +SKIP
+    >>> await workers.run(state, step, thread, timeout=None)      # doctest: +SKIP
+    """
+
+    def __init__(self, size: int | None = None) -> None:
+        self.size = max(1, size or os.cpu_count() or 1)
+        self._queue: SimpleQueue[_Job | None] = SimpleQueue()
+        self._cond = threading.Condition()
+        self._running: list[tuple[float, int, _Job]] = []  # heap by deadline (the watchdog's view)
+        self._seq = 0
+        self._threads = 0
+        self._started = False
+        self.abandoned = 0      # jobs answered by the watchdog
+        self.stuck_cpu = 0.0    # CPU seconds those burned after their deadline
+        self.jobs = 0
+
+    # -- threads -----------------------------------------------------------
+    def _start(self) -> None:
+        with self._cond:
+            if self._started:
+                return
+            self._started = True
+            for _ in range(self.size):
+                self._spawn_worker()
+            threading.Thread(target=self._watch, name="lua-watchdog", daemon=True).start()
+
+    def _spawn_worker(self) -> None:  # with self._cond held
+        self._threads += 1
+        threading.Thread(target=self._work, name=f"lua-worker-{self._threads}", daemon=True).start()
+
+    def _work(self) -> None:
+        queue, cond = self._queue, self._cond
+        while True:
+            job = queue.get()
+            if job is None:
+                return
+            if job.future.done():  # cancelled while queued: never started, nothing to do
+                continue
+            now = time.monotonic()
+            job.started = now
+            state = job.state
+            if job.timeout is not None:
+                state.deadline = now + job.timeout
+            job.deadline = state.deadline
+            with cond:
+                self._seq += 1
+                heapq.heappush(self._running, (job.deadline, self._seq, job))
+                cond.notify()
+            cpu0 = time.thread_time()
+            value: Any = None
+            exc: BaseException | None = None
+            try:
+                value = job.fn(*job.args)
+            except BaseException as e:  # handed to the awaiting side
+                exc = e
+            with cond:
+                job.done = True
+                abandoned = job.abandoned
+            if abandoned:
+                late = max(0.0, time.thread_time() - cpu0 - (job.deadline - job.started))
+                with cond:
+                    self.stuck_cpu += late
+                    self._threads -= 1
+                log.warning("a Lua call answered at its wall-clock limit kept a worker for %.3f s more "
+                            "(~%.3f s CPU); its state was discarded", time.monotonic() - job.deadline, late)
+                on_done = getattr(state, "after_abandon", None)
+                if on_done is not None:
+                    try:
+                        on_done(state)
+                    except Exception:
+                        log.exception("clean-up of an abandoned Lua state failed")
+                return  # a replacement worker took this one's place
+            try:
+                job.loop.call_soon_threadsafe(_settle, job.future, value, exc)
+            except RuntimeError:  # the loop closed meanwhile: nobody waits for this answer
+                pass
+
+    def _watch(self) -> None:
+        cond = self._cond
+        with cond:
+            while True:
+                running = self._running
+                while running and running[0][2].done:
+                    heapq.heappop(running)
+                if not running:
+                    cond.wait()
+                    continue
+                deadline, _, job = running[0]
+                wait = deadline + GRACE - time.monotonic()
+                if wait > 0:
+                    cond.wait(wait)
+                    continue
+                heapq.heappop(running)
+                job.abandoned = True
+                self.abandoned += 1
+                job.state.abandon()
+                self._spawn_worker()
+                limits = job.state.limits
+                error = LuaLimitExceeded(f"wall-clock limit exceeded ({limits.timeout:g} s) in a C function "
+                                         "that cannot be interrupted; the state was discarded", limit="timeout")
+                try:
+                    job.loop.call_soon_threadsafe(_settle, job.future, None, error)
+                except RuntimeError:
+                    pass
+
+    # -- the loop side -------------------------------------------------------
+    async def run(self, state: Any, fn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
+        """Run ``fn(*args)`` (a resume of ``state``) on a worker; its deadline is ``state.deadline``,
+        or ``timeout`` seconds from when a worker starts it (then also stored in ``state.deadline``)."""
+        if not self._started:
+            self._start()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        job = _Job(fn, args, loop, future, state, timeout)
+        self.jobs += 1
+        self._queue.put(job)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            state.kill()  # if it runs, the hook raises at its next check; the result is dropped
+            raise
+
+
+_DEFAULT: LuaWorkers | None = None
+_DEFAULT_LOCK = threading.Lock()
+
+
+def default_workers() -> LuaWorkers:
+    """The process-wide pool (threads start on first use)."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        with _DEFAULT_LOCK:
+            if _DEFAULT is None:
+                _DEFAULT = LuaWorkers()
+    return _DEFAULT
