@@ -23,7 +23,6 @@ the count hook then raises on its next check.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 import os
 import threading
@@ -38,19 +37,27 @@ __all__ = ["LuaWorkers", "default_workers", "GRACE"]
 log = logging.getLogger(__name__)
 
 GRACE = 0.02  # past its deadline, a job whose Lua did not stop itself is answered by the watchdog
+SPIN = 0.0005  # how long the loop waits for a resume synchronously before awaiting it
 
 
 class _Job:
-    __slots__ = ("fn", "args", "loop", "future", "state", "timeout", "deadline", "started", "done", "abandoned")
+    __slots__ = ("fn", "args", "loop", "future", "state", "timeout", "deadline", "started", "done", "abandoned",
+                 "value", "exc", "finished", "awaited")
 
-    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], loop: asyncio.AbstractEventLoop,
-                 future: asyncio.Future, state: Any, timeout: float | None) -> None:
-        self.fn, self.args, self.loop, self.future, self.state = fn, args, loop, future, state
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], state: Any, timeout: float | None) -> None:
+        self.fn, self.args, self.state = fn, args, state
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.future: asyncio.Future | None = None
         self.timeout = timeout  # relative: the slice deadline is set when a worker starts the job
         self.deadline = 0.0
         self.started = 0.0
         self.done = False
         self.abandoned = False
+        self.awaited = False  # the loop stopped waiting synchronously: answer through the future
+        self.value: Any = None
+        self.exc: BaseException | None = None
+        self.finished = threading.Lock()
+        self.finished.acquire()
 
 
 def _settle(future: asyncio.Future, value: Any, exc: BaseException | None) -> None:
@@ -72,9 +79,9 @@ class LuaWorkers:
     def __init__(self, size: int | None = None) -> None:
         self.size = max(1, size or os.cpu_count() or 1)
         self._queue: SimpleQueue[_Job | None] = SimpleQueue()
-        self._cond = threading.Condition()
-        self._running: list[tuple[float, int, _Job]] = []  # heap by deadline (the watchdog's view)
-        self._seq = 0
+        self._lock = threading.Lock()
+        self._current: dict[int, _Job] = {}  # worker id -> the job it runs (the watchdog's view)
+        self._ids = 0
         self._threads = 0
         self._started = False
         self.abandoned = 0      # jobs answered by the watchdog
@@ -83,25 +90,26 @@ class LuaWorkers:
 
     # -- threads -----------------------------------------------------------
     def _start(self) -> None:
-        with self._cond:
+        with self._lock:
             if self._started:
                 return
             self._started = True
             for _ in range(self.size):
                 self._spawn_worker()
-            threading.Thread(target=self._watch, name="lua-watchdog", daemon=True).start()
+        threading.Thread(target=self._watch, name="lua-watchdog", daemon=True).start()
 
-    def _spawn_worker(self) -> None:  # with self._cond held
+    def _spawn_worker(self) -> None:  # with self._lock held
         self._threads += 1
-        threading.Thread(target=self._work, name=f"lua-worker-{self._threads}", daemon=True).start()
+        self._ids += 1
+        threading.Thread(target=self._work, args=(self._ids,), name=f"lua-worker-{self._ids}", daemon=True).start()
 
-    def _work(self) -> None:
-        queue, cond = self._queue, self._cond
+    def _work(self, wid: int) -> None:
+        queue, lock, current = self._queue, self._lock, self._current
         while True:
             job = queue.get()
             if job is None:
                 return
-            if job.future.done():  # cancelled while queued: never started, nothing to do
+            if job.future is not None and job.future.done():  # cancelled while queued: never started
                 continue
             now = time.monotonic()
             job.started = now
@@ -109,10 +117,7 @@ class LuaWorkers:
             if job.timeout is not None:
                 state.deadline = now + job.timeout
             job.deadline = state.deadline
-            with cond:
-                self._seq += 1
-                heapq.heappush(self._running, (job.deadline, self._seq, job))
-                cond.notify()
+            current[wid] = job  # a dict store is atomic; the watchdog only reads
             cpu0 = time.thread_time()
             value: Any = None
             exc: BaseException | None = None
@@ -120,12 +125,16 @@ class LuaWorkers:
                 value = job.fn(*job.args)
             except BaseException as e:  # handed to the awaiting side
                 exc = e
-            with cond:
+            with lock:
                 job.done = True
+                job.value, job.exc = value, exc
+                current.pop(wid, None)
                 abandoned = job.abandoned
+                awaited = job.awaited
+            job.finished.release()
             if abandoned:
                 late = max(0.0, time.thread_time() - cpu0 - (job.deadline - job.started))
-                with cond:
+                with lock:
                     self.stuck_cpu += late
                     self._threads -= 1
                 log.warning("a Lua call answered at its wall-clock limit kept a worker for %.3f s more "
@@ -137,31 +146,27 @@ class LuaWorkers:
                     except Exception:
                         log.exception("clean-up of an abandoned Lua state failed")
                 return  # a replacement worker took this one's place
-            try:
-                job.loop.call_soon_threadsafe(_settle, job.future, value, exc)
-            except RuntimeError:  # the loop closed meanwhile: nobody waits for this answer
-                pass
+            if awaited:
+                try:
+                    job.loop.call_soon_threadsafe(_settle, job.future, value, exc)
+                except RuntimeError:  # the loop closed meanwhile: nobody waits for this answer
+                    pass
 
     def _watch(self) -> None:
-        cond = self._cond
-        with cond:
-            while True:
-                running = self._running
-                while running and running[0][2].done:
-                    heapq.heappop(running)
-                if not running:
-                    cond.wait()
-                    continue
-                deadline, _, job = running[0]
-                wait = deadline + GRACE - time.monotonic()
-                if wait > 0:
-                    cond.wait(wait)
-                    continue
-                heapq.heappop(running)
-                job.abandoned = True
-                self.abandoned += 1
-                job.state.abandon()
-                self._spawn_worker()
+        # polls (GRACE / 2): nothing on the hot path has to wake it
+        lock, current = self._lock, self._current
+        while True:
+            time.sleep(GRACE / 2)
+            now = time.monotonic()
+            late = [job for job in list(current.values()) if not job.done and job.deadline + GRACE < now]
+            for job in late:
+                with lock:
+                    if job.done or job.abandoned or not job.awaited:
+                        continue
+                    job.abandoned = True
+                    self.abandoned += 1
+                    job.state.abandon()
+                    self._spawn_worker()
                 limits = job.state.limits
                 error = LuaLimitExceeded(f"wall-clock limit exceeded ({limits.timeout:g} s) in a C function "
                                          "that cannot be interrupted; the state was discarded", limit="timeout")
@@ -173,16 +178,31 @@ class LuaWorkers:
     # -- the loop side -------------------------------------------------------
     async def run(self, state: Any, fn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
         """Run ``fn(*args)`` (a resume of ``state``) on a worker; its deadline is ``state.deadline``,
-        or ``timeout`` seconds from when a worker starts it (then also stored in ``state.deadline``)."""
+        or ``timeout`` seconds from when a worker starts it (then also stored in ``state.deadline``).
+
+        The loop waits for the answer synchronously for at most ``SPIN`` seconds (a
+        short resume then costs one thread hand-off and no loop wake-up), then
+        awaits it like any other future.
+        """
         if not self._started:
             self._start()
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        job = _Job(fn, args, loop, future, state, timeout)
+        job = _Job(fn, args, state, timeout)
         self.jobs += 1
         self._queue.put(job)
+        if job.finished.acquire(True, SPIN):
+            if job.exc is not None:
+                raise job.exc
+            return job.value
+        loop = asyncio.get_running_loop()
+        job.loop, job.future = loop, loop.create_future()
+        with self._lock:
+            if job.done:
+                if job.exc is not None:
+                    raise job.exc
+                return job.value
+            job.awaited = True
         try:
-            return await future
+            return await job.future
         except asyncio.CancelledError:
             state.kill()  # if it runs, the hook raises at its next check; the result is dropped
             raise
