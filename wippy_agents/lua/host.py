@@ -131,16 +131,32 @@ class LuaHost:
         return state.new_env(spec.id, modules=modules, imports=state.table(imports) if imports else None, known=known)
 
     # -- running -----------------------------------------------------------
-    async def call_function(self, entry: Any, args: Any = None, *, actor: Any = None, depth: int = 0) -> Any:
+    async def call_function(self, entry: Any, args: Any = None, *, actor: Any = None, depth: int = 0,
+                            process: Any = None) -> Any:
         """Run a ``function.lua`` entry's method with ``args``; returns its first result.
+
+        Code always runs in a process (SPEC §5): ``process`` is the caller's
+        (a ``LuaProcessCtl``: the function gets its pid, inbox and events);
+        without one, when Lua processes are attached, the call gets a fresh
+        process that lives for the call (``LuaProcesses.call_process``: it
+        exits ``normal`` with the call, or with the call's error, so links
+        end with it).
 
         Raises ``LuaError`` with the function's second result (``nil, err``) or
         its raised error, ``LuaLimitExceeded`` when a limit hit, and whatever
         ``load`` raises.  Cancellable while the Lua code waits on the host.
         """
         code = await self.load(entry, actor=actor)
+        if process is None and self.processes is not None:
+            return await self.processes.call_process(code.spec.id, code.actor,
+                                                     lambda ctl: self._run(code, args, depth, ctl))
+        return await self._run(code, args, depth, process)
+
+    async def _run(self, code: LoadedCode, args: Any, depth: int, process: Any) -> Any:
         spec, state = code.spec, code.state
-        ctx = CallContext(host=self, entry_id=spec.id, actor=code.actor, state=state, depth=depth)
+        ctx = CallContext(host=self, entry_id=spec.id, actor=code.actor, state=state, depth=depth,
+                          extra={"process": process} if process is not None else None)
+        state.log_extra = {"entry": spec.id} if process is None else {"pid": process.pid, "entry": spec.id}
         thread, first = code.thread_args(args)
         deadline = time.monotonic() + spec.limits.timeout
         state.start(deadline)
@@ -168,8 +184,9 @@ class LuaHost:
             raise UsageError(f"funcs.call: call depth over {MAX_CALL_DEPTH} ({ctx.entry_id!r} -> {entry_id!r})")
         entry = await self.services.entry(entry_id, actor=ctx.actor)
         kind = entry.get("kind") if isinstance(entry, Mapping) else entry.kind
-        if kind in LUA_FUNCTION_KINDS:
-            return await self.call_function(entry, args, actor=ctx.actor, depth=ctx.depth + 1)
+        if kind in LUA_FUNCTION_KINDS:  # runs in the caller's process, if it has one
+            process = ctx.extra.get("process") if ctx.extra else None
+            return await self.call_function(entry, args, actor=ctx.actor, depth=ctx.depth + 1, process=process)
         if self.services.call_function is None:
             raise EntryNotFound(f"funcs.call: {entry_id!r} is a {kind}, not a callable function entry", id=entry_id)
         return await self.services.call_function(entry_id, args, actor=ctx.actor)

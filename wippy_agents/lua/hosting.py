@@ -1,17 +1,22 @@
 """``LuaProcesses``: the node-wide side of Lua processes.
 
-It owns the ``process.host`` supervisors (``simple_one_for_one``, children
-``transient``: a crashed Lua process is restarted by its host, one that
-returned is not), spawns Lua processes on them, remembers recent exit
+It owns the ``process.host`` supervisors (``simple_one_for_one``), spawns
+Lua processes on them, remembers recent exit
 results (for the ``result`` of EXIT events), delivers CANCEL with a grace
 period, sends OUTDATED to opted-in processes when their entry changes, and
 boots ``process.service`` entries (see ``services_boot``).
 
-Host settings (from the entry): ``max_restarts``/``period`` (intensity,
+Host settings (from the entry): ``restart`` (SPEC §4: as with Erlang's
+``spawn``, a crashed spawned process is not restarted by default --
+``temporary``: its links and monitors tell the spawner, which decides; a
+host opts in with ``transient`` (restart after a crash) or ``permanent``
+(also after a normal return); ``process.terminate`` victims are never
+restarted), ``max_restarts``/``period`` (intensity of an opted-in host,
 default 10 in 10 s; past it the supervisor gives up and this manager starts
-the host again, empty), ``shutdown_timeout`` (default 5 s, then kill) and
-``max_processes``.  ``strategy`` is always ``simple_one_for_one``: children
-are independent dynamic processes.
+the host again, empty; a ``temporary`` host never counts restarts, so a
+crash loop on it harms no other process), ``shutdown_timeout`` (default
+5 s, then kill) and ``max_processes``.  ``strategy`` is always
+``simple_one_for_one``: children are independent dynamic processes.
 
 Example (inside a running loop)::
 
@@ -30,9 +35,9 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Awaitable, Callable
 
-from wippy_agents.errors import EntryNotFound, StartError, UsageError
+from wippy_agents.errors import EntryNotFound, ProcessDead, StartError, UsageError
 from wippy_agents.lua.limits import parse_duration
 from wippy_agents.lua.modules.channel import MODULE as CHANNEL_MODULE
 from wippy_agents.lua.modules.process import process_module
@@ -45,7 +50,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CANCEL_GRACE = 5.0
 MAX_RESULTS = 10_000  # exit results kept for EXIT events of processes that are already gone
-_HOST_DEFAULTS = {"max_restarts": 10, "period": 10.0, "shutdown_timeout": 5.0}
+_HOST_DEFAULTS = {"restart": "temporary", "max_restarts": 10, "period": 10.0, "shutdown_timeout": 5.0}
+_RESTARTS = ("temporary", "transient", "permanent")
 
 
 @dataclass(kw_only=True)
@@ -96,7 +102,10 @@ class LuaProcesses:
         if pid is not None and self.node.is_alive(pid):
             return pid
         data = {**_HOST_DEFAULTS, **{k: v for k, v in (data or {}).items() if v is not None}}
-        template = ChildSpec(id=host_id, start=lua_process_body, args=(self,), restart="transient",
+        if data["restart"] not in _RESTARTS:
+            raise UsageError(f"process host {host_id!r}: restart must be one of {', '.join(_RESTARTS)}, "
+                             f"got {data['restart']!r}", id=host_id)
+        template = ChildSpec(id=host_id, start=lua_process_body, args=(self,), restart=data["restart"],
                              shutdown=float(data["shutdown_timeout"]), start_timeout=30.0)
         spec = SupervisorSpec(strategy="simple_one_for_one", max_restarts=int(data["max_restarts"]),
                               period=float(data["period"]), children=(template,))
@@ -148,6 +157,46 @@ class LuaProcesses:
                              id=entry_id) from None
         finally:
             self._setups.pop(token, None)
+
+    async def call_process(self, entry_id: str, actor: Any, run: Callable[[LuaProcessCtl], Awaitable[Any]]) -> Any:
+        """Run ``run(ctl)`` (a function call) in a fresh process that lives for the call (SPEC §5).
+
+        The process exits ``normal`` when the call returns and with the call's
+        error when it fails, so processes linked to it are told (and killed
+        unless they trap links), monitors get their EXIT; a cancelled caller
+        kills it.  Returns what ``run`` returns, raises what it raises.
+        """
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future = loop.create_future()
+
+        async def body(proc: Any) -> None:
+            ctl = LuaProcessCtl(proc, self, entry_id, actor, None)
+            self.started(ctl)
+            try:
+                try:
+                    value = await run(ctl)
+                except Exception as exc:  # the caller gets the error; the process exits with it
+                    if not done.done():
+                        done.set_exception(exc)
+                    text = str(exc)
+                    self.note_result(proc.pid, {"error": text})
+                    proc.stop(text or type(exc).__name__)
+                if not done.done():
+                    done.set_result(value)
+                self.note_result(proc.pid, {"value": value})
+            finally:
+                self.stopped(ctl)
+                ctl.cancel_timers()
+
+        pid = self.node.spawn(body)
+        try:
+            return await asyncio.shield(done)
+        except asyncio.CancelledError:
+            self.node.exit(pid, KILL)
+            raise
+        finally:
+            if not done.done():
+                done.cancel()
 
     def take_setup(self, token: str | None) -> Setup | None:
         """The child's side of ``spawn``: its one-shot setup (None on a restart)."""
@@ -218,11 +267,25 @@ class LuaProcesses:
                         extra={"pid": pid})
             self.node.exit(pid, KILL)
 
-    def terminate(self, pid: str) -> bool:
-        """Kill ``pid`` (untrappable); False if it was not alive."""
+    async def terminate(self, pid: str) -> bool:
+        """Kill ``pid`` (untrappable); False if it was not alive.  A victim is never restarted, also
+        on a host that restarts crashed processes (its supervisor is told to drop it first)."""
         if not self.node.is_alive(pid):
             return False
+        ctl = self.live.get(pid)
+        host_id = ctl.host_id if ctl is not None else None
+        sup = self.hosts.get(host_id) if host_id is not None else None
+        if sup is None or self._host_data.get(host_id, _HOST_DEFAULTS)["restart"] == "temporary":
+            self.node.exit(pid, KILL)
+            return True
+        # the supervisor reads "drop this child" before the EXIT of the kill, so it does not restart it
+        drop = asyncio.ensure_future(Supervisor.terminate_child(self.node, sup, pid, timeout=None))
+        await asyncio.sleep(0)  # the request is sent when the task first runs
         self.node.exit(pid, KILL)
+        try:
+            await drop
+        except (UsageError, ProcessDead):  # the child or its host went away meanwhile
+            pass
         return True
 
     # -- node and registry events ------------------------------------------------
