@@ -181,6 +181,9 @@ async def run(state: LuaState, thread: Any, send: Sequence[Any], handler: Handle
         state.after_abandon = flush_logs
     step = state.step_slice
     send = tuple(send)
+    out: Any = None
+    args: Any = None
+    value: Any = None
     if slicing is not None:
         budget, timeout, waits = slicing.budget, slicing.timeout, slicing.waits
         new_slice = True
@@ -232,6 +235,8 @@ async def run(state: LuaState, thread: Any, send: Sequence[Any], handler: Handle
         # (an abandoned state is still inside a worker; the worker flushes it when it leaves)
         if not state.abandoned:
             flush_logs(state)
+        # a traceback keeps this frame: it must not keep the Lua runtime alive through these
+        thread = send = out = args = value = step = handler = None
 
 
 async def drive(state: LuaState, thread: Any, args: Sequence[Any], handler: Handler, *, deadline: float,

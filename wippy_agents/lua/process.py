@@ -311,6 +311,9 @@ class LuaProcessCtl:
                 log.info("lua process %s upgraded to the current %s", self.pid, self.entry_id,
                          extra={"pid": self.pid})
                 code, args = up.code, up.args
+            except BaseException:
+                code = args = None  # a traceback keeps this frame, not the Lua state
+                raise
 
     async def _drive(self, code: LoadedCode, args: list[Any]) -> Any:
         state = code.state
@@ -335,8 +338,11 @@ class LuaProcessCtl:
 
         thread, send = code.thread_args(*args)
         slicing = Slicing(spec.limits.max_instructions, spec.limits.timeout, _ends_slice)
-        values = await run(state, thread, send, handle, who=spec.id, workers=self.manager.host.workers,
-                           slicing=slicing)
+        try:
+            values = await run(state, thread, send, handle, who=spec.id, workers=self.manager.host.workers,
+                               slicing=slicing)
+        finally:  # a traceback keeps this frame: drop what holds the Lua runtime
+            code = state = ctx = handle = thread = send = None
         value = values[0] if values else None
         if value is None and len(values) > 1 and values[1] is not None:
             err = values[1]
@@ -346,37 +352,55 @@ class LuaProcessCtl:
 
 async def lua_process_body(proc: Process, manager: LuaProcesses, entry_id: str, args: list[Any],
                            token: str | None = None, host_id: str | None = None) -> None:
-    """Process body of a Lua process: load ``entry_id``, ack the start, run it; see the module docstring."""
+    """Process body of a Lua process: load ``entry_id``, ack the start, run it; see the module docstring.
+
+    Its Lua state is released when it ends (back to the host's pool after a
+    normal return, else dropped): nothing the process leaves behind -- an
+    exit reason, a traceback -- keeps the runtime alive.
+    """
     setup = manager.take_setup(token)
     actor = setup.actor if setup is not None else None
     ctl = LuaProcessCtl(proc, manager, entry_id, actor, host_id)
     manager.started(ctl)
     try:
-        if setup is not None:
-            manager.apply_setup(ctl, setup)
-        try:
-            code = await manager.host.load(entry_id, actor=actor)
-            if code.spec.kind != "process.lua":
-                raise UsageError(f"{entry_id!r} is a {code.spec.kind}, not a process.lua entry", id=entry_id)
-        except WippyError as exc:  # one line for the starter (StartError) and the log, no traceback
-            log.error("lua process %s (%s) cannot start: %s", proc.pid, entry_id, exc, extra={"pid": proc.pid})
-            if setup is not None:
-                setup.start_error = str(exc)
-            proc.stop(str(exc))
-        proc.init_ack()
-        try:
-            value = await ctl.run(code, list(args))
-        except (LuaError, UsageError) as exc:
-            text = str(exc)
-            manager.note_result(proc.pid, {"error": text})
-            log.error("lua process %s (%s) failed: %s", proc.pid, entry_id, text, extra={"pid": proc.pid})
-            proc.stop(text)
-        manager.note_result(proc.pid, {"value": value})
-        # A process that returned leaves its state at rest: the host's pool may hand it to
-        # the next spawn or call (fresh env, modules and libraries; see lua/pool.py).
-        pool = getattr(manager.host, "pool", None)
-        if pool is not None and ctl.code is not None:
-            pool.release(ctl.code.state)
+        failure = await _live(proc, manager, ctl, entry_id, args, setup)
     finally:
         manager.stopped(ctl)
         ctl.cancel_timers()
+        ctl.code = None
+    if failure is not None:
+        proc.stop(failure)  # raised here, with no Lua value in this frame
+
+
+async def _live(proc: Process, manager: LuaProcesses, ctl: LuaProcessCtl, entry_id: str, args: list[Any],
+                setup: Any) -> str | None:
+    # the process's life up to its exit: None for a normal one, else the reason text
+    if setup is not None:
+        manager.apply_setup(ctl, setup)
+    try:
+        code = await manager.host.load(entry_id, actor=ctl.actor)
+        if code.spec.kind != "process.lua":
+            raise UsageError(f"{entry_id!r} is a {code.spec.kind}, not a process.lua entry", id=entry_id)
+    except WippyError as exc:  # one line for the starter (StartError) and the log, no traceback
+        log.error("lua process %s (%s) cannot start: %s", proc.pid, entry_id, exc, extra={"pid": proc.pid})
+        if setup is not None:
+            setup.start_error = str(exc)
+        return str(exc)
+    proc.init_ack()
+    try:
+        value = await ctl.run(code, list(args))
+    except (LuaError, UsageError) as exc:
+        text = str(exc)
+        exc.__traceback__ = None  # its frames hold the Lua state
+        manager.note_result(proc.pid, {"error": text})
+        log.error("lua process %s (%s) failed: %s", proc.pid, entry_id, text, extra={"pid": proc.pid})
+        return text
+    finally:
+        code = None
+    manager.note_result(proc.pid, {"value": value})
+    # A process that returned leaves its state at rest: the host's pool may hand it to
+    # the next spawn or call (fresh env, modules and libraries; see lua/pool.py).
+    pool = getattr(manager.host, "pool", None)
+    if pool is not None and ctl.code is not None:
+        pool.release(ctl.code.state)
+    return None

@@ -161,6 +161,15 @@ def _known_string(names: frozenset[str]) -> bytes:
     return (" " + " ".join(sorted(names)) + " ").encode()
 
 
+def _hook_clock(killed: list[bool]) -> Any:
+    # The count hook's clock (called on a worker thread); a killed state is past any deadline.
+    # A closure over a flag, not a bound method: the runtime must not hold its LuaState (a
+    # cycle would keep every dead state until the cycle collector runs).
+    def clock() -> float:
+        return _INF if killed[0] else _monotonic()
+    return clock
+
+
 def _seed() -> tuple[int, int]:
     # math.random must not repeat across states/calls created in the same second
     return secrets.randbits(62), secrets.randbits(62)
@@ -230,7 +239,7 @@ class LuaState:
         self.limits = limits
         self.lua = _runtime(limits.max_memory)
         self.closed = False
-        self.killed = False     # kill(): the count hook trips at its next check (set from the loop)
+        self._kill = [False]    # kill(): the count hook trips at its next check (set from the loop)
         self.abandoned = False  # abandon(): a worker may still be inside; never touch it again
         self.deadline = _INF    # the wall-clock deadline of the running call or slice (monotonic)
         self.log_extra: dict[str, Any] | None = None  # tags of its log records (see driver.flush_logs)
@@ -238,7 +247,7 @@ class LuaState:
         # execute() loads our bytecode straight from the Python buffer (lupa's own
         # load call, mode "bt"): no compiling of a loader, no bytecode string in the
         # state.  User code never reaches it; it is loaded by ctl.load, text only.
-        self.ctl = self.lua.execute(_bootstrap_bytecode(), self._clock, _fetch, HOOK_EVERY, pattern_steps,
+        self.ctl = self.lua.execute(_bootstrap_bytecode(), _hook_clock(self._kill), _fetch, HOOK_EVERY, pattern_steps,
                                     MAX_LOAD_BYTES, MAX_TABLE_MOVE, force_scan, *_seed(), _monotonic)
         self._ctl_step = self.ctl[b"step"]
         self._ctl_slice = self.ctl[b"step_slice"]
@@ -247,13 +256,13 @@ class LuaState:
         self._ctl_drain = self.ctl[b"drain_logs"]
         self.reused = False  # set by reset(): then compiled chunks are cached for the next reuse
 
-    def _clock(self) -> float:
-        # the count hook's clock (called from a worker thread): a killed state is past any deadline
-        return _INF if self.killed else _monotonic()
+    @property
+    def killed(self) -> bool:
+        return self._kill[0]
 
     def kill(self) -> None:
         """Make the code stop at its next hook check (thread-safe: only sets a flag); the state is spent."""
-        self.killed = True
+        self._kill[0] = True
         self.closed = True
 
     def abandon(self) -> None:

@@ -151,6 +151,7 @@ class LuaWorkers:
                     job.loop.call_soon_threadsafe(_settle, job.future, value, exc)
                 except RuntimeError:  # the loop closed meanwhile: nobody waits for this answer
                     pass
+            job = state = value = exc = None  # hold nothing of a finished call while idle
 
     def _watch(self) -> None:
         # polls (GRACE / 2): nothing on the hot path has to wake it
@@ -206,6 +207,8 @@ class LuaWorkers:
         except asyncio.CancelledError:
             state.kill()  # if it runs, the hook raises at its next check; the result is dropped
             raise
+        finally:
+            job = args = fn = None  # a traceback keeps this frame, not the Lua values
 
 
 _DEFAULT: LuaWorkers | None = None
