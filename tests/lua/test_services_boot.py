@@ -133,3 +133,31 @@ async def test_a_transient_service_that_returns_is_not_restarted(tmp_path, caplo
         assert col.q.empty()
     finally:
         await app.close()
+
+
+async def test_services_added_changed_or_deleted_while_running_are_started_upgraded_stopped(tmp_path):
+    path = _app(tmp_path, [{"name": "a", "args": {"name": "a"}}])
+    app = await App.open(path)
+    procs = app.extensions["lua_processes"]
+    try:
+        col = Collector(app)
+        await procs.start_services()
+        assert await col.next() == ("started", "a")
+
+        async def change(op, *args):
+            cs = app.registry.changeset(author="test")
+            getattr(cs, op)(*args)
+            await app.registry.apply(cs)
+
+        await change("create", {"id": "app:b", "kind": "process.service", "process": "svc", "host": "processes",
+                                "args": {"name": "b"}})
+        assert await col.next() == ("started", "b")  # added: started
+        await change("update", "app:a", {"args": {"name": "a2"}})
+        assert await col.next() == ("stopping", {"name": "a", "kind": "CANCEL"})  # changed: the old one stops ...
+        assert await col.next() == ("started", "a2")  # ... and the new one starts
+        await change("delete", "app:b")
+        assert await col.next() == ("stopping", {"name": "b", "kind": "CANCEL"})  # deleted: stopped
+        await wait_until(lambda: "app:b" not in procs.services)
+        assert set(procs.services) == {"app:a"}
+    finally:
+        await app.close()

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from collections.abc import Mapping
 from typing import Any, Awaitable, Callable
 
-from wippy_agents.errors import EntryNotFound, ProcessDead, StartError, UsageError
+from wippy_agents.errors import EntryNotFound, ProcessDead, StartError, UsageError, WippyError
 from wippy_agents.lua.limits import parse_duration
 from wippy_agents.lua.modules.channel import MODULE as CHANNEL_MODULE
 from wippy_agents.lua.modules.process import process_module
@@ -83,6 +83,8 @@ class LuaProcesses:
         self._tokens = itertools.count(1)
         self.services: dict[str, str] = {}  # process.service id -> keeper pid, in start order
         self._closing = False
+        self._service_tasks: set[asyncio.Task] = set()
+        self._service_lock = asyncio.Lock()
         host.add_module(CHANNEL_MODULE)
         host.add_module(process_module(self))
         host.processes = self
@@ -311,6 +313,9 @@ class LuaProcesses:
     def _on_change(self, version: int, changed: list[str]) -> None:
         for entry_id in changed:
             entry = self.registry.get(entry_id)
+            if (entry is None and entry_id in self.services) or (entry is not None
+                                                                 and entry.kind == "process.service"):
+                self._follow_service(entry_id, entry)
             if entry is None:
                 continue
             if entry.kind == "process.host" and entry_id not in self.hosts:
@@ -328,7 +333,7 @@ class LuaProcesses:
         Returns the service ids in start order.  Raises ``ConfigError`` for
         a dependency cycle or an unknown dependency.
         """
-        from wippy_agents.lua.services_boot import ServiceSpec, keep_service, start_order
+        from wippy_agents.lua.services_boot import ServiceSpec, start_order
 
         if entries is None:
             entries = self.registry.find(kind="process.service") if self.registry is not None else []
@@ -336,13 +341,49 @@ class LuaProcesses:
         for spec in order:
             if spec.id in self.services and self.node.is_alive(self.services[spec.id]):
                 continue
-            if spec.host not in self.hosts and self.registry is not None:
-                host_entry = self.registry.get(spec.host)
-                if host_entry is not None:
-                    self.start_host(spec.host, host_entry.data)
-            pid = await self.node.start(keep_service, self, spec, trap_exit=True, timeout=120.0)
-            self.services[spec.id] = pid
+            await self._start_service(spec)
         return [spec.id for spec in order]
+
+    async def _start_service(self, spec: Any) -> None:
+        from wippy_agents.lua.services_boot import keep_service
+
+        if spec.host not in self.hosts and self.registry is not None:
+            host_entry = self.registry.get(spec.host)
+            if host_entry is not None:
+                self.start_host(spec.host, host_entry.data)
+        self.services[spec.id] = await self.node.start(keep_service, self, spec, trap_exit=True, timeout=120.0)
+
+    def _follow_service(self, service_id: str, entry: Any) -> None:
+        """A ``process.service`` entry was added, changed or deleted while the node runs (SPEC §4)."""
+        if self._closing:
+            return
+        task = asyncio.get_running_loop().create_task(self._apply_service(service_id, entry))
+        self._service_tasks.add(task)
+        task.add_done_callback(self._service_tasks.discard)
+
+    async def _apply_service(self, service_id: str, entry: Any) -> None:
+        from wippy_agents.lua.services_boot import ServiceSpec
+
+        async with self._service_lock:  # one change at a time, in the order they came
+            if self._closing:
+                return
+            try:
+                spec = ServiceSpec.from_entry(entry) if entry is not None else None
+            except WippyError as exc:
+                log.error("service %s: cannot follow the change: %s", service_id, exc)
+                return
+            old = self.services.pop(service_id, None)
+            if old is not None:
+                await self.stop_pid(old, 60.0)
+            if spec is None:
+                log.info("service %s stopped: its entry was deleted", service_id)
+            elif spec.auto_start:
+                try:
+                    await self._start_service(spec)
+                except WippyError as exc:
+                    log.error("service %s: cannot start: %s", service_id, exc)
+                    return
+                log.info("service %s %s", service_id, "upgraded (restarted on its new entry)" if old else "started")
 
     async def stop_pid(self, pid: str, timeout: float) -> None:
         """Shut ``pid`` down and wait for it; kill it after ``timeout`` seconds."""
@@ -363,6 +404,8 @@ class LuaProcesses:
         self._closing = True
         if self._sub is not None:
             self._sub.cancel()
+        for task in list(self._service_tasks):
+            task.cancel()
         for service_id, pid in reversed(list(self.services.items())):
             await self.stop_pid(pid, 60.0)
         self.services.clear()
