@@ -37,6 +37,11 @@ MAX_CALL_DEPTH = 16
 LUA_FUNCTION_KINDS = ("function.lua",)
 
 
+def _unprovided(name: str) -> str:
+    return (f'error("module \\"{name}\\" is listed under modules: but this node does not provide it '
+            f'(it comes with the layer that serves {name}.*)", 3)')
+
+
 class LoadedCode:
     """An entry compiled into a fresh state, ready to run (also used by processes)."""
 
@@ -111,7 +116,9 @@ class LuaHost:
         for name in dict.fromkeys(names):
             module = self.modules.get(name)
             if module is None:
-                continue  # a known name this host does not provide (llm, http ...): stays "not enabled"
+                if name in spec.modules:  # listed, but not provided here: say that, not "not enabled"
+                    modules[name.encode()] = module_key(_unprovided(name), name)
+                continue  # a known name nobody listed: stays "not enabled"
             if self.services.authorize is not None and not module.always:
                 await self.services.authorize(actor, "lua.module", name)
             # the state loads the wrapper the first time code uses the module
