@@ -158,3 +158,21 @@ async def test_a_lua_process_computing_leaves_other_processes_running():
         assert ticker.max_gap < MAX_GAP
     finally:
         await close_rig(rig)
+
+
+async def test_log_lines_before_a_limit_are_kept_with_the_time_they_were_written(host, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="wippy_agents.lua.log")
+    code = ('log.info("before the loop", {n = 1}); local t0 = os.clock() while os.clock() - t0 < 0.3 do end '
+            'log.warn("after 0.3 s"); while true do end')
+    started = time.time()
+    with pytest.raises(LuaLimitExceeded, match="instruction limit"):
+        await host.call_function(fn_entry(code, modules=["log"], limits={"instructions": 80_000_000}), {})
+    ended = time.time()
+    lines = {r.getMessage(): r for r in caplog.records if r.name == "wippy_agents.lua.log"}
+    assert set(lines) == {"before the loop", "after 0.3 s"}
+    first, second = lines["before the loop"], lines["after 0.3 s"]
+    assert started <= first.created < second.created <= ended
+    assert second.created - first.created >= 0.25  # stamped when written, not when flushed
+    assert first.fields == {"n": 1}
