@@ -94,11 +94,30 @@ class ToLocal(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
-def make_host(port: int, allow: list[str], secrets: dict | None = None) -> LuaHost:
-    async def authorize(actor, action, resource):
-        if action == "http.request" and not any(fnmatch.fnmatchcase(resource, g) for g in allow):
-            raise PermissionDenied(f"http.request {resource!r} denied")
+class Guard:
+    """The security seam (``OpGuard``) with http.request rules as host globs; everything else allowed."""
 
+    def __init__(self, allow: list[str]) -> None:
+        self.allow = allow
+        self.denied: list[str] = []
+
+    def can(self, actor, action, resource) -> bool:
+        return action != "http.request" or any(fnmatch.fnmatchcase(resource, g) for g in self.allow)
+
+    async def check(self, ctx, name, op, args):
+        if op.guard == "http.request":
+            url = args[0].get("url") if args and isinstance(args[0], dict) else None
+            host = urlsplit(str(url or "")).hostname or ""
+            if not self.can(ctx.actor, "http.request", host):
+                self.denied.append(host)
+                raise PermissionDenied(f"http.request {host!r} denied")
+        return None
+
+    def describe(self, actor):
+        return {"id": str(actor)}
+
+
+def make_host(port: int, allow: list[str], secrets: dict | None = None) -> LuaHost:
     async def resolver(host, port_):
         if host not in PUBLIC:
             raise OSError("no such host")
@@ -106,7 +125,7 @@ def make_host(port: int, allow: list[str], secrets: dict | None = None) -> LuaHo
 
     modules = builtin_modules()
     modules["http"] = http_module(secrets=(secrets or {}).get, resolver=resolver, transport=ToLocal(port))
-    return LuaHost(services=MemoryRegistry().services(authorize=authorize), modules=modules)
+    return LuaHost(services=MemoryRegistry().services(guard=Guard(allow)), modules=modules)
 
 
 async def call(host: LuaHost, code: str):
@@ -208,7 +227,7 @@ async def test_http_is_not_enabled_unless_listed(server):
 
 
 async def test_a_listed_module_this_node_does_not_provide_says_so(server):
-    host = LuaHost(services=MemoryRegistry().services())
+    host = LuaHost(services=MemoryRegistry().services(guard=Guard(["*"])))
     del host.modules["http"]
     with pytest.raises(LuaError, match='module "http" is listed .* but this node does not provide it'):
         await host.call_function(fn_entry('return http.get("http://x.test/")', modules=["http"]), {})

@@ -79,7 +79,7 @@ async def _run(args: argparse.Namespace) -> int:
     # recover=False: `service.run` takes this task over itself (after the printer listens)
     app = await App.open(args.app, store=args.store, node=args.node, recover=False)
     try:
-        service = app.extensions["agents"]
+        service = app.agents
         result = await service.run(args.agent, args.prompt, task_id=task_id, on_event=printer)
     finally:
         await app.close()

@@ -12,7 +12,7 @@ Limits hold per *slice*: the instruction budget and the wall-clock deadline
 are reset after every wait (receive, select, sleep, ``funcs.call``, spawn
 ...), so a process may live for days while every stretch of computing
 between two waits is bounded; quick host ops (``send``, ``pid``, ``monitor``
-... see ``QUICK_OPS``) are part of the slice, and a host wait is not
+... ops whose declared effect is not ``wait``) are part of the slice, and a host wait is not
 computing and is not bounded.
 
 Exits:
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from wippy_agents.lua.hosting import LuaProcesses
     from wippy_agents.lua.host import LoadedCode
 
-__all__ = ["LuaProcessCtl", "lua_process_body", "reason_error", "Resume", "QUICK_OPS", "TIMER", "CANCEL",
+__all__ = ["LuaProcessCtl", "lua_process_body", "reason_error", "Resume", "TIMER", "CANCEL",
            "OUTDATED", "WATCH"]
 
 log = logging.getLogger(__name__)
@@ -58,21 +58,8 @@ TIMER, CANCEL, OUTDATED, WATCH = "__timer", "__cancel", "__outdated", "__watch"
 _EVENTS = "events"
 _INBOX = "inbox"
 _DROP = object()
-# Host ops that answer at once: they do not end a resume slice (see _drive).
-QUICK_OPS = frozenset({
-    "process.send", "process.pid", "process.monitor", "process.unmonitor", "process.link", "process.unlink",
-    "process.cancel", "process.terminate", "process.set_options", "process.get_options", "process.register",
-    "process.unregister", "process.lookup", "time.now", "time.duration", "time.after", "json.encode",
-    "json.decode", "uuid.v4", "registry.watch", "channel.wait",  # channel.wait only as a non-blocking poll
-})
 _ONLY_INBOX = [_INBOX]
 _INBOX_POLL = [_INBOX, False]  # channel.wait("inbox", nonblock=false): a blocking receive
-
-
-def _ends_slice(op: str, args: list[Any]) -> bool:
-    # A slice is the computing between two waits: quick ops continue it (its budget
-    # and deadline keep running); channel.wait only as a non-blocking poll.
-    return op not in QUICK_OPS or (op == "channel.wait" and not (len(args) > 1 and args[1]))
 MAX_EARLY_TIMERS = 10_000  # fired timers nobody waited for yet (a select that moved on)
 
 
@@ -321,28 +308,35 @@ class LuaProcessCtl:
         state.log_extra = {"pid": self.pid, "entry": self.entry_id}
         ctx = CallContext(host=self.manager.host, entry_id=spec.id, actor=code.actor, state=state,
                           extra={"process": self})
-        ops = self.manager.host.ops
+        host = self.manager.host
+        ops = host.ops
+        invoke = host.invoke
         proc = self.proc
         is_inbox = self._is_inbox
 
         async def handle(op: str, req: list[Any]) -> Any:
-            fn = ops.get(op)
-            if fn is _CHANNEL_WAIT and req == _INBOX_POLL:
+            declared = ops.get(op)
+            if declared is not None and declared.fn is _CHANNEL_WAIT and req == _INBOX_POLL:
                 # a receive loop's hot path: straight to the mailbox (the op would
                 # add three coroutine frames to every waiting process)
                 msg = await proc.receive(match=is_inbox)
                 return Resume((1, msg.topic, msg.sender, msg.payload))
-            if fn is None:
-                raise UsageError(f"unknown host operation {op!r}")
-            return await fn(ctx, *req)
+            return await invoke(ctx, op, req)  # its guard, then its handler
+
+        def ends_slice(op: str, req: list[Any]) -> bool:
+            # A slice is the computing between two waits: ops declared "wait" end it
+            # (a channel.wait poll does not wait); the others continue its budget and deadline.
+            declared = ops.get(op)
+            return (declared is None or declared.effect == "wait") and not (
+                op == "channel.wait" and len(req) > 1 and req[1])
 
         thread, send = code.thread_args(*args)
-        slicing = Slicing(spec.limits.max_instructions, spec.limits.timeout, _ends_slice)
+        slicing = Slicing(spec.limits.max_instructions, spec.limits.timeout, ends_slice)
         try:
             values = await run(state, thread, send, handle, who=spec.id, workers=self.manager.host.workers,
                                slicing=slicing)
         finally:  # a traceback keeps this frame: drop what holds the Lua runtime
-            code = state = ctx = handle = thread = send = None
+            code = state = ctx = handle = ends_slice = thread = send = None
         value = values[0] if values else None
         if value is None and len(values) > 1 and values[1] is not None:
             err = values[1]

@@ -152,8 +152,9 @@ class Store(Protocol):
 
     async def task_get(self, task_id: str) -> TaskRecord | None: ...
 
-    async def task_list(self, *, status: str | None = None, limit: int = 100) -> list[TaskRecord]:
-        """Newest first (by ``created_at``), optionally only one status."""
+    async def task_list(self, *, status: str | None = None, parent: str | None = None,
+                        limit: int = 100) -> list[TaskRecord]:
+        """Newest first (by ``created_at``), optionally only one status and/or the children of ``parent``."""
 
     async def task_update(self, task_id: str, *, node: str | None = None, **fields: Any) -> TaskRecord:
         """Set the given TaskRecord fields (any but ``id``/``created_at``;

@@ -13,14 +13,15 @@ What a request must pass, on the first hop and on every redirect (at most
 * the URL is absolute ``http``/``https`` with a host (``file://``, ``gopher://``,
   ``data:`` ... are refused); header names are tokens and no header value
   holds CR, LF or NUL (no header injection);
-* ``http.request`` on the URL's host is allowed for the caller
-  (``Services.authorize``: its policies, narrowed by the entry's ``policies:``);
+* ``http.request`` on the URL's host is allowed for the caller (the op's
+  declared guard: its policies, narrowed by the entry's ``policies:``; asked
+  by the host for the first hop and by this module for every redirect);
 * the host is resolved, and if any address it resolves to is loopback,
   private, link-local, unspecified, multicast or reserved, the request needs a
   rule that names that host explicitly: a glob that would also allow the host
   with a label added in front or behind (``*``, ``*.example.com``, ``10.0.*``)
-  does not count (checked by asking for two such names: the denials are
-  audited).  With no security layer such hosts are always refused;
+  does not count (checked with ``guard.can`` for two such names).  On a host
+  without security (``UNGUARDED``) such hosts are always refused;
 * the response body is read up to ``max_bytes`` (default 10 MiB) and the whole
   request is bounded by its ``timeout`` (default and maximum 30 s).
 
@@ -48,7 +49,7 @@ import httpx
 
 from wippy_agents.errors import PermissionDenied, UsageError
 from wippy_agents.lua.limits import parse_duration
-from wippy_agents.lua.modules.base import LuaModule
+from wippy_agents.lua.modules.base import LuaModule, LuaOp
 
 __all__ = ["http_module", "MODULE", "MAX_BYTES", "MAX_TIMEOUT", "MAX_REDIRECTS"]
 
@@ -176,10 +177,12 @@ def http_module(*, secrets: Callable[[str], str | None] | None = None, resolver:
     lookup = secrets or os.environ.get
     resolve = resolver or _resolve
 
-    async def allowed(ctx: Any, host: str, port: int) -> None:
-        authorize = ctx.services.authorize
-        if authorize is not None:
-            await authorize(ctx.actor, "http.request", host)
+    async def allowed(ctx: Any, url: str, host: str, port: int, first: bool) -> None:
+        guard = ctx.services.guard
+        if guard is None:
+            raise PermissionDenied("http.request needs a security guard on this Lua host")
+        if not first:  # the first hop was checked by the host before the op ran (its declared guard)
+            await guard.check(ctx, "http.request", declared, [{"url": url}])
         try:
             addresses = await resolve(host, port)
         except (OSError, UnicodeError) as exc:
@@ -187,17 +190,9 @@ def http_module(*, secrets: Callable[[str], str | None] | None = None, resolver:
         internal = [a for a in addresses if _is_internal(a)]
         if not internal:
             return
-        explicit = authorize is not None
-        for canary in (f"{_CANARY}.{host}", f"{host}.{_CANARY}"):
-            # a glob that allowed the host would allow these too (*, *.example.com, 10.0.*)
-            if not explicit:
-                break
-            try:
-                await authorize(ctx.actor, "http.request", canary)
-                explicit = False
-            except PermissionDenied:
-                pass
-        if not explicit:
+        # a glob that allowed the host would allow it with a label added too (*, *.example.com, 10.0.*)
+        actor = ctx.actor
+        if any(guard.can(actor, "http.request", canary) for canary in (f"{_CANARY}.{host}", f"{host}.{_CANARY}")):
             raise PermissionDenied(f"http.request: {host!r} resolves to an internal address ({internal[0]}); "
                                    "loopback, private and link-local hosts need a policy rule that names them")
 
@@ -211,9 +206,9 @@ def http_module(*, secrets: Callable[[str], str | None] | None = None, resolver:
                                      timeout=r.timeout) as client:
             try:
                 async with asyncio.timeout(r.timeout):
-                    for _ in range(MAX_REDIRECTS + 1):
+                    for hop in range(MAX_REDIRECTS + 1):
                         scheme, host, port = _target(url)
-                        await allowed(ctx, host, port)
+                        await allowed(ctx, url, host, port, hop == 0)
                         headers = dict(r.headers)
                         if (scheme, host, port) == origin:
                             headers.update(r.secret_headers)
@@ -239,7 +234,8 @@ def http_module(*, secrets: Callable[[str], str | None] | None = None, resolver:
             except httpx.HTTPError as exc:
                 raise UsageError(f"http.request: {method} {host!r} failed: {type(exc).__name__}") from None
 
-    return LuaModule(name="http", lua=LUA, ops={"http.request": request})
+    declared = LuaOp(fn=request, effect="write", guard="http.request")  # also asked about each redirect hop
+    return LuaModule(name="http", lua=LUA, ops={"http.request": declared})
 
 
 MODULE = http_module()
