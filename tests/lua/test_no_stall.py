@@ -176,3 +176,22 @@ async def test_log_lines_before_a_limit_are_kept_with_the_time_they_were_written
     assert started <= first.created < second.created <= ended
     assert second.created - first.created >= 0.25  # stamped when written, not when flushed
     assert first.fields == {"n": 1}
+
+
+async def test_killing_a_process_inside_a_long_c_call_neither_waits_for_it_nor_stalls_the_loop():
+    rig = await make_rig()
+    try:
+        rig.add("app:sorter", "local c = ... local t = {} for i = 1, 2000000 do t[i] = (i * 7919) % 1000003 end "
+                              "process.send(c, 'sorting', {}) table.sort(t) process.send(c, 'sorted', {})")
+        async with Ticker() as ticker:
+            pid = await rig.spawn("app:sorter", rig.collector)
+            assert (await rig.report())[0] == "sorting"
+            t0 = time.monotonic()
+            assert await rig.procs.terminate(pid) is True
+            await wait_until(lambda: pid in rig.exits)
+            took = time.monotonic() - t0
+        print(f"\nkilled inside table.sort: exited after {took * 1e3:.1f} ms, max ticker gap {ticker.max_gap * 1e3:.1f} ms")
+        assert rig.exits[pid] == "killed" and took < MAX_GAP and ticker.max_gap < MAX_GAP
+        assert "sorted" not in rig.queued_topics()
+    finally:
+        await close_rig(rig)

@@ -41,7 +41,7 @@ SPIN = 0.0005  # how long the loop waits for a resume synchronously before await
 
 
 class _Job:
-    __slots__ = ("fn", "args", "loop", "future", "state", "timeout", "deadline", "started", "done", "abandoned",
+    __slots__ = ("fn", "args", "loop", "future", "state", "timeout", "deadline", "started", "done", "abandoned", "replaced",
                  "value", "exc", "finished", "awaited")
 
     def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], state: Any, timeout: float | None) -> None:
@@ -52,7 +52,8 @@ class _Job:
         self.deadline = 0.0
         self.started = 0.0
         self.done = False
-        self.abandoned = False
+        self.abandoned = False  # nobody waits for it any more (watchdog, or a cancelled caller)
+        self.replaced = False   # the watchdog started another worker in this one's place
         self.awaited = False  # the loop stopped waiting synchronously: answer through the future
         self.value: Any = None
         self.exc: BaseException | None = None
@@ -133,19 +134,24 @@ class LuaWorkers:
                 awaited = job.awaited
             job.finished.release()
             if abandoned:
-                late = max(0.0, time.thread_time() - cpu0 - (job.deadline - job.started))
-                with lock:
-                    self.stuck_cpu += late
-                    self._threads -= 1
-                log.warning("a Lua call answered at its wall-clock limit kept a worker for %.3f s more "
-                            "(~%.3f s CPU); its state was discarded", time.monotonic() - job.deadline, late)
+                replaced = job.replaced
+                if replaced:
+                    late = max(0.0, time.thread_time() - cpu0 - (job.deadline - job.started))
+                    with lock:
+                        self.stuck_cpu += late
+                        self._threads -= 1
+                    log.warning("a Lua call answered at its wall-clock limit kept a worker for %.3f s more "
+                                "(~%.3f s CPU); its state was discarded", time.monotonic() - job.deadline, late)
                 on_done = getattr(state, "after_abandon", None)
-                if on_done is not None:
+                if on_done is not None:  # its logs, flushed here: the loop no longer touches the state
                     try:
                         on_done(state)
                     except Exception:
                         log.exception("clean-up of an abandoned Lua state failed")
-                return  # a replacement worker took this one's place
+                job = state = value = exc = None
+                if replaced:
+                    return  # a replacement worker took this one's place
+                continue
             if awaited:
                 try:
                     job.loop.call_soon_threadsafe(_settle, job.future, value, exc)
@@ -162,9 +168,9 @@ class LuaWorkers:
             late = [job for job in list(current.values()) if not job.done and job.deadline + GRACE < now]
             for job in late:
                 with lock:
-                    if job.done or job.abandoned or not job.awaited:
+                    if job.done or job.replaced or not (job.awaited or job.abandoned):
                         continue
-                    job.abandoned = True
+                    job.abandoned = job.replaced = True
                     self.abandoned += 1
                     job.state.abandon()
                     self._spawn_worker()
@@ -205,6 +211,11 @@ class LuaWorkers:
         try:
             return await job.future
         except asyncio.CancelledError:
+            with self._lock:
+                running = job.started and not job.done
+                if running:  # the loop must not touch the state while a worker is inside it
+                    job.abandoned = True
+                    state.abandoned = True
             state.kill()  # if it runs, the hook raises at its next check; the result is dropped
             raise
         finally:
