@@ -231,3 +231,35 @@ async def test_a_listed_module_this_node_does_not_provide_says_so(server):
     del host.modules["http"]
     with pytest.raises(LuaError, match='module "http" is listed .* but this node does not provide it'):
         await host.call_function(fn_entry('return http.get("http://x.test/")', modules=["http"]), {})
+
+
+async def test_inside_a_workflow_a_request_is_one_journaled_step_and_a_replay_does_not_send_it_again(tmp_path, server):
+    import yaml
+
+    from wippy_agents.app import App
+
+    app_dir = tmp_path / "app"
+    (app_dir / "src").mkdir(parents=True)
+    (app_dir / "wippy.yaml").write_text(yaml.safe_dump({
+        "sources": ["src"], "store": f"sqlite:///{tmp_path}/state.db",
+        "tasks": {"lease_seconds": 0.6, "heartbeat_seconds": 0.1, "claim_interval": 0}}))
+    flow = ('return {handler = function() local r, err = http.get("http://127.0.0.1:%d/ok") '
+            'if not r then return nil, err end return {status = r.status, body = r.body} end}' % server)
+    (app_dir / "src" / "app.yaml").write_text(yaml.safe_dump({"namespace": "app", "entries": [
+        # the flow's code may reach exactly this loopback host: a rule that names it
+        {"name": "local_net", "kind": "security.policy", "rules": [
+            {"effect": "allow", "actions": ["http.request"], "resources": ["127.0.0.1"]},
+            {"effect": "allow", "actions": ["lua.module"], "resources": ["*"]}]},
+        {"name": "fetch", "kind": "workflow.lua", "source": flow, "modules": ["http"],
+         "run_as_policies": ["app:local_net"]},
+    ]}))
+    async with await App.open(str(app_dir)) as app:
+        before = len([h for h in Handler.hits if h.endswith("/ok")])
+        result = await app.workflows.run("app:fetch", None, task_id="h1", timeout=10)
+        assert result == {"status": 200, "body": "hello"}
+        steps = await app.store.journal_load("h1")
+        assert [s.name for s in steps] == ["http.request"] and steps[0].result["body"] == "hello"
+        await app.store.task_update("h1", status="stranded", owner=None, lease_expires_at=None, result=None)
+        await app.tasks.resume("h1")
+        assert await app.tasks.wait("h1", timeout=10) == result  # answered from the journal
+        assert len([h for h in Handler.hits if h.endswith("/ok")]) == before + 1
