@@ -195,3 +195,50 @@ async def test_killing_a_process_inside_a_long_c_call_neither_waits_for_it_nor_s
         assert "sorted" not in rig.queued_topics()
     finally:
         await close_rig(rig)
+
+
+async def test_heartbeats_keep_the_lease_while_a_workflows_lua_computes(tmp_path, caplog):
+    # Node a runs a workflow whose Lua computes for longer than the lease; node b, on the
+    # same store, claims expired leases.  The heartbeats keep running, so a keeps the task.
+    import yaml
+
+    from wippy_agents.app import App
+
+    app_dir = tmp_path / "app"
+    (app_dir / "src").mkdir(parents=True)
+    (app_dir / "wippy.yaml").write_text(yaml.safe_dump({"sources": ["src"], "store": f"sqlite:///{tmp_path}/s.db"}))
+    import logging
+
+    caplog.set_level(logging.INFO, logger="wippy_agents.lua.log")
+    busy = ("return {handler = function() log.info('busy run starts') local t0, n = os.clock(), 0 "
+            "while os.clock() - t0 < 1.2 do n = n + 1 end return n > 0 end}")
+    (app_dir / "src" / "app.yaml").write_text(yaml.safe_dump({"namespace": "app", "entries": [
+        {"name": "busy", "kind": "workflow.lua", "source": busy, "modules": ["log"],
+         "limits": {"instructions": 10**10}}]}))
+    import threading
+
+    b_ready, b_stop = threading.Event(), threading.Event()
+
+    async def node_b() -> None:  # another node: its own thread and event loop, the same store
+        b = await App.open(str(app_dir), node="b", lease_seconds=0.6, heartbeat_seconds=0.1, claim_interval=0.05)
+        b_ready.set()
+        try:
+            while not b_stop.is_set():
+                await asyncio.sleep(0.02)
+        finally:
+            await b.close()
+
+    b_thread = threading.Thread(target=asyncio.run, args=(node_b(),), daemon=True)
+    b_thread.start()
+    a = await App.open(str(app_dir), node="a", lease_seconds=0.6, heartbeat_seconds=0.1, claim_interval=0)
+    try:
+        assert await asyncio.to_thread(b_ready.wait, 20)
+        assert await a.workflows.run("app:busy", None, task_id="lease1", timeout=20) is True
+        task = await a.tasks.get("lease1")
+        assert task.status == "succeeded"  # b never took it over: a kept renewing the lease
+    finally:
+        b_stop.set()
+        await asyncio.to_thread(b_thread.join, 20)
+        await a.close()
+    runs = [r for r in caplog.records if r.getMessage() == "busy run starts"]
+    assert len(runs) == 1  # node b never ran it
