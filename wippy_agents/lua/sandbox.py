@@ -34,8 +34,10 @@ Limits and how each holds:
   fire on *every* instruction and ``pcall``/``xpcall``/``coroutine.resume``
   re-raise after returning, so the error cannot be swallowed.
 * wall clock: the same hook compares ``time.monotonic()`` with the deadline
-  while Lua computes; the driver bounds every host wait with the remaining
-  time.  A hook cannot interrupt a C function, and the only C functions whose
+  while Lua computes (every 8th hook call: the clock is a Python call, and
+  Lua threads computing in parallel would contend for the GIL); the driver
+  bounds every host wait with the remaining time, and the worker watchdog
+  answers a call that is still running past its deadline (``workers.py``).  A hook cannot interrupt a C function, and the only C functions whose
   running time is not linear in memory-bounded input are the pattern
   matchers (``string.find('a'*40000, ('a*'):rep(40)..'b')`` runs for
   minutes).  So ``string.find/match/gmatch/gsub`` estimate the matcher's
