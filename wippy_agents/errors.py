@@ -341,13 +341,18 @@ class ControlAbort(ControlSignal):
     The Lua code must not be able to catch a cancel or a divergence as ``nil, err``.
     """
 
-    def __init__(self, error: BaseException) -> None:
-        super().__init__(str(error))
+    def __init__(self, error: BaseException | None = None, *, message: str | None = None) -> None:
+        super().__init__(message if message is not None else ("" if error is None else str(error)))
         self.error = error
 
 
 class Abort(ControlAbort):
-    """A task-control error on its way out of an agent's Lua code (agents layer)."""
+    """A task-control error, or a run limit that ends a Lua agent (``limit``: the agents layer's
+    ``LimitReached``), on its way out of an agent's Lua code."""
+
+    def __init__(self, error: BaseException | None = None, *, limit: Any = None) -> None:
+        super().__init__(error, message=None if error is not None else (limit.detail if limit else ""))
+        self.limit = limit
 
 
 class WorkflowAbort(ControlAbort):
