@@ -10,7 +10,8 @@ at most the permissions it holds itself:
 * a ``prompt`` only when every agent using it holds no more than the actor;
 * code (``function.lua``, ``library.lua``, ``process.lua``, ``workflow.lua``, a Lua
   agent) only with ``modules:`` its policies allow (``lua.module``) and with
-  ``run_as_policies`` within what it holds — the code then never runs with more;
+  ``run_as_policies`` within what it holds — the code then never runs with more —
+  and with ``policies:`` naming only policies it holds;
 * an ``llm.model`` with a ``base_url`` only when it may ``http.request`` that host
   (an API key is never sent to a host the actor could not reach itself);
 * a ``process.service`` (started at boot, with no caller) only for a process the
@@ -27,7 +28,7 @@ from urllib.parse import urlparse
 from ..registry import Change, Entry
 from ..registry import kinds
 from .actor import Actor, as_actor
-from .engine import RUN_AS_FIELD, Security
+from .engine import POLICIES_FIELD, RUN_AS_FIELD, Security
 
 __all__ = ["RegistryGuard"]
 
@@ -135,6 +136,10 @@ class RegistryGuard:
                                         details={"id": rid, "why": f"listed in modules: of {rid}"})
         if entry.kind == "agent":
             return  # a Lua agent runs as itself: its policies were checked above
+        own = sorted(set(_refs(entry, entry.data.get(POLICIES_FIELD))) - held)
+        if own:
+            await refuse(f"{POLICIES_FIELD} of {rid!r} names policies {own} that you do not hold; code you "
+                         f"write may only be given policies you hold: {sorted(held)}")
         run_as = entry.data.get(RUN_AS_FIELD)
         if not isinstance(run_as, list):
             await refuse(f"code written by {actor.label} must carry {RUN_AS_FIELD} (the writer's policies, "
