@@ -7,6 +7,7 @@ real local HTTP server on 127.0.0.1.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,7 +35,8 @@ def fn(name: str, source: str, **extra):
 
 LIMITED = {"namespace": "app.limited", "entries": [
     {"name": "nospawn", "kind": "security.policy", "rules": [
-        {"effect": "allow", "actions": ["tool.call", "registry.read", "lua.module"], "resources": ["*"]}]},
+        {"effect": "allow", "actions": ["tool.call", "registry.read", "lua.module", "process.send"],
+         "resources": ["*"]}]},
     {"name": "spawner", "kind": "security.policy", "rules": [
         {"effect": "allow", "actions": ["process.spawn"], "resources": ["app.procs:*"]},
         {"effect": "allow", "actions": ["lua.module"], "resources": ["*"]}]},
@@ -192,3 +194,52 @@ async def test_a_workflow_with_policies_is_narrowed_and_reaches_what_they_name(a
     assert await app.workflows.run("app.limited:flow_named", {"url": server}, task_id="w1", timeout=10) == "hello"
     refused = await app.workflows.run("app.limited:flow_plain", {"url": server}, task_id="w2", timeout=10)
     assert "must be named by a policy rule" in refused
+
+
+BOOTED = """return {main = function()
+  local pid, err = process.spawn("app.procs:worker", "app.procs:host")
+  process.send("collector", "result", pid and "spawned" or ("refused: " .. tostring(err)))
+end}"""
+
+
+async def test_a_service_started_at_boot_runs_as_the_person_narrowed_by_its_policies(tmp_path):
+    boot = {"namespace": "app.boot", "entries": [
+        {"name": "limited", "kind": "process.lua", "method": "main", "source": BOOTED,
+         "policies": ["app.limited:nospawn"]},
+        {"name": "plain", "kind": "process.lua", "method": "main", "source": BOOTED},
+        {"name": "svc_limited", "kind": "process.service", "process": "limited", "host": "app.procs:host"},
+        {"name": "svc_plain", "kind": "process.service", "process": "plain", "host": "app.procs:host",
+         "depends_on": ["svc_limited"]},
+    ]}
+    app = await open_app(tmp_path, app_yaml(extra_docs=[LIMITED, boot]))
+    try:
+        got: asyncio.Queue = asyncio.Queue()
+
+        async def collect(proc) -> None:
+            while True:
+                got.put_nowait((await proc.receive()).payload)
+
+        app.node.spawn(collect, name="collector")
+        assert await app.processes.start_services() == ["app.boot:svc_limited", "app.boot:svc_plain"]
+        seen: set[str] = set()
+        while len(seen) < 2:  # one answer from each (a service that returned is restarted, same answer)
+            seen.add(await asyncio.wait_for(got.get(), 10))
+        results = sorted(seen)
+        assert results[1] == "spawned"  # plain: the person's own rights
+        assert results[0].startswith("refused: ") and "within the policies: of app.boot:limited" in results[0]
+    finally:
+        await app.close()
+
+
+async def test_update_entry_cannot_widen_code_with_policies_the_agent_does_not_hold(app):
+    from wippy_agents.errors import ToolError
+
+    from .apps import self_tool, slug_args
+
+    await self_tool(app, "create_tool", slug_args())
+    with pytest.raises(ToolError, match=r"policies of 'app.generated:slugify' names policies "
+                                        r"\['app.security:admin'\] that you do not hold"):
+        await self_tool(app, "update_entry", {"id": "app.generated:slugify",
+                                              "changes": {"policies": ["app.security:admin"]}})
+    assert "policies" not in app.entry("app.generated:slugify").data
+    assert await denials(app, "app.generated:slugify")
