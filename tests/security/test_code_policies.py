@@ -243,3 +243,15 @@ async def test_update_entry_cannot_widen_code_with_policies_the_agent_does_not_h
                                               "changes": {"policies": ["app.security:admin"]}})
     assert "policies" not in app.entry("app.generated:slugify").data
     assert await denials(app, "app.generated:slugify")
+
+
+async def test_an_llm_model_base_url_on_a_loopback_address_needs_a_rule_that_names_it(app):
+    from wippy_agents.errors import ToolError
+
+    from .apps import self_tool
+
+    # admin may http.request any host by glob (allow * on *): not a loopback address
+    with pytest.raises(ToolError, match=r"'127.0.0.1' is or resolves to an internal address .*only a glob"):
+        await self_tool(app, "update_entry", {"id": "app.models:m", "changes": {"base_url": "http://127.0.0.1:9/v1"}},
+                        agent="app.agents:admin")
+    assert "base_url" not in app.entry("app.models:m").data

@@ -13,6 +13,7 @@ at most the permissions it holds itself:
   ``run_as_policies`` within what it holds — the code then never runs with more —
   and with ``policies:`` naming only policies it holds;
 * an ``llm.model`` with a ``base_url`` only when it may ``http.request`` that host
+  (a loopback or private address only by a rule that names it)
   (an API key is never sent to a host the actor could not reach itself);
 * a ``process.service`` (started at boot, with no caller) only for a process the
   actor may spawn whose code runs within the actor's policies.
@@ -79,9 +80,12 @@ class RegistryGuard:
         if after is not None and kinds.holds_code(after.kind) and "source" in after.data:
             await self._code(actor, held, after, refuse)
         if after is not None and after.kind == "llm.model" and after.data.get("base_url"):
-            host = urlparse(str(after.data["base_url"])).hostname or str(after.data["base_url"])
-            await sec.enforce(actor, "http.request", host, details={"op": change.op, "id": rid,
-                                                                      "why": "llm.model base_url"})
+            url = str(after.data["base_url"])
+            why = {"op": change.op, "id": rid, "why": "llm.model base_url"}
+            if urlparse(url).hostname:  # a loopback/private address literal needs a rule naming it
+                await sec.enforce_url(actor, url, details=why)
+            else:
+                await sec.enforce(actor, "http.request", url, details=why)
         if after is not None and after.kind == "process.service":
             await self._service(actor, held, after, written, refuse)
         if decision.approval:  # last: a person is asked only about a change that passed every rule
