@@ -55,6 +55,8 @@ LIMITED = {"namespace": "app.limited", "entries": [
     fn("spawn_allowed", SPAWNER, policies=["spawner"]),
     {"name": "lib", "kind": "library.lua", "source": "return {}", "policies": ["nospawn"]},
     fn("via_lib", SPAWNER, imports={"l": "lib"}),
+    fn("calls_spawner", 'return {handler = function() return funcs.call("app.procs:spawner", {}) end}',
+       modules=["funcs"], policies=["nospawn"]),
     fn("fetch_plain", FETCH, modules=["http"]),
     fn("fetch_named", FETCH, modules=["http"], policies=["local_net"]),
     fn("fetch_glob", FETCH, modules=["http"], policies=["any_host"]),
@@ -117,6 +119,11 @@ async def test_an_agent_calling_code_with_policies_gets_only_what_both_allow(app
     refused = await dispatch_tool(app, app.entry("app.limited:spawn_allowed"), {}, reader)
     assert refused.startswith("refused: ") and "app.security:reader" in refused
     assert await dispatch_tool(app, app.entry("app.limited:spawn_allowed"), {}, admin) == "spawned"
+
+
+async def test_code_called_by_narrowed_code_stays_narrowed(app):
+    refused = await app.call("app.limited:calls_spawner", {})  # the spawner itself has no policies
+    assert refused.startswith("refused: ") and "within the policies: of app.limited:calls_spawner" in refused
 
 
 async def test_an_imported_librarys_policies_narrow_the_code_that_imports_it(app):

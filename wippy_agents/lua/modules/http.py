@@ -25,7 +25,8 @@ What a request must pass, on the first hop and on every redirect (at most
 * the connection goes to the checked address, never to a second lookup of
   the name (no DNS rebinding): the URL is rewritten to the address, with the
   ``Host`` header and, for https, the TLS server name (SNI, and the name the
-  certificate is verified against) set to the host;
+  certificate is verified against) set to the host (a ``Host`` header from
+  Lua is replaced: the server sees the name the policy judged);
 * the response body is read up to ``max_bytes`` (default 10 MiB) and the whole
   request is bounded by its ``timeout`` (default and maximum 30 s).
 
