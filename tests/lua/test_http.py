@@ -351,3 +351,47 @@ async def test_an_unguarded_host_never_reaches_internal_addresses(server):
     host = LuaHost(services=MemoryRegistry().services(guard=UNGUARDED), modules=modules)
     err = await call(host, f'local r, err = http.get("http://127.0.0.1:{server}/ok"); return err')
     assert "internal address (127.0.0.1)" in err and "without security" in err
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory):
+    """An https server on 127.0.0.1 whose certificate names only ``secure.invalid`` (made with openssl)."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    d = tmp_path_factory.mktemp("tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", str(d / "k.pem"), "-out", str(d / "c.pem"), "-days", "1",
+                    "-subj", "/CN=secure.invalid", "-addext", "subjectAltName=DNS:secure.invalid"],
+                   check=True, capture_output=True)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(d / "c.pem"), str(d / "k.pem"))
+    srv = QuietServer(("127.0.0.1", 0), Handler)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield srv.server_address[1], str(d / "c.pem")
+    srv.shutdown()
+    srv.server_close()
+
+
+async def test_https_to_a_pinned_address_verifies_the_certificate_against_the_host_name(tls_server):
+    import ssl
+
+    port, cert = tls_server
+
+    async def resolver(host, port_):
+        return ["127.0.0.1"]
+
+    trusting = httpx.AsyncHTTPTransport(verify=ssl.create_default_context(cafile=cert))
+    modules = builtin_modules()
+    modules["http"] = http_module(resolver=resolver, transport=trusting)
+    host = LuaHost(services=MemoryRegistry().services(guard=Guard(["secure.invalid", "other.invalid"])),
+                   modules=modules)
+    r = await call(host, f'return http.get("https://secure.invalid:{port}/ok")')
+    assert r["status"] == 200 and r["body"] == "hello"  # TLS checked secure.invalid, though we dialled 127.0.0.1
+    err = await call(host, f'local r, err = http.get("https://other.invalid:{port}/ok"); return err')
+    assert "failed: ConnectError" in err  # the certificate does not name other.invalid
