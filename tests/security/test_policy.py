@@ -203,3 +203,14 @@ def test_code_policies_narrow_the_actor_with_bare_names_in_the_entrys_namespace(
     assert set(actor.limits) == {("app.code:p1",), ("app.lib:p2",)} and actor.is_owner and not actor.unrestricted
     agent = {"id": "app.agents:a", "kind": "agent", "meta": {}, "data": {"policies": ["p1"]}}
     assert sec.run_as(Actor.owner("cli"), agent).unrestricted  # an agent's policies are its own, not a limit
+
+
+def test_an_internal_address_literal_is_explicit_only_for_every_check():
+    reg = _registry(_policy_entry("s:named", allow(["http.request"], ["10.0.0.5"])),
+                    _policy_entry("s:wide", allow(["*"], ["*"])))
+    sec = Security(reg)
+    assert not sec.check(Actor.owner("cli"), "http.request", "127.0.0.1").allowed  # security.can says so too
+    assert not sec.check(Actor.agent("a:w", ["s:wide"]), "http.request", "10.0.0.5").allowed
+    assert sec.check(Actor.agent("a:n", ["s:named"]), "http.request", "10.0.0.5").allowed
+    assert sec.check(Actor.agent("a:w", ["s:wide"]), "http.request", "93.184.216.34").allowed
+    assert sec.check(Actor.owner("cli"), "registry.read", "127.0.0.1").allowed  # only http.request

@@ -128,13 +128,15 @@ class Security:
         """Deny wins, default deny; for a restricted actor every policy set must allow.
 
         ``explicit``: the resource must be named by a rule of every set (a glob does not count,
-        nor does an owner's default: an unrestricted owner is denied).
+        nor does an owner's default: an unrestricted owner is denied). Some resources are always
+        explicit-only (``explicit_only``): ``http.request`` on a loopback/private address literal.
 
         Remembered per live registry snapshot, so a tool called every turn is
         evaluated once per registry version; any registry change (a person
         editing a policy) makes the next check evaluate again.
         """
         actor = as_actor(actor)
+        explicit = explicit or explicit_only(action, resource)
         snapshot = getattr(self.registry, "snapshot", None)
         live = snapshot() if callable(snapshot) else None
         if live is None:  # nothing to tell a changed registry by: evaluate every time
@@ -259,6 +261,13 @@ class Security:
         record = AuditRecord(at=self._clock(), actor=as_actor(actor).label, action=action, resource=resource,
                              decision=decision, details=_jsonable(dict(details)))  # type: ignore[arg-type]
         await self.store.audit_append([record])
+
+
+def explicit_only(action: str, resource: str) -> bool:
+    """Whether ``resource`` must be named by a rule for ``action`` whatever the caller asked:
+    ``http.request`` on a loopback, private or link-local address literal (SPEC §8). A host *name*
+    that resolves to such an address is judged by ``Security.enforce_url`` with its addresses."""
+    return action == "http.request" and is_ip(resource) and is_internal(resource)
 
 
 def _digest(request: ApprovalRequest) -> str:
