@@ -53,6 +53,7 @@ LIMITED = {"namespace": "app.limited", "entries": [
     # bare names: the entry's namespace
     fn("spawn_limited", SPAWNER, policies=["nospawn"]),
     fn("spawn_allowed", SPAWNER, policies=["spawner"]),
+    fn("spawn_nothing", SPAWNER, policies=[]),
     {"name": "lib", "kind": "library.lua", "source": "return {}", "policies": ["nospawn"]},
     fn("via_lib", SPAWNER, imports={"l": "lib"}),
     fn("calls_spawner", 'return {handler = function() return funcs.call("app.procs:spawner", {}) end}',
@@ -107,7 +108,8 @@ async def test_an_owner_calling_code_with_policies_is_narrowed_by_them(app):
     assert "within the policies: of app.limited:spawn_limited ['app.limited:nospawn']" in refused
     assert await app.call("app.limited:spawn_allowed", {}) == "spawned"
     assert await app.call("app.procs:spawner", {}) == "spawned"  # no policies: the person's own rights
-    assert [r.resource for r in await denials(app)] == ["app.procs:worker"]
+    assert (await app.call("app.limited:spawn_nothing", {})).startswith("refused: ")  # policies: [] allows nothing
+    assert [r.resource for r in await denials(app)] == ["app.procs:worker"] * 2
 
 
 async def test_an_agent_calling_code_with_policies_gets_only_what_both_allow(app):
@@ -141,6 +143,8 @@ def test_policies_under_wippy_call_narrow_the_person(tmp_path, capsys, server):
     assert json.loads(capsys.readouterr().out) == "hello"
     assert main(["call", "app.limited:fetch_plain", json.dumps({"url": server}), *args]) == 0
     assert "must be named by a policy rule" in json.loads(capsys.readouterr().out)
+    assert main(["call", "app.limited:flow_named", json.dumps({"url": server}), *args]) == 0  # a workflow
+    assert json.loads(capsys.readouterr().out) == "hello"
 
 
 async def test_a_policy_reference_is_checked_like_other_references(tmp_path):
