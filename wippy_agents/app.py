@@ -26,6 +26,7 @@ from .registry.validation import code_validator
 from .runtime import Node
 from .store import Store, open_store
 from .tasks import TaskEngine
+from .tasks.nodes import this_process
 from .tasks.settings import engine_options
 
 __all__ = ["App", "on_open"]
@@ -98,7 +99,10 @@ class App:
             lua = LuaHost(node=the_node, registry=registry)
             lua.services = registry_services(registry)
             await registry.load(settings)
-            tasks = TaskEngine(the_store, node_name=settings.node, node=the_node, **options.as_kwargs())
+            tasks = TaskEngine(the_store, node_name=settings.node, node=the_node, max_tasks=settings.max_tasks,
+                               identity=this_process(settings.node, stable=settings.node_stable),
+                               **options.as_kwargs())
+            await tasks.register()  # NameTaken while another live process holds this node name
             app = cls(settings, the_node, the_store, registry, lua, tasks)
             for hook in _OPEN_HOOKS:
                 await hook(app)
@@ -140,6 +144,7 @@ class App:
 
     async def close(self) -> None:
         """Stop everything: later layers, tasks, registry, processes, then the store."""
+        self.tasks.interrupt()  # first: a step cut short by the layers closing is not the task's error
         for closer in reversed(self._closers):
             try:
                 await closer()

@@ -37,7 +37,9 @@ class NodeIdentity:
 
 @functools.cache
 def host_name() -> str:
-    return socket.gethostname() or "localhost"
+    """This host's name; ``WIPPY_HOST`` overrides it (nodes of one machine acting as
+    several hosts, as in tests and benchmarks of lease expiry)."""
+    return os.environ.get("WIPPY_HOST") or socket.gethostname() or "localhost"
 
 
 @functools.cache
@@ -72,9 +74,10 @@ def is_alive(pid: int, started: str) -> bool:
     return True
 
 
-def this_process(name: str | None = None) -> NodeIdentity:
-    """This process's identity; without ``name`` a unique one, ``<host>-<pid>``."""
+def this_process(name: str | None = None, *, stable: bool | None = None) -> NodeIdentity:
+    """This process's identity; without ``name`` a unique one, ``<host>-<pid>``
+    (``stable`` defaults to whether a name was given)."""
     pid = os.getpid()
     host = host_name()
     return NodeIdentity(name=name or f"{host}-{pid}", host=host, pid=pid, started=start_token(pid),
-                        stable=bool(name))
+                        stable=bool(name) if stable is None else stable)
