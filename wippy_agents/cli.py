@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 from typing import Callable
 
@@ -61,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("agent")
     p.add_argument("prompt")
     p.add_argument("--task-id", default=None)
+    p.add_argument("--detach", action="store_true",
+                   help="queue the run for the cluster (a `wippy run` node runs it); print its task id")
 
     p_reg = sub.add_parser("registry", help="inspect and change the registry")
     reg_sub = p_reg.add_subparsers(dest="registry_command", metavar="ACTION", required=True)
@@ -89,6 +92,21 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--skip", action="store_true", help="record a stranded step as skipped")
     p = _cmd(tasks_sub, "cancel", "wippy_agents.console.tasks_cmd:cancel", "cancel a task")
     p.add_argument("id")
+    p = _cmd(tasks_sub, "start", "wippy_agents.console.queue_cmd:start",
+             "queue a workflow (or agent) task for any `wippy run` node; print its id "
+             "(e.g. wippy tasks start app.flows:order '{\"id\": 7}' --task-id order-7)")
+    p.add_argument("entry", help="the workflow.lua (or agent) entry id")
+    p.add_argument("json", nargs="?", default=None, help="its argument as JSON")
+    p.add_argument("--task-id", default=None, help="the task id (idempotency key)")
+    p = _cmd(tasks_sub, "wait", "wippy_agents.console.queue_cmd:wait",
+             "wait for a task to end, from any process; print its result as JSON (e.g. wippy tasks wait order-7)")
+    p.add_argument("id", help="the task id")
+    p.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
+    p = _cmd(tasks_sub, "signal", "wippy_agents.console.queue_cmd:signal",
+             "deliver a signal to a workflow (e.g. wippy tasks signal order-7 approved '{\"by\": \"ada\"}')")
+    p.add_argument("id", help="the task id")
+    p.add_argument("name", help="the signal's topic")
+    p.add_argument("json", nargs="?", default=None, help="its payload as JSON")
 
     p = _cmd(sub, "audit", "wippy_agents.console.registry_cmd:audit", "show the audit log")
     p.add_argument("--limit", type=int, default=50)
@@ -107,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     _setup_logging(args)
+    # SIGTERM stops a command as Ctrl-C does (asyncio.run cancels it cleanly), so its tasks
+    # are released as pending instead of being left to a lease expiry.
+    previous = signal.signal(signal.SIGTERM, _term_as_interrupt)
     try:
         return int(_resolve(args.handler)(args) or 0)
     except KeyboardInterrupt:
@@ -121,6 +142,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"wippy: error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
         return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _term_as_interrupt(signum: int, frame: object) -> None:
+    signal.raise_signal(signal.SIGINT)
 
 
 def _setup_logging(args: argparse.Namespace) -> None:

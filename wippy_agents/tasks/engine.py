@@ -150,7 +150,7 @@ class TaskEngine:
         await self.store.node_register(NodeRecord(name=me.name, host=me.host, pid=me.pid, started=me.started,
                                                   stable=me.stable), ttl=self.lease_seconds)
         self._registered = True
-        log.info("node %s: registered (host %s, pid %d)", me.name, me.host, me.pid)
+        log.debug("node %s: registered (host %s, pid %d)", me.name, me.host, me.pid)
 
     def _dead_here(self, node: NodeRecord) -> bool:
         me = self.identity
@@ -459,7 +459,7 @@ class TaskEngine:
         try:
             await self.store.task_update(task_id, node=self.node_name, epoch=epoch, owner=None,
                                          lease_expires_at=None, status="pending")
-            log.info("node %s: released task %s (pending; any node resumes it)", self.node_name, task_id)
+            log.debug("node %s: released task %s (pending; any node resumes it)", self.node_name, task_id)
         except (StoreError, TaskError, TaskNotFound) as exc:
             log.info("could not release task %r: %s", task_id, exc)
 

@@ -294,10 +294,16 @@ class Journal:
                 await self._store.journal_write(batch[0], node=self._node, epoch=epoch)
             else:
                 await self._store.journal_write_many(batch, node=self._node, epoch=epoch)
+        except LeaseLost:
+            if self._lease is not None:
+                self._lease.lose()  # fenced out: this run sends nothing more
+            raise
         except TaskError as exc:
-            if type(exc) is not TaskError:  # LeaseLost, NondeterminismError ... as they are
+            if type(exc) is not TaskError:  # NondeterminismError ... as they are
                 raise
             # The store contract names a plain TaskError for a lost lease.
+            if self._lease is not None:
+                self._lease.lose()
             raise LeaseLost(str(exc), task_id=self.task_id) from exc
 
     async def _landed(self, batch: list[StepRecord]) -> bool:

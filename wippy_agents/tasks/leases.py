@@ -160,8 +160,14 @@ class LeaseKeeper:
             if wake is None:
                 await asyncio.sleep(interval)
             else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), interval)
+                # Not ``wait_for``: on 3.11 it can swallow a cancel that lands as the wait
+                # completes (a run ending sets ``wake`` just as ``stop`` cancels), and then
+                # this loop would never end.
+                timer = asyncio.get_running_loop().call_later(interval, wake.set)
+                try:
+                    await wake.wait()
+                finally:
+                    timer.cancel()
                 wake.clear()
             try:
                 await action()
