@@ -52,7 +52,7 @@ async def test_a_write_of_an_older_epoch_is_refused_even_under_the_same_node_nam
     assert await store.journal_load("t1") == []
     await store.journal_write(step(1), node="w1", epoch=new.epoch)
     assert await store.task_heartbeat("w1", ["t1"], 60, epochs={"t1": new.epoch}) == ["t1"]
-    assert (await store.task_get("t1")).status == "pending"
+    assert (await store.task_get("t1")).status == "running"  # a claim starts it
 
 
 # -- the queue -----------------------------------------------------------------------
@@ -65,7 +65,7 @@ async def test_queued_tasks_are_claimed_by_exactly_one_of_two_stores(store_url):
                                             b.task_claim_expired("b", 60, limit=15))
         ids_a, ids_b = {t.id for t in got_a}, {t.id for t in got_b}
         assert not ids_a & ids_b and len(ids_a | ids_b) == 20
-        assert {t.epoch for t in got_a + got_b} == {1}
+        assert {(t.epoch, t.status) for t in got_a + got_b} == {(1, "running")}
         assert await a.task_claim_expired("a", 60) == []  # nothing left: an idle poll claims nothing
     finally:
         await a.close()

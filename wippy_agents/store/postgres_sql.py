@@ -30,7 +30,8 @@ TASK_GET = "SELECT * FROM tasks WHERE id = $1"
 TASK_EXISTS_OWNER = "SELECT owner, epoch FROM tasks WHERE id = $1"
 TASK_LIST_ALL = "SELECT * FROM tasks ORDER BY created_at DESC, id LIMIT $1"
 TASK_LIST_STATUS = "SELECT * FROM tasks WHERE status = $2 ORDER BY created_at DESC, id LIMIT $1"
-TASK_CLAIM = (f"UPDATE tasks SET owner = $2, lease_expires_at = {NOW} + $3, updated_at = {NOW}, epoch = epoch + 1"
+TASK_CLAIM = (f"UPDATE tasks SET owner = $2, lease_expires_at = {NOW} + $3, updated_at = {NOW}, epoch = epoch + 1,"
+              " status = CASE WHEN status = 'pending' THEN 'running' ELSE status END"
               f" WHERE id = $1 AND status NOT IN ({_TERMINAL})"
               f" AND (owner IS NULL OR owner = $2 OR lease_expires_at IS NULL OR lease_expires_at <= {NOW})"
               " RETURNING *")
@@ -43,7 +44,8 @@ def claim_expired(include_own: bool) -> str:
     return (f"WITH c AS (SELECT id FROM tasks WHERE status IN ('pending', 'running')"
             f" AND (owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= {NOW}{own})"
             " ORDER BY created_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)"
-            f" UPDATE tasks t SET owner = $1, lease_expires_at = {NOW} + $2, updated_at = {NOW}, epoch = t.epoch + 1"
+            f" UPDATE tasks t SET owner = $1, lease_expires_at = {NOW} + $2, updated_at = {NOW}, epoch = t.epoch + 1,"
+            " status = CASE WHEN t.status = 'pending' THEN 'running' ELSE t.status END"
             " FROM c WHERE t.id = c.id RETURNING t.*")
 
 

@@ -184,7 +184,8 @@ def task_update(db: sqlite3.Connection, task_id: str, node: str | None, epoch: i
 
 def task_claim(db: sqlite3.Connection, task_id: str, node: str, lease: float, now: float) -> TaskRecord | None:
     row = db.execute(
-        "UPDATE tasks SET owner = ?, lease_expires_at = ?, updated_at = ?, epoch = epoch + 1"
+        "UPDATE tasks SET owner = ?, lease_expires_at = ?, updated_at = ?, epoch = epoch + 1,"
+            " status = CASE WHEN status = 'pending' THEN 'running' ELSE status END"
         f" WHERE id = ? AND status NOT IN ({_TERMINAL})"
         " AND (owner IS NULL OR owner = ? OR lease_expires_at IS NULL OR lease_expires_at <= ?) RETURNING *",
         (node, now + lease, now, task_id, node, now)).fetchone()
@@ -211,7 +212,8 @@ def task_claim_expired(db: sqlite3.Connection, node: str, lease: float, limit: i
 
     def run() -> list:
         return db.execute(
-            "UPDATE tasks SET owner = :node, lease_expires_at = :until, updated_at = :now, epoch = epoch + 1"
+            "UPDATE tasks SET owner = :node, lease_expires_at = :until, updated_at = :now, epoch = epoch + 1,"
+            " status = CASE WHEN status = 'pending' THEN 'running' ELSE status END"
             f" WHERE id IN (SELECT id FROM tasks WHERE {_claimable(own)} ORDER BY created_at, id LIMIT :limit)"
             " RETURNING *", args).fetchall()
 
