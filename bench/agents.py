@@ -126,7 +126,7 @@ def wippy_loop(turns: int, runs: int, persisted: bool) -> dict[str, list[float]]
             path = Path(tmp) / "app.yaml"
             path.write_text(APP, encoding="utf-8")
             async with await App.open(path, store="sqlite:///:memory:") as app:
-                service = app.extensions["agents"]
+                service = app.agents
                 for r in range(runs + 1):
                     service.use_provider("bench.models:m", ScriptedModel(script))
                     task = TaskRecord(id=f"run{r}", kind="agent", target="bench.agents:a", input={"prompt": PROMPT})
@@ -171,7 +171,7 @@ def wippy(turns: int, runs: int, persisted: bool) -> dict[str, list[float]]:
             path.write_text(APP, encoding="utf-8")
             store = f"sqlite:///{tmp}/state.db" if persisted else "sqlite:///:memory:"
             async with await App.open(path, store=store) as app:
-                service = app.extensions["agents"]
+                service = app.agents
                 for r in range(runs + 1):  # the first run warms up imports and caches
                     service.use_provider("bench.models:m", ScriptedModel(script))
                     clock.start()

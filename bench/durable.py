@@ -98,7 +98,7 @@ async def workflow_steps(runs: int) -> dict[str, list[float]]:
         (src / "bench.yaml").write_text(yaml.safe_dump({"namespace": "bench.tools", "entries": entries}))
         out: dict[str, list[float]] = {"workflow": [], "plain": [], "replay": []}
         async with await App.open(src.parent) as app:
-            flows = app.extensions["workflows"]
+            flows = app.workflows
             for run in range(runs + 1):
                 t0 = time.perf_counter()
                 await app.call("bench.tools:plain", {"n": STEPS})

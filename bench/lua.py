@@ -28,7 +28,7 @@ import time
 
 import lupa.lua54
 
-from wippy_agents.lua import LuaHost, LuaState, Services
+from wippy_agents.lua import LuaHost, LuaState, Services, UNGUARDED
 
 TRIVIAL = "return {handler = function(a) return a end}"
 ENTRY = {"id": "bench:echo", "kind": "function.lua", "meta": {}, "data": {"source": TRIVIAL, "method": "handler"}}
@@ -62,7 +62,7 @@ async def main(n: int) -> None:
     async def get_entry(entry_id, *, actor=None):
         return entries.get(entry_id)
 
-    services = Services(get_entry=get_entry)
+    services = Services(get_entry=get_entry, guard=UNGUARDED)
     fresh = LuaHost(services=services, pool_size=0)
     pooled = LuaHost(services=services, pool_size=8)
     args = {"x": 1}

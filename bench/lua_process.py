@@ -38,7 +38,7 @@ import subprocess
 import sys
 import time
 
-from wippy_agents.lua import LuaHost, Services
+from wippy_agents.lua import LuaHost, Services, UNGUARDED
 from wippy_agents.lua.hosting import LuaProcesses
 from wippy_agents.lua.process import lua_process_body
 from wippy_agents.runtime import Node
@@ -73,7 +73,7 @@ async def _rig() -> tuple[Node, LuaProcesses]:
         return entries.get(entry_id)
 
     node = Node("bench")
-    procs = LuaProcesses(node, LuaHost(services=Services(get_entry=get_entry), node=node))
+    procs = LuaProcesses(node, LuaHost(services=Services(get_entry=get_entry, guard=UNGUARDED), node=node))
     procs.start_host(HOST, {"max_restarts": 1000})
     return node, procs
 

@@ -103,7 +103,7 @@ async def create_to_callable(app, runs: int, tag: str) -> dict[str, list[float]]
 
 async def parts(app, runs: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     actor = actor_of(app, "app.agents:smith", "bench")
-    sec = app.extensions["security"]
+    sec = app.security
     out: dict[str, list[float]] = {"schema": [], "compile": [], "examples": [], "write": [], "bare_call": []}
     cpu: dict[str, list[float]] = {key: [] for key in out}
     for i in range(runs):
@@ -153,8 +153,8 @@ SCRIPT = [
 async def round_trips(tmp: Path, store: str) -> tuple[int, int, str]:
     app = await open_app(tmp, app_yaml(SCRIPT), store=store)
     try:
-        result = await app.extensions["agents"].run("app.agents:smith", "slug it", timeout=60)
-        calls = len(app.extensions["agents"].provider_for("app.models:m").calls)
+        result = await app.agents.run("app.agents:smith", "slug it", timeout=60)
+        calls = len(app.agents.provider_for("app.models:m").calls)
         return calls, result.turns, result.answer
     finally:
         await app.close()

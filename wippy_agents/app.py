@@ -1,9 +1,23 @@
-"""``App``: one running node of an app, with every layer wired together.
+"""``App``: the composition root — one running node of an app, every layer opened in one written order.
 
-The layers stay ignorant of each other below this point; here they meet:
-the store opens, the registry loads the app's files (with the Lua compile
-check as a validator), the Lua host serves function entries, the task
-engine resumes durable work, and (when asked) the watcher hot-reloads files.
+No layer imports this module; each offers a plain constructor and ``App.open``
+calls them here, top to bottom, keeping each result in a typed attribute::
+
+    store      = open_store(url)                          store/
+    node       = Node(name)                               runtime/
+    registry   = Registry(store, builtins=...)            registry/  (+ the Lua compile check)
+    security   = security.install(registry, store)        security/  (the registry write guard)
+    lua        = LuaHost(services=registry_services(      lua/       (every guarded op meets
+                     registry, **security.lua_seams(..)))             security's LuaGuard)
+    tasks      = TaskEngine(store, node=node, ...)        tasks/
+    processes  = LuaProcesses(node, lua, registry)        lua/       (process.host, process.service)
+    workflows  = workflows.install(registry, tasks, lua)  tasks/     (workflow.lua)
+    agents     = agents.install(app)                      agents/    (agent runs, llm/agent modules)
+    sessions   = session.install(app, agents)             agents/    (conversations)
+
+Security is not optional and is installed before anything can write to the
+registry or run Lua; a guard that is missing is a start-up error, never a
+silent skip, whatever the import order.
 
 >>> async with await App.open("examples/hello") as app:     # doctest: +SKIP
 ...     print(await app.call("app.tools:word_count", {"text": "a b"}))
@@ -19,43 +33,49 @@ import logging
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-from .errors import EntryNotFound, UsageError
+from . import security as security_layer
+from .agents import AgentService, ToolCallContext, builtin_entries, dispatch_tool
+from .agents import install as install_agents
+from .agents.session import Sessions
+from .agents.session import install as install_sessions
+from .errors import ConfigError, EntryNotFound, UsageError
 from .lua import LuaHost, compile_check, registry_services
-from .registry import AppSettings, Entry, Registry
+from .lua.hosting import LuaProcesses
+from .registry import AppSettings, Entry, Registry, kinds
 from .registry.validation import code_validator
 from .runtime import Node
+from .security import Security
 from .store import Store, open_store
 from .tasks import TaskEngine
 from .tasks.nodes import this_process
 from .tasks.settings import engine_options
+from .tasks.workflow import Workflows
+from .tasks.workflow import install as install_workflows
 
-__all__ = ["App", "on_open"]
+__all__ = ["App"]
 
 log = logging.getLogger(__name__)
 
-# Extension points: later layers (security, agents, Lua processes) add a
-# coroutine ``hook(app)`` run at open, in order, and may register closers.
-_OPEN_HOOKS: list[Callable[["App"], Awaitable[None]]] = []
-
-
-def on_open(hook: Callable[["App"], Awaitable[None]]) -> Callable[["App"], Awaitable[None]]:
-    """Register ``hook(app)`` to run when an App opens (after store, registry, Lua, tasks)."""
-    _OPEN_HOOKS.append(hook)
-    return hook
-
 
 class App:
-    """A node of an app: ``node``, ``store``, ``registry``, ``lua``, ``tasks`` (+ later layers)."""
+    """A node of an app; each layer is a typed attribute, opened by ``App.open`` in the order above."""
 
-    def __init__(self, settings: AppSettings, node: Node, store: Store, registry: Registry,
-                 lua: LuaHost, tasks: TaskEngine) -> None:
+    settings: AppSettings
+    node: Node
+    store: Store
+    registry: Registry
+    security: Security
+    lua: LuaHost
+    tasks: TaskEngine
+    processes: LuaProcesses
+    workflows: Workflows
+    agents: AgentService
+    sessions: Sessions
+
+    def __init__(self, settings: AppSettings, node: Node, store: Store) -> None:
         self.settings = settings
         self.node = node
         self.store = store
-        self.registry = registry
-        self.lua = lua
-        self.tasks = tasks
-        self.extensions: dict[str, Any] = {}
         self._closers: list[Callable[[], Awaitable[None]]] = []
 
     @classmethod
@@ -83,50 +103,59 @@ class App:
         options = engine_options(settings.extra, where=str(settings.app_file or settings.root / "wippy.yaml"),
                                  lease_seconds=lease_seconds, heartbeat_seconds=heartbeat_seconds,
                                  claim_interval=claim_interval)
-        the_store = await open_store(settings.store)
-        the_node = Node(settings.node)
-        registry: Registry | None = None
-        tasks: TaskEngine | None = None
-        app: App | None = None
+        app = cls(settings, Node(settings.node), await open_store(settings.store))
         try:
-            # Imported here, not at the top: the agents layer registers its open hook on import.
-            from .agents import builtin_entries
-            from .security import wiring as _security_wiring  # noqa: F401  (registers the security open hook)
-            from .console import session as _console_session  # noqa: F401  (the console.session task kind)
-
-            registry = Registry(the_store, author_default="cli", builtins=builtin_entries())
-            registry.add_validator(code_validator(compile_check))
-            lua = LuaHost(node=the_node, registry=registry)
-            lua.services = registry_services(registry)
-            await registry.load(settings)
-            tasks = TaskEngine(the_store, node_name=settings.node, node=the_node, max_tasks=settings.max_tasks,
-                               identity=this_process(settings.node, stable=settings.node_stable),
-                               **options.as_kwargs())
-            await tasks.register()  # NameTaken while another live process holds this node name
-            app = cls(settings, the_node, the_store, registry, lua, tasks)
-            for hook in _OPEN_HOOKS:
-                await hook(app)
+            await app._open_layers(options.as_kwargs())
             if follow:
-                registry.follow()
+                app.registry.follow()
             if watch:
-                registry.watch(settings, on_error=on_watch_error or (lambda exc: log.error("%s", exc)))
+                app.registry.watch(settings, on_error=on_watch_error or (lambda exc: log.error("%s", exc)))
             if recover:
-                await tasks.recover()
+                await app.tasks.recover()
             return app
         except BaseException:
-            if app is not None:  # a layer's hook failed: undo the ones that ran, then the core
-                await app.close()
-                raise
-            if tasks is not None:
-                await tasks.close()
-            if registry is not None:
-                await registry.close()
-            await the_node.stop()
-            await the_store.close()
+            await app.close()
             raise
 
+    async def _open_layers(self, engine_kwargs: dict[str, Any]) -> None:
+        """Each layer's constructor, in the order of the module docstring; each closes with ``close``."""
+        self.registry = Registry(self.store, author_default="cli", builtins=builtin_entries())
+        self._closers.append(self.registry.close)
+        self.registry.add_validator(code_validator(compile_check))
+        self.security = security_layer.install(self.registry, self.store)
+        services = registry_services(self.registry, call_function=self._call_entry,
+                                     **security_layer.lua_seams(self.security))
+        self.lua = LuaHost(node=self.node, registry=self.registry, services=services)
+        if services.guard is None:  # cannot happen through lua_seams; a refactor must not make it silently so
+            raise ConfigError("the Lua host has no security guard; refusing to open the node")
+        await self.registry.load(self.settings)
+        self.tasks = TaskEngine(self.store, node_name=self.settings.node, node=self.node,
+                                max_tasks=self.settings.max_tasks,
+                                identity=this_process(self.settings.node, stable=self.settings.node_stable),
+                                **engine_kwargs)
+        self._closers.append(self.tasks.close)
+        await self.tasks.register()  # NameTaken while another live process holds this node name
+        self.processes = LuaProcesses(self.node, self.lua, registry=self.registry)
+        self._closers.append(self.processes.close)
+        await self.processes.open()
+        self.workflows = install_workflows(self.registry, self.tasks, self.lua)
+        self.agents = install_agents(self)
+        self._closers.append(self.agents.close)
+        self.sessions = install_sessions(self, self.agents)
+
+    async def _call_entry(self, entry_id: str, args: Any, *, actor: Any = None) -> Any:
+        """``funcs.call`` of a non-Lua entry: a workflow runs as a task, a Python tool through the
+        tool dispatcher (validated, checked). Which one is the kind's ``call_mode``."""
+        entry = self.registry.get(entry_id)
+        mode = kinds.call_mode(entry.kind) if entry is not None else None
+        if mode == "workflow":
+            return await self.workflows.run(entry_id, args)
+        if mode == "python" and entry is not None:
+            return await dispatch_tool(self, entry, args, ToolCallContext(app=self, actor=actor))
+        raise EntryNotFound(f"funcs.call: {entry_id!r} is not a callable function entry", id=entry_id)
+
     def add_closer(self, closer: Callable[[], Awaitable[None]]) -> None:
-        """Run ``closer()`` at ``close``, before the core layers stop (last added runs first)."""
+        """Run ``closer()`` at ``close``, before the layers stop (last added runs first)."""
         self._closers.append(closer)
 
     def entry(self, entry_id: str) -> Entry:
@@ -138,21 +167,21 @@ class App:
     async def call(self, entry_id: str, args: Any = None, *, actor: Any = None) -> Any:
         """Call a function entry (``function.lua``) and return its first result."""
         entry = self.entry(entry_id)
-        if entry.kind != "function.lua":
+        if kinds.call_mode(entry.kind) != "lua":
             raise UsageError(f"{entry_id!r} is a {entry.kind!r} entry, not a function (kind function.lua)")
         return await self.lua.call_function(entry, args, actor=actor)
 
     async def close(self) -> None:
-        """Stop everything: later layers, tasks, registry, processes, then the store."""
-        self.tasks.interrupt()  # first: a step cut short by the layers closing is not the task's error
-        for closer in reversed(self._closers):
+        """Stop everything opened, in reverse order (then processes and the store). Idempotent."""
+        tasks = getattr(self, "tasks", None)
+        if tasks is not None:
+            tasks.interrupt()  # first: a step cut short by the layers closing is not the task's error
+        closers, self._closers = self._closers, []
+        for closer in reversed(closers):
             try:
                 await closer()
             except Exception:  # noqa: BLE001 - one failing closer must not leak the rest
                 log.exception("closer failed during shutdown")
-        self._closers.clear()
-        await self.tasks.close()
-        await self.registry.close()
         await self.node.stop()
         await self.store.close()
 
@@ -161,12 +190,3 @@ class App:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-
-# Layer wiring (each line registers one layer's open hook; order is run order).
-from .lua.hosting import attach_processes  # noqa: E402  (Lua processes, process.host, process.service)
-
-on_open(attach_processes)
-from .tasks.workflow import attach_workflows  # noqa: E402  (workflow.lua as durable tasks)
-
-on_open(attach_workflows)

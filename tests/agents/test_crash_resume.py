@@ -42,8 +42,8 @@ async def _uninterrupted(tmp_path: Path) -> str:
     GATE["entered"] = GATE["release"] = None
     path = write_app(tmp_path, _text(), name="plain.yaml")
     async with await App.open(path, store=f"sqlite:///{tmp_path / 'plain.db'}") as app:
-        result = await app.extensions["agents"].run("app.agents:a", "add things", timeout=30)
-        app.extensions["agents"].provider_for("app.models:m").assert_complete()
+        result = await app.agents.run("app.agents:a", "add things", timeout=30)
+        app.agents.provider_for("app.models:m").assert_complete()
         return result.answer
 
 
@@ -54,9 +54,9 @@ async def test_a_run_stopped_mid_way_resumes_without_repeating_model_calls(tmp_p
     GATE["entered"], GATE["release"] = asyncio.Event(), asyncio.Event()
     first = await App.open(path, store=store)
     try:
-        await first.extensions["agents"].start("app.agents:a", "add things", task_id="crash-1")
+        await first.agents.start("app.agents:a", "add things", task_id="crash-1")
         await asyncio.wait_for(GATE["entered"].wait(), 10)
-        made_before = len(first.extensions["agents"].provider_for("app.models:m").calls)
+        made_before = len(first.agents.provider_for("app.models:m").calls)
         # finished steps may reach the store a moment after they return (write-behind): wait for them
         await until(lambda: _journaled(first, "crash-1"), lambda n: n >= 3)
         # The run's process dies mid-tool (untrappable kill): nothing more is written for it.
@@ -70,8 +70,8 @@ async def test_a_run_stopped_mid_way_resumes_without_repeating_model_calls(tmp_p
     assert (await _task_status(store, "crash-1")) == "pending"  # not finished: released at close for any node
 
     async with await App.open(path, store=store) as second:  # recover=True resumes the released task
-        result = await second.extensions["agents"].result("crash-1", timeout=30)
-        model = second.extensions["agents"].provider_for("app.models:m")
+        result = await second.agents.result("crash-1", timeout=30)
+        model = second.agents.provider_for("app.models:m")
         assert [c.index for c in model.calls] == [2, 3]  # only the calls not journaled yet
         assert result.answer == expected == "sum of sums: 10"
         steps = [s.name for s in await second.store.journal_load("crash-1")]
@@ -221,7 +221,7 @@ async def test_a_lua_agent_resumes_from_its_journal(tmp_path):
     GATE["entered"], GATE["release"] = asyncio.Event(), asyncio.Event()
     first = await App.open(path, store=store)
     try:
-        await first.extensions["agents"].start("app.agents:planner", "go", task_id="lua-crash")
+        await first.agents.start("app.agents:planner", "go", task_id="lua-crash")
         await asyncio.wait_for(GATE["entered"].wait(), 10)
         await until(lambda: _journaled(first, "lua-crash"), lambda n: n >= 1)
         first.node.exit(first.node.whereis("task:lua-crash"), "kill")
@@ -229,8 +229,8 @@ async def test_a_lua_agent_resumes_from_its_journal(tmp_path):
         GATE["entered"] = GATE["release"] = None
         await first.close()
     async with await App.open(path, store=store) as second:
-        result = await second.extensions["agents"].result("lua-crash", timeout=30)
+        result = await second.agents.result("lua-crash", timeout=30)
         assert result.answer == "first gate passed second"
-        assert [c.index for c in second.extensions["agents"].provider_for("app.models:m").calls] == [1]
+        assert [c.index for c in second.agents.provider_for("app.models:m").calls] == [1]
         steps = [s.name for s in await second.store.journal_load("lua-crash")]
         assert steps == ["llm", "call:test.crash:gate", "llm"]

@@ -16,10 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 async def test_the_assistant_counts_words_offline(tmp_path):
     async with await App.open(ROOT, store=f"sqlite:///{tmp_path / 'state.db'}") as app:
         events = []
-        result = await app.extensions["agents"].run("app.agents:assistant", "count words in: a b c",
+        result = await app.agents.run("app.agents:assistant", "count words in: a b c",
                                                      on_event=events.append, timeout=30)
         assert result.stop_reason == "final" and "3 words" in result.answer
-        model = app.extensions["agents"].provider_for("app.models:default")
+        model = app.agents.provider_for("app.models:default")
         model.assert_complete()
         tool_result = [m.content for m in model.calls[1].messages if m.role == "tool"]
         assert [json.loads(t) for t in tool_result] == [{"words": 3, "chars": 5}]
@@ -51,11 +51,3 @@ def test_printer_streams_text_and_does_not_print_the_answer_twice(tmp_path):
     assert replayed.out.getvalue() == "From the journal.\n"
 
 
-def test_exports_are_what_we_mean():
-    assert set(agents.__all__) == {
-        "AGENT_TASK_KIND", "AgentResult", "AgentService", "AgentSpec", "BUILTIN_TOOL_MODULES", "Budget",
-        "ContextOverflow", "ContextWindow", "Delegate", "PromptError", "PythonTool", "STOP_REASONS", "StopReason",
-        "TOOL_KINDS", "ToolCallContext", "ToolError", "Toolset", "build_toolset", "builtin_entries",
-        "dispatch_tool", "python_tool", "python_tools", "render_prompt", "truncate_text", "validate_arguments",
-    }
-    assert all(hasattr(agents, name) for name in agents.__all__)

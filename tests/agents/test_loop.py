@@ -14,7 +14,7 @@ from .helpers import app_text, call
 
 
 def svc(app):
-    return app.extensions["agents"]
+    return app.agents
 
 
 def tool_messages(scripted_call):

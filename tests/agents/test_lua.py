@@ -67,7 +67,7 @@ async def test_llm_generate_stream_and_structured_from_lua(make_app):
         "parts": ["hello ", "from ", "the model"], "text": "hello from the model"}
     # the first structured attempt is not JSON: the model is told why and answers again
     assert await app.call("app.fn:structured", {"prompt": "trip?"}) == {"city": "Lisbon", "days": 3}
-    model = app.extensions["agents"].provider_for("app.models:m")
+    model = app.agents.provider_for("app.models:m")
     retry = model.calls[2].messages
     assert retry[0].role == "system" and "JSON Schema" in retry[0].content
     assert retry[-1].role == "user" and "That does not match the schema: the reply is not JSON" in retry[-1].content
@@ -131,7 +131,7 @@ entries:
 
 async def test_a_lua_agent_drives_llm_funcs_and_agent_as_journaled_steps(make_app, tmp_path):
     app = await make_app("\n---\n".join([POLICY, LUA_AGENT]))
-    result = await app.extensions["agents"].run("app.agents:planner", "plan it", task_id="lua-1", timeout=30)
+    result = await app.agents.run("app.agents:planner", "plan it", task_id="lua-1", timeout=30)
     assert (result.answer, result.stop_reason) == ("plan / 3 / echo 3", "final")
     steps = [s.name for s in await app.store.journal_load("lua-1")]
     assert steps == ["llm", "call:app.tools:add", "agent:app.agents:echoer"]
@@ -141,7 +141,7 @@ async def test_a_lua_agent_drives_llm_funcs_and_agent_as_journaled_steps(make_ap
 
 async def test_a_finished_lua_agent_task_is_not_run_again(make_app, tmp_path):
     app = await make_app("\n---\n".join([POLICY, LUA_AGENT]))
-    first = await app.extensions["agents"].run("app.agents:planner", "plan it", task_id="lua-2", timeout=30)
-    again = await app.extensions["agents"].run("app.agents:planner", "plan it", task_id="lua-2", timeout=30)
+    first = await app.agents.run("app.agents:planner", "plan it", task_id="lua-2", timeout=30)
+    again = await app.agents.run("app.agents:planner", "plan it", task_id="lua-2", timeout=30)
     assert again == first
-    assert len(app.extensions["agents"].provider_for("app.models:m").calls) == 1
+    assert len(app.agents.provider_for("app.models:m").calls) == 1

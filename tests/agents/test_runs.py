@@ -16,7 +16,7 @@ from .helpers import app_text, call, until
 
 
 def svc(app):
-    return app.extensions["agents"]
+    return app.agents
 
 
 async def test_a_delegate_appears_as_a_tool_and_runs_as_a_child_task(make_app):

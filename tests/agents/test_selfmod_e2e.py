@@ -40,7 +40,7 @@ async def test_an_agent_writes_fixes_and_uses_a_tool_which_survives_a_restart_un
     app = await open_app(tmp_path, text)
     try:
         assert app.registry.version == 1
-        agents = app.extensions["agents"]
+        agents = app.agents
         result = await agents.run("app.agents:smith", "Make a slug of 'Hello Agents World'.", task_id="w1", timeout=30)
         assert (result.stop_reason, result.answer, result.turns) == ("final", "The slug is hello-agents-world.", 4)
         model = agents.provider_for("app.models:m")
@@ -66,7 +66,7 @@ async def test_an_agent_writes_fixes_and_uses_a_tool_which_survives_a_restart_un
     try:
         assert app.registry.version == 2
         assert await app.call("app.generated:slugify", {"text": "Back Again"}) == "back-again"
-        agents = app.extensions["agents"]
+        agents = app.agents
         result = await agents.run("app.agents:undoer", "Use slugify, then undo it.", task_id="u1", timeout=30)
         assert result.stop_reason == "final" and result.answer == "The tool is gone."
         calls = agents.provider_for("app.models:m2").calls
@@ -106,7 +106,7 @@ TEAM = [
 async def test_an_agent_creates_a_helper_agent_and_delegates_to_it_on_the_next_turn(tmp_path):
     app = await open_app(tmp_path, app_yaml(extra_docs=TEAM))
     try:
-        agents = app.extensions["agents"]
+        agents = app.agents
         result = await agents.run("app.agents:boss", "Have someone greet Ada.", task_id="b1", timeout=30)
         assert (result.stop_reason, result.answer) == ("final", "The helper says: Hello, Ada!")
         calls = agents.provider_for("app.models:m2").calls

@@ -31,7 +31,7 @@ async def test_a_task_killed_right_after_its_registry_write_resumes_without_writ
 
     try:
         app.registry.apply = apply_then_hang
-        await app.extensions["agents"].start("app.agents:smith", "slug it", task_id="r1")
+        await app.agents.start("app.agents:smith", "slug it", task_id="r1")
         await asyncio.wait_for(written.wait(), 10)
         assert app.registry.version == 2
         pid = app.node.whereis("task:r1")
@@ -48,7 +48,7 @@ async def test_a_task_killed_right_after_its_registry_write_resumes_without_writ
 
     app = await open_app(tmp_path, text)  # recover=True resumes our task
     try:
-        result = await app.extensions["agents"].result("r1", timeout=30)
+        result = await app.agents.result("r1", timeout=30)
         assert result.answer == "done: once-only"
         writes = [r for r in await app.registry.history() if "create_tool" in r.reason]
         assert [r.version for r in writes] == [2]  # applied once, answered again from the registry

@@ -111,7 +111,7 @@ async def test_security_extension_is_asked_for_tool_call(make_app):
             asked.append((actor, action, resource))
             raise PermissionDenied(f"{actor!r} may not {action} {resource!r}")
 
-    app.extensions["security"] = Refuse()
+    app.security = Refuse()
     with pytest.raises(ToolError, match="not allowed"):
         await dispatch_tool(app, app.entry("app.tools:add"), {"x": 1, "y": 1}, ToolCallContext(app=app, actor="agent:a"))
     assert asked == [("agent:a", "tool.call", "app.tools:add")]

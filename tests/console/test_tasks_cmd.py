@@ -10,7 +10,7 @@ from wippy_agents.app import App
 from wippy_agents.cli import main
 from wippy_agents.errors import UsageError
 from wippy_agents.console import tasks_cmd
-from wippy_agents.console.session import turn_task_id
+from wippy_agents.agents.session import turn_task_id
 
 from .apps import write_app
 
@@ -32,7 +32,7 @@ def session_app(tmp_path):
     async def setup():
         app = await App.open(path, store=store, claim_interval=0)
         try:
-            session = await app.extensions["sessions"].open()
+            session = await app.sessions.open()
             await session.send("weather in Porto?")
             await session.close()
             return session.id

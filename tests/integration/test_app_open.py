@@ -1,4 +1,4 @@
-"""A failing layer hook at App.open undoes what earlier hooks started and leaves nothing running."""
+"""The composition root: a layer that fails at App.open undoes what earlier layers started."""
 
 import pytest
 
@@ -6,21 +6,26 @@ from wippy_agents import app as app_module
 from wippy_agents.app import App
 
 
-async def test_a_failing_open_hook_closes_the_layers_already_attached(tmp_path, monkeypatch):
+async def test_a_layer_failing_at_open_closes_the_layers_already_opened(tmp_path, monkeypatch):
     (tmp_path / "wippy.yaml").write_text("sources: []\n")
-    closed = []
+    opened = {}
 
-    async def attach(app):
-        app.add_closer(lambda: _note(closed, "earlier layer"))
+    def explode(layers):
+        opened.update(tasks=layers.tasks, processes=layers.processes, store=layers.store)
+        raise RuntimeError("layer failed to open")
 
-    async def explode(app):
-        raise RuntimeError("layer failed to attach")
-
-    monkeypatch.setattr(app_module, "_OPEN_HOOKS", [*app_module._OPEN_HOOKS, attach, explode])
-    with pytest.raises(RuntimeError, match="layer failed to attach"):
+    monkeypatch.setattr(app_module, "install_agents", explode)
+    with pytest.raises(RuntimeError, match="layer failed to open"):
         await App.open(tmp_path)
-    assert closed == ["earlier layer"]
+    assert opened["processes"]._closing  # the Lua processes layer was closed
+    with pytest.raises(Exception, match="closed"):
+        await opened["tasks"].start("agent", "x:y", {})  # the task engine was closed
 
 
-async def _note(into, what):
-    into.append(what)
+async def test_every_layer_is_a_typed_attribute_of_the_app(tmp_path):
+    (tmp_path / "wippy.yaml").write_text("sources: []\n")
+    async with await App.open(tmp_path) as app:
+        for name, kind in App.__annotations__.items():
+            assert getattr(app, name) is not None, name
+        assert app.lua.services.guard is not None
+        assert not hasattr(app, "extensions")

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from wippy_agents.errors import EntryNotFound
-from wippy_agents.lua import LuaHost, Services
+from wippy_agents.lua import LuaHost, Services, UNGUARDED
 
 
 class MemoryRegistry:
@@ -49,6 +49,7 @@ class MemoryRegistry:
         return self.version
 
     def services(self, **kw: Any) -> Services:
+        kw.setdefault("guard", UNGUARDED)  # these tests exercise the Lua layer alone, without security
         return Services(get_entry=self.get_entry, find_entries=self.find_entries,
                         registry_version=self.registry_version, registry_apply=self.registry_apply, **kw)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from wippy_agents.lua import LuaHost, Services
+from wippy_agents.lua import LuaHost, Services, UNGUARDED
 from wippy_agents.lua.hosting import LuaProcesses
 from wippy_agents.runtime import Node
 
@@ -38,7 +38,7 @@ class Entries:
         return self.entries.get(entry_id)
 
     def services(self) -> Services:
-        return Services(get_entry=self.get_entry)
+        return Services(get_entry=self.get_entry, guard=UNGUARDED)  # the Lua layer alone, without security
 
 
 class Rig:

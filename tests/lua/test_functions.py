@@ -154,10 +154,10 @@ async def test_cancelling_a_waiting_call_propagates(host):
         started.set()
         return True
 
-    host.ops["test.mark"] = mark
-    from wippy_agents.lua.modules.base import LuaModule
+    from wippy_agents.lua.modules.base import LuaModule, LuaOp
 
-    host.add_module(LuaModule(name="json", lua="return {mark = function() return host('test.mark') end}"))
+    host.add_module(LuaModule(name="json", lua="return {mark = function() return host('test.mark') end}",
+                              ops={"test.mark": LuaOp(fn=mark, effect="read", guard=None)}))
     task = asyncio.ensure_future(host.call_function(fn_entry("json.mark(); time.sleep(30)", modules=["json", "time"])))
     await asyncio.wait_for(started.wait(), 5)
     task.cancel()

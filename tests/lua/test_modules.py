@@ -8,7 +8,7 @@ import re
 import pytest
 
 from wippy_agents.errors import LuaError, PermissionDenied
-from wippy_agents.lua import LuaHost, registry_services
+from wippy_agents.lua import UNGUARDED, LuaHost, registry_services
 
 from .conftest import fn_entry
 
@@ -155,7 +155,7 @@ async def test_registry_module_against_the_real_registry():
     from wippy_agents.registry import Registry
 
     async with Registry() as reg:
-        host = LuaHost(services=registry_services(reg))
+        host = LuaHost(services=registry_services(reg, guard=UNGUARDED))
         code = """
         local c = registry.snapshot():changes()
         c:create{id = "app.gen:hello", kind = "function.lua", meta = {description = "hi"},

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from wippy_agents.lua import LuaHost, registry_services
+from wippy_agents.lua import UNGUARDED, LuaHost, registry_services
 from wippy_agents.lua.hosting import LuaProcesses
 from wippy_agents.registry import Registry
 from wippy_agents.runtime import Node
@@ -67,7 +67,7 @@ class Env:
 async def env():
     node = Node("u")
     reg = Registry()
-    host = LuaHost(node=node, registry=reg, services=registry_services(reg))
+    host = LuaHost(node=node, registry=reg, services=registry_services(reg, guard=UNGUARDED))
     procs = LuaProcesses(node, host, registry=reg)
     cs = reg.changeset(author="test")
     cs.create({"id": "app:processes", "kind": "process.host"})

@@ -94,11 +94,11 @@ async def test_services_start_in_dependency_order_and_stop_in_reverse(tmp_path):
     app = await App.open(path)
     try:
         col = Collector(app)
-        started = await app.extensions["lua_processes"].start_services()
+        started = await app.processes.start_services()
         assert started == ["app:a", "app:b", "app:c"]
         assert [await col.next() for _ in range(3)] == [("started", "a"), ("started", "b"), ("started", "c")]
     finally:
-        await app.extensions["lua_processes"].close()
+        await app.processes.close()
         stops = [col.q.get_nowait() for _ in range(col.q.qsize())]
         await app.close()
     assert stops == [("stopping", {"name": n, "kind": "CANCEL"}) for n in ("c", "b", "a")]
@@ -111,7 +111,7 @@ async def test_a_crashing_service_is_restarted_with_backoff_then_given_up(tmp_pa
     app = await App.open(path)
     try:
         col = Collector(app)
-        await app.extensions["lua_processes"].start_services()
+        await app.processes.start_services()
         await wait_until(lambda: "giving up" in caplog.text, timeout=10)
         starts = [col.q.get_nowait() for _ in range(col.q.qsize())]
         assert starts == [("started", "flaky")] * 4  # the first start and three restarts
@@ -127,7 +127,7 @@ async def test_a_transient_service_that_returns_is_not_restarted(tmp_path, caplo
     app = await App.open(path)
     try:
         col = Collector(app)
-        await app.extensions["lua_processes"].start_services()
+        await app.processes.start_services()
         assert await col.next() == ("started", "once")
         await wait_until(lambda: "not restarted" in caplog.text, timeout=10)
         assert col.q.empty()

@@ -122,7 +122,7 @@ _CALLS = itertools.count(1)
 
 def actor_of(app: App, agent_id: str, task_id: str | None = "t1") -> Any:
     entry = app.entry(agent_id)
-    return app.extensions["security"].agent_actor(agent_id=agent_id, policies=entry.data.get("policies", []),
+    return app.security.agent_actor(agent_id=agent_id, policies=entry.data.get("policies", []),
                                                   task_id=task_id)
 
 

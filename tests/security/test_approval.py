@@ -43,7 +43,7 @@ async def test_the_approver_sees_the_exact_entry_and_an_approval_is_audited(app)
         await asyncio.sleep(0)  # a person takes their time; the write waits
         return True
 
-    app.extensions["security"].approver = approver
+    app.security.approver = approver
     result = await self_tool(app, "create_tool", NOTE, agent="app.agents:asker")
     live = app.entry("app.review:note")
     [request] = seen
@@ -60,7 +60,7 @@ async def test_the_approver_sees_the_exact_entry_and_an_approval_is_audited(app)
 
 
 async def test_a_rejection_changes_nothing_and_is_audited(app):
-    app.extensions["security"].approver = lambda request: False
+    app.security.approver = lambda request: False
     with pytest.raises(ToolError, match="a person rejected it"):
         await self_tool(app, "create_tool", NOTE, agent="app.agents:asker")
     assert app.registry.get("app.review:note") is None
@@ -70,7 +70,7 @@ async def test_a_rejection_changes_nothing_and_is_audited(app):
 async def test_wippy_audit_lists_writes_denials_and_approvals(tmp_path):
     app = await open_app(tmp_path)
     try:
-        app.extensions["security"].approver = lambda request: True
+        app.security.approver = lambda request: True
         await self_tool(app, "create_tool", NOTE, agent="app.agents:asker")
         with pytest.raises(ToolError):
             await self_tool(app, "create_tool", {**NOTE, "id": "app.generated:note"}, agent="app.agents:reader")
@@ -87,7 +87,7 @@ async def test_wippy_audit_lists_writes_denials_and_approvals(tmp_path):
 
 async def test_a_person_is_asked_once_about_the_same_proposal_even_if_the_write_is_checked_again(app):
     asked = []
-    sec = app.extensions["security"]
+    sec = app.security
     sec.approver = lambda request: asked.append(request) or True
     from wippy_agents.security import Actor
 

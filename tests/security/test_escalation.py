@@ -290,7 +290,7 @@ async def test_lua_registry_reads_need_registry_read(app):
 
 
 async def test_http_requests_are_checked_by_host_glob(app):
-    sec = app.extensions["security"]
+    sec = app.security
     cs = Changeset(base_version=None, author="cli")
     cs.create({"id": "app.security:web", "kind": "security.policy", "rules": [
         {"effect": "allow", "actions": ["http.request"], "resources": ["*.example.com"]},

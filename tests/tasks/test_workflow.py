@@ -68,7 +68,7 @@ def write_app(tmp_path, flows: dict[str, str], *, tools: list | None = None, ext
 async def test_a_workflow_runs_as_a_task_and_journals_every_host_answer(tmp_path):
     path = write_app(tmp_path, {"sum": FLOW})
     async with await App.open(path) as app:
-        result = await app.extensions["workflows"].run("app.flows:sum", {"n": 3}, task_id="w1", timeout=10)
+        result = await app.workflows.run("app.flows:sum", {"n": 3}, task_id="w1", timeout=10)
         assert result["total"] == 6 and result["task"] == "w1"
         steps = await app.store.journal_load("w1")
         names = [s.name for s in steps]
@@ -82,7 +82,7 @@ async def test_a_workflow_runs_as_a_task_and_journals_every_host_answer(tmp_path
 async def test_a_replayed_run_answers_from_the_journal_and_draws_the_same_random_numbers(tmp_path):
     path = write_app(tmp_path, {"sum": FLOW})
     async with await App.open(path) as app:
-        first = await app.extensions["workflows"].run("app.flows:sum", {"n": 2}, task_id="w2", timeout=10)
+        first = await app.workflows.run("app.flows:sum", {"n": 2}, task_id="w2", timeout=10)
         # Re-run the finished task's code on its journal (as a resumed run would).
         await app.store.task_update("w2", status="stranded", owner=None, lease_expires_at=None, result=None)
         await app.tasks.resume("w2")
@@ -94,7 +94,7 @@ async def test_a_replayed_run_answers_from_the_journal_and_draws_the_same_random
 async def test_a_changed_workflow_fails_with_a_nondeterminism_error_naming_the_step(tmp_path):
     path = write_app(tmp_path, {"sum": FLOW})
     async with await App.open(path) as app:
-        await app.extensions["workflows"].run("app.flows:sum", {"n": 2}, task_id="w3", timeout=10)
+        await app.workflows.run("app.flows:sum", {"n": 2}, task_id="w3", timeout=10)
         before = [(s.seq, s.name, s.result) for s in await app.store.journal_load("w3")]
         changed = FLOW.replace('funcs.call("app.tools:add"', 'funcs.call("app.tools:refuse"')
         cs = app.registry.changeset(author="test", reason="change the code")
@@ -117,7 +117,7 @@ async def test_a_step_error_reaches_lua_as_nil_err_and_a_nil_err_return_fails_th
     path = write_app(tmp_path, {"refuse": flow})
     async with await App.open(path) as app:
         with pytest.raises(LuaError, match="gave up: .*no way"):
-            await app.extensions["workflows"].run("app.flows:refuse", None, task_id="w4", timeout=10)
+            await app.workflows.run("app.flows:refuse", None, task_id="w4", timeout=10)
         steps = await app.store.journal_load("w4")
         assert [s.status for s in steps] == ["error"] and "no way" in steps[0].error["message"]
 
@@ -157,7 +157,7 @@ async def test_time_sleep_is_a_durable_timer(tmp_path):
     end}"""
     path = write_app(tmp_path, {"nap": flow})
     async with await App.open(path) as app:
-        took = await app.extensions["workflows"].run("app.flows:nap", None, task_id="w6", timeout=10)
+        took = await app.workflows.run("app.flows:nap", None, task_id="w6", timeout=10)
         steps = await app.store.journal_load("w6")
     assert [s.name for s in steps] == ["time.now", "time.sleep", "time.now"]
     assert took >= 0.3 and steps[1].result >= steps[0].result + 0.3
@@ -176,7 +176,7 @@ async def test_signals_from_lua_reach_a_waiting_workflow_once_and_a_timeout_is_n
     end}"""}
     path = write_app(tmp_path, {"wait": flow}, tools=[poke])
     async with await App.open(path) as app:
-        await app.extensions["workflows"].start("app.flows:wait", None, task_id="w7")
+        await app.workflows.start("app.flows:wait", None, task_id="w7")
         await eventually(lambda: app.node.whereis("task:w7"), what="the task's process")
         assert await app.call("app.tools:poke", {"id": "w7"}) is True
         result = await app.tasks.wait("w7", timeout=10)
@@ -194,7 +194,7 @@ async def test_a_workflow_calling_a_workflow_runs_it_as_a_child_task(tmp_path):
     end}"""
     path = write_app(tmp_path, {"sum": FLOW, "parent": parent})
     async with await App.open(path) as app:
-        assert await app.extensions["workflows"].run("app.flows:parent", {"n": 3}, task_id="p", timeout=10) == 60
+        assert await app.workflows.run("app.flows:parent", {"n": 3}, task_id="p", timeout=10) == 60
         child = await app.tasks.get("p/1")
         assert child.parent_id == "p" and child.target == "app.flows:sum" and child.status == "succeeded"
         assert [s.name for s in await app.store.journal_load("p")] == ["child:workflow:app.flows:sum"]
@@ -214,7 +214,7 @@ async def test_workflow_functions_outside_a_workflow_answer_nil_err(tmp_path):
     async with await App.open(path) as app:
         assert "only work inside a workflow.lua task" in await app.call("app.tools:peek")
         with pytest.raises(UsageError, match="not a workflow"):
-            await app.extensions["workflows"].start("app.tools:peek")
+            await app.workflows.start("app.tools:peek")
 
 
 def test_lease_settings_come_from_the_tasks_block():
@@ -241,7 +241,7 @@ async def test_model_calls_registry_reads_and_sends_are_journaled_steps(tmp_path
     (tmp_path / "app" / "src" / "flows.yaml").write_text(yaml.safe_dump({"namespace": "app.flows", "entries": [
         {"name": "chat", "kind": "workflow.lua", "source": flow, "modules": ["llm", "registry"]}]}))
     async with await App.open(path) as app:
-        result = await app.extensions["workflows"].run("app.flows:chat", None, task_id="w8", timeout=10)
+        result = await app.workflows.run("app.flows:chat", None, task_id="w8", timeout=10)
         steps = await app.store.journal_load("w8")
         # Replayed: the scripted model (one reply) is not asked again, the send not repeated.
         await app.store.task_update("w8", status="stranded", owner=None, lease_expires_at=None, result=None)
@@ -261,7 +261,7 @@ async def test_a_cancel_ends_a_waiting_workflow_even_under_pcall(tmp_path):
     end}"""
     path = write_app(tmp_path, {"stuck": flow})
     async with await App.open(path) as app:
-        await app.extensions["workflows"].start("app.flows:stuck", None, task_id="w9")
+        await app.workflows.start("app.flows:stuck", None, task_id="w9")
         await eventually(lambda: _running_here(app, "w9"), what="the workflow to wait")
         await app.tasks.cancel("w9")
         with pytest.raises(TaskCancelled):
@@ -281,13 +281,13 @@ async def test_a_runaway_loop_fails_the_workflow_with_a_limit_error(tmp_path):
          "limits": {"max_instructions": 100000}}]}))
     async with await App.open(path) as app:
         with pytest.raises(LuaLimitExceeded, match="instruction limit"):
-            await app.extensions["workflows"].run("app.flows:spin", None, task_id="w10", timeout=10)
+            await app.workflows.run("app.flows:spin", None, task_id="w10", timeout=10)
 
 
 async def test_a_task_id_used_by_another_workflow_is_refused(tmp_path):
     path = write_app(tmp_path, {"sum": FLOW, "other": FLOW})
     async with await App.open(path) as app:
-        flows = app.extensions["workflows"]
+        flows = app.workflows
         await flows.run("app.flows:sum", {"n": 1}, task_id="same", timeout=10)
         again = await flows.start("app.flows:sum", {"n": 5}, task_id="same")  # the same one: found, not re-run
         assert again.input == {"n": 1} and again.status == "succeeded"
@@ -302,7 +302,7 @@ async def test_workflow_send_needs_the_process_send_permission(tmp_path):
     end}"""}
     path = write_app(tmp_path, {"sum": FLOW}, tools=[sender])
     async with await App.open(path) as app:
-        await app.extensions["workflows"].run("app.flows:sum", {"n": 1}, task_id="target", timeout=10)
+        await app.workflows.run("app.flows:sum", {"n": 1}, task_id="target", timeout=10)
         denied = await app.call("app.tools:sender", {"id": "target"}, actor="agent:nobody")
         assert "process.send" in denied and "task:target" in denied
         assert await app.call("app.tools:sender", {"id": "target"}) is None  # the owner may
@@ -314,7 +314,7 @@ async def test_the_wall_clock_limit_bounds_each_stretch_between_waits_not_the_wh
     (tmp_path / "app" / "src" / "flows.yaml").write_text(yaml.safe_dump({"namespace": "app.flows", "entries": [
         {"name": "naps", "kind": "workflow.lua", "source": flow, "modules": ["time"], "limits": {"timeout": 0.5}}]}))
     async with await App.open(path) as app:
-        assert await app.extensions["workflows"].run("app.flows:naps", None, task_id="w11", timeout=10) == "woke"
+        assert await app.workflows.run("app.flows:naps", None, task_id="w11", timeout=10) == "woke"
 
 
 async def test_bad_lease_settings_fail_the_open_naming_the_file(tmp_path):
@@ -334,7 +334,7 @@ async def test_a_parent_waits_for_its_stranded_child_until_a_person_resumes_it(t
         await app.tasks.recover()
         with pytest.raises(TaskStranded):
             await app.tasks.wait("p2/1", timeout=10)
-        await app.extensions["workflows"].start("app.flows:parent", None, task_id="p2")
+        await app.workflows.start("app.flows:parent", None, task_id="p2")
         await eventually(lambda: _waiting_on_child(app, "p2"), what="the parent to wait for its child")
         assert (await app.tasks.get("p2")).status == "running"  # waiting, not stranded or failed itself
         await app.tasks.resume("p2/1", retry=True)
@@ -349,7 +349,7 @@ async def test_a_cancelled_child_is_an_error_the_parent_can_handle(tmp_path):
     end}"""
     path = write_app(tmp_path, {"child": child, "parent": parent})
     async with await App.open(path) as app:
-        await app.extensions["workflows"].start("app.flows:parent", None, task_id="p3")
+        await app.workflows.start("app.flows:parent", None, task_id="p3")
         await eventually(lambda: _exists(app, "p3/1"), what="the child to start")
         await app.tasks.cancel("p3/1")
         result = await app.tasks.wait("p3", timeout=10)
@@ -375,7 +375,7 @@ async def test_a_workflow_runs_the_same_on_sqlite_and_postgresql(tmp_path, store
     end}"""
     path = write_app(tmp_path, {"mixed": flow})
     async with await App.open(path, store=store_url) as app:
-        await app.extensions["workflows"].start("app.flows:mixed", {"a": 1}, task_id="both")
+        await app.workflows.start("app.flows:mixed", {"a": 1}, task_id="both")
         await app.tasks.signal("both", "more", 40)  # persisted: waits for the workflow to ask
         assert await app.tasks.wait("both", timeout=10) == 42
         assert [s.name for s in await app.store.journal_load("both")] == [
@@ -387,7 +387,7 @@ async def test_cancelling_a_parent_cancels_the_child_it_waits_for(tmp_path):
     parent = 'return {handler = function() return funcs.call("app.flows:child", {}) end}'
     path = write_app(tmp_path, {"child": child, "parent": parent})
     async with await App.open(path) as app:
-        await app.extensions["workflows"].start("app.flows:parent", None, task_id="p4")
+        await app.workflows.start("app.flows:parent", None, task_id="p4")
         await eventually(lambda: _exists(app, "p4/1"), what="the child to start")
         await app.tasks.cancel("p4")
         with pytest.raises(TaskCancelled):

@@ -27,14 +27,14 @@ import jsonschema
 
 from ..errors import LeaseLost, NondeterminismError, TaskCancelled, TaskStranded, UsageError
 from ..llm import Message, ModelReply, TextDelta, Done, ToolSpec
-from ..lua import LuaModule
+from ..lua import LuaModule, LuaOp
 from ..tasks import Metered
 from .spec import AgentSpec
 
 if TYPE_CHECKING:
     from .service import AgentService
 
-__all__ = ["llm_module", "agent_module", "wrap_funcs", "Abort"]
+__all__ = ["llm_module", "agent_module", "journal_funcs", "Abort"]
 
 _CONTROL = (TaskCancelled, LeaseLost, NondeterminismError, TaskStranded)
 
@@ -183,8 +183,12 @@ def llm_module(service: "AgentService") -> LuaModule:
                                                     "only the corrected JSON."}]
         raise UsageError(f"llm.structured: the model's reply does not match the schema: {problem}")
 
-    return LuaModule(name="llm", lua=LLM_LUA,
-                     ops={"llm.generate": generate, "llm.stream": stream, "llm.structured": structured})
+    def model_call(fn: Any) -> LuaOp:
+        return LuaOp(fn=fn, effect="wait", guard="llm.call", journaled=True)
+
+    return LuaModule(name="llm", lua=LLM_LUA, ops={"llm.generate": model_call(generate),
+                                                   "llm.stream": model_call(stream),
+                                                   "llm.structured": model_call(structured)})
 
 
 def _strip_fences(text: str) -> str:
@@ -217,15 +221,14 @@ def agent_module(service: "AgentService") -> LuaModule:
 
         return await _durable(ctx, f"agent:{target}", go)
 
-    return LuaModule(name="agent", lua=AGENT_LUA, ops={"agent.run": run})
+    return LuaModule(name="agent", lua=AGENT_LUA,
+                     ops={"agent.run": LuaOp(fn=run, effect="wait", guard="agent.run", journaled=True)})
 
 
-def wrap_funcs(host: Any, service: "AgentService") -> None:
-    """Make ``funcs.call`` a journaled step inside Lua agent tasks (idempotent tools may re-run)."""
-    base = host.modules.get("funcs")
-    if base is None:
-        return
-    inner = base.ops["funcs.call"]
+def journal_funcs(base: LuaModule, service: "AgentService") -> LuaModule:
+    """``base`` (the ``funcs`` module) with ``funcs.call`` a journaled step inside Lua agent tasks
+    (idempotent tools may re-run); its declaration (effect, guard) stays as ``base`` declares it."""
+    inner = base.ops["funcs.call"].fn
 
     async def call(ctx: Any, entry_id: str = "", *args: Any) -> Any:
         if (ctx.extra or {}).get("task") is None:
@@ -235,4 +238,4 @@ def wrap_funcs(host: Any, service: "AgentService") -> None:
         idempotent = bool(entry is not None and entry.data.get("idempotent"))
         return await _durable(ctx, f"call:{target}", lambda: inner(ctx, entry_id, *args), idempotent=idempotent)
 
-    host.add_module(LuaModule(name="funcs", lua=base.lua, ops={**base.ops, "funcs.call": call}, always=base.always))
+    return base.replace_ops({"funcs.call": call})

@@ -55,7 +55,7 @@ _TOOL_SCHEMA = {
 # -- plumbing ----------------------------------------------------------------------
 
 def _security(ctx: ToolCallContext) -> Any:
-    return getattr(ctx.app, "extensions", {}).get("security")
+    return ctx.app.security
 
 
 def _key(ctx: ToolCallContext) -> str | None:
@@ -113,17 +113,14 @@ def _problem(p: Any) -> str:
 
 
 def _readable(ctx: ToolCallContext, actor: Actor, entry_id: str) -> bool:
-    sec = _security(ctx)
-    return sec is None or sec.check(actor, "registry.read", entry_id).allowed
+    return _security(ctx).check(actor, "registry.read", entry_id).allowed
 
 
 async def _read(ctx: ToolCallContext, actor: Actor, entry_id: str) -> Any:
-    sec = _security(ctx)
-    if sec is not None:
-        try:
-            await sec.enforce(actor, "registry.read", entry_id)
-        except PermissionDenied as exc:
-            raise ToolError(f"not allowed: {exc}", denied=True) from None
+    try:
+        await _security(ctx).enforce(actor, "registry.read", entry_id)
+    except PermissionDenied as exc:
+        raise ToolError(f"not allowed: {exc}", denied=True) from None
     entry = ctx.app.registry.get(entry_id)
     if entry is None:
         raise ToolError(f"there is no entry {entry_id!r}; use find_entries to see what exists")
@@ -199,13 +196,13 @@ async def _tool_entry(args: dict, ctx: ToolCallContext, actor: Actor, *, update:
     if not isinstance(description, str) or not description.strip():
         raise ToolError("description must say what the tool does (the model reads it)")
     sec = _security(ctx)
-    if sec is not None:  # fail before running examples; the guard checks (and audits) again at apply
-        decision = sec.check(actor, "registry.write", entry_id)
-        if not decision.allowed:
-            try:
-                await sec.deny(actor, "registry.write", entry_id, decision.reason, rule=decision.rule)
-            except PermissionDenied as exc:
-                raise ToolError(f"not allowed: {exc}", denied=True) from None
+    # fail before running examples; the registry's write guard checks (and audits) again at apply
+    decision = sec.check(actor, "registry.write", entry_id)
+    if not decision.allowed:
+        try:
+            await sec.deny(actor, "registry.write", entry_id, decision.reason, rule=decision.rule)
+        except PermissionDenied as exc:
+            raise ToolError(f"not allowed: {exc}", denied=True) from None
     schema = check_schema(args.get("input_schema"))
     modules = await check_modules(sec, actor, args.get("modules") or [], entry_id)
     method = args.get("method") or "handler"
@@ -221,7 +218,7 @@ async def _tool_entry(args: dict, ctx: ToolCallContext, actor: Actor, *, update:
         spec["meta"] = {**spec["meta"], "created_by": existing.meta["created_by"], "updated_by": actor.label}
     candidate = {"id": entry_id, "kind": "function.lua", "meta": spec["meta"],
                  "data": {k: v for k, v in spec.items() if k not in ("id", "kind", "meta")}}
-    runner = sec.run_as(actor, candidate) if sec is not None else actor
+    runner = sec.run_as(actor, candidate)
     await run_examples(ctx.app, candidate, spec["examples"], runner)
     return spec
 

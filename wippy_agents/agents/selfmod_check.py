@@ -70,8 +70,6 @@ async def check_modules(security: Any, actor: Actor, modules: Any, entry_id: str
     if unknown:
         raise ToolError(f"unknown Lua module(s) {unknown}; available: {sorted(KNOWN_MODULES - {'process', 'channel'})}")
     for module in modules:
-        if security is None:
-            continue
         try:
             await security.enforce(actor, "lua.module", module,
                                    details={"id": entry_id, "why": "modules: of a new tool"})

@@ -1,8 +1,8 @@
 """``AgentService``: agents on one App — start and run them, their models, their streams.
 
-Installed by the agents layer when an App opens, as ``app.extensions["agents"]``::
+Installed by the agents layer when an App opens, as ``app.agents``::
 
-    result = await app.extensions["agents"].run("app.agents:assistant", "count words in: a b c")
+    result = await app.agents.run("app.agents:assistant", "count words in: a b c")
     print(result.answer, result.stop_reason)
 
 Runs are durable tasks of kind ``agent`` on ``app.tasks`` (each a process on
@@ -20,10 +20,11 @@ import uuid
 from typing import Any, Callable
 
 from ..errors import ConfigError, EntryNotFound, TaskCancelled, ToolError, UsageError, WippyError
-from ..llm import ModelConfig, Provider, ToolCall, make_provider
+from ..llm import ModelConfig, Provider, ToolCall, Usage, make_provider
 from ..registry import Entry, Snapshot
 from ..store.base import TaskRecord
 from ..tasks import TaskContext
+from .layers import NodeLayers
 from .result import AgentResult
 from .spec import AgentSpec, Delegate
 
@@ -32,13 +33,14 @@ __all__ = ["AgentService", "AGENT_TASK_KIND"]
 log = logging.getLogger(__name__)
 
 AGENT_TASK_KIND = "agent"
+MODEL_STEP = "model"  # the journal step of one model call (agents/loop.py)
 Listener = Callable[[dict[str, Any]], None]
 
 
 class AgentService:
     """Agents of one app. ``start``/``run``/``result`` block only on the store and the run itself."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: NodeLayers) -> None:
         self.app = app
         self._specs: dict[str, tuple[Entry, AgentSpec]] = {}
         self._models: dict[str, tuple[Entry, ModelConfig, Provider]] = {}
@@ -93,12 +95,8 @@ class AgentService:
         return hit[2] if hit else self._overrides.get(model_id)
 
     def actor_for(self, spec: AgentSpec, task: TaskRecord) -> Any:
-        """The security actor of a run: the security layer's, else ``agent:<id>``."""
-        security = self.app.extensions.get("security")
-        make = getattr(security, "agent_actor", None)
-        if callable(make):
-            return make(agent_id=spec.id, policies=list(spec.policies), task_id=task.id)
-        return f"agent:{spec.id}"
+        """The security actor of a run: the agent with its policies, for this task."""
+        return self.app.security.agent_actor(agent_id=spec.id, policies=list(spec.policies), task_id=task.id)
 
     def check_ready(self, agent_id: str) -> AgentSpec:
         """Fail before starting a run that cannot work: missing agent/model/prompt, missing API key."""
@@ -145,8 +143,8 @@ class AgentService:
                                  "use another --task-id", task_id=task_id)
             if task.status == "stranded":
                 raise WippyError(f"task {task_id!r} is stranded; `wippy tasks resume {task_id} --retry|--skip`")
-            if task.status == "running" and task_id not in self.app.tasks.running():
-                await self.app.tasks.recover()  # an orphan of a crashed run: take it over now
+            if task.status in ("pending", "running") and task_id not in self.app.tasks.running():
+                await self.app.tasks.adopt(task_id)  # queued or orphaned: run it here unless a live node has it
             return await self.result(task_id, timeout=timeout)
         finally:
             if unsubscribe:
@@ -189,6 +187,22 @@ class AgentService:
                 f.cancel()
             if pending:
                 await asyncio.wait(pending)
+
+    async def usage(self, task_id: str, *, depth: int = 5) -> tuple[Usage, int]:
+        """What a run cost: the usage of its model steps and of its delegates' runs (``depth``
+        levels down), and its own number of model calls — read from the journal, so a
+        cancelled or crashed run is counted too. Raises ``JournalCorrupt``/``StoreError``."""
+        usage, calls = Usage(), 0
+        for step in await self.app.tasks.journal(task_id):
+            if step.name == MODEL_STEP:
+                calls += 1
+                if step.status == "ok" and isinstance(step.result, dict):
+                    usage = usage + Usage.from_dict(step.result.get("usage") or {})
+        if depth > 0:
+            for child in await self.app.tasks.children(task_id):
+                if child.kind == AGENT_TASK_KIND:
+                    usage = usage + (await self.usage(child.id, depth=depth - 1))[0]
+        return usage, calls
 
     async def runner(self, ctx: TaskContext) -> Any:
         """The task runner of kind ``agent``: a Lua agent runs its own method, others the turn loop."""

@@ -25,19 +25,18 @@ import importlib.util
 import inspect
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
 
 import jsonschema
 
 from ..errors import LuaError, PermissionDenied, ToolError, ValidationError, WippyError
-from ..registry import Entry, EntryId
+from ..registry import Entry, EntryId, kinds
 
 __all__ = [
     "PythonTool",
     "ToolCallContext",
     "ToolFn",
     "BUILTIN_TOOL_MODULES",
-    "TOOL_KINDS",
     "python_tool",
     "python_tools",
     "builtin_entries",
@@ -45,9 +44,11 @@ __all__ = [
     "validate_arguments",
 ]
 
+if TYPE_CHECKING:
+    from .layers import NodeLayers
+
 log = logging.getLogger(__name__)
 
-TOOL_KINDS = ("function.lua", "function.python")
 
 # Modules that define builtin tools with @python_tool; imported by builtin_entries().
 # A module not (yet) present in the package is skipped; one that fails to import raises.
@@ -59,7 +60,7 @@ class ToolCallContext:
     """What a tool knows about the call: the app, the security actor of the agent run,
     the durable task, the agent entry and the model's call id."""
 
-    app: Any
+    app: "NodeLayers"
     actor: Any = None
     task_id: str | None = None
     agent_id: str | None = None
@@ -295,25 +296,24 @@ def _show(value: Any) -> str:
 
 # -- dispatch ----------------------------------------------------------------------
 
-async def dispatch_tool(app: Any, entry: Entry, args: Any, ctx: ToolCallContext) -> Any:
-    """Validate ``args``, check ``tool.call`` with the security layer (if installed), run the tool.
+async def dispatch_tool(app: "NodeLayers", entry: Entry, args: Any, ctx: ToolCallContext) -> Any:
+    """Validate ``args``, check ``tool.call`` with the security layer, run the tool.
 
     Returns the tool's result (JSON-like data). Every failure the model can act
     on — bad arguments, a refusal, a raised error, a Lua limit — raises
     ``ToolError`` with a message for the model. Cancellation propagates.
     """
     tool_id = str(entry.id)
-    if entry.kind not in TOOL_KINDS:
+    mode = kinds.call_mode(entry.kind)
+    if not kinds.is_tool_kind(entry.kind):
         raise ToolError(f"{tool_id!r} is a {entry.kind} entry, not a tool", tool=tool_id)
     validate_arguments(tool_id, entry.data.get("input_schema"), args)
-    security = getattr(app, "extensions", {}).get("security") if app is not None else None
-    if security is not None:
-        try:
-            await security.enforce(ctx.actor, "tool.call", tool_id, details={"args": args, "task_id": ctx.task_id})
-        except PermissionDenied as exc:
-            raise ToolError(f"calling tool {tool_id!r} is not allowed: {exc}", tool=tool_id, denied=True) from None
     try:
-        if entry.kind == "function.python":
+        await app.security.enforce(ctx.actor, "tool.call", tool_id, details={"args": args, "task_id": ctx.task_id})
+    except PermissionDenied as exc:
+        raise ToolError(f"calling tool {tool_id!r} is not allowed: {exc}", tool=tool_id, denied=True) from None
+    try:
+        if mode == "python":
             tool = _TOOLS.get(tool_id)
             if tool is None:
                 raise ToolError(f"tool {tool_id!r} has no Python implementation loaded", tool=tool_id)

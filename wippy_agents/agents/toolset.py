@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from ..llm import TokenCounter, ToolSpec
-from ..registry import Entry, Snapshot
+from ..registry import Entry, Snapshot, kinds
 from ..registry.ids import is_pattern
 from ..registry.kinds import tool_visible_name
 from .spec import AgentSpec, Delegate
-from .tools import TOOL_KINDS
 
 __all__ = ["Toolset", "build_toolset", "FINAL_ANSWER", "DELEGATE_SCHEMA"]
 
@@ -52,7 +51,7 @@ class Toolset:
 
 
 def _is_tool(entry: Entry) -> bool:
-    return entry.kind in TOOL_KINDS and entry.meta.get("type") == "tool"
+    return kinds.is_tool_kind(entry.kind) and entry.meta.get("type") == "tool"
 
 
 def build_toolset(snapshot: Snapshot, spec: AgentSpec, counter: TokenCounter) -> Toolset:

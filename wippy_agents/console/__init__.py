@@ -1,10 +1,8 @@
-"""The terminal side of wippy: every rich rendering lives here, and the console's Python API.
+"""The terminal side of wippy: every rich rendering lives here, and nothing else.
 
-``Sessions``/``Session`` (``app.extensions["sessions"]``) are the durable
-console conversations; the CLI handlers (``repl``, ``tasks_cmd``, ...) are
-imported by ``wippy_agents.cli`` on demand.
+Conversations are the agents layer's (``wippy_agents.agents.session``,
+``app.sessions``); the console only renders them. The CLI handlers
+(``repl``, ``tasks_cmd``, ...) are imported by ``wippy_agents.cli`` on demand.
 """
 
-from .session import SESSION_KIND, Session, SessionState, Sessions, Turn, turn_task_id
-
-__all__ = ["SESSION_KIND", "Session", "SessionState", "Sessions", "Turn", "turn_task_id"]
+__all__: list[str] = []

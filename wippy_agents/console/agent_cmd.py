@@ -99,7 +99,7 @@ async def _run(args: argparse.Namespace, task_id: str) -> int:
               if created else f"task {task.id} already exists ({task.status}); nothing queued", file=sys.stderr)
         return 0
     try:
-        service = app.extensions["agents"]
+        service = app.agents
         result = await service.run(args.agent, args.prompt, task_id=task_id, on_event=printer)
     finally:
         await app.close()

@@ -122,10 +122,7 @@ async def example_results(app: Any, entry: Mapping[str, Any]) -> list[dict[str, 
     if entry.get("kind") != "function.lua" or not isinstance(examples, list) or not examples:
         return []
     policies = [str(p) for p in data.get("run_as_policies") or ()]
-    actor = Actor.agent("console:approval", policies).without(SIDE_EFFECTS)
-    security = app.extensions.get("security")
-    if security is not None:
-        actor = security.run_as(actor, entry).without(SIDE_EFFECTS)
+    actor = app.security.run_as(Actor.agent("console:approval", policies), entry).without(SIDE_EFFECTS)
     probe = {**entry, "data": {**data, "limits": dict(EXAMPLE_LIMITS)}}
     out: list[dict[str, Any]] = []
     for example in examples:

@@ -69,7 +69,7 @@ async def lua_worker_stage(demo) -> None:
     ]}})
     app = await App.open(root)
     try:
-        procs = app.extensions["lua_processes"]
+        procs = app.processes
         seen: dict[str, Any] = {}
 
         async def script(proc) -> None:
@@ -141,7 +141,7 @@ async def hot_reload_stage(demo) -> None:
     watch_errors: list[Exception] = []
     app = await App.open(root, watch=True, on_watch_error=watch_errors.append)
     try:
-        procs = app.extensions["lua_processes"]
+        procs = app.processes
         heard: list[tuple[float, dict[str, Any]]] = []
 
         async def observer(proc) -> None:
@@ -225,7 +225,7 @@ async def self_extension_stage(demo) -> None:
     root = _builder_app(demo.workdir / "builder")
     app = await App.open(root)
     try:
-        agents = app.extensions["agents"]
+        agents = app.agents
         demo.say("asking [bold]demo:builder[/] for a slug; it has no slug tool, only wippy.self:create_tool …")
         result = await agents.run("demo:builder", "Slugify: Agents That Write Their Own Tools", task_id="demo-builder")
         steps = await app.store.journal_load("demo-builder")

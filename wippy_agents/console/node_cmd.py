@@ -63,7 +63,7 @@ async def serve(path: Any, *, stop: asyncio.Event | None = None, **open_kwargs: 
             open_kwargs.setdefault("claim_interval", QUEUE_POLL)
         app = await App.open(settings=settings, watch=True, follow=True, **open_kwargs)
         try:
-            procs = app.extensions["lua_processes"]
+            procs = app.processes
             started = await procs.start_services()
             log.info("node %s running: %d service(s) started, registry version %d", app.settings.node,
                      len(started), app.registry.version)
@@ -95,7 +95,7 @@ async def _call(args: argparse.Namespace, value: Any) -> Any:
     app = await App.open(getattr(args, "app", None), recover=False, claim_interval=0, **_open_kwargs(args))
     try:
         if app.entry(args.entry).kind == "workflow.lua":  # a durable task; --task-id makes it idempotent
-            return await app.extensions["workflows"].run(args.entry, value, task_id=getattr(args, "task_id", None))
+            return await app.workflows.run(args.entry, value, task_id=getattr(args, "task_id", None))
         return await app.call(args.entry, value)
     finally:
         await app.close()

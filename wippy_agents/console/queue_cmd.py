@@ -52,7 +52,7 @@ async def _start(args: argparse.Namespace, value: Any) -> int:
             if not (isinstance(value, dict) and isinstance(value.get("prompt"), str)):
                 raise UsageError(f"wippy tasks start {args.entry}: an agent takes {{\"prompt\": \"...\"}}; "
                                  f"or use `wippy agent run {args.entry} \"prompt\" --detach`")
-            app.extensions["agents"].check_ready(args.entry)
+            app.agents.check_ready(args.entry)
             kind, data = AGENT_TASK_KIND, {"prompt": value["prompt"], "variables": value.get("variables") or {}}
         else:
             raise UsageError(f"{args.entry!r} is a {entry.kind!r} entry; `wippy tasks start` queues a workflow "
@@ -68,7 +68,7 @@ def queue_agent(app: Any, agent: str, prompt: str, task_id: str | None) -> Any:
     """Queue an agent run for the cluster (``wippy agent run ... --detach``); returns (task, created)."""
     from ..agents import AGENT_TASK_KIND
 
-    app.extensions["agents"].check_ready(agent)
+    app.agents.check_ready(agent)
     return app.tasks.enqueue(AGENT_TASK_KIND, agent, {"prompt": prompt, "variables": {}},
                              task_id=task_id or uuid.uuid4().hex, registry_version=app.registry.version)
 

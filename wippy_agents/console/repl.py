@@ -5,7 +5,7 @@ owns the terminal: line editing and history (stdlib ``readline``, the history
 file under the app's ``.wippy/``), Ctrl-C (cancels the turn in flight, or
 clears the line), Ctrl-D (leaves), approval questions, and rich ``Live``
 output while a turn streams. Everything else is the Python API:
-``app.extensions["sessions"]`` (``console.session``) and the slash commands.
+``app.sessions`` (``console.session``) and the slash commands.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class ConsoleShell:
         return f"{self.session.agent.rpartition(':')[2]}> "
 
     def model_name(self) -> str:
-        service = self.app.extensions["agents"]
+        service = self.app.agents
         try:
             spec = service.spec(self.session.agent)
             return "lua agent" if spec.is_lua else service.model(spec)[0].model
@@ -105,7 +105,7 @@ class ConsoleShell:
             return "?"
 
     def _scripted_model(self, agent: str) -> bool:
-        service = self.app.extensions["agents"]
+        service = self.app.agents
         try:
             spec = service.spec(agent)
             return not spec.is_lua and service.model(spec)[0].provider == "scripted"
@@ -218,10 +218,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         # recover=False: a resumed session is attached before any recovery could run (and park) it
         app = loop.call(App.open(settings=settings, watch=True, recover=False, claim_interval=0))
-        security = app.extensions.get("security")
-        if security is not None:
-            security.approver = with_example_results(app, desk.approver)
-        sessions = app.extensions["sessions"]
+        app.security.approver = with_example_results(app, desk.approver)
+        sessions = app.sessions
         if args.resume:
             release = lock_session(Path(settings.root), args.resume)
             session = loop.call(sessions.resume(args.resume))

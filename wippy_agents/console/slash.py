@@ -127,7 +127,7 @@ def _tools(shell: Shell, args: list[str]) -> None:
     from ..agents import build_toolset
     from ..llm import TokenCounter
 
-    service = shell.app.extensions["agents"]
+    service = shell.app.agents
     snap = shell.app.registry.snapshot()
     spec = service.spec(shell.session.agent, snap)
     cfg, _ = service.model(spec, snap)
@@ -205,7 +205,7 @@ def _tasks(shell: Shell, args: list[str]) -> None:
 @command("resume", "/resume ID [retry|skip]", "continue a console session, or resume a stranded task",
          min_args=1, max_args=2)
 def _resume(shell: Shell, args: list[str]) -> None:
-    from .session import SESSION_KIND
+    from ..agents.session import SESSION_KIND
 
     task_id, how = args[0], (args[1].lower() if len(args) > 1 else "")
     if how not in ("", "retry", "skip"):
@@ -216,7 +216,7 @@ def _resume(shell: Shell, args: list[str]) -> None:
             raise SlashError(f"{task_id} is this session")
         release = shell.lock(task_id)
         try:
-            session = shell.call(shell.app.extensions["sessions"].resume(task_id))
+            session = shell.call(shell.app.sessions.resume(task_id))
         except BaseException:
             release()
             raise

@@ -57,7 +57,7 @@ def _status(status: str) -> Text:
 
 def task_status(task: TaskRecord) -> Text:
     """The status, saying so when a stranded task is just a console session nobody has open."""
-    from .session import SESSION_KIND
+    from ..agents.session import SESSION_KIND
 
     text = _status(task.status)
     if task.kind == SESSION_KIND and task.status == "stranded":
@@ -163,7 +163,7 @@ def show(args: argparse.Namespace) -> int:
 def resume(args: argparse.Namespace) -> int:
     """Run the task here until it ends; exit 0 when it succeeded."""
     from ..app import App
-    from .session import SESSION_KIND
+    from ..agents.session import SESSION_KIND
 
     async def run() -> int:
         app = await App.open(args.app, store=args.store, node=args.node, recover=False, claim_interval=0)

@@ -18,22 +18,22 @@ import logging
 import time
 from typing import Any, Mapping
 
-from wippy_agents.errors import EntryNotFound, LuaError, LuaLimitExceeded, UsageError
+from wippy_agents.errors import EntryNotFound, LuaError, LuaLimitExceeded, PermissionDenied, UsageError
 from wippy_agents.lua.code import CodeSpec
 from wippy_agents.lua.context import CallContext
 from wippy_agents.lua.driver import drive
-from wippy_agents.lua.modules import KNOWN_MODULES, LuaModule, builtin_modules
+from wippy_agents.lua.modules import KNOWN_MODULES, LuaModule, LuaOp, builtin_modules
 from wippy_agents.lua.pool import StatePool
 from wippy_agents.lua.sandbox import LuaState, module_key
 from wippy_agents.lua.services import Services
 from wippy_agents.lua.value import to_lua
+from wippy_agents.registry import kinds
 
 __all__ = ["LuaHost", "LoadedCode"]
 
 log = logging.getLogger(__name__)
 
 MAX_CALL_DEPTH = 16
-LUA_FUNCTION_KINDS = ("function.lua",)
 
 
 class LoadedCode:
@@ -66,7 +66,7 @@ class LuaHost:
         self.node = node
         self.registry = registry
         self.modules: dict[str, LuaModule] = dict(modules) if modules is not None else builtin_modules()
-        self.ops: dict[str, Any] = {}
+        self.ops: dict[str, LuaOp] = {}
         for module in self.modules.values():
             self.ops.update(module.ops)
         self._known = KNOWN_MODULES | frozenset(self.modules)
@@ -164,20 +164,39 @@ class LuaHost:
             raise UsageError(f"funcs.call: call depth over {MAX_CALL_DEPTH} ({ctx.entry_id!r} -> {entry_id!r})")
         entry = await self.services.entry(entry_id, actor=ctx.actor)
         kind = entry.get("kind") if isinstance(entry, Mapping) else entry.kind
-        if kind in LUA_FUNCTION_KINDS:
+        if kinds.call_mode(kind) == "lua":
             return await self.call_function(entry, args, actor=ctx.actor, depth=ctx.depth + 1)
         if self.services.call_function is None:
             raise EntryNotFound(f"funcs.call: {entry_id!r} is a {kind}, not a callable function entry", id=entry_id)
         return await self.services.call_function(entry_id, args, actor=ctx.actor)
 
+    async def invoke(self, ctx: CallContext, name: str, args: Any) -> Any:
+        """Run op ``name`` for ``ctx``: its guard first (through ``services.guard``), then its handler.
+
+        The one way every driver (function calls, processes, workflows, Lua
+        agents) runs an op, so no path skips a check. An op that declares a
+        guard on a host without a guard is refused (``PermissionDenied``):
+        a missing guard never means "allowed".
+        """
+        op = self.ops.get(name)
+        if op is None:
+            raise UsageError(f"unknown host operation {name!r}")
+        if op.guard is None:
+            return await op.fn(ctx, *args)
+        guard = self.services.guard
+        if guard is None:
+            raise PermissionDenied(f"{name} needs the {op.guard!r} permission and this Lua host has no security "
+                                   "guard (open the node with App.open, or pass Services(guard=...))",
+                                   action=op.guard, resource=name)
+        shown = await guard.check(ctx, name, op, args)
+        value = await op.fn(ctx, *args)
+        return value if shown is None else shown(value)
+
     def _handler(self, ctx: CallContext) -> Any:
-        ops = self.ops
+        invoke = self.invoke
 
         async def handle(op: str, args: list[Any]) -> Any:
-            fn = ops.get(op)
-            if fn is None:
-                raise UsageError(f"unknown host operation {op!r}")
-            return await fn(ctx, *args)
+            return await invoke(ctx, op, args)
 
         return handle
 

@@ -39,7 +39,7 @@ from wippy_agents.lua.modules.process import process_module
 from wippy_agents.lua.process import CANCEL, OUTDATED, LuaProcessCtl, lua_process_body, reason_error
 from wippy_agents.runtime import KILL, NORMAL, SHUTDOWN, ChildSpec, Supervisor, SupervisorSpec
 
-__all__ = ["LuaProcesses", "Setup", "attach_processes", "DEFAULT_CANCEL_GRACE"]
+__all__ = ["LuaProcesses", "Setup", "DEFAULT_CANCEL_GRACE"]
 
 log = logging.getLogger(__name__)
 
@@ -309,11 +309,3 @@ class LuaProcesses:
             handle.cancel()
         self._graces.clear()
         self._unhook()
-
-
-async def attach_processes(app: Any) -> None:
-    """``App`` open hook: Lua processes, hosts and services for this app (``app.extensions["lua_processes"]``)."""
-    procs = LuaProcesses(app.node, app.lua, registry=app.registry)
-    await procs.open()
-    app.extensions["lua_processes"] = procs
-    app.add_closer(procs.close)

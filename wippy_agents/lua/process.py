@@ -12,7 +12,7 @@ Limits hold per *slice*: the instruction budget and the wall-clock deadline
 are reset after every wait (receive, select, sleep, ``funcs.call``, spawn
 ...), so a process may live for days while every stretch of computing
 between two waits is bounded; quick host ops (``send``, ``pid``, ``monitor``
-... see ``QUICK_OPS``) are part of the slice, and a host wait is not
+... ops whose declared effect is not ``wait``) are part of the slice, and a host wait is not
 computing and is not bounded.
 
 Exits:
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from wippy_agents.lua.hosting import LuaProcesses
     from wippy_agents.lua.host import LoadedCode
 
-__all__ = ["LuaProcessCtl", "lua_process_body", "reason_error", "Resume", "QUICK_OPS", "TIMER", "CANCEL",
+__all__ = ["LuaProcessCtl", "lua_process_body", "reason_error", "Resume", "TIMER", "CANCEL",
            "OUTDATED", "WATCH"]
 
 log = logging.getLogger(__name__)
@@ -62,13 +62,6 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING
 _EVENTS = "events"
 _INBOX = "inbox"
 _DROP = object()
-# Host ops that answer at once: they do not end a resume slice (see _drive).
-QUICK_OPS = frozenset({
-    "process.send", "process.pid", "process.monitor", "process.unmonitor", "process.link", "process.unlink",
-    "process.cancel", "process.terminate", "process.set_options", "process.get_options", "process.register",
-    "process.unregister", "process.lookup", "time.now", "time.duration", "time.after", "json.encode",
-    "json.decode", "uuid.v4", "registry.watch", "channel.wait",  # channel.wait only as a non-blocking poll
-})
 _ONLY_INBOX = [_INBOX]
 MAX_EARLY_TIMERS = 10_000  # fired timers nobody waited for yet (a select that moved on)
 
@@ -358,7 +351,8 @@ class LuaProcessCtl:
         spec = code.spec
         ctx = CallContext(host=self.manager.host, entry_id=spec.id, actor=code.actor, state=state,
                           extra={"process": self})
-        ops = self.manager.host.ops
+        host = self.manager.host
+        ops = host.ops
         thread, send = code.thread_args(*args)
         timeout = spec.limits.timeout
         lua = state.lua
@@ -379,7 +373,9 @@ class LuaProcessCtl:
                 op = out[1].decode()
                 # A slice is the computing between two waits: quick ops continue it
                 # (its budget and deadline keep running), and logs are flushed before waits.
-                new_slice = op not in QUICK_OPS or (op == "channel.wait" and not (len(out) > 3 and out[3]))
+                declared = ops.get(op)
+                new_slice = (declared is None or declared.effect == "wait") and not (
+                    op == "channel.wait" and len(out) > 3 and out[3])  # a channel poll does not wait
                 if new_slice or steps >= 64:
                     if tag == b"request+log":
                         self._flush_logs(state)
@@ -393,17 +389,15 @@ class LuaProcessCtl:
                     compacted = True
                     state.lua.gccollect()
                 try:
-                    fn = ops.get(op)
-                    if fn is _CHANNEL_WAIT and len(out) == 4 and out[2] == b"inbox" and out[3] is False:
+                    if (declared is not None and declared.fn is _CHANNEL_WAIT and len(out) == 4
+                            and out[2] == b"inbox" and out[3] is False):
                         # a receive loop's hot path: straight to the mailbox (the op would
                         # add three coroutine frames to every waiting process)
                         msg = await self.proc.receive(match=self._is_inbox)
                         value = Resume((1, msg.topic, msg.sender, msg.payload))
                     else:
                         req = [_arg(v, op) for v in out[2:]]
-                        if fn is None:
-                            raise UsageError(f"unknown host operation {op!r}")
-                        value = await fn(ctx, *req)
+                        value = await host.invoke(ctx, op, req)
                     if type(value) is Resume:
                         send = tuple([_lua(lua, v, op) for v in value])
                     else:

@@ -3,14 +3,17 @@
 ``Security`` evaluates an ``Actor``'s ``security.policy`` entries (deny wins,
 default deny), asks an approver for ``approval: ask`` rules and audits every
 denial and approval; ``RegistryGuard`` enforces ``registry.write`` and the
-no-escalation rules on every registry write. ``wippy_agents.security.wiring``
-installs both into an ``App`` (imported by ``app.py``).
+no-escalation rules on every registry write; ``LuaGuard`` checks every Lua op
+that declares a guard action. ``install(registry, store)`` makes a node's
+``Security`` (``App.open`` calls it); ``lua_seams`` gives the Lua host its checks.
 """
 
 from .actor import Actor, ActorKind, as_actor
 from .approval import ApprovalRequest, Approver
 from .engine import RUN_AS_FIELD, Security
-from .guard import CODE_KINDS, RegistryGuard
+from .guard import RegistryGuard
+from .install import install, lua_seams
+from .lua_guard import LuaGuard
 from .policy import ACTIONS, Decision, Policy, Rule, evaluate, glob_match
 from .secrets import redact
 from .stamp import stamp_change, stamp_entry
@@ -21,8 +24,8 @@ __all__ = [
     "ActorKind",
     "ApprovalRequest",
     "Approver",
-    "CODE_KINDS",
     "Decision",
+    "LuaGuard",
     "Policy",
     "RUN_AS_FIELD",
     "RegistryGuard",
@@ -31,6 +34,8 @@ __all__ = [
     "as_actor",
     "evaluate",
     "glob_match",
+    "install",
+    "lua_seams",
     "redact",
     "stamp_change",
     "stamp_entry",

@@ -25,13 +25,11 @@ from typing import Any, Iterable, Sequence
 from urllib.parse import urlparse
 
 from ..registry import Change, Entry
-from ..registry.kinds import LUA_KINDS
+from ..registry import kinds
 from .actor import Actor, as_actor
 from .engine import RUN_AS_FIELD, Security
 
-__all__ = ["RegistryGuard", "CODE_KINDS"]
-
-CODE_KINDS = (*LUA_KINDS, "agent")
+__all__ = ["RegistryGuard"]
 
 
 class RegistryGuard:
@@ -73,7 +71,7 @@ class RegistryGuard:
             if e.kind == "prompt":
                 await self._prompt(e, held, refuse)
         after = change.entry
-        if after is not None and after.kind in CODE_KINDS and "source" in after.data:
+        if after is not None and kinds.holds_code(after.kind) and "source" in after.data:
             await self._code(actor, held, after, refuse)
         if after is not None and after.kind == "llm.model" and after.data.get("base_url"):
             host = urlparse(str(after.data["base_url"])).hostname or str(after.data["base_url"])

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from .actor import Actor
 from .engine import RUN_AS_FIELD
-from .guard import CODE_KINDS
+from ..registry import kinds
 
 __all__ = ["stamp_entry", "stamp_change", "stamp_fields"]
 
@@ -25,7 +25,7 @@ def stamp_fields(actor: Actor) -> tuple[list[str], str]:
 def stamp_entry(spec: Mapping[str, Any], actor: Actor) -> dict[str, Any]:
     """A create spec ``{id, kind, meta, ...fields}`` stamped for ``actor`` (unchanged for an owner)."""
     out = dict(spec)
-    if actor.unrestricted or out.get("kind") not in CODE_KINDS or out.get("kind") == "agent":
+    if actor.unrestricted or not kinds.runs_as_creator(str(out.get("kind"))):
         return out
     run_as, label = stamp_fields(actor)
     if isinstance(out.get("data"), Mapping):
@@ -48,7 +48,7 @@ def stamp_change(registry: Any, change: Mapping[str, Any], actor: Actor) -> dict
     if out.get("op") == "update":
         current = registry.get(str(out.get("id"))) if out.get("id") else None
         kind = entry.get("kind") or (current.kind if current is not None else None)
-        if kind in CODE_KINDS and kind != "agent":
+        if kind is not None and kinds.runs_as_creator(str(kind)):
             run_as, label = stamp_fields(actor)
             entry[RUN_AS_FIELD] = run_as
             meta = entry.get("meta") if isinstance(entry.get("meta"), Mapping) else (

@@ -175,8 +175,9 @@ class Store(Protocol):
 
     async def task_get(self, task_id: str) -> TaskRecord | None: ...
 
-    async def task_list(self, *, status: str | None = None, limit: int = 100) -> list[TaskRecord]:
-        """Newest first (by ``created_at``), optionally only one status."""
+    async def task_list(self, *, status: str | None = None, parent: str | None = None,
+                        limit: int = 100) -> list[TaskRecord]:
+        """Newest first (by ``created_at``), optionally only one status and/or the children of ``parent``."""
 
     async def task_update(
         self, task_id: str, *, node: str | None = None, epoch: int | None = None, **fields: Any

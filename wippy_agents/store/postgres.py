@@ -279,11 +279,9 @@ class PostgresStore:
         rows = await self._fetch("task_get", q.TASK_GET, task_id)
         return task_from_row(rows[0]) if rows else None
 
-    async def task_list(self, *, status: str | None = None, limit: int = 100) -> list[TaskRecord]:
-        if status is None:
-            rows = await self._fetch("task_list", q.TASK_LIST_ALL, limit)
-        else:
-            rows = await self._fetch("task_list", q.TASK_LIST_STATUS, limit, status)
+    async def task_list(self, *, status: str | None = None, parent: str | None = None,
+                        limit: int = 100) -> list[TaskRecord]:
+        rows = await self._fetch("task_list", q.TASK_LIST, limit, status, parent)
         return [task_from_row(r) for r in rows]
 
     async def task_update(

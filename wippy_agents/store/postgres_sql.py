@@ -28,8 +28,8 @@ TASK_INSERT = (f"INSERT INTO tasks ({', '.join(TASK_COLUMNS)})"
                " ON CONFLICT (id) DO NOTHING RETURNING *")
 TASK_GET = "SELECT * FROM tasks WHERE id = $1"
 TASK_EXISTS_OWNER = "SELECT owner, epoch FROM tasks WHERE id = $1"
-TASK_LIST_ALL = "SELECT * FROM tasks ORDER BY created_at DESC, id LIMIT $1"
-TASK_LIST_STATUS = "SELECT * FROM tasks WHERE status = $2 ORDER BY created_at DESC, id LIMIT $1"
+TASK_LIST = ("SELECT * FROM tasks WHERE ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR parent_id = $3) "
+             "ORDER BY created_at DESC, id LIMIT $1")
 TASK_CLAIM = (f"UPDATE tasks SET owner = $2, lease_expires_at = {NOW} + $3, updated_at = {NOW}, epoch = epoch + 1,"
               " status = CASE WHEN status = 'pending' THEN 'running' ELSE status END"
               f" WHERE id = $1 AND status NOT IN ({_TERMINAL})"

@@ -191,8 +191,9 @@ class SqliteStore:
     async def task_get(self, task_id: str) -> TaskRecord | None:
         return await self._call("task_get", q.task_get, task_id)
 
-    async def task_list(self, *, status: str | None = None, limit: int = 100) -> list[TaskRecord]:
-        return await self._call("task_list", q.task_list, status, limit)
+    async def task_list(self, *, status: str | None = None, parent: str | None = None,
+                        limit: int = 100) -> list[TaskRecord]:
+        return await self._call("task_list", q.task_list, status, parent, limit)
 
     async def task_update(
         self, task_id: str, *, node: str | None = None, epoch: int | None = None, **fields: Any

@@ -155,12 +155,11 @@ def task_get(db: sqlite3.Connection, task_id: str) -> TaskRecord | None:
     return None if row is None else task_from_row(row)
 
 
-def task_list(db: sqlite3.Connection, status: str | None, limit: int) -> list[TaskRecord]:
-    if status is None:
-        rows = db.execute("SELECT * FROM tasks ORDER BY created_at DESC, id LIMIT ?", (limit,))
-    else:
-        rows = db.execute("SELECT * FROM tasks WHERE status = ? ORDER BY created_at DESC, id LIMIT ?",
-                          (status, limit))
+def task_list(db: sqlite3.Connection, status: str | None, parent: str | None, limit: int) -> list[TaskRecord]:
+    where = [clause for clause, value in (("status = ?", status), ("parent_id = ?", parent)) if value is not None]
+    params = [value for value in (status, parent) if value is not None]
+    sql = "SELECT * FROM tasks" + (f" WHERE {' AND '.join(where)}" if where else "")
+    rows = db.execute(f"{sql} ORDER BY created_at DESC, id LIMIT ?", (*params, limit))
     return [task_from_row(r) for r in rows]
 
 

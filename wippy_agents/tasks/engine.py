@@ -36,7 +36,7 @@ from ..errors import (
     UsageError,
     error_from_dict,
 )
-from ..store.base import NodeRecord, Store, TaskRecord
+from ..store.base import NodeRecord, StepRecord, Store, TaskRecord
 from .context import RunState, TaskContext
 from .runs import execute
 from .hosting import RunHost, make_host
@@ -338,6 +338,22 @@ class TaskEngine:
             run.state.cancel()
         self._notify()
         return task
+
+    async def children(self, task_id: str, *, limit: int = 1000) -> list[TaskRecord]:
+        """The tasks started with ``parent_id=task_id`` (delegates, child workflows, turns), newest first."""
+        return await self.store.task_list(parent=task_id, limit=limit)
+
+    async def journal(self, task_id: str) -> list[StepRecord]:
+        """The task's journal as stored, in ``seq`` order (raises ``JournalCorrupt``, ``StoreError``)."""
+        return await self.store.journal_load(task_id)
+
+    def kill(self, task_id: str) -> bool:
+        """Stop the task's run on this node now (its process is killed, not asked); False when it
+        does not run here. The task's status is not changed: cancel it first to end it."""
+        if task_id not in self._runs:
+            return False
+        self._host.kill(task_id)
+        return True
 
     async def signal(self, task_id: str, topic: str, payload: Any = None) -> int:
         """Persist a signal for ``ctx.receive_signal(topic)``; returns its id. Raises ``TaskNotFound``."""

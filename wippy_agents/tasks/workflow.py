@@ -24,8 +24,8 @@ workflow is down, and each is received once. Send one from
 
 ``workflow.id()`` is the running task's id (the idempotency key).
 
-Starting. ``wippy call ENTRY [JSON] [--task-id ID]``, ``app.extensions
-["workflows"].run(id, args)`` or ``funcs.call`` of the entry from Lua (from a
+Starting. ``wippy call ENTRY [JSON] [--task-id ID]``, ``app.workflows.run(id,
+args)`` or ``funcs.call`` of the entry from Lua (from a
 workflow: a child task ``<parent id>/<seq>``, so a resumed parent finds it
 again; the parent waits through a stranded child, and a failed, cancelled or
 diverged child is ``nil, err`` for it). ``wippy run`` resumes workflows left
@@ -36,14 +36,13 @@ Which code runs. A resumed task runs the entry's current code; if it asks
 for other steps than its journal holds, the task fails with a
 ``NondeterminismError`` naming the step, and the journal stays as it was.
 
->>> flows = app.extensions["workflows"]                           # doctest: +SKIP
+>>> flows = app.workflows                           # doctest: +SKIP
 >>> await flows.run("app.flows:order", {"amount": 3}, task_id="order-1")  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import logging
 import time
@@ -61,12 +60,14 @@ from ..errors import (
     UsageError,
     WippyError,
 )
-from ..lua import CallContext, LuaModule, drive
+from ..lua import CallContext, LuaHost, LuaModule, LuaOp, drive
+from ..registry import Registry, kinds
 from ..store.base import TaskRecord
 from .context import TaskContext
-from .workflow_ops import WORKFLOW_KINDS, WorkflowAbort, WorkflowOps
+from .engine import TaskEngine
+from .workflow_ops import WorkflowAbort, WorkflowOps
 
-__all__ = ["WORKFLOW_TASK_KIND", "Workflows", "attach_workflows", "workflow_module"]
+__all__ = ["WORKFLOW_TASK_KIND", "Workflows", "install", "workflow_module"]
 
 log = logging.getLogger(__name__)
 
@@ -88,21 +89,23 @@ return M
 class Workflows:
     """Starts and runs ``workflow.lua`` entries as durable tasks on ``app.tasks``.
 
-    ``app.extensions["workflows"]``. Nothing here blocks but ``run``/``wait``
+    ``app.workflows``. Nothing here blocks but ``run``/``wait``
     (until the task ends).
     """
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
+    def __init__(self, *, registry: Registry, tasks: TaskEngine, lua: LuaHost) -> None:
+        self.registry = registry
+        self.tasks = tasks
+        self.lua = lua
 
     # -- public API ------------------------------------------------------------
     def entry(self, entry_id: str) -> Any:
         """The ``workflow.lua`` entry; raises ``EntryNotFound`` or ``UsageError`` (another kind)."""
-        entry = self.app.registry.get(entry_id)
+        entry = self.registry.get(entry_id)
         if entry is None:
             raise EntryNotFound(f"workflow {entry_id!r} not found; `wippy registry list --kind workflow.lua` "
                                 "shows the workflows", id=entry_id)
-        if entry.kind not in WORKFLOW_KINDS:
+        if kinds.call_mode(entry.kind) != "workflow":
             raise UsageError(f"{entry_id!r} is a {entry.kind!r} entry, not a workflow (kind workflow.lua)",
                              id=entry_id)
         return entry
@@ -114,8 +117,8 @@ class Workflows:
         Raises ``UsageError`` when ``task_id`` is taken by a task of another kind or workflow.
         """
         self.entry(entry_id)
-        task = await self.app.tasks.start(WORKFLOW_TASK_KIND, entry_id, args, task_id=task_id, parent_id=parent_id,
-                                          registry_version=self.app.registry.version)
+        task = await self.tasks.start(WORKFLOW_TASK_KIND, entry_id, args, task_id=task_id, parent_id=parent_id,
+                                          registry_version=self.registry.version)
         if (task.kind, task.target) != (WORKFLOW_TASK_KIND, entry_id):
             raise UsageError(f"task id {task.id!r} is already used by {task.kind} {task.target!r}; "
                              "pick another --task-id", task_id=task.id)
@@ -125,7 +128,7 @@ class Workflows:
                   timeout: float | None = None) -> Any:
         """Start (or find) the workflow's task and return its result; raises its error."""
         task = await self.start(entry_id, args, task_id=task_id)
-        return await self.app.tasks.wait(task.id, timeout=timeout)
+        return await self.tasks.wait(task.id, timeout=timeout)
 
     async def child(self, parent_id: str, entry_id: str, args: Any, child_id: str) -> Any:
         """Start (or find) a child workflow and wait for its end; its result, or an error for the parent.
@@ -135,7 +138,7 @@ class Workflows:
         parent's Lua code gets ``nil, err`` instead of being cancelled or failed with it.
         A parent cancelled meanwhile cancels the child and raises ``TaskCancelled``.
         """
-        tasks = self.app.tasks
+        tasks = self.tasks
         await self.start(entry_id, args, task_id=child_id, parent_id=parent_id)
         while True:
             try:
@@ -164,7 +167,7 @@ class Workflows:
         fails), ``LuaLimitExceeded``, ``EntryNotFound``, and the task-control
         errors (cancelled, diverged, stranded, lease lost) for the engine.
         """
-        host = self.app.lua
+        host = self.lua
         entry = self.entry(tctx.task.target)
         code = await host.load(entry)
         spec, state = code.spec, code.state
@@ -174,7 +177,7 @@ class Workflows:
         def new_slice() -> None:
             state.start(time.monotonic() + spec.limits.timeout)
 
-        ops = WorkflowOps(host=host, tctx=tctx, ctx=ctx, registry=self.app.registry,
+        ops = WorkflowOps(host=host, tctx=tctx, ctx=ctx, registry=self.registry,
                           run_child=lambda target, args, child_id: self.child(tctx.task.id, target, args, child_id),
                           on_wait=new_slice)
         thread, first = code.thread_args(tctx.task.input)
@@ -214,30 +217,24 @@ def workflow_module(workflows: Workflows) -> LuaModule:
             raise UsageError(f"workflow.send: expected a task id string, got {task_id!r}")
         if not isinstance(topic, str) or not topic:
             raise UsageError(f"workflow.send: expected a topic string, got {topic!r}")
-        if ctx.services.authorize is not None:  # the same permission as process.send to the task's process
-            await ctx.services.authorize(ctx.actor, "process.send", f"task:{task_id}")
-        await workflows.app.tasks.signal(task_id, topic, payload)
+        await workflows.tasks.signal(task_id, topic, payload)
         return True
 
-    ops = {"workflow.id": outside, "workflow.signal": outside, "workflow.send": send}
+    ops = {
+        "workflow.id": LuaOp(fn=outside, effect="pure", guard=None),
+        "workflow.signal": LuaOp(fn=outside, effect="wait", guard=None),
+        # the same permission as process.send to the task's process
+        "workflow.send": LuaOp(fn=send, effect="write", guard="process.send",
+                               resource=lambda args: f"task:{args[0] if args else ''}"),
+    }
     return LuaModule(name="workflow", lua=WORKFLOW_LUA, ops=ops, always=True)
 
 
-async def attach_workflows(app: Any) -> None:
-    """``App`` open hook: the ``workflow`` task kind, the Lua module, and ``funcs.call`` of a
-    workflow entry from plain Lua code (it runs as a task and the call waits for its result)."""
-    workflows = Workflows(app)
-    app.extensions["workflows"] = workflows
-    app.tasks.register_kind(WORKFLOW_TASK_KIND, workflows.runner)
-    app.lua.add_module(workflow_module(workflows))
-    previous = app.lua.services.call_function
-
-    async def call_function(entry_id: str, args: Any, *, actor: Any = None) -> Any:
-        entry = app.registry.get(entry_id)
-        if entry is not None and entry.kind in WORKFLOW_KINDS:
-            return await workflows.run(entry_id, args)
-        if previous is not None:
-            return await previous(entry_id, args, actor=actor)
-        raise EntryNotFound(f"funcs.call: {entry_id!r} is not a callable function entry", id=entry_id)
-
-    app.lua.services = dataclasses.replace(app.lua.services, call_function=call_function)
+def install(registry: Registry, tasks: TaskEngine, lua: LuaHost) -> Workflows:
+    """The node's ``Workflows``: the ``workflow`` task type on ``tasks`` and the Lua ``workflow``
+    module on ``lua``. ``funcs.call`` of a workflow entry from plain Lua reaches ``Workflows.run``
+    through the app's entry dispatcher (the kind's ``call_mode`` is ``workflow``)."""
+    workflows = Workflows(registry=registry, tasks=tasks, lua=lua)
+    tasks.register_kind(WORKFLOW_TASK_KIND, workflows.runner)
+    lua.add_module(workflow_module(workflows))
+    return workflows

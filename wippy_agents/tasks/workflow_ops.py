@@ -43,20 +43,13 @@ from ..errors import (
     UsageError,
 )
 from ..lua import CallContext
+from ..registry import kinds
 from ..lua.limits import parse_duration
 from .context import TaskContext
 
-__all__ = ["WorkflowAbort", "WorkflowOps", "WORKFLOW_KINDS", "CONTROL_ERRORS", "WAITING_OPS", "PURE_OPS", "READ_OPS"]
+__all__ = ["WorkflowAbort", "WorkflowOps", "CONTROL_ERRORS"]
 
-WORKFLOW_KINDS = ("workflow.lua",)
 CONTROL_ERRORS = (TaskCancelled, LeaseLost, NondeterminismError, TaskStranded, JournalCorrupt)
-PURE_OPS = frozenset({"json.encode", "json.decode", "time.duration", "workflow.id"})
-SELF_JOURNALED_OPS = frozenset({"llm.generate", "llm.stream", "llm.structured", "agent.run"})
-READ_OPS = frozenset({"registry.get", "registry.find", "registry.version", "security.can", "security.actor",
-                      "process.lookup"})
-# After these the Lua state starts a new slice (instruction budget and wall clock):
-# a workflow may wait for days, but each stretch of computing between waits is bounded.
-WAITING_OPS = frozenset({"funcs.call", "time.sleep", "workflow.signal"}) | SELF_JOURNALED_OPS
 MAX_STEP_NAME = 200
 
 
@@ -116,7 +109,9 @@ class WorkflowOps:
             raise WorkflowAbort(exc) from None
         if self.tctx.fatal is not None:  # a replay failure that a nested layer turned into a value
             raise WorkflowAbort(self.tctx.fatal)
-        if op in WAITING_OPS:
+        declared = self.host.ops.get(op)
+        if declared is None or declared.effect == "wait":
+            # a workflow may wait for days, but each stretch of computing between waits is bounded
             self._on_wait()
         return value
 
@@ -124,13 +119,14 @@ class WorkflowOps:
         own = self._own.get(op)
         if own is not None:
             return await own(*args)
-        fn = self.host.ops.get(op)
-        if fn is None:
+        declared = self.host.ops.get(op)
+        if declared is None:
             raise UsageError(f"unknown host operation {op!r}")
-        if op in PURE_OPS or op in SELF_JOURNALED_OPS:
-            return await fn(self.ctx, *args)
-        return await self.tctx.step(step_name(op, args), lambda: fn(self._plain_ctx(), *args),
-                                    idempotent=op in READ_OPS)
+        invoke = self.host.invoke
+        if declared.effect == "pure" or declared.journaled:
+            return await invoke(self.ctx, op, args)
+        return await self.tctx.step(step_name(op, args), lambda: invoke(self._plain_ctx(), op, args),
+                                    idempotent=declared.effect == "read")
 
     def _plain_ctx(self) -> CallContext:
         """The run's context without the task: nested layers must not journal a step again."""
@@ -145,15 +141,16 @@ class WorkflowOps:
             raise UsageError("funcs.call(id, args): pass the arguments as one table")
         target = self.ctx.resolve(entry_id)
         entry = self.registry.get(target) if self.registry is not None else None
-        if entry is not None and entry.kind in WORKFLOW_KINDS:
+        if entry is not None and kinds.call_mode(entry.kind) == "workflow":
             # A child task with an id derived from our step: after a crash the (idempotent) step
             # finds the same child again instead of starting a second one.
             child_id = f"{self.tctx.task.id}/{self.tctx.seq + 1}"
             return await self.tctx.step(f"child:workflow:{target}", lambda: self._run_child(target, args, child_id),
                                         idempotent=True)
         idempotent = bool(entry is not None and entry.data.get("idempotent"))
-        call = self.host.ops["funcs.call"]
-        return await self.tctx.step(f"funcs.call:{target}", lambda: call(self._plain_ctx(), target, args),
+        invoke = self.host.invoke
+        return await self.tctx.step(f"funcs.call:{target}", lambda: invoke(self._plain_ctx(), "funcs.call",
+                                                                           [target, args]),
                                     idempotent=idempotent)
 
     async def sleep(self, duration: Any = None) -> bool:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from wippy_agents.errors import UsageError
-from wippy_agents.lua.modules.base import LuaModule
+from wippy_agents.lua.modules.base import LuaModule, LuaOp
 from wippy_agents.lua.modules.time import seconds
 from wippy_agents.lua.sandbox import trusted_part
 
@@ -228,4 +228,5 @@ async def after(ctx: Any, duration: Any = None) -> int:
 
 
 trusted_part("channel.more", MORE_LUA)
-MODULE = LuaModule(name="channel", lua=LUA, ops={"channel.wait": wait, "time.after": after}, always=True)
+MODULE = LuaModule(name="channel", lua=LUA, ops={"channel.wait": LuaOp(fn=wait, effect="wait", guard=None),
+                                                "time.after": LuaOp(fn=after, effect="write", guard=None)}, always=True)

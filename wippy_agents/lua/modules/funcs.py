@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from wippy_agents.errors import UsageError
-from wippy_agents.lua.modules.base import LuaModule
+from wippy_agents.lua.modules.base import LuaModule, LuaOp
 
 __all__ = ["MODULE"]
 
@@ -25,4 +25,4 @@ async def call(ctx: Any, entry_id: str = "", args: Any = None, *more: Any) -> An
     return await ctx.host.call_from(ctx, ctx.resolve(entry_id), args)
 
 
-MODULE = LuaModule(name="funcs", lua=LUA, ops={"funcs.call": call})
+MODULE = LuaModule(name="funcs", lua=LUA, ops={"funcs.call": LuaOp(fn=call, effect="wait", guard="tool.call")})

@@ -6,7 +6,7 @@ import json as _json
 from typing import Any
 
 from wippy_agents.errors import UsageError
-from wippy_agents.lua.modules.base import LuaModule
+from wippy_agents.lua.modules.base import LuaModule, LuaOp
 from wippy_agents.lua.value import MAX_DEPTH
 
 __all__ = ["MODULE", "MAX_JSON_BYTES"]
@@ -56,4 +56,7 @@ async def decode(ctx: Any, text: str = "") -> Any:
     return value
 
 
-MODULE = LuaModule(name="json", lua=LUA, ops={"json.encode": encode, "json.decode": decode})
+MODULE = LuaModule(name="json", lua=LUA, ops={
+    "json.encode": LuaOp(fn=encode, effect="pure", guard=None),
+    "json.decode": LuaOp(fn=decode, effect="pure", guard=None),
+})

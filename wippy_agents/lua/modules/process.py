@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from wippy_agents.errors import UsageError
-from wippy_agents.lua.modules.base import LuaModule
+from wippy_agents.lua.modules.base import LuaModule, LuaOp
 from wippy_agents.lua.modules.channel import process_of
 from wippy_agents.lua.sandbox import trusted_part
 
@@ -178,12 +178,17 @@ def process_module(manager: LuaProcesses) -> LuaModule:
             raise UsageError(f"registry.watch: expected an id or a glob like 'app.db:*', got {pattern!r}")
         return process_of(ctx, "registry.watch").watch(pattern)
 
-    ops = {
-        "registry.watch": watch,
-        "process.pid": pid, "process.spawn": spawn, "process.send": send, "process.monitor": monitor,
-        "process.unmonitor": unmonitor, "process.link": link, "process.unlink": unlink,
-        "process.cancel": cancel, "process.terminate": terminate, "process.set_options": set_options,
-        "process.get_options": get_options, "process.upgrade": upgrade, "process.register": register,
-        "process.unregister": unregister, "process.lookup": lookup,
-    }
+    write = {"process.monitor": monitor, "process.unmonitor": unmonitor, "process.link": link,
+             "process.unlink": unlink, "process.cancel": cancel, "process.terminate": terminate,
+             "process.set_options": set_options, "process.register": register, "process.unregister": unregister,
+             "registry.watch": watch}
+    ops = {name: LuaOp(fn=fn, effect="write", guard=None) for name, fn in write.items()}
+    ops.update({
+        "process.pid": LuaOp(fn=pid, effect="read", guard=None),
+        "process.get_options": LuaOp(fn=get_options, effect="read", guard=None),
+        "process.lookup": LuaOp(fn=lookup, effect="read", guard=None),
+        "process.spawn": LuaOp(fn=spawn, effect="wait", guard="process.spawn"),
+        "process.send": LuaOp(fn=send, effect="write", guard="process.send"),
+        "process.upgrade": LuaOp(fn=upgrade, effect="wait", guard=None),
+    })
     return LuaModule(name="process", lua=LUA, ops=ops, always=True)

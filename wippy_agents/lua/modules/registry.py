@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from wippy_agents.errors import UsageError
-from wippy_agents.lua.modules.base import LuaModule
+from wippy_agents.lua.modules.base import LuaModule, LuaOp
 from wippy_agents.lua.services import entry_to_data
 
 __all__ = ["MODULE"]
@@ -94,5 +94,11 @@ async def apply(ctx: Any, ops: Any = None, base_version: Any = None, reason: Any
 MODULE = LuaModule(
     name="registry",
     lua=LUA,
-    ops={"registry.get": get, "registry.find": find, "registry.version": version, "registry.apply": apply},
+    ops={
+        "registry.get": LuaOp(fn=get, effect="read", guard="registry.read"),
+        "registry.find": LuaOp(fn=find, effect="read", guard="registry.read"),
+        "registry.version": LuaOp(fn=version, effect="read", guard=None),
+        # each written entry is checked by the registry's write guard when the changeset applies
+        "registry.apply": LuaOp(fn=apply, effect="write", guard="registry.write"),
+    },
 )

@@ -12,7 +12,7 @@ from typing import Any
 
 from wippy_agents.errors import ConfigError, UsageError
 from wippy_agents.lua.limits import parse_duration
-from wippy_agents.lua.modules.base import LuaModule
+from wippy_agents.lua.modules.base import LuaModule, LuaOp
 
 __all__ = ["MODULE", "seconds"]
 
@@ -62,5 +62,10 @@ async def after(ctx: Any, value: Any = None) -> Any:
 MODULE = LuaModule(
     name="time",
     lua=LUA,
-    ops={"time.now": now, "time.sleep": sleep, "time.duration": duration, "time.after": after},
+    ops={
+        "time.now": LuaOp(fn=now, effect="read", guard=None),
+        "time.sleep": LuaOp(fn=sleep, effect="wait", guard=None),
+        "time.duration": LuaOp(fn=duration, effect="pure", guard=None),
+        "time.after": LuaOp(fn=after, effect="write", guard=None),
+    },
 )

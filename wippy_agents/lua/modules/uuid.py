@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid as _uuid
 from typing import Any
 
-from wippy_agents.lua.modules.base import LuaModule
+from wippy_agents.lua.modules.base import LuaModule, LuaOp
 
 __all__ = ["MODULE"]
 
@@ -21,4 +21,4 @@ async def v4(ctx: Any) -> str:
     return str(_uuid.uuid4())
 
 
-MODULE = LuaModule(name="uuid", lua=LUA, ops={"uuid.v4": v4})
+MODULE = LuaModule(name="uuid", lua=LUA, ops={"uuid.v4": LuaOp(fn=v4, effect="read", guard=None)})

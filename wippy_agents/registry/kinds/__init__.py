@@ -12,7 +12,7 @@ from __future__ import annotations
 from ...errors import ValidationError
 from .ai import Agent, LlmModel, Prompt, tool_visible_name
 from .base import KindHandler, Ref, RefField
-from .code import LUA_KINDS, FunctionLua, LibraryLua, ProcessLua, WorkflowLua
+from .code import FunctionLua, LibraryLua, ProcessLua, WorkflowLua
 from .config import RegistryEntry, SecurityPolicy
 from .python import FunctionPython
 from .services import ProcessHost, ProcessService
@@ -21,11 +21,14 @@ __all__ = [
     "KindHandler",
     "Ref",
     "RefField",
-    "LUA_KINDS",
     "register",
     "get",
     "find",
     "names",
+    "call_mode",
+    "holds_code",
+    "is_tool_kind",
+    "runs_as_creator",
     "schema",
     "tool_visible_name",
 ]
@@ -56,6 +59,31 @@ def get(kind: str) -> KindHandler:
 
 def names() -> list[str]:
     return sorted(_HANDLERS)
+
+
+# The traits other layers ask about an entry's kind (an unknown kind has none).
+def call_mode(kind: str) -> str | None:
+    """How ``funcs.call``/``wippy call`` runs an entry of ``kind``: "lua", "python", "workflow" or None."""
+    handler = _HANDLERS.get(kind)
+    return handler.call_mode if handler is not None else None
+
+
+def is_tool_kind(kind: str) -> bool:
+    """Whether an entry of ``kind`` may be a tool (it still needs ``meta.type: tool``)."""
+    handler = _HANDLERS.get(kind)
+    return handler is not None and handler.tool_capable
+
+
+def holds_code(kind: str) -> bool:
+    """Whether entries of ``kind`` hold Lua source (``code_fields``)."""
+    handler = _HANDLERS.get(kind)
+    return handler is not None and bool(handler.code_fields)
+
+
+def runs_as_creator(kind: str) -> bool:
+    """Whether code of ``kind`` runs narrowed to its writer's policies (stamped when written)."""
+    handler = _HANDLERS.get(kind)
+    return handler is not None and handler.runs_as_creator
 
 
 def schema(kind: str) -> dict:

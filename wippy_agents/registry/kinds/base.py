@@ -76,7 +76,8 @@ class KindHandler:
     """One kind: its schema file and what its entries refer to.
 
     Subclasses set ``kind``, ``schema_file`` (in ``kinds/schemas/``), ``refs``,
-    ``code_fields`` (Lua source fields), a one-line ``description``, and may override ``check`` for rules that need
+    ``code_fields`` (Lua source fields), the traits ``call_mode``, ``tool_capable`` and
+    ``runs_as_creator``, a one-line ``description``, and may override ``check`` for rules that need
     the whole snapshot (e.g. an agent's tool names).
     """
 
@@ -86,6 +87,13 @@ class KindHandler:
     refs: ClassVar[tuple[RefField, ...]] = ()
     # fields that hold Lua source text (checked by a registered compile validator)
     code_fields: ClassVar[tuple[str, ...]] = ()
+    # What other layers need to know about this kind's entries (they ask here, never a list of kind names):
+    # how `funcs.call` / `wippy call` runs one ("lua", "python", "workflow"; None: not callable),
+    call_mode: ClassVar[str | None] = None
+    # whether one may be a tool (with meta.type: tool),
+    tool_capable: ClassVar[bool] = False
+    # whether its code runs narrowed to the policies of whoever wrote it (stamped at write).
+    runs_as_creator: ClassVar[bool] = False
 
     @cached_property
     def schema(self) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .base import KindHandler, RefField
 
-__all__ = ["FunctionLua", "LibraryLua", "ProcessLua", "WorkflowLua", "LUA_KINDS"]
+__all__ = ["FunctionLua", "LibraryLua", "ProcessLua", "WorkflowLua"]
 
 _IMPORTS = RefField(path="imports.*", kinds=("library.lua",))
 
@@ -20,6 +20,9 @@ class FunctionLua(KindHandler):
     description = "A Lua function run in a fresh sandbox per call; with meta.type tool, a tool agents can call."
     refs = (_IMPORTS,)
     code_fields = ("source",)
+    call_mode = "lua"
+    tool_capable = True
+    runs_as_creator = True
 
 
 class LibraryLua(KindHandler):
@@ -28,6 +31,7 @@ class LibraryLua(KindHandler):
     description = "A Lua module other Lua entries import through imports: {alias: ns:name}."
     refs = (_IMPORTS,)
     code_fields = ("source",)
+    runs_as_creator = True
 
 
 class ProcessLua(KindHandler):
@@ -36,6 +40,7 @@ class ProcessLua(KindHandler):
     description = "A Lua process: a pid, a mailbox, spawned on a process.host."
     refs = (_IMPORTS,)
     code_fields = ("source",)
+    runs_as_creator = True
 
 
 class WorkflowLua(KindHandler):
@@ -44,6 +49,6 @@ class WorkflowLua(KindHandler):
     description = "A durable Lua function on the task journal (time.sleep survives restarts)."
     refs = (_IMPORTS,)
     code_fields = ("source",)
+    call_mode = "workflow"
+    runs_as_creator = True
 
-
-LUA_KINDS = ("function.lua", "library.lua", "process.lua", "workflow.lua")

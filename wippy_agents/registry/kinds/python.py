@@ -23,6 +23,8 @@ class FunctionPython(KindHandler):
     kind = "function.python"
     schema_file = "function.python.json"
     description = "A Python function shipped with the package (builtin only); with meta.type tool, an agent tool."
+    call_mode = "python"
+    tool_capable = True
 
     def check(self, entry: Entry, snapshot: "Snapshot") -> Iterable[Problem]:
         if entry.origin != "builtin":

@@ -1,8 +1,8 @@
-"""Console sessions: a conversation with agents as one durable task (kind ``console.session``).
+"""Conversation sessions: a conversation with agents as one durable task (type ``console.session``).
 
-The console is thin; this is the Python API under it::
+The console only renders them; this is the Python API under it::
 
-    sessions = app.extensions["sessions"]
+    sessions = app.sessions
     session = await sessions.open("app.agents:assistant")
     turn = await session.send("weather in Lisbon?", on_event=print)   # streamed events, then the Turn
     await session.close()                                             # parks it; nothing is lost
@@ -26,13 +26,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..app import on_open
 from ..errors import TaskCancelled, TaskNotFound, TaskStranded, UsageError, WippyError
 from ..llm import Usage
 from ..store.base import StepRecord
 from ..tasks import RunInterrupted, TaskContext
+from .layers import NodeLayers
+from .service import AGENT_TASK_KIND, AgentService
 
-__all__ = ["SESSION_KIND", "Session", "SessionState", "Sessions", "Turn", "turn_task_id"]
+__all__ = ["SESSION_KIND", "Session", "SessionState", "Sessions", "Turn", "install", "turn_task_id"]
 
 log = logging.getLogger(__name__)
 
@@ -129,10 +130,11 @@ class SessionState:
 
 
 class Sessions:
-    """The console sessions of one App (``app.extensions["sessions"]``); the task kind's runner."""
+    """The conversation sessions of one node (``app.sessions``); the task type's runner."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: NodeLayers, agents: AgentService) -> None:
         self.app = app
+        self.agents = agents
         self._attached: dict[str, asyncio.Queue[Turn]] = {}
 
     # -- the durable side ---------------------------------------------------------
@@ -162,9 +164,7 @@ class Sessions:
 
     async def _turn(self, sid: str, n: int, agent: str, text: str, history: list[dict[str, Any]],
                     calls: int) -> dict[str, Any]:
-        from ..agents import AGENT_TASK_KIND
-
-        service = self.app.extensions["agents"]
+        service = self.agents
         child = turn_task_id(sid, n)
         base = {"n": n, "agent": agent, "prompt": text, "task_id": child}
         try:
@@ -172,8 +172,8 @@ class Sessions:
             task = await self.app.tasks.start(
                 AGENT_TASK_KIND, agent, {"prompt": text, "variables": {}, "history": history, "call_index": calls},
                 task_id=child, parent_id=sid, registry_version=self.app.registry.version)
-            if task.status == "running" and child not in self.app.tasks.running():
-                await self.app.tasks.recover()  # the turn's run was orphaned by a crash: take it over
+            if task.status in ("pending", "running") and child not in self.app.tasks.running():
+                await self.app.tasks.adopt(child)  # the turn's run was orphaned by a crash: take it over
             result = await service.result(child)
             turn = {**base, "answer": result.answer, "stop_reason": result.stop_reason, "detail": result.detail}
         except (asyncio.CancelledError, RunInterrupted):
@@ -183,25 +183,13 @@ class Sessions:
         usage, model_calls = await self._metered(child)
         return {**turn, "usage": usage.to_dict(), "model_calls": model_calls}
 
-    async def _metered(self, task_id: str, *, depth: int = 0) -> tuple[Usage, int]:
-        """The usage of a turn's journal, its delegates' included, and its own number of model calls
-        (also for cancelled turns, whose result says nothing)."""
+    async def _metered(self, task_id: str) -> tuple[Usage, int]:
+        """The usage of a turn (its delegates' included) and its number of model calls (also for
+        cancelled turns, whose result says nothing)."""
         try:
-            steps = await self.app.store.journal_load(task_id)
+            return await self.agents.usage(task_id)
         except WippyError:
             return Usage(), 0
-        usage, calls = Usage(), 0
-        for step in steps:
-            if step.name == "model":
-                calls += 1
-                if step.status == "ok" and isinstance(step.result, dict):
-                    usage = usage + Usage.from_dict(step.result.get("usage") or {})
-        if depth < 5 and any(step.name.startswith("delegate:") for step in steps):
-            # The store has no children query; the newest tasks hold this turn's delegates.
-            for child in await self.app.store.task_list(limit=500):
-                if child.parent_id == task_id:
-                    usage = usage + (await self._metered(child.id, depth=depth + 1))[0]
-        return usage, calls
 
     # -- the client side ----------------------------------------------------------
     def default_agent(self) -> str:
@@ -230,7 +218,7 @@ class Sessions:
     async def open(self, agent: str | None = None, *, session_id: str | None = None) -> "Session":
         """Start a new session with ``agent`` (default: ``default_agent()``)."""
         agent_id = self.resolve_agent(agent)
-        self.app.extensions["agents"].check_ready(agent_id)
+        self.agents.check_ready(agent_id)
         sid = session_id or uuid.uuid4().hex[:12]
         self._attached[sid] = asyncio.Queue()
         try:
@@ -250,7 +238,7 @@ class Sessions:
         if task.status in ("succeeded", "failed", "cancelled"):
             raise UsageError(f"console session {session_id!r} has ended ({task.status}); start a new one")
         state = SessionState.from_journal(str((task.input or {}).get("agent") or task.target),
-                                          await self.app.store.journal_load(session_id))
+                                          await self.app.tasks.journal(session_id))
         self._attached[session_id] = asyncio.Queue()
         try:
             if session_id not in self.app.tasks.running():
@@ -315,7 +303,7 @@ class Session:
         return turn
 
     def _follow(self, task_id: str, depth: int, on_event: Listener | None) -> None:
-        service = self.app.extensions["agents"]
+        service = self.sessions.agents
 
         def listener(event: dict[str, Any]) -> None:
             kind = event.get("type")
@@ -372,15 +360,14 @@ class Session:
                     await asyncio.sleep(0.02)
                 except UsageError:  # it ended already
                     break
-            pid = self.app.node.whereis(f"task:{task_id}")
-            if pid is not None and not self._tools.get(task_id):  # a stream only notices at its next step
-                self.app.node.exit(pid, "kill")
+            if not self._tools.get(task_id):  # a stream only notices at its next step: stop it now
+                self.app.tasks.kill(task_id)
         return True
 
     async def use(self, agent: str) -> str:
         """Talk to another agent from the next turn on (recorded in the session); returns its id."""
         agent_id = self.sessions.resolve_agent(agent)
-        self.app.extensions["agents"].check_ready(agent_id)
+        self.sessions.agents.check_ready(agent_id)
         await self.app.tasks.signal(self.id, TOPIC, {"type": "use", "agent": agent_id})
         self.state.apply({"type": "use", "agent": agent_id})
         return agent_id
@@ -402,9 +389,8 @@ class Session:
             log.info("console session %r did not park cleanly: %s", self.id, exc)
 
 
-@on_open
-async def install(app: Any) -> None:
-    """Register the ``console.session`` task kind and ``app.extensions["sessions"]``."""
-    sessions = Sessions(app)
-    app.extensions["sessions"] = sessions
-    app.tasks.register_kind(SESSION_KIND, sessions.runner)
+def install(layers: NodeLayers, agents: AgentService) -> Sessions:
+    """The node's ``Sessions``: the ``console.session`` task type on the task engine."""
+    sessions = Sessions(layers, agents)
+    layers.tasks.register_kind(SESSION_KIND, sessions.runner)
+    return sessions

@@ -7,9 +7,9 @@ import asyncio
 import pytest
 
 from wippy_agents.app import App
-from wippy_agents.console.session import SESSION_KIND, Turn, turn_task_id
+from wippy_agents.agents.session import SESSION_KIND, Turn, turn_task_id
 
-from .apps import write_app
+from tests.console.apps import write_app
 
 
 async def open_app(tmp_path, script, **kw):
@@ -25,7 +25,7 @@ async def test_a_session_runs_turns_with_tools_and_keeps_the_conversation(tmp_pa
     ]
     app = await open_app(tmp_path, script)
     try:
-        session = await app.extensions["sessions"].open()
+        session = await app.sessions.open()
         events: list[dict] = []
         turn = await session.send("weather in Lisbon?", on_event=events.append)
         assert turn.answer == "Sunny in Lisbon." and turn.stop_reason == "final"
@@ -34,7 +34,7 @@ async def test_a_session_runs_turns_with_tools_and_keeps_the_conversation(tmp_pa
         assert turn.model_calls == 2 and turn.usage.total_tokens > 0
         second = await session.send("what did I ask?")
         assert second.answer == "You asked about Lisbon."
-        provider = app.extensions["agents"].provider_for("app.models:m")
+        provider = app.agents.provider_for("app.models:m")
         seen = [m.content for m in provider.calls[-1].messages if m.role in ("user", "assistant")]
         assert "weather in Lisbon?" in seen and "Sunny in Lisbon." in seen  # the earlier turn is context
         provider.assert_complete()
@@ -49,7 +49,7 @@ async def test_a_parked_session_resumes_in_a_new_app_with_its_turns_and_agent(tm
     script = [{"text": "one"}, {"text": "two"}]
     app = await open_app(tmp_path, script)
     try:
-        session = await app.extensions["sessions"].open()
+        session = await app.sessions.open()
         await session.send("first")
         await session.use("coder")
         await session.close()
@@ -58,7 +58,7 @@ async def test_a_parked_session_resumes_in_a_new_app_with_its_turns_and_agent(tm
         await app.close()
     app = await open_app(tmp_path, script, coder_script=[{"text": "coder answers"}])
     try:
-        session = await app.extensions["sessions"].resume(sid)
+        session = await app.sessions.resume(sid)
         assert [t.answer for t in session.state.turns] == ["one"]
         assert session.agent == "app.agents:coder"
         turn = await session.send("second")
@@ -72,7 +72,7 @@ async def test_cancel_ends_a_streaming_turn_and_the_session_goes_on(tmp_path):
     slow = {"chunks": [f"w{i} " for i in range(200)], "delay": 0.05}
     app = await open_app(tmp_path, [slow, {"text": "after"}])
     try:
-        session = await app.extensions["sessions"].open()
+        session = await app.sessions.open()
         started = asyncio.Event()
 
         def on_event(event):
@@ -110,11 +110,11 @@ def test_turn_round_trips_as_json():
     assert Turn.from_dict(t.to_dict()) == t
 
 
-def test_the_console_package_exports_the_session_api():
-    import wippy_agents.console as console
+def test_the_session_api_lives_in_the_agents_layer_and_prints_nothing():
+    import wippy_agents.agents.session as session
 
-    assert set(console.__all__) == {"SESSION_KIND", "Session", "SessionState", "Sessions", "Turn", "turn_task_id"}
-    assert "rich" not in getattr(console.session, "__dict__", {})  # the API itself prints nothing
+    assert session.Sessions.__module__ == "wippy_agents.agents.session"
+    assert "rich" not in session.__dict__ and "console" not in session.__dict__
 
 
 async def test_delegation_events_arrive_nested_with_the_child_task(tmp_path):
@@ -124,7 +124,7 @@ async def test_delegation_events_arrive_nested_with_the_child_task(tmp_path):
     ]
     app = await open_app(tmp_path, script, coder_script=[{"text": "coder here"}])
     try:
-        session = await app.extensions["sessions"].open()
+        session = await app.sessions.open()
         events: list[dict] = []
         turn = await session.send("ask the coder", on_event=events.append)
         assert turn.answer == "The coder says hi."
@@ -147,15 +147,15 @@ async def test_delegation_events_arrive_nested_with_the_child_task(tmp_path):
 async def test_clear_makes_the_agent_forget_earlier_turns(tmp_path):
     app = await open_app(tmp_path, [{"text": "one"}, {"text": "two"}, {"text": "three"}])
     try:
-        session = await app.extensions["sessions"].open()
+        session = await app.sessions.open()
         await session.send("remember apples")
         await session.clear()
         await session.send("what fruit?")
-        provider = app.extensions["agents"].provider_for("app.models:m")
+        provider = app.agents.provider_for("app.models:m")
         contents = [m.content for m in provider.calls[-1].messages]
         assert "what fruit?" in contents and "remember apples" not in contents
         await session.close()
-        again = await app.extensions["sessions"].resume(session.id)  # the clear is in the journal too
+        again = await app.sessions.resume(session.id)  # the clear is in the journal too
         assert again.state.context_from == 1 and len(again.state.turns) == 2
         await again.send("and now?")
         contents = [m.content for m in provider.calls[-1].messages]
@@ -195,7 +195,7 @@ def test_a_scripted_delay_must_be_seconds():
 
 
 async def test_cancel_inside_a_tool_call_lets_the_call_finish_and_the_turn_ends_at_once(tmp_path):
-    from .apps import create_tool_call
+    from tests.console.apps import create_tool_call
 
     app = await open_app(tmp_path, [{"text": "", "tool_calls": [create_tool_call("app.review:slug")]},
                                     {"text": "never"}])
@@ -207,8 +207,8 @@ async def test_cancel_inside_a_tool_call_lets_the_call_finish_and_the_turn_ends_
             await answer.wait()
             return False
 
-        app.extensions["security"].approver = slow_person
-        session = await app.extensions["sessions"].open()
+        app.security.approver = slow_person
+        session = await app.sessions.open()
         sending = asyncio.ensure_future(session.send("make a tool"))
         await asyncio.wait_for(asked.wait(), 10)
         await session.cancel()
