@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50)
     p = _cmd(reg_sub, "rollback", "wippy_agents.console.registry_cmd:rollback", "roll back to a version")
     p.add_argument("version", type=int)
+    _cmd(reg_sub, "push", "wippy_agents.console.push_cmd:push",
+         "publish the app's files as a new registry version (a deploy; e.g. wippy registry push --store URL)")
     p = _cmd(reg_sub, "schema", "wippy_agents.console.registry_cmd:schema", "print a kind's JSON Schema")
     p.add_argument("kind", nargs="?", default=None)
 

@@ -61,7 +61,7 @@ async def serve(path: Any, *, stop: asyncio.Event | None = None, **open_kwargs: 
         if "claim_interval" not in ((settings.extra.get("tasks") or {}) if isinstance(settings.extra.get("tasks"),
                                                                                     dict) else {}):
             open_kwargs.setdefault("claim_interval", QUEUE_POLL)
-        app = await App.open(settings=settings, watch=True, follow=True, **open_kwargs)
+        app = await App.open(settings=settings, watch=True, follow=True, publish=True, **open_kwargs)
         try:
             procs = app.processes
             started = await procs.start_services()
