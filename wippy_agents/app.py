@@ -93,14 +93,16 @@ class App:
         lease_seconds: float | None = None,
         heartbeat_seconds: float | None = None,
         claim_interval: float | None = None,
-        publish: bool | None = None,
+        publish: bool | None = True,
     ) -> "App":
         """Open the app at ``path`` (a directory or a single YAML file).
 
         ``publish``: write the app's files as a new registry version where they
-        differ from the store's (default: on SQLite yes; on a shared
-        PostgreSQL store only a deploy — ``wippy run``, ``wippy registry
-        push`` — publishes, other commands run on the store's version, SPEC §3).
+        differ from the store's (a program opening its app deploys it).
+        ``None`` is the command-line rule of SPEC §3: on SQLite yes; on a
+        shared PostgreSQL store no — only a deploy (``wippy run``, ``wippy
+        registry push``) publishes, other commands run on the store's
+        version and warn when their local files differ.
 
         Lease settings not given here come from the ``tasks:`` block of the
         settings (``wippy_agents.tasks.settings``), else 15 s / 5 s.

@@ -68,7 +68,7 @@ async def test_on_a_shared_store_only_a_deploy_publishes_local_files(tmp_path, p
     head = node.registry.version
     await node.close()
     with caplog.at_level(logging.WARNING, logger="wippy_agents.registry"):
-        other = await App.open(checkout, recover=False, claim_interval=0)  # e.g. `wippy call` elsewhere
+        other = await App.open(checkout, recover=False, claim_interval=0, publish=None)  # as `wippy call` does
         try:
             assert other.registry.version == head  # nothing published
             assert await other.call("app.tools:answer") == "deployed"  # runs on the store's version

@@ -86,7 +86,8 @@ async def _run(args: argparse.Namespace, task_id: str) -> int:
     printer = AgentPrinter()
     # recover=False, claim_interval=0: this command runs its own task only (`service.run` takes it
     # over itself, after the printer listens); `wippy run` nodes are the workers.
-    app = await App.open(args.app, store=args.store, node=args.node, recover=False, claim_interval=0)
+    app = await App.open(args.app, store=args.store, node=args.node, recover=False, claim_interval=0,
+                         publish=None)
     if getattr(args, "detach", False):
         from .queue_cmd import queue_agent
 

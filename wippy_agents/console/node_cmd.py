@@ -92,7 +92,8 @@ def call(args: argparse.Namespace) -> int:
 
 async def _call(args: argparse.Namespace, value: Any) -> Any:
     # A one-shot command runs its own call only: it neither recovers nor claims other nodes' tasks.
-    app = await App.open(getattr(args, "app", None), recover=False, claim_interval=0, **_open_kwargs(args))
+    app = await App.open(getattr(args, "app", None), recover=False, claim_interval=0, publish=None,
+                         **_open_kwargs(args))
     try:
         if app.entry(args.entry).kind == "workflow.lua":  # a durable task; --task-id makes it idempotent
             return await app.workflows.run(args.entry, value, task_id=getattr(args, "task_id", None))

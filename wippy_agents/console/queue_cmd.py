@@ -43,7 +43,8 @@ async def _start(args: argparse.Namespace, value: Any) -> int:
     from ..app import App
     from ..tasks.workflow import WORKFLOW_KINDS, WORKFLOW_TASK_KIND
 
-    app = await App.open(args.app, store=args.store, node=args.node, recover=False, claim_interval=0)
+    app = await App.open(args.app, store=args.store, node=args.node, recover=False, claim_interval=0,
+                         publish=None)
     try:
         entry = app.entry(args.entry)
         if entry.kind in WORKFLOW_KINDS:
