@@ -64,8 +64,9 @@ async def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float 
 
 # -- fencing: a zombie writes nothing ----------------------------------------------------------
 @pytest.mark.timeout(120)
-async def test_a_node_paused_past_its_lease_writes_no_row_and_causes_no_effect_after_a_takeover(tmp_path):
-    url = f"sqlite:///{tmp_path / 'state.db'}"
+@pytest.mark.postgres
+async def test_a_node_paused_past_its_lease_writes_no_row_and_causes_no_effect_after_a_takeover(tmp_path, store_url):
+    url = store_url
     fx = effects_db(tmp_path)
     app = write_app(tmp_path, url, {"relay": RELAY}, lease=1.0, beat=0.2, claim=0.1)
     store = await open_store(url)

@@ -41,13 +41,14 @@ def start(args: argparse.Namespace) -> int:
 async def _start(args: argparse.Namespace, value: Any) -> int:
     from ..agents import AGENT_TASK_KIND
     from ..app import App
-    from ..tasks.workflow import WORKFLOW_KINDS, WORKFLOW_TASK_KIND
+    from ..registry import kinds
+    from ..tasks.workflow import WORKFLOW_TASK_KIND
 
     app = await App.open(args.app, store=args.store, node=args.node, recover=False, claim_interval=0,
                          publish=None)
     try:
         entry = app.entry(args.entry)
-        if entry.kind in WORKFLOW_KINDS:
+        if kinds.call_mode(entry.kind) == "workflow":
             kind, data = WORKFLOW_TASK_KIND, value
         elif entry.kind == "agent":
             if not (isinstance(value, dict) and isinstance(value.get("prompt"), str)):
