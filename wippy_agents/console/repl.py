@@ -217,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
     desk = ApprovalDesk()
     try:
         # recover=False: a resumed session is attached before any recovery could run (and park) it
-        app = loop.call(App.open(settings=settings, watch=True, recover=False, claim_interval=0,
+        app = loop.call(App.open(settings=settings, watch=True, follow=True, recover=False, claim_interval=0,
                                  publish=None))
         app.security.approver = with_example_results(app, desk.approver)
         sessions = app.sessions
