@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 import pytest
 
@@ -86,3 +87,15 @@ def test_show_of_an_unknown_task_says_so(session_app, capsys):
     path, store, _ = session_app
     assert main(["tasks", "show", "nope", "--app", str(path), "--store", store]) == 1
     assert "no task with id 'nope'" in capsys.readouterr().err
+
+
+def test_list_prints_json_with_json(session_app, capsys):
+    path, store, sid = session_app
+    assert main(["tasks", "list", "--json", "--app", str(path), "--store", store]) == 0
+    tasks = {t["id"]: t for t in json.loads(capsys.readouterr().out)}
+    assert tasks[sid]["status"] == "stranded" and tasks[sid]["kind"] == "console.session"
+    assert tasks[turn_task_id(sid, 1)]["parent_id"] == sid and tasks[turn_task_id(sid, 1)]["status"] == "succeeded"
+    assert main(["tasks", "list", "--json", "--status", "succeeded", "--limit", "1", "--app", str(path),
+                 "--store", store]) == 0
+    [only] = json.loads(capsys.readouterr().out)
+    assert only["status"] == "succeeded"

@@ -16,7 +16,7 @@ EXPORTS = {
     "lua": {"CallContext", "CodeSpec", "EFFECTS", "KNOWN_MODULES", "Limits", "LoadedCode", "LuaHost", "LuaModule",
             "LuaOp", "LuaState", "OpGuard", "Services", "UNGUARDED", "StatePool", "builtin_modules", "compile_check", "drive", "entry_to_data", "from_lua",
             "parse_duration", "parse_size", "registry_services", "to_lua"},
-    "tasks": {"FINAL_STATUSES", "Metered", "NO_RETRY", "RetryPolicy", "RunInterrupted", "Runner", "SKIP_TYPE",
+    "tasks": {"StepEvent", "TaskHistory", "task_history", "FINAL_STATUSES", "Metered", "NO_RETRY", "RetryPolicy", "RunInterrupted", "Runner", "SKIP_TYPE",
               "STORE_RETRY", "TaskContext", "TaskEngine"},
     "agents": {"AGENT_TASK_KIND", "AgentResult", "AgentService", "AgentSpec", "BUILTIN_TOOL_MODULES", "Budget",
                "ContextOverflow", "ContextWindow", "Delegate", "NodeLayers", "PromptError", "PythonTool",

@@ -103,3 +103,33 @@ def test_the_repository_default_app_lints_clean(capsys):
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     code, out, err = run(capsys, "lint", "--app", root)
     assert code == 0, out
+
+
+def test_registry_and_audit_print_json_with_json(app, store_url, capsys):
+    common = ["--app", str(app), "--store", store_url]
+    assert run(capsys, "registry", "rollback", "1", *common)[0] == 0  # stores v1 from the files
+    (app / "tools" / "weather.lua").write_text("return { handler = function() return 2 end }\n")
+    assert run(capsys, "registry", "rollback", "1", *common)[0] == 0  # v2 the edit, v3 the rollback
+    code, out, _ = run(capsys, "registry", "list", "app.tools", "--json", *common)
+    doc = json.loads(out)
+    assert code == 0 and doc["version"] >= 1
+    [weather] = [e for e in doc["entries"] if e["id"] == "app.tools:weather"]
+    assert weather["kind"] == "function.lua" and weather["description"] == "Current weather for a city"
+    code, out, _ = run(capsys, "registry", "show", "app.tools:weather", "--json", *common)
+    doc = json.loads(out)
+    assert doc["entry"]["id"] == "app.tools:weather" and doc["entry"]["kind"] == "function.lua"
+    assert doc["entry"]["method"] == "handler" and doc["origin"] in ("file", "runtime")
+    code, out, _ = run(capsys, "registry", "history", "--limit", "2", "--json", *common)
+    versions = json.loads(out)
+    assert len(versions) == 2 and versions[0]["version"] > versions[1]["version"]
+    assert {"version", "created_at", "author", "reason", "changes"} <= set(versions[0])
+    assert "rollback 1" in versions[0]["reason"] and versions[0]["changes"][0]["id"] == "app.tools:weather"
+    code, out, _ = run(capsys, "audit", "--json", *common)
+    records = json.loads(out)
+    assert records and {"at", "actor", "action", "resource", "decision", "details"} <= set(records[0])
+    assert any(r["action"] == "registry.write" and r["resource"] == "app.tools:weather" for r in records)
+
+
+def test_registry_list_refuses_an_unknown_kind_naming_the_known_ones(app, capsys):
+    code, _, err = run(capsys, "registry", "list", "--kind", "functon.lua", "--app", str(app))
+    assert code == 1 and "unknown kind 'functon.lua' for --kind; known kinds:" in err and "function.lua" in err

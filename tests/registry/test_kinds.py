@@ -136,4 +136,4 @@ async def test_a_registered_kind_is_used_without_touching_the_core():
         await _apply(reg, {"id": "app.w:bolt", "kind": "registry.entry"}, {"id": "app.w:thing2", "kind": "test.widget", "parts": ["bolt"]})
         assert reg.get("app.w:thing2").kind == "test.widget"
     finally:
-        kinds._HANDLERS.pop("test.widget", None)
+        kinds.unregister("test.widget")

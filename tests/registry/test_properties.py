@@ -67,4 +67,4 @@ def test_rollback_to_any_version_restores_exactly_that_state(batches, target_pic
     try:
         asyncio.run(_scenario(batches, target_pick))
     finally:
-        kinds._HANDLERS.pop("test.ref", None)
+        kinds.unregister("test.ref")

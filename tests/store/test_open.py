@@ -191,3 +191,22 @@ async def eventually(check, timeout=5.0):
         assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
         await asyncio.sleep(0.01)
     return value
+
+
+async def test_a_journal_written_before_migration_5_reads_with_no_node_and_attempt_1(store_url, raw_sql, monkeypatch):
+    import wippy_agents.store.migrations as migrations
+
+    before = [m for m in MIGRATIONS if m.name != "journal_node_and_attempt"]
+    monkeypatch.setattr(migrations, "MIGRATIONS", tuple(before))
+    old = await open_store(store_url)
+    await old.close()
+    await raw_sql("INSERT INTO tasks VALUES ('t1', 'workflow', 'app:f', 'null', 'succeeded', NULL, NULL, 1, 'null',"
+                  " NULL, NULL, 1.0, 2.0)")
+    await raw_sql("INSERT INTO journal VALUES ('t1', 1, 's1', 'ok', '7', NULL, 1.0, 1.5, 0, 0.0)")
+    monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS)
+    new = await open_store(store_url)
+    try:
+        [step] = await new.journal_load("t1")
+        assert (step.result, step.node, step.attempt, step.finished_at) == (7, None, 1, 1.5)
+    finally:
+        await new.close()

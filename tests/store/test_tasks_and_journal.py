@@ -340,3 +340,29 @@ async def test_a_corrupt_signal_row_names_table_and_key(store, raw_sql):
     await raw_sql("UPDATE task_signals SET payload = $1", "nope{")
     with pytest.raises(JournalCorrupt, match=f"cannot decode task_signals row {sid}"):
         await store.signal_next("t1", "x", after=0)
+
+
+# -- the event history's columns (migration 5) -----------------------------------
+async def test_a_step_records_its_node_and_counts_its_attempts(store):
+    await store.task_create(task())
+    await store.task_claim("t1", "node-a", 30)
+    await store.journal_write(step(1, node="node-a"), node="node-a")
+    await store.journal_write(step(1, node="node-a", started_at=20.0), node="node-a")  # run again after a crash
+    await store.journal_write(step(2, node="node-a"), node="node-a")
+    [s1, s2] = await store.journal_load("t1")
+    assert (s1.node, s1.attempt, s1.started_at) == ("node-a", 2, 20.0)
+    assert (s2.node, s2.attempt) == ("node-a", 1)
+    await store.task_update("t1", owner="node-b")
+    await store.journal_write(step(1, status="ok", node="node-b", result=7, started_at=20.0, finished_at=21.5),
+                              node="node-b")
+    [s1, _] = await store.journal_load("t1")
+    assert (s1.status, s1.node, s1.attempt, s1.finished_at - s1.started_at) == ("ok", "node-b", 2, 1.5)
+
+
+async def test_an_unguarded_finish_keeps_the_node_that_started_the_step(store):
+    await store.task_create(task())
+    await store.journal_write(step(1, node="node-a"))
+    await store.journal_write(step(1, status="ok", result=1, finished_at=12.0))
+    [s1] = await store.journal_load("t1")
+    assert (s1.node, s1.attempt) == ("node-a", 1)
+

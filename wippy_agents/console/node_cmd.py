@@ -94,9 +94,21 @@ async def _call(args: argparse.Namespace, value: Any) -> Any:
     # A one-shot command runs its own call only: it neither recovers nor claims other nodes' tasks.
     app = await App.open(getattr(args, "app", None), recover=False, claim_interval=0, publish=None,
                          **_open_kwargs(args))
+    task_id = getattr(args, "task_id", None)
     try:
-        if app.entry(args.entry).kind == "workflow.lua":  # a durable task; --task-id makes it idempotent
-            return await app.workflows.run(args.entry, value, task_id=getattr(args, "task_id", None))
+        kind = app.entry(args.entry).kind
+        if kind == "workflow.lua":  # a durable task; --task-id makes it idempotent
+            task = await app.workflows.start(args.entry, value, task_id=task_id)
+            if task.status in ("pending", "running") and task.id not in app.tasks.running():
+                # found unfinished and run by nobody here: the orphan of a killed `wippy call`
+                try:
+                    await app.tasks.resume(task.id)
+                except UsageError:  # another live node runs it: follow it to its end
+                    pass
+            return await app.tasks.wait(task.id)
+        if task_id is not None:
+            raise UsageError(f"--task-id applies to workflow.lua entries; {args.entry!r} is a {kind!r} entry, "
+                             "which runs once per call")
         return await app.call(args.entry, value)
     finally:
         await app.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import getpass
 import json
 import os
@@ -24,6 +25,7 @@ from rich.table import Table
 from ..registry import AppSettings, Entry, Registry, kinds, lint as lint_app
 from ..registry.validation import Validator, code_validator
 from ..store import open_store
+from .render import print_json
 
 __all__ = ["lint", "list_entries", "show", "history", "rollback", "schema", "audit", "validators", "builtins"]
 
@@ -97,7 +99,13 @@ def lint(args: argparse.Namespace) -> int:
 def list_entries(args: argparse.Namespace) -> int:
     async def run() -> int:
         async with _registry(args, persist=False) as reg:
-            entries = reg.find(kind=getattr(args, "kind", None), pattern=_pattern(getattr(args, "pattern", None)))
+            entries = reg.find(kind=_kind(getattr(args, "kind", None)), pattern=_pattern(getattr(args, "pattern", None)))
+            if getattr(args, "json", False):
+                print_json({"version": reg.version, "unsaved_changes": bool(reg.unsaved_changes),
+                            "entries": [{"id": str(e.id), "kind": e.kind, "origin": e.origin,
+                                         "description": e.meta.get("description"), "file": _rel(e.file),
+                                         "line": e.line} for e in entries]})
+                return 0
             table = Table(title=f"registry version {reg.version}" + (" (+ unsaved file changes)" if reg.unsaved_changes else ""))
             for col in ("id", "kind", "origin", "description", "where"):
                 table.add_column(col)
@@ -119,6 +127,10 @@ def show(args: argparse.Namespace) -> int:
                 near = [str(e.id) for e in reg.find(namespace=args.id.rpartition(":")[0])][:5] if ":" in args.id else []
                 raise EntryNotFound(f"no entry {args.id!r}" + (f"; in that namespace: {', '.join(near)}" if near else ""), id=args.id)
             doc: dict[str, Any] = {"id": str(entry.id), "kind": entry.kind, "meta": entry.meta, **entry.data}
+            if getattr(args, "json", False):
+                print_json({"version": reg.version, "origin": entry.origin, "file": _rel(entry.file),
+                            "line": entry.line, "entry": doc})
+                return 0
             print(f"# {entry.origin} entry at registry version {reg.version}; {_where(entry)}")
             print(yaml.dump(doc, Dumper=_BlockDumper, sort_keys=False, allow_unicode=True, width=100), end="")
             return 0
@@ -130,6 +142,10 @@ def history(args: argparse.Namespace) -> int:
     async def run() -> int:
         async with _registry(args, persist=False) as reg:
             records = await reg.history(limit=getattr(args, "limit", 50))
+            if getattr(args, "json", False):
+                print_json([{"version": r.version, "created_at": r.created_at, "author": r.author,
+                             "reason": r.reason, "changes": r.changes} for r in records])
+                return 0
             table = Table(title="registry history")
             for col in ("version", "time", "author", "reason", "changes"):
                 table.add_column(col)
@@ -178,6 +194,9 @@ def audit(args: argparse.Namespace) -> int:
             records = await store.audit_list(limit=getattr(args, "limit", 50))
         finally:
             await store.close()
+        if getattr(args, "json", False):
+            print_json([dataclasses.asdict(r) for r in records])
+            return 0
         table = Table(title="audit log")
         for col in ("time", "actor", "action", "resource", "decision", "details"):
             table.add_column(col)
@@ -206,6 +225,15 @@ def _cli_author() -> str:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):  # no user name in some containers
         return "cli"
+
+
+def _kind(name: str | None) -> str | None:
+    """``--kind`` checked against the known kinds, so a typo is an error, not an empty list."""
+    if name is not None and name not in kinds.names():
+        from ..errors import UsageError
+
+        raise UsageError(f"unknown kind {name!r} for --kind; known kinds: {', '.join(kinds.names())}")
+    return name
 
 
 def _pattern(text: str | None) -> str | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import sys
 import threading
 import time
 from typing import Any, Mapping
@@ -29,8 +30,8 @@ from rich.text import Text
 
 from ..llm import Usage
 
-__all__ = ["TurnView", "approval_view", "entry_diff", "entry_yaml", "money", "short_json", "status_text", "tail_lines",
-           "tool_panel"]
+__all__ = ["TurnView", "approval_view", "entry_diff", "entry_yaml", "money", "print_json", "short_json", "status_text",
+           "tail_lines", "tool_panel"]
 
 PREVIEW_CHARS = 160  # a tool's arguments/result beyond this are cut: the panel must not drown the answer
 RESULT_LINES = 4
@@ -38,6 +39,11 @@ RESULT_LINES = 4
 
 def money(cost: float) -> str:
     return f"${cost:.4f}" if cost < 1 else f"${cost:.2f}"
+
+
+def print_json(data: Any) -> None:
+    """``--json`` output: one JSON document on stdout, indented, non-ASCII kept."""
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
 def short_json(value: Any, limit: int = PREVIEW_CHARS) -> str:

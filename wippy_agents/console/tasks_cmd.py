@@ -1,8 +1,8 @@
 """CLI handlers: ``wippy tasks list|show|resume|cancel``.
 
-``show`` prints a task and its journal readably: one row per step (seq,
-name, status, duration, tokens/cost, result or error, cut to one line), and
-the tasks it started. ``resume`` runs a stranded, failed or orphaned task here
+``show`` prints a task and its event history (``history_view``): one line per
+step with its time, duration, node, attempt and result or error cut to one
+line, the tasks it started nested under the step that started them. ``resume`` runs a stranded, failed or orphaned task here
 until it ends; ``cancel`` marks it cancelled (its run stops at its next step).
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import sys
 import time
@@ -20,13 +21,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..errors import TaskNotFound, UsageError
+from ..errors import UsageError
 from ..registry import AppSettings
 from ..store import open_store
-from ..store.base import StepRecord, TaskRecord
-from .render import money, short_json
+from ..store.base import TaskRecord
+from ..tasks.history import task_history
+from .history_view import history_view
+from .render import print_json, short_json
 
-__all__ = ["list_tasks", "show", "resume", "cancel", "journal_table", "task_summary", "task_status"]
+__all__ = ["list_tasks", "show", "resume", "cancel", "task_summary", "task_status", "task_dict"]
 
 STATUS_STYLE = {"succeeded": "green", "failed": "red", "stranded": "yellow", "cancelled": "dim", "running": "cyan",
                 "pending": "cyan"}
@@ -68,7 +71,10 @@ def task_status(task: TaskRecord) -> Text:
 def list_tasks(args: argparse.Namespace) -> int:
     async def run() -> int:
         async with _store(args) as store:
-            tasks = await store.task_list(status=getattr(args, "status", None), limit=100)
+            tasks = await store.task_list(status=getattr(args, "status", None), limit=getattr(args, "limit", 100))
+        if getattr(args, "json", False):
+            print_json([task_dict(t) for t in tasks])
+            return 0
         table = Table("id", "kind", "target", "status", "owner", "created", "updated",
                       title=f"tasks{' (' + args.status + ')' if getattr(args, 'status', None) else ''}",
                       title_justify="left")
@@ -79,6 +85,11 @@ def list_tasks(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(run())
+
+
+def task_dict(task: TaskRecord) -> dict[str, Any]:
+    """A task record as JSON data (``--json``)."""
+    return dataclasses.asdict(task)
 
 
 def task_summary(task: TaskRecord) -> Table:
@@ -102,59 +113,17 @@ def task_summary(task: TaskRecord) -> Table:
     return grid
 
 
-def journal_table(steps: list[StepRecord]) -> Table:
-    """One row per journaled step; results and errors cut to one line."""
-    table = Table("seq", "step", "status", "took", "tokens", "cost", "result / error", title="journal",
-                  title_justify="left")
-    for s in steps:
-        took = f"{(s.finished_at - s.started_at) * 1000:.0f} ms" if s.finished_at and s.started_at else ""
-        if s.error:
-            outcome = Text(short_json(s.error.get("message") or s.error, 120), style="red" if s.status == "error"
-                           else "yellow")
-        elif s.status == "started":
-            outcome = Text("started, never finished", style="yellow")
-        else:
-            outcome = Text(short_json(_readable(s), 120))
-        status = Text(s.status, style={"ok": "green", "error": "red", "started": "yellow"}.get(s.status, ""))
-        table.add_row(str(s.seq), s.name, status, took, str(s.tokens or ""), money(s.cost_usd) if s.cost_usd else "",
-                      outcome)
-    return table
-
-
-def _readable(step: StepRecord) -> Any:
-    """What a person wants from a step's result: a model reply's text and calls, a signal's payload."""
-    result = step.result
-    if step.name == "model" and isinstance(result, dict):
-        calls = [f"{c.get('name')}({short_json(c.get('arguments'), 60)})" for c in result.get("tool_calls") or ()]
-        return (result.get("text") or "") + (" → " + ", ".join(calls) if calls else "")
-    if step.name.startswith("signal:") and isinstance(result, dict) and "payload" in result:
-        return result["payload"]
-    if step.name.startswith("turn:") and isinstance(result, dict):
-        return f"{result.get('prompt')!r} → {result.get('answer') or result.get('stop_reason')}"
-    if isinstance(result, (int, float)) and (step.name in ("time.sleep", "time.now")
-                                             or step.name.startswith("signal.deadline:")):
-        # durable timers and clock reads are epoch seconds; a person reads a time
-        label = {"time.sleep": "wakes at ", "time.now": ""}.get(step.name, "deadline ")
-        return label + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(result)) + f".{int(result % 1 * 1000):03d}"
-    return result
-
-
 def show(args: argparse.Namespace) -> int:
+    """The task's fields, then its event history (``--json``: the same data as one document)."""
     async def run() -> int:
         async with _store(args) as store:
-            task = await store.task_get(args.id)
-            if task is None:
-                raise TaskNotFound(f"no task with id {args.id!r}; `wippy tasks list` shows the tasks", task_id=args.id)
-            steps = await store.journal_load(args.id)
-            children = [t for t in await store.task_list(limit=1000) if t.parent_id == args.id]
+            history = await task_history(store, args.id)
+        if getattr(args, "json", False):
+            print_json(history.to_dict())
+            return 0
         console = _console()
-        console.print(task_summary(task))
-        console.print(journal_table(steps) if steps else Text("journal: no steps yet", style="dim"))
-        if children:
-            table = Table("child task", "kind", "target", "status", title="started by this task", title_justify="left")
-            for c in sorted(children, key=lambda t: t.created_at):
-                table.add_row(c.id, c.kind, c.target, _status(c.status))
-            console.print(table)
+        console.print(task_summary(history.task))
+        console.print(history_view(history, full=bool(getattr(args, "full", False))))
         return 0
 
     return asyncio.run(run())

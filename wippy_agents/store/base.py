@@ -110,6 +110,10 @@ class StepRecord:
     finished_at: float | None = None
     tokens: int = 0
     cost_usd: float = 0.0
+    node: str | None = None  # the node that ran (or is running) it
+    # 1 for a step's first run; the store counts it up each time a started step is
+    # started again (an idempotent step re-run after a crash, ``tasks resume --retry``)
+    attempt: int = 1
     # ``result`` as JSON text, when the writer already encoded it (exactly what the
     # codec's ``dumps`` gives): a step's result is then encoded once, not twice.
     # Write-only: rows read back from a store never carry it.

@@ -156,6 +156,7 @@ def step_from_row(row: Any) -> StepRecord:
         error=error, started_at=float(row["started_at"]),
         finished_at=None if finished is None else float(finished),
         tokens=int(row["tokens"]), cost_usd=float(row["cost_usd"]),
+        node=row["node"], attempt=int(row["attempt"]),
     )
 
 
@@ -169,7 +170,7 @@ def step_params(step: StepRecord) -> tuple[Any, ...]:
     return (
         step.task_id, step.seq, step.name, step.status, result,
         None if step.error is None else dumps(step.error, what=f"step {step.seq} of task {step.task_id!r} error"),
-        step.started_at, step.finished_at, step.tokens, step.cost_usd,
+        step.started_at, step.finished_at, step.tokens, step.cost_usd, step.node, step.attempt,
     )
 
 
@@ -207,6 +208,7 @@ TASK_COLUMNS = (
 VERSION_COLUMNS = ("version", "created_at", "author", "reason", "changes", "node", "host")
 STEP_COLUMNS = (
     "task_id", "seq", "name", "status", "result", "error", "started_at", "finished_at", "tokens", "cost_usd",
+    "node", "attempt",
 )
 
 

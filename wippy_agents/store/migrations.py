@@ -195,9 +195,26 @@ ALTER TABLE journal_v4 RENAME TO journal;
 """,
         postgres="",
     ),
+    # The event history (``wippy tasks show``): which node ran a step and which attempt
+    # it is (a started step run again after a crash or ``--retry`` counts up), and the
+    # children of a task found by index instead of a scan.
+    Migration(
+        number=5,
+        name="journal_node_and_attempt",
+        sqlite="""
+ALTER TABLE journal ADD COLUMN node TEXT;
+ALTER TABLE journal ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;
+CREATE INDEX tasks_by_parent ON tasks (parent_id, created_at);
+""",
+        postgres="""
+ALTER TABLE journal ADD COLUMN node TEXT;
+ALTER TABLE journal ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;
+CREATE INDEX tasks_by_parent ON tasks (parent_id, created_at);
+""",
+    ),
     # Node identity (who holds a name, on which host, as which process) and lease
     # epochs for fencing; versions record their node and host.
-    Migration(number=5, name="nodes_and_epochs", sqlite=nodes_sql.SQLITE_DDL, postgres=nodes_sql.POSTGRES_DDL),
+    Migration(number=6, name="nodes_and_epochs", sqlite=nodes_sql.SQLITE_DDL, postgres=nodes_sql.POSTGRES_DDL),
 )
 
 

@@ -60,19 +60,22 @@ TASK_LOCK_OWNER = "SELECT owner, epoch FROM tasks WHERE id = $1 FOR UPDATE"
 JOURNAL_LOAD = "SELECT * FROM journal WHERE task_id = $1 ORDER BY seq"
 JOURNAL_PROBE = ("SELECT t.owner AS owner, t.epoch AS epoch, j.name AS name, j.status AS status FROM tasks t"
                  " LEFT JOIN journal j ON j.task_id = t.id AND j.seq = $2 WHERE t.id = $1")
-_CASTS = ("text", "integer", "text", "text", "text", "text", "float8", "float8", "bigint", "float8")
+_CASTS = ("text", "integer", "text", "text", "text", "text", "float8", "float8", "bigint", "float8", "text", "integer")
 _FINISH = ("status = excluded.status, result = excluded.result, error = excluded.error,"
-           " finished_at = excluded.finished_at, tokens = excluded.tokens, cost_usd = excluded.cost_usd")
+           " finished_at = excluded.finished_at, tokens = excluded.tokens, cost_usd = excluded.cost_usd,"
+           " node = COALESCE(excluded.node, journal.node), attempt = GREATEST(journal.attempt, excluded.attempt)")
+_RESTART = "started_at = excluded.started_at, node = excluded.node, attempt = journal.attempt + 1"
 
 
 def _journal(finished: bool, guarded: bool, fenced: bool = False) -> str:
     values = ", ".join(f"${i + 1}::{cast}" for i, cast in enumerate(_CASTS))
     # FOR SHARE holds the task row until commit, so a concurrent claim by another
     # node waits for this write (or this write sees the new owner/epoch and refuses).
-    fence = " AND epoch = $12" if fenced else ""
-    guard = f"EXISTS (SELECT 1 FROM tasks WHERE id = $1 AND owner = $11{fence} FOR SHARE)" if guarded else "true"
+    fence = f" AND epoch = ${len(_CASTS) + 2}" if fenced else ""
+    guard = (f"EXISTS (SELECT 1 FROM tasks WHERE id = $1 AND owner = ${len(_CASTS) + 1}{fence} FOR SHARE)"
+             if guarded else "true")
     return (f"INSERT INTO journal ({', '.join(STEP_COLUMNS)}) SELECT {values} WHERE {guard}"
-            f" ON CONFLICT (task_id, seq) DO UPDATE SET {_FINISH if finished else 'started_at = excluded.started_at'}"
+            f" ON CONFLICT (task_id, seq) DO UPDATE SET {_FINISH if finished else _RESTART}"
             " WHERE journal.status = 'started' AND journal.name = excluded.name")
 
 

@@ -244,8 +244,9 @@ def journal_load(db: sqlite3.Connection, task_id: str) -> list[StepRecord]:
 _COLS = ", ".join(STEP_COLUMNS)
 _VALUES = ", ".join(f"?{i + 1}" for i in range(len(STEP_COLUMNS)))  # numbered: ?1 is reused as the task id
 _FINISH = ("status = excluded.status, result = excluded.result, error = excluded.error,"
-           " finished_at = excluded.finished_at, tokens = excluded.tokens, cost_usd = excluded.cost_usd")
-_RESTART = "started_at = excluded.started_at"
+           " finished_at = excluded.finished_at, tokens = excluded.tokens, cost_usd = excluded.cost_usd,"
+           " node = COALESCE(excluded.node, journal.node), attempt = MAX(journal.attempt, excluded.attempt)")
+_RESTART = "started_at = excluded.started_at, node = excluded.node, attempt = journal.attempt + 1"
 _PROBE = ("SELECT t.owner AS owner, t.epoch AS epoch, j.name AS name, j.status AS status FROM tasks t"
           " LEFT JOIN journal j ON j.task_id = t.id AND j.seq = ? WHERE t.id = ?")
 

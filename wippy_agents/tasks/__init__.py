@@ -23,6 +23,7 @@ Lua coroutine and answers each yielded request through the context —
 
 from .context import Metered, RunInterrupted, TaskContext
 from .engine import FINAL_STATUSES, Runner, TaskEngine
+from .history import StepEvent, TaskHistory, task_history
 from .retry import NO_RETRY, STORE_RETRY, RetryPolicy
 from .resume import SKIP_TYPE
 
@@ -37,4 +38,7 @@ __all__ = [
     "RunInterrupted",
     "FINAL_STATUSES",
     "SKIP_TYPE",
+    "TaskHistory",
+    "StepEvent",
+    "task_history",
 ]

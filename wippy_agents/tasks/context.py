@@ -191,8 +191,8 @@ class TaskContext:
                     seq=seq,
                     step=name,
                 ))
-            await self._journal.flush()  # earlier steps are durable before this effect
-            started_at = recorded.started_at
+            # its next attempt: a new start time, the attempt counted (earlier steps go along)
+            started_at = await self._journal.start(seq, name)
         elif idempotent:
             # Running it again after a crash is allowed, so no 'started' marker is
             # needed; only earlier steps must be durable before this effect runs.
@@ -207,7 +207,9 @@ class TaskContext:
                        idempotent: bool = False) -> Any:
         delays = None  # made on the first failure: most steps never need one
         state = self._state
+        tries = 0
         while True:
+            tries += 1
             await self._journal.ensure_lease()  # a node that lost the task causes no effect
             try:
                 state.in_flight = "redoable" if idempotent else "effect"
@@ -232,13 +234,13 @@ class TaskContext:
                 delay = next(delays, None) if policy.retryable(exc) else None
                 if delay is None:
                     error = self._error_record(exc, seq, name)
-                    await self._journal.finish(seq, name, started_at=started_at, error=error)
+                    await self._journal.finish(seq, name, started_at=started_at, error=error, tries=tries)
                     raise error_from_dict(error) from exc
                 await self._wait_until(time.monotonic() + delay, clock=time.monotonic)
                 continue
             recorded = await self._journal.finish(
                 seq, name, started_at=started_at, result=value, tokens=usage.tokens, cost_usd=usage.cost_usd,
-                result_json=text,
+                result_json=text, tries=tries,
             )
             return _answer(recorded)
 

@@ -129,6 +129,7 @@ class Journal:
         self._recorded: dict[int, StepRecord] = {step.seq: step for step in steps}
         self.last_recorded_seq = max(self._recorded, default=0)
         self._pending: list[StepRecord] = []
+        self._attempts: dict[int, int] = {}  # seq -> attempt, for steps started again in this run
         self._lock = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
         self._due = 0.0  # loop time by which the oldest waiting row must be written
@@ -162,7 +163,12 @@ class Journal:
         """Durably record that step ``seq`` starts (before its side effect), with any
         finished rows still waiting. Returns the start time."""
         at = time.time()
-        await self._write([StepRecord(task_id=self.task_id, seq=seq, name=name, status="started", started_at=at)])
+        before = self._recorded.get(seq)  # a started row of an earlier run: this is its next attempt
+        attempt = before.attempt + 1 if before is not None and before.status == "started" else 1
+        if attempt > 1:
+            self._attempts[seq] = attempt
+        await self._write([StepRecord(task_id=self.task_id, seq=seq, name=name, status="started", started_at=at,
+                                      node=self._node, attempt=attempt)])
         return at
 
     async def finish(
@@ -178,6 +184,7 @@ class Journal:
         note: dict[str, Any] | None = None,
         durable: bool = False,
         result_json: str | None = None,
+        tries: int = 1,
     ) -> StepRecord:
         """Record the outcome of step ``seq``; returns the record.
 
@@ -185,6 +192,8 @@ class Journal:
         ``durable``; an error is written at once. ``note`` marks an 'ok' row
         specially (a skipped step keeps its skip record there; replay ignores
         it). ``result_json`` is ``result`` already encoded (``encode_json``).
+        ``tries``: how many times this run called the step's function (its
+        retries); the row's attempt counts them on top of earlier runs'.
         Raises ``LeaseLost`` when another node owns the task now, or the
         failure of an earlier delayed flush.
         """
@@ -199,6 +208,8 @@ class Journal:
             finished_at=time.time(),
             tokens=tokens,
             cost_usd=cost_usd,
+            node=self._node,
+            attempt=self._attempts.get(seq, 1) + tries - 1,
             result_json=result_json,
         )
         self._recorded[seq] = step

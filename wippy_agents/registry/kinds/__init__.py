@@ -22,6 +22,7 @@ __all__ = [
     "Ref",
     "RefField",
     "register",
+    "unregister",
     "get",
     "find",
     "names",
@@ -42,6 +43,11 @@ def register(handler: KindHandler, *, replace: bool = False) -> KindHandler:
         raise ValidationError(f"kind {handler.kind!r} is already registered", kind=handler.kind)
     _HANDLERS[handler.kind] = handler
     return handler
+
+
+def unregister(kind: str) -> KindHandler | None:
+    """Remove a kind registered by another layer or a test; returns its handler (None if absent)."""
+    return _HANDLERS.pop(kind, None)
 
 
 def find(kind: str) -> KindHandler | None:
