@@ -18,13 +18,38 @@ async def test_the_assistant_counts_words_offline(tmp_path):
         events = []
         result = await app.agents.run("app.agents:assistant", "count words in: a b c",
                                                      on_event=events.append, timeout=30)
-        assert result.stop_reason == "final" and "3 words" in result.answer
+        assert result.stop_reason == "final" and result.answer == "word_count found 5 chars, 3 words."
         model = app.agents.provider_for("app.models:default")
-        model.assert_complete()
+        assert model.offline
         tool_result = [m.content for m in model.calls[1].messages if m.role == "tool"]
         assert [json.loads(t) for t in tool_result] == [{"words": 3, "chars": 5}]
         assert model.calls[0].messages[0].content.startswith("You are Wippy")
-        assert [e["text"] for e in events if e["type"] == "text"][-3:] == ["The text has ", "3 words ", "(5 characters)."]
+        assert "".join(e["text"] for e in events if e["type"] == "text").endswith("found 5 chars, 3 words.")
+
+
+async def test_the_offline_default_holds_a_conversation_of_any_length(tmp_path):
+    """Many turns of a conversation (each turn with the earlier ones as history) never end in an error;
+    free text gets a one-paragraph answer that lists the tools and how to connect a real model."""
+    from wippy_agents.llm.providers.offline import CONNECT_HINT
+
+    async with await App.open(ROOT, store=f"sqlite:///{tmp_path / 'state.db'}") as app:
+        service = app.agents
+        history: list[dict] = []
+        asks = ["hello", "count words in: one two three four", "what can you do?", "thanks!",
+                "word count: a b", "tell me a joke", "count the words: x", "bye"] * 2
+        for n, text in enumerate(asks):
+            task = await app.tasks.start("agent", "app.agents:assistant",
+                                         {"prompt": text, "history": history}, task_id=f"conv.{n}")
+            result = await service.result(task.id, timeout=30)
+            assert result.stop_reason == "final", (text, result.detail)
+            if "count" in text:
+                assert result.answer.startswith("word_count found ") and " words" in result.answer, result.answer
+            elif n == 0:
+                assert "word_count" in result.answer and CONNECT_HINT in result.answer
+            else:  # the full help is in the conversation already: one line
+                assert result.answer.startswith("(offline model)") and "agents/models.yaml" in result.answer
+            history += [{"role": "user", "content": text}, {"role": "assistant", "content": result.answer}]
+        assert history[3]["content"] == "word_count found 18 chars, 4 words."
 
 
 async def test_the_default_app_lints_clean():

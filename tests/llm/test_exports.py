@@ -18,7 +18,7 @@ def test_llm_exports_exactly_the_public_api():
         "OpenAIProvider", "OpenAICompatibleProvider", "AnthropicProvider",
         "ScriptedProvider", "ScriptedCall", "ScriptExhausted", "RetryingProvider", "backoff_delay",
         "TokenCounter", "count_tokens", "count_message_tokens", "encoding_for_model", "encoding_name_for_model",
-        "ensure_offline_encodings", "cost_usd", "priced_usage",
+        "cost_usd", "priced_usage",
     }
     for name in llm.__all__:
         assert getattr(llm, name) is not None

@@ -54,11 +54,6 @@ async def test_a_resumed_task_continues_from_its_offset():
     assert (await resumed.request(history())).text == "Bye."
     resumed.assert_complete()
 
-    shared = ScriptedModel(SCRIPT)  # call_index (the task's own ordinal) wins over the shared cursor
-    assert (await shared.request(history(), call_index=1)).text == "It is 21°C."
-    assert (await shared.request(history(), call_index=0)).text == "Checking."
-    assert shared.cursor == 2
-
     seeking = ScriptedModel(SCRIPT)
     seeking.seek(1)
     assert (await seeking.request(history())).text == "It is 21°C."
@@ -117,7 +112,7 @@ async def test_a_script_file_is_read_relative_to_the_entry_file(tmp_path):
 
 
 @pytest.mark.parametrize("script, message", [
-    (None, "needs 'script': a list of replies"),
+    ({"text": "not a list"}, "needs 'script': a list of replies"),
     (["hello"], "reply #1 must be a mapping"),
     ([{"txt": "typo"}], r"reply #1 has unknown field\(s\) \['txt'\]"),
     ([{"text": "ab", "chunks": ["a", "c"]}], "chunks do not add up"),
@@ -161,3 +156,34 @@ def test_a_resolved_script_that_is_not_yaml_names_its_file():
     with pytest.raises(ConfigError, match=r"script '/app/demo.yaml' is not valid YAML"):
         ModelConfig.from_dict({"provider": "scripted", "script": "- text: [unclosed",
                                "script_path": "/app/demo.yaml"}, id="app.models:demo")
+
+
+async def test_inside_tasks_each_task_replays_from_its_own_journal(tmp_path):
+    """The replay position is the model's own: it counts the task's journaled steps of the same name,
+    so tasks sharing one scripted model do not take each other's replies, and nothing is passed in."""
+    from wippy_agents.store import open_store
+    from wippy_agents.tasks import TaskEngine
+
+    model = ScriptedModel(SCRIPT)
+    store = await open_store(f"sqlite:///{tmp_path / 't.db'}")
+    engine = TaskEngine(store, node_name="n", claim_interval=0)
+
+    async def two_calls(ctx):
+        texts = []
+        for _ in range(2):
+            texts.append(await ctx.step("model", lambda: _text(model), idempotent=True))
+        return texts
+
+    engine.register_kind("talk", two_calls)
+    try:
+        first = await engine.start("talk", "t", None, task_id="a")
+        second = await engine.start("talk", "t", {"call_index": 1}, task_id="b")  # a conversation's later turn
+        assert await engine.wait(first.id, timeout=10) == ["Checking.", "It is 21°C."]
+        assert await engine.wait(second.id, timeout=10) == ["It is 21°C.", "Bye."]
+    finally:
+        await engine.close()
+        await store.close()
+
+
+async def _text(model):
+    return (await model.request(history())).text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -25,22 +24,50 @@ def test_both_encodings_load_offline_with_the_reference_ids(model, name, ids):
     assert count_tokens("hello world", model) == 2
 
 
-def test_plain_tiktoken_works_offline_in_a_fresh_process(tmp_path):
-    """A new interpreter, no network (proxy to nowhere), an empty cache dir: stock get_encoding works."""
+def test_counting_works_offline_in_a_fresh_process_without_side_effects(tmp_path):
+    """A new interpreter, no network (proxy to nowhere), an empty HOME: our encodings work, nothing is
+    written, no environment variable is set, and tiktoken's own registry is left as it was."""
     code = textwrap.dedent("""
-        import tiktoken
-        from wippy_agents.llm.tokens import ensure_offline_encodings
-        ensure_offline_encodings()
-        print(tiktoken.get_encoding("o200k_base").encode("hello world"),
-              tiktoken.get_encoding("cl100k_base").encode("hello world"))
+        import os, tiktoken, tiktoken.registry
+        from wippy_agents.llm.tokens import encoding_for_model
+        print(encoding_for_model("gpt-4o").encode("hello world"), encoding_for_model("gpt-4").encode("hello world"))
+        print(sorted(k for k in os.environ if "TIKTOKEN" in k or "DATA_GYM" in k))
+        print(sorted(tiktoken.registry.ENCODINGS))
     """)
-    env = {**os.environ, "TIKTOKEN_CACHE_DIR": str(tmp_path / "cache"),
-           "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}
+    env = {k: v for k, v in os.environ.items() if k not in ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR")}
+    env.update(HOME=str(tmp_path / "home"), XDG_CACHE_HOME=str(tmp_path / "xdg"), TMPDIR=str(tmp_path / "tmp"),
+               HTTPS_PROXY="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9")
+    for d in ("home", "xdg", "tmp"):
+        (tmp_path / d).mkdir()
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[24912, 2375] [15339, 1917]"
-    url = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken"
-    assert (tmp_path / "cache" / hashlib.sha1(url.encode()).hexdigest()).is_file()
+    ids, env_vars, registry = out.stdout.strip().splitlines()
+    assert ids == "[24912, 2375] [15339, 1917]"
+    assert env_vars == "[]" and registry == "[]"
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []  # no cache copy anywhere
+
+
+def test_our_encodings_equal_tiktokens_own_definitions():
+    """Same ranks, pattern and special tokens as tiktoken's definitions (built without the network)."""
+    import tiktoken_ext.openai_public as public
+
+    from wippy_agents.llm import tokens
+
+    for name in ("o200k_base", "cl100k_base"):
+        ours = encoding_for_model("gpt-4o" if name == "o200k_base" else "gpt-4")
+        defn = _definition_without_network(public, name)
+        assert (ours.name, ours._pat_str, ours._special_tokens) == (name, defn["pat_str"], defn["special_tokens"])
+        assert ours.n_vocab == max([*tokens._ranks(name).values(), *defn["special_tokens"].values()]) + 1
+
+
+def _definition_without_network(public, name):
+    """tiktoken's definition of ``name`` with its rank loader stubbed (it would download the file)."""
+    real = public.load_tiktoken_bpe
+    public.load_tiktoken_bpe = lambda *a, **k: {}
+    try:
+        return getattr(public, name)()
+    finally:
+        public.load_tiktoken_bpe = real
 
 
 def test_a_conversation_counts_framing_names_and_tool_calls():

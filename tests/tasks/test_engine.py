@@ -15,7 +15,7 @@ from .conftest import eventually, until_set
 def test_the_package_exports_exactly_the_public_api():
     assert sorted(tasks.__all__) == sorted(
         ["TaskEngine", "TaskContext", "Runner", "RetryPolicy", "Metered", "NO_RETRY", "STORE_RETRY", "RunInterrupted",
-         "FINAL_STATUSES", "SKIP_TYPE", "TaskHistory", "StepEvent", "task_history"]
+         "FINAL_STATUSES", "SKIP_TYPE", "TaskHistory", "StepEvent", "task_history", "StepScope", "current_step"]
     )
     for name in tasks.__all__:
         assert getattr(tasks, name) is not None

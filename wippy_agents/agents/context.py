@@ -6,8 +6,10 @@ not for the whole conversation. When the conversation outgrows the window the
 oldest *groups* go first: a group is one user message, or one assistant
 message together with the results of every tool call it made, so a call is
 never separated from its result. The system prompt and the first user message
-(the task) are pinned. Tool results longer than ``max_tool_result_tokens`` are
-cut with a marker when they are added.
+(the task) are pinned. With ``context: {strategy: summarise}`` the agent loop
+first replaces the oldest groups by a summary the model writes (``oldest`` /
+``summarise``); dropping is the fallback when that is not enough. Tool results
+longer than ``max_tool_result_tokens`` are cut with a marker when they are added.
 
 >>> from wippy_agents.llm import TokenCounter, Message
 >>> win = ContextWindow(TokenCounter("gpt-4o"), window=8000)
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 from ..errors import ContextOverflow
 from ..llm import Message, TokenCounter, encoding_for_model
 from ..llm.tokens import REPLY_PRIMER
+from .summary import summary_message
 
 __all__ = ["ContextWindow", "truncate_text", "TRUNCATION_MARKER"]
 
@@ -59,6 +62,10 @@ class ContextWindow:
         self.dropped = 0  # messages dropped so far (never brought back)
         self._note: Message | None = None
         self._note_tokens = 0
+        self.summary = ""  # the model's summary of the turns it replaced (strategy: summarise)
+        self.summarised = 0  # messages that summary replaced
+        self._summary: Message | None = None
+        self._summary_tokens = 0
         self._flat: list[Message] = []  # the kept groups' messages, appended in place
         self._flat_start = 0  # index in _flat of the oldest kept message
 
@@ -97,7 +104,7 @@ class ContextWindow:
     @property
     def tokens(self) -> int:
         """Tokens of the prompt ``messages()`` would build now."""
-        return self._system_tokens + self._note_tokens + self._task_tokens + self._total + REPLY_PRIMER
+        return self._fixed() + self._total + REPLY_PRIMER
 
     def budget(self, tools_tokens: int = 0) -> int:
         return self.window - self.reserve_output - tools_tokens - REPLY_PRIMER
@@ -129,21 +136,57 @@ class ContextWindow:
             out.append(self._note)
         if self._task is not None:
             out.append(self._task)
+        if self._summary is not None:
+            out.append(self._summary)
         out.extend(self._flat[self._flat_start:] if self._flat_start else self._flat)
         return out
 
     def _fixed(self) -> int:
-        return self._system_tokens + self._note_tokens + self._task_tokens
+        return self._system_tokens + self._note_tokens + self._task_tokens + self._summary_tokens
 
-    def _drop_oldest(self) -> None:
+    # -- summarising (strategy: summarise) ---------------------------------
+    def overflow(self, tools_tokens: int = 0) -> int:
+        """Tokens by which the prompt now exceeds the room the window leaves it (0 when it fits)."""
+        return max(0, self._fixed() + self._total - self.budget(tools_tokens))
+
+    def oldest(self, tokens: int) -> list[Message]:
+        """The messages of the fewest oldest whole groups holding at least ``tokens`` tokens.
+
+        Never the newest group (the turn in progress), and never part of a group, so a tool call
+        and its result are summarised together or not at all. ``[]`` when there is nothing to take.
+        """
+        out: list[Message] = []
+        held = 0
+        for group in list(self._groups)[:-1]:
+            if held >= tokens and out:
+                break
+            out.extend(group.messages)
+            held += group.tokens
+        return out
+
+    def summarise(self, count: int, text: str) -> None:
+        """Replace the oldest ``count`` messages (whole groups, as ``oldest`` gave them) by ``text``."""
+        taken = 0
+        while taken < count and len(self._groups) > 1:
+            group = self._groups[0]
+            self._drop_oldest(note=False)
+            taken += len(group.messages)
+        self.summarised += taken
+        self.summary = text
+        self._summary = summary_message(text, self.summarised)
+        self._summary_tokens = self.counter.message(self._summary)
+
+    def _drop_oldest(self, *, note: bool = True) -> None:
         group = self._groups.popleft()
         self._total -= group.tokens
-        self.dropped += len(group.messages)
         self._flat_start += len(group.messages)
         if self._flat_start > 256 and self._flat_start > len(self._flat) // 2:
             # compact now and then so the list does not keep every dropped message alive
             del self._flat[: self._flat_start]
             self._flat_start = 0
+        if not note:
+            return
+        self.dropped += len(group.messages)
         self._note = Message.system(
             f"[{self.dropped} earlier messages of this conversation were removed to fit the context window]")
         self._note_tokens = self.counter.message(self._note)

@@ -23,11 +23,13 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..errors import LeaseLost, TaskCancelled, ToolError, WippyError
+from ..errors import LeaseLost, ProviderError, TaskCancelled, ToolError, WippyError
 from ..llm import Done, Message, ModelReply, TextDelta, TokenCounter, ToolCall, Usage
 from ..tasks import Metered, RunInterrupted, TaskContext
 from .context import ContextWindow
-from .result import AgentResult, StopReason
+from .limits import LOOP_REPEATS, LimitReached, RunLimits
+from .result import AgentResult, StopReason, model_call_failed
+from .summary import Compaction, ask_summary, split_for_compact, summary_message
 from .spec import AgentSpec
 from .tools import ToolCallContext, dispatch_tool, validate_arguments
 from .toolset import DELEGATE_SCHEMA, FINAL_ANSWER, Toolset, build_toolset
@@ -35,12 +37,22 @@ from .toolset import DELEGATE_SCHEMA, FINAL_ANSWER, Toolset, build_toolset
 if TYPE_CHECKING:
     from .service import AgentService
 
-__all__ = ["AgentLoop", "LOOP_REPEATS"]
+__all__ = ["AgentLoop", "LOOP_REPEATS", "SKIPPED_NOTE"]
 
 log = logging.getLogger(__name__)
 
-LOOP_REPEATS = 3  # the same call with the same arguments in this many turns running is a loop
+SKIPPED_NOTE = ("[no result: this tool call was interrupted and a person skipped it with `wippy tasks resume "
+                "--skip`, so it may or may not have taken effect; check before relying on it or calling it again]")
 _CONTROL = (RunInterrupted, TaskCancelled, LeaseLost, asyncio.CancelledError)
+
+
+class _Unjournaled(BaseException):
+    """Carries a model failure past the step's journal write (a BaseException: ``step`` records only
+    Exceptions), so the failed call leaves no row and a resumed task simply makes it again."""
+
+    def __init__(self, error: ProviderError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class AgentLoop:
@@ -55,31 +67,36 @@ class AgentLoop:
         inp = self.task.input if isinstance(self.task.input, dict) else {"prompt": str(self.task.input or "")}
         self.prompt = str(inp.get("prompt") or "")
         self.variables = dict(inp.get("variables") or {})
-        # A conversation (the console's session) continues: earlier messages, and the number of model
-        # calls made before this run (a scripted model answers per call of the whole conversation).
+        # A conversation (the console's session) continues from its earlier messages.
         self.history = [Message.from_dict(m) for m in inp.get("history") or ()]
-        self.usage = Usage()
-        self.turns = 0
-        self.model_calls = int(inp.get("call_index") or 0)
+        # a compaction task (`AgentService.compact`): summarise the history but its last N turns
+        self.compact: int | None = int(inp.get("keep_turns") or 1) if inp.get("compact") else None
+        self.limits = RunLimits(max_turns=1)  # replaced in run() once the spec is read
         self._snap: Any = None
         self._spec: AgentSpec | None = None
         self._toolset: Toolset | None = None
         self._window: ContextWindow | None = None
-        self._streaks: dict[str, int] = {}
         self.actor: Any = None
 
     # -- the loop ------------------------------------------------------------
     async def run(self) -> dict[str, Any]:
         self._refresh()
+        self.limits = RunLimits(max_turns=self.spec.max_turns, budget=self.spec.budget)
+        if self.compact is not None:
+            return await self._compact(self.compact)
         last_text = ""
-        while self.turns < self.spec.max_turns:
+        while True:
             self._refresh()
+            self.limits.max_turns, self.limits.budget = self.spec.max_turns, self.spec.budget
+            refused = await self._summarise_if_needed() or self._check_before_call()
+            if refused:
+                return self._stop(refused.reason, last_text, refused.detail)
             reply = await self._model_turn()
             last_text = reply.text or last_text
             self.window.add(reply.to_message())
-            over = self._over_budget()
+            over = self.limits.after_call(reply)
             if over:
-                return self._stop("budget", reply.text, over)
+                return self._stop("budget", reply.text or last_text, over.detail)
             if not reply.tool_calls:
                 if self.spec.tool_choice != "required":
                     return self._stop("final", reply.text, "the model gave its final answer")
@@ -91,14 +108,30 @@ class AgentLoop:
                           and self.spec.tool_choice == "required"), None)
             if final is not None and isinstance(final.arguments.get("answer"), str):
                 return self._stop("final", final.arguments["answer"], f"the model called {FINAL_ANSWER.name}")
-            repeated = self._repeated(reply.tool_calls)
-            if repeated:
-                return self._stop("loop", last_text, f"the model called {repeated} with the same arguments "
-                                  f"{LOOP_REPEATS} turns in a row")
+            looped = self.limits.repeated(reply.tool_calls)
+            if looped:
+                return self._stop("loop", last_text, looped.detail)
             outcomes = await self._run_calls(reply.tool_calls)
             for call, outcome in zip(reply.tool_calls, outcomes):
                 self.window.add(Message.tool(call.id, _content(outcome), name=call.name))
-        return self._stop("max_turns", last_text, f"reached max_turns ({self.spec.max_turns}) without a final answer")
+
+    @property
+    def turns(self) -> int:
+        return self.limits.turns
+
+    @property
+    def usage(self) -> Usage:
+        return self.limits.usage
+
+    def _check_before_call(self) -> LimitReached | None:
+        """max_turns, and the budget against the next call's worst case, before it is sent."""
+        cfg, _ = self.service.model(self.spec, self._snap)
+        toolset = self._toolset
+        assert toolset is not None
+        win = self.window
+        # the context builder trims the prompt to what the window leaves for it
+        prompt = min(win.tokens + toolset.tokens, max(0, win.window - win.reserve_output))
+        return self.limits.before_call(prompt_tokens=prompt, max_output_tokens=cfg.max_output_tokens, cfg=cfg)
 
     @property
     def spec(self) -> AgentSpec:
@@ -132,10 +165,54 @@ class AgentLoop:
             self._toolset = build_toolset(snap, spec, self._window.counter)
         self._spec = spec
 
+    # -- summaries (context strategy: summarise, and /compact) ----------------
+    async def _summarise_if_needed(self) -> LimitReached | None:
+        """With ``context: {strategy: summarise}``: replace the oldest turns by a summary when the
+        conversation outgrows the window (a journaled model call); dropping stays the fallback."""
+        toolset = self._toolset
+        assert toolset is not None
+        if self.spec.context_strategy != "summarise":
+            return None
+        over = self.window.overflow(toolset.tokens)
+        if not over:
+            return None
+        # a quarter of the room more than needed, so the next turns do not summarise again at once
+        old = self.window.oldest(over + self.window.budget(toolset.tokens) // 4)
+        if not old:
+            return None
+        reply = await self._summary_step(old, self.window.summary)
+        self.window.summarise(len(old), reply.text)
+        return self.limits.after_call(reply)
+
+    async def _summary_step(self, old: list[Message], previous: str) -> ModelReply:
+        spec, snap = self.spec, self._snap
+
+        async def call() -> Metered:
+            cfg, provider = self.service.model(spec, snap)
+            try:
+                reply = await ask_summary(provider, cfg, old, previous=previous)
+            except ProviderError as exc:
+                raise _Unjournaled(exc) from exc
+            if self.service.listened(self.task.id):
+                self.service.emit(self.task.id, {"type": "summary", "text": reply.text, "replaced": len(old)})
+            return Metered(value={**reply.to_dict(), "summary_of": len(old)}, tokens=reply.usage.total_tokens,
+                           cost_usd=reply.usage.cost_usd)
+
+        try:
+            return ModelReply.from_dict(await self.ctx.step("model", call, idempotent=True))
+        except _Unjournaled as failed:
+            raise model_call_failed(failed.error, self.task.id) from None
+
+    async def _compact(self, keep_turns: int) -> dict[str, Any]:
+        old, kept = split_for_compact(self.history, keep_turns)
+        if not old:
+            return Compaction(summary="", history=[m.to_dict() for m in self.history], task_id=self.task.id).to_dict()
+        reply = await self._summary_step(old, "")
+        history = [summary_message(reply.text, len(old)).to_dict(), *(m.to_dict() for m in kept)]
+        return Compaction(summary=reply.text, history=history, replaced=len(old), usage=reply.usage,
+                          task_id=self.task.id).to_dict()
+
     async def _model_turn(self) -> ModelReply:
-        index = self.model_calls
-        self.model_calls += 1
-        self.turns += 1
         spec, toolset, snap = self.spec, self._toolset, self._snap
         assert toolset is not None
 
@@ -144,11 +221,14 @@ class AgentLoop:
             messages = self.window.messages(toolset.tokens)
             listened = self.service.listened(self.task.id)
             reply = None
-            async for event in provider.stream(messages, tools=toolset.specs, model_cfg=cfg, call_index=index):
-                if isinstance(event, Done):
-                    reply = event.reply
-                elif isinstance(event, TextDelta) and listened:
-                    self.service.emit(self.task.id, {"type": "text", "text": event.text})
+            try:
+                async for event in provider.stream(messages, tools=toolset.specs, model_cfg=cfg):
+                    if isinstance(event, Done):
+                        reply = event.reply
+                    elif isinstance(event, TextDelta) and listened:
+                        self.service.emit(self.task.id, {"type": "text", "text": event.text})
+            except ProviderError as exc:
+                raise _Unjournaled(exc) from exc
             assert reply is not None, "a provider stream always ends with Done"
             data = reply.to_dict()
             if listened:
@@ -157,30 +237,15 @@ class AgentLoop:
             return Metered(value=data, tokens=reply.usage.total_tokens, cost_usd=reply.usage.cost_usd)
 
         # A model call may safely run again after a crash: one journal write, no 'started' row.
-        reply = ModelReply.from_dict(await self.ctx.step("model", call, idempotent=True))
-        self.usage = self.usage + reply.usage
+        # A failed call (cut-short stream, retries used up, refused) is no outcome to replay: it is not
+        # journaled, the task fails with the error, and `wippy tasks resume` makes the call again.
+        try:
+            reply = ModelReply.from_dict(await self.ctx.step("model", call, idempotent=True))
+        except _Unjournaled as failed:
+            raise model_call_failed(failed.error, self.task.id) from None
         return reply
 
-    # -- limits --------------------------------------------------------------
-    def _over_budget(self) -> str:
-        b = self.spec.budget
-        if b.max_total_tokens is not None and self.usage.total_tokens > b.max_total_tokens:
-            return f"used {self.usage.total_tokens} tokens, over the budget of {b.max_total_tokens}"
-        if b.max_cost_usd is not None and self.usage.cost_usd > b.max_cost_usd:
-            return f"cost ${self.usage.cost_usd:.4f}, over the budget of ${b.max_cost_usd:.4f}"
-        return ""
-
-    def _repeated(self, calls: tuple[ToolCall, ...]) -> str:
-        streaks: dict[str, int] = {}
-        for call in calls:
-            key = call.name + "\x00" + (call.raw_arguments if call.parse_error else
-                                        json.dumps(call.arguments, sort_keys=True, ensure_ascii=False))
-            streaks[key] = self._streaks.get(key, 0) + 1
-            if streaks[key] >= LOOP_REPEATS:
-                return f"{call.name!r}"
-        self._streaks = streaks  # a call missing from this turn breaks its streak
-        return ""
-
+    # -- ending ----------------------------------------------------------------
     def _stop(self, reason: StopReason, answer: str, detail: str) -> dict[str, Any]:
         return AgentResult(answer=answer, stop_reason=reason, agent=self.agent_id, detail=detail, turns=self.turns,
                            usage=self.usage, task_id=self.task.id).to_dict()
@@ -242,7 +307,8 @@ class AgentLoop:
                 raise ToolError(f"tool {call.name!r} returned data that is not JSON: {problem}")
             return {"result": value}
         except ToolError as exc:
-            log.info("task %s: tool call %s failed: %s", self.task.id, call.name, exc)
+            # debug only: the failure goes back to the model, and a watching console prints its tool_end event
+            log.debug("task %s: tool call %s failed: %s", self.task.id, call.name, exc)
             return {"error": str(exc)}
 
 
@@ -269,6 +335,8 @@ def _not_json(value: Any, depth: int = 0) -> str:
 
 def _content(outcome: Any) -> str:
     """The text the model reads for a tool's outcome."""
+    if outcome is None:  # only `wippy tasks resume --skip` records a tool step without an outcome
+        return SKIPPED_NOTE
     if isinstance(outcome, dict) and "error" in outcome:
         return f"ERROR: {outcome['error']}"
     value = outcome.get("result") if isinstance(outcome, dict) else outcome

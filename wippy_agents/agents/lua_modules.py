@@ -25,10 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
-from ..errors import LeaseLost, NondeterminismError, TaskCancelled, TaskStranded, UsageError
-from ..llm import Message, ModelReply, TextDelta, Done, ToolSpec
+from ..errors import LeaseLost, NondeterminismError, ProviderError, TaskCancelled, TaskStranded, UsageError
+from ..llm import Message, ModelReply, TextDelta, TokenCounter, Done, ToolSpec
 from ..lua import LuaModule, LuaOp
 from ..tasks import Metered
+from .limits import LimitReached, RunLimits
+from .result import model_call_failed
 from .spec import AgentSpec
 
 if TYPE_CHECKING:
@@ -40,11 +42,13 @@ _CONTROL = (TaskCancelled, LeaseLost, NondeterminismError, TaskStranded)
 
 
 class Abort(BaseException):
-    """Carries a task-control error through the Lua driver (which turns WippyErrors into ``nil, err``)."""
+    """Carries a task-control error, or a run limit that ends a Lua agent (``limit``), through the
+    Lua driver (which turns WippyErrors into ``nil, err``)."""
 
-    def __init__(self, error: BaseException) -> None:
-        super().__init__(str(error))
+    def __init__(self, error: BaseException | None = None, *, limit: LimitReached | None = None) -> None:
+        super().__init__(str(error) if error is not None else (limit.detail if limit else ""))
         self.error = error
+        self.limit = limit
 
 
 LLM_LUA = """
@@ -125,24 +129,51 @@ def llm_module(service: "AgentService") -> LuaModule:
         opts = opts if isinstance(opts, dict) else {}
         messages, tools = _messages(prompt, opts), tools_for(opts)
         extra = ctx.extra if ctx.extra is not None else {}
-        index = extra.get("llm_calls")
-        if index is not None:
-            extra["llm_calls"] = index + 1
+        limits: RunLimits | None = extra.get("limits")  # set for a Lua agent's run: SPEC §6 limits apply
+        task = extra.get("task")
+        if limits is not None:
+            cfg, _ = model_for(ctx, opts)
+            counter = TokenCounter(cfg.model)
+            prompt_tokens = sum(counter.message(m) for m in messages) + (counter.tools(tools) if tools else 0)
+            refused = limits.before_call(prompt_tokens=prompt_tokens, max_output_tokens=cfg.max_output_tokens,
+                                         cfg=cfg)
+            if refused:
+                raise Abort(limit=refused)
 
-        async def run() -> dict[str, Any]:
+        async def run() -> Metered:
             cfg, provider = model_for(ctx, opts)
+            listened = task is not None and service.listened(task.task.id)
             chunks: list[str] = []
             reply: ModelReply | None = None
-            async for event in provider.stream(messages, tools=tools, model_cfg=cfg, call_index=index):
-                if isinstance(event, TextDelta):
-                    chunks.append(event.text)
-                elif isinstance(event, Done):
-                    reply = event.reply
+            try:
+                async for event in provider.stream(messages, tools=tools, model_cfg=cfg):
+                    if isinstance(event, TextDelta):
+                        chunks.append(event.text)
+                        if listened:
+                            service.emit(task.task.id, {"type": "text", "text": event.text})
+                    elif isinstance(event, Done):
+                        reply = event.reply
+            except ProviderError as exc:
+                if task is None:
+                    raise  # a plain function call: Lua gets nil, err
+                # In a Lua agent's task the failed call is not journaled (Abort passes the step's write):
+                # the run ends with the error and a resume makes the call again, as in the turn loop.
+                raise Abort(model_call_failed(exc, task.task.id)) from None
             assert reply is not None
-            return Metered(value={"reply": reply.to_dict(), "chunks": chunks}, tokens=reply.usage.total_tokens,
+            data = reply.to_dict()
+            if listened:
+                service.emit(task.task.id, {"type": "reply", "reply": data})
+            return Metered(value={"reply": data, "chunks": chunks}, tokens=reply.usage.total_tokens,
                            cost_usd=reply.usage.cost_usd)
 
         out = await _durable(ctx, "llm", run)
+        if limits is not None:
+            reply = ModelReply.from_dict(out["reply"])
+            if reply.text:
+                extra["last_text"] = reply.text
+            stop = limits.after_call(reply) or (limits.repeated(reply.tool_calls) if reply.tool_calls else None)
+            if stop:
+                raise Abort(limit=stop)
         return out if stream else out["reply"]
 
     async def generate(ctx: Any, prompt: Any = None, opts: Any = None) -> Any:

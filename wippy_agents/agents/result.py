@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..errors import ProviderError
 from ..llm import Usage
 
-__all__ = ["AgentResult", "StopReason", "STOP_REASONS"]
+__all__ = ["AgentResult", "StopReason", "STOP_REASONS", "model_call_failed"]
 
 # final: the model answered; max_turns / budget / loop: a limit ended the run;
 # cancelled: someone cancelled the task.
@@ -44,3 +45,9 @@ class AgentResult:
         return cls(answer=data.get("answer") or "", stop_reason=data["stop_reason"], agent=data.get("agent") or "",
                    detail=data.get("detail") or "", turns=int(data.get("turns") or 0),
                    usage=Usage.from_dict(data.get("usage") or {}), task_id=data.get("task_id"))
+
+
+def model_call_failed(error: ProviderError, task_id: str) -> ProviderError:
+    """The error that ends a run whose model call failed; the call was not journaled, so says how to resume."""
+    return type(error)(f"{error.message}; the call was not recorded, so `wippy tasks resume {task_id}` makes it "
+                       "again", **{**error.details, "task_id": task_id, "resumable": True})

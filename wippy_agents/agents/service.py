@@ -17,7 +17,7 @@ import asyncio
 import dataclasses
 import logging
 import uuid
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import ConfigError, EntryNotFound, TaskCancelled, ToolError, UsageError, WippyError
 from ..llm import ModelConfig, Provider, ToolCall, Usage, make_provider
@@ -27,6 +27,9 @@ from ..tasks import TaskContext
 from .layers import NodeLayers
 from .result import AgentResult
 from .spec import AgentSpec, Delegate
+
+if TYPE_CHECKING:
+    from .summary import Compaction
 
 __all__ = ["AgentService", "AGENT_TASK_KIND"]
 
@@ -149,6 +152,30 @@ class AgentService:
         finally:
             if unsubscribe:
                 unsubscribe()
+
+    async def compact(self, agent_id: str, history: list[dict[str, Any]], *, keep_turns: int = 1,
+                      task_id: str | None = None, parent_id: str | None = None,
+                      extra_input: dict[str, Any] | None = None) -> "Compaction":
+        """Summarise a conversation's ``history`` (message dicts) but its last ``keep_turns`` turns.
+
+        Runs as an agent task of its own (``task_id``, child of ``parent_id``) whose one journaled
+        model step writes the summary; returns a ``Compaction`` whose ``history`` (a summary note, then
+        the kept turns) is what the conversation continues with. ``extra_input`` adds fields to the
+        task's input, as a session gives its turn tasks. Raises ``UsageError`` for a Lua agent and
+        the model's ``ProviderError`` when the call failed (the task can then be resumed).
+        """
+        from .summary import Compaction
+
+        spec = self.check_ready(agent_id)
+        if spec.is_lua:
+            raise UsageError(f"agent {agent_id!r} is a Lua agent; it keeps its own context, there is nothing "
+                             "to compact")
+        task_id = task_id or uuid.uuid4().hex
+        await self.app.tasks.start(
+            AGENT_TASK_KIND, agent_id, {**(extra_input or {}), "prompt": "", "history": list(history),
+                                        "compact": True, "keep_turns": keep_turns},
+            task_id=task_id, parent_id=parent_id, registry_version=self.app.registry.version)
+        return Compaction.from_dict(await self.app.tasks.wait(task_id))
 
     async def delegate(self, loop: Any, turn: int, call: ToolCall, delegate: Delegate) -> str:
         """Run ``delegate`` as a child task of ``loop``'s task and return its answer (``ToolError`` if it failed)."""

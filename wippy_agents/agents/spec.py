@@ -58,6 +58,7 @@ class AgentSpec:
     max_output_tokens: int | None = None
     tool_choice: Literal["auto", "required"] = "auto"
     max_tool_result_tokens: int | None = None
+    context_strategy: Literal["drop", "summarise"] = "drop"
     variables: Mapping[str, Any] | None = None
     source: str | None = None  # a Lua agent drives its own loop
     method: str = "handler"
@@ -100,6 +101,7 @@ class AgentSpec:
             max_output_tokens=data.get("max_output_tokens"),
             tool_choice=data.get("tool_choice") or "auto",
             max_tool_result_tokens=data.get("max_tool_result_tokens"),
+            context_strategy=(data.get("context") or {}).get("strategy") or "drop",
             variables=dict(data.get("variables") or {}),
             source=data.get("source"),
             method=data.get("method") or "handler",

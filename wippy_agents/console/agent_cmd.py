@@ -27,6 +27,7 @@ class AgentPrinter:
         self.live_calls = 0
         self._line_open = False
         self._last_streamed = ""
+        self._streamed: set[str] = set()  # the text of every reply shown live
         self._current = []  # text pieces of the model call in progress
 
     def __call__(self, event: dict[str, Any]) -> None:
@@ -39,6 +40,7 @@ class AgentPrinter:
             self.live_calls += 1
             reply = event["reply"]
             self._last_streamed = "".join(self._current)
+            self._streamed.add(self._last_streamed)
             self._current = []
             calls = reply.get("tool_calls") or []
             if calls and self._line_open:
@@ -54,12 +56,17 @@ class AgentPrinter:
             self.err.flush()
 
     def finish(self, answer: str) -> None:
-        """Print what the stream did not already show, and end the line."""
-        if not (self._line_open and self._last_streamed == answer):
+        """Print what the stream did not already show, and end the line.
+
+        A run stopped by a limit answers with an earlier reply's text, already shown as it streamed.
+        """
+        if answer and answer in self._streamed:
             if self._line_open:
                 self.out.write("\n")
-            self.out.write(answer)
-        self.out.write("\n")
+        else:
+            if self._line_open:
+                self.out.write("\n")
+            self.out.write(answer + "\n")
         self.out.flush()
 
 

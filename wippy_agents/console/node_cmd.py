@@ -96,7 +96,8 @@ async def _call(args: argparse.Namespace, value: Any) -> Any:
                          **_open_kwargs(args))
     task_id = getattr(args, "task_id", None)
     try:
-        kind = app.entry(args.entry).kind
+        entry = app.entry(args.entry)
+        kind = entry.kind
         if kind == "workflow.lua":  # a durable task; --task-id makes it idempotent
             task = await app.workflows.start(args.entry, value, task_id=task_id)
             if task.status in ("pending", "running") and task.id not in app.tasks.running():
@@ -109,6 +110,10 @@ async def _call(args: argparse.Namespace, value: Any) -> Any:
         if task_id is not None:
             raise UsageError(f"--task-id applies to workflow.lua entries; {args.entry!r} is a {kind!r} entry, "
                              "which runs once per call")
+        if entry.meta.get("type") == "tool":  # the same check, and fixable message, a model's call gets
+            from ..agents import validate_arguments
+
+            validate_arguments(str(entry.id), entry.data.get("input_schema"), {} if value is None else value)
         return await app.call(args.entry, value)
     finally:
         await app.close()

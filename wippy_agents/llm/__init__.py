@@ -12,7 +12,7 @@ from wippy_agents.llm.pricing import cost_usd, priced_usage
 from wippy_agents.llm.providers import ScriptedCall, ScriptedProvider, ScriptExhausted, make_provider
 from wippy_agents.llm.retry import RetryingProvider, backoff_delay
 from wippy_agents.llm.tokens import (TokenCounter, count_message_tokens, count_tokens, encoding_for_model,
-                                     encoding_name_for_model, ensure_offline_encodings)
+                                     encoding_name_for_model)
 from wippy_agents.llm.types import (Done, Message, ModelReply, Role, StopReason, StreamEvent, TextDelta, ToolCall,
                                     ToolCallDelta, ToolSpec, Usage, event_from_dict)
 
@@ -28,7 +28,7 @@ __all__ = [
     "RetryingProvider", "backoff_delay",
     # tokens and money
     "TokenCounter", "count_tokens", "count_message_tokens", "encoding_for_model", "encoding_name_for_model",
-    "ensure_offline_encodings", "cost_usd", "priced_usage",
+    "cost_usd", "priced_usage",
 ]
 
 

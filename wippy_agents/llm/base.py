@@ -21,20 +21,18 @@ class Provider(Protocol):
     """A model backend.
 
     ``model_cfg`` overrides the provider's own config for one call (an agent
-    whose model entry changed mid-run); ``call_index`` is the ordinal of this
-    model call within its task (the scripted provider replays by it, so a
-    resumed task continues where its journal left off; others ignore it).
-    Both methods raise ``ProviderError`` subclasses only.
+    whose model entry changed mid-run). Both methods raise ``ProviderError``
+    subclasses only; a stream that ends without the provider's end marker
+    raises (it never ends with a ``Done`` holding a fragment).
     """
 
     config: ModelConfig
 
     async def request(self, messages: Sequence[Message], *, tools: Sequence[ToolSpec] = (),
-                      model_cfg: ModelConfig | None = None, call_index: int | None = None) -> ModelReply: ...
+                      model_cfg: ModelConfig | None = None) -> ModelReply: ...
 
     def stream(self, messages: Sequence[Message], *, tools: Sequence[ToolSpec] = (),
-               model_cfg: ModelConfig | None = None,
-               call_index: int | None = None) -> AsyncIterator[StreamEvent]: ...
+               model_cfg: ModelConfig | None = None) -> AsyncIterator[StreamEvent]: ...
 
     async def aclose(self) -> None: ...
 

@@ -113,7 +113,7 @@ class ModelConfig:
         if api_key_env is not None and (not isinstance(api_key_env, str) or not api_key_env):
             raise fail(f"field 'api_key_env' must name an environment variable, not {api_key_env!r}")
         script = None
-        if provider == "scripted":
+        if provider == "scripted" and data.get("script") is not None:  # none at all: the offline model
             script = load_script(data.get("script"), base_dir, fail, source=data.get("script_path"))
         return cls(provider=provider, model=model, id=id, api_key_env=api_key_env, base_url=base_url,
                    script=script, where=where, **values)

@@ -1,8 +1,12 @@
-"""Retries as a wrapper around any provider: backoff with jitter, ``Retry-After`` honoured.
+"""Retries of what fails after a reply's stream started, as a wrapper around any provider.
 
-Retried: errors whose ``details["retryable"]`` is true (HTTP 429, 408, 409,
-5xx, timeouts, connection failures). Never retried: a stream that has already
-yielded output to its consumer (the user saw it; a retry would repeat it), and
+What fails before the stream starts (HTTP 429/5xx, a refused connection) the
+SDK has retried already (``providers._sdk``: ``max_retries`` from the entry,
+our log line and ``Retry-After`` cap); such errors carry ``sdk_retried`` and
+are not retried again here. Retried here: a body that broke or was cut short
+before any output reached the consumer, and any retryable failure of a whole
+``request()`` (nobody saw a partial reply). Never retried: a stream that
+already yielded output (the user saw it; a retry would repeat it), and
 everything else (bad request, bad key, a scripted error).
 
     >>> provider = RetryingProvider(OpenAIProvider(cfg), sleep=fake_sleep)   # doctest: +SKIP
@@ -18,21 +22,12 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 from wippy_agents.errors import ProviderError
 from wippy_agents.llm.base import Provider
 from wippy_agents.llm.config import ModelConfig
+from wippy_agents.runtime.backoff import backoff_delay, plural, retry_async
 from wippy_agents.llm.types import Message, ModelReply, StreamEvent, ToolSpec
 
 __all__ = ["RetryingProvider", "backoff_delay"]
 
 log = logging.getLogger(__name__)
-
-
-def backoff_delay(attempt: int, *, base: float, cap: float, rand: Callable[[], float]) -> float:
-    """Delay before retry number ``attempt`` (0-based): exponential, capped, with "equal jitter".
-
-    Half the delay is fixed and half random, so waits grow but callers that
-    failed together do not retry together.
-    """
-    delay = min(cap, base * (2 ** attempt))
-    return delay / 2 + rand() * delay / 2
 
 
 class RetryingProvider:
@@ -64,27 +59,27 @@ class RetryingProvider:
         await self.inner.aclose()
 
     async def request(self, messages: Sequence[Message], *, tools: Sequence[ToolSpec] = (),
-                      model_cfg: ModelConfig | None = None, call_index: int | None = None) -> ModelReply:
+                      model_cfg: ModelConfig | None = None) -> ModelReply:
         """The inner ``request``, retried; a whole reply reaches nobody until it is complete, so any
         retryable failure may be retried."""
         cfg = model_cfg or self.config
-        attempt = 0
-        while True:
-            try:
-                return await self.inner.request(messages, tools=tools, model_cfg=model_cfg, call_index=call_index)
-            except ProviderError as exc:
-                await self._before_retry(exc, attempt, cfg)
-            attempt += 1
+
+        def decide(exc: Exception, attempt: int) -> float | None:
+            if not isinstance(exc, ProviderError):
+                return None
+            return self._delay(exc, attempt, cfg)
+
+        return await retry_async(lambda: self.inner.request(messages, tools=tools, model_cfg=model_cfg), decide,
+                                 sleep=self._sleep)
 
     async def stream(self, messages: Sequence[Message], *, tools: Sequence[ToolSpec] = (),
-                     model_cfg: ModelConfig | None = None,
-                     call_index: int | None = None) -> AsyncIterator[StreamEvent]:
+                     model_cfg: ModelConfig | None = None) -> AsyncIterator[StreamEvent]:
         """The inner ``stream``, retried only while it has yielded nothing."""
         cfg = model_cfg or self.config
         attempt = 0
         while True:
             started = False
-            events = self.inner.stream(messages, tools=tools, model_cfg=model_cfg, call_index=call_index)
+            events = self.inner.stream(messages, tools=tools, model_cfg=model_cfg)
             try:
                 async for event in events:
                     started = True
@@ -94,18 +89,18 @@ class RetryingProvider:
                 if started:
                     raise type(exc)(f"{exc.message} (the reply had started streaming, so it was not retried)",
                                     **{**exc.details, "partial": True}) from exc
-                await self._before_retry(exc, attempt, cfg)
+                await self._sleep(self._delay(exc, attempt, cfg))
             finally:
                 await events.aclose()
             attempt += 1
 
-    async def _before_retry(self, exc: ProviderError, attempt: int, cfg: ModelConfig) -> None:
-        """Sleep before the next attempt, or raise ``exc`` when it must not be retried."""
+    def _delay(self, exc: ProviderError, attempt: int, cfg: ModelConfig) -> float:
+        """Seconds to wait before the next attempt (logged); raises ``exc`` when it must not be retried."""
         limit = cfg.max_retries if self.max_retries is None else self.max_retries
-        if not exc.details.get("retryable"):
+        if not exc.details.get("retryable") or exc.details.get("sdk_retried"):
             raise exc
         if attempt >= limit:
-            raise type(exc)(f"{exc.message} (gave up after {attempt + 1} attempts)",
+            raise type(exc)(f"{exc.message} (gave up after {plural(attempt + 1, 'attempt')})",
                             **{**exc.details, "attempts": attempt + 1}) from exc
         retry_after = exc.details.get("retry_after")
         if retry_after is not None and retry_after > self.max_retry_after:
@@ -114,4 +109,4 @@ class RetryingProvider:
         delay = retry_after if retry_after is not None else backoff_delay(
             attempt, base=self.base_delay, cap=self.max_delay, rand=self._rand)
         log.warning("model %r: %s; retry %d/%d in %.2fs", cfg.id or cfg.model, exc.message, attempt + 1, limit, delay)
-        await self._sleep(delay)
+        return delay

@@ -1,14 +1,13 @@
-"""Token counting with stock tiktoken, offline.
+"""Token counting with tiktoken, offline and without side effects.
 
 tiktoken downloads its encoding files on first use, which fails on hosts
 without network. The package ships ``o200k_base`` and ``cl100k_base`` (the
-exact files tiktoken expects; their SHA-256 is checked) in
-``wippy_agents/llm/encodings/``; on first use they are copied into tiktoken's
-cache directory under the names tiktoken looks for, so plain
-``tiktoken.get_encoding`` works with identical token ids. The cache directory
-is ``$TIKTOKEN_CACHE_DIR`` (or ``$DATA_GYM_CACHE_DIR``) when set, else
-``~/.cache/wippy-agents/tiktoken`` (``$XDG_CACHE_HOME`` honoured), which is
-then exported as ``TIKTOKEN_CACHE_DIR`` for this process.
+exact files tiktoken publishes; their SHA-256 is checked) in
+``wippy_agents/llm/encodings/``, and builds ``tiktoken.Encoding`` objects from
+them directly — the same ranks, pattern and special tokens as tiktoken's own
+definitions, so the token ids are identical. Nothing is written anywhere (no
+cache directory, no ``TIKTOKEN_CACHE_DIR``), and tiktoken's registry is not
+touched: a program's own ``tiktoken.get_encoding`` behaves as it always did.
 
 Counting is incremental: ``TokenCounter`` caches each message's count by
 identity (messages are immutable), and ``count_messages`` on a history that
@@ -20,17 +19,13 @@ grew by appending only counts the new messages.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
-import logging
-import os
-import shutil
-import tempfile
 import threading
 import weakref
 from functools import lru_cache
 from importlib import resources
-from pathlib import Path
 from typing import Sequence
 
 import tiktoken
@@ -43,17 +38,33 @@ __all__ = [
     "count_message_tokens",
     "encoding_for_model",
     "encoding_name_for_model",
-    "ensure_offline_encodings",
     "OFFLINE_ENCODINGS",
 ]
 
-log = logging.getLogger(__name__)
-
-_BLOB = "https://openaipublic.blob.core.windows.net/encodings/{}.tiktoken"
-# name -> sha256 tiktoken checks (tiktoken_ext/openai_public.py)
+# name -> sha256 of the published file (as in tiktoken_ext/openai_public.py)
 OFFLINE_ENCODINGS: dict[str, str] = {
     "o200k_base": "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
     "cl100k_base": "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+}
+_ENDOFTEXT, _ENDOFPROMPT = "<|endoftext|>", "<|endofprompt|>"
+# pattern and special tokens of each encoding, copied from tiktoken_ext/openai_public.py (tiktoken 0.7+)
+_DEFINITIONS: dict[str, tuple[str, dict[str, int]]] = {
+    "cl100k_base": (
+        r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|"""
+        r"""\s+(?!\S)|\s""",
+        {_ENDOFTEXT: 100257, "<|fim_prefix|>": 100258, "<|fim_middle|>": 100259, "<|fim_suffix|>": 100260,
+         _ENDOFPROMPT: 100276}),
+    "o200k_base": (
+        "|".join([
+            r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+            r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+            r"""\p{N}{1,3}""",
+            r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+            r"""\s*[\r\n]+""",
+            r"""\s+(?!\S)""",
+            r"""\s+""",
+        ]),
+        {_ENDOFTEXT: 199999, _ENDOFPROMPT: 200018}),
 }
 DEFAULT_ENCODING = "o200k_base"  # for models tiktoken does not know (Claude, Llama ...): an estimate
 
@@ -64,62 +75,17 @@ TOKENS_PER_NAME = 1
 TOKENS_PER_TOOL_CALL = 3
 REPLY_PRIMER = 3
 
-_lock = threading.Lock()
-_ready: Path | None = None
-
-
-def _cache_dir() -> Path:
-    for var in ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR"):
-        if os.environ.get(var):
-            return Path(os.environ[var])
-    if os.environ.get("TIKTOKEN_CACHE_DIR") == "":
-        log.warning("TIKTOKEN_CACHE_DIR is empty (cache disabled); using wippy-agents' cache so counting works offline")
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "wippy-agents" / "tiktoken"
-
-
-def _install(directory: Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    data_dir = resources.files("wippy_agents.llm.encodings")
-    for name, sha in OFFLINE_ENCODINGS.items():
-        target = directory / hashlib.sha1(_BLOB.format(name).encode()).hexdigest()
-        if target.exists() and hashlib.sha256(target.read_bytes()).hexdigest() == sha:
-            continue
-        with resources.as_file(data_dir / f"{name}.tiktoken") as source:
-            if hashlib.sha256(source.read_bytes()).hexdigest() != sha:
-                raise RuntimeError(f"shipped encoding file {str(source)!r} is corrupt; reinstall wippy-agents")
-            # Write to a temporary name and rename, so a concurrent reader never sees half a file.
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.")
-            os.close(fd)
-            try:
-                shutil.copyfile(source, tmp)
-                os.replace(tmp, target)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-
-
-def ensure_offline_encodings() -> Path:
-    """Put the shipped encodings where tiktoken looks; idempotent. Returns the cache directory.
-
-    Blocks on file I/O the first time (about 5 MB copied once per cache dir).
-    """
-    global _ready
-    with _lock:
-        if _ready is not None:
-            return _ready
-        directory = _cache_dir()
-        try:
-            _install(directory)
-        except OSError as exc:  # read-only home: fall back to a private temp dir
-            fallback = Path(tempfile.gettempdir()) / f"wippy-agents-tiktoken-{os.getuid()}"
-            log.warning("cannot write tiktoken cache %s (%s); using %s", directory, exc, fallback)
-            directory = fallback
-            _install(directory)
-        if os.environ.get("TIKTOKEN_CACHE_DIR") != str(directory) and not os.environ.get("DATA_GYM_CACHE_DIR"):
-            os.environ["TIKTOKEN_CACHE_DIR"] = str(directory)
-        _ready = directory
-        return directory
+def _ranks(name: str) -> dict[bytes, int]:
+    """The merge ranks of a shipped encoding file (tiktoken's ``.tiktoken`` format: base64 token, rank)."""
+    data = (resources.files("wippy_agents.llm.encodings") / f"{name}.tiktoken").read_bytes()
+    if hashlib.sha256(data).hexdigest() != OFFLINE_ENCODINGS[name]:
+        raise RuntimeError(f"the shipped encoding file {name}.tiktoken is corrupt; reinstall wippy-agents")
+    ranks: dict[bytes, int] = {}
+    for line in data.splitlines():
+        if line:
+            token, rank = line.split()
+            ranks[base64.b64decode(token)] = int(rank)
+    return ranks
 
 
 def encoding_name_for_model(model: str) -> str:
@@ -131,10 +97,15 @@ def encoding_name_for_model(model: str) -> str:
     return name if name in OFFLINE_ENCODINGS else "cl100k_base"
 
 
+_lock = threading.Lock()
+
+
 @lru_cache(maxsize=None)
 def _encoding(name: str) -> tiktoken.Encoding:
-    ensure_offline_encodings()
-    return tiktoken.get_encoding(name)
+    """Built once per process from the shipped file (about 0.2 s for o200k_base); never from the network."""
+    with _lock:  # two threads asking at once build it once
+        pat_str, special = _DEFINITIONS[name]
+        return tiktoken.Encoding(name, pat_str=pat_str, mergeable_ranks=_ranks(name), special_tokens=special)
 
 
 def encoding_for_model(model: str) -> tiktoken.Encoding:

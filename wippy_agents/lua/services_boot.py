@@ -32,6 +32,7 @@ from wippy_agents.errors import ConfigError, ReceiveTimeout, StartError, UsageEr
 from wippy_agents.lua.process import lua_process_body, reason_error
 from wippy_agents.runtime import KILL, SHUTDOWN, Exit, Process
 from wippy_agents.runtime.messages import is_abnormal
+from wippy_agents.runtime.backoff import backoff_delay
 
 if TYPE_CHECKING:
     from wippy_agents.lua.hosting import LuaProcesses
@@ -98,7 +99,7 @@ class ServiceSpec:
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before restart number ``attempt`` (1-based) within the period."""
-        return min(self.backoff * (2 ** max(0, attempt - 1)), self.max_backoff)
+        return backoff_delay(max(0, attempt - 1), base=self.backoff, cap=self.max_backoff, jitter=0)
 
 
 def start_order(specs: list[ServiceSpec]) -> list[ServiceSpec]:

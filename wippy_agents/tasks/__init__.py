@@ -21,7 +21,7 @@ Lua coroutine and answers each yielded request through the context —
 ``ctx.uuid4``, a message to the task's process -> ``ctx.receive_signal``.
 """
 
-from .context import Metered, RunInterrupted, TaskContext
+from .context import Metered, RunInterrupted, StepScope, TaskContext, current_step
 from .engine import FINAL_STATUSES, Runner, TaskEngine
 from .history import StepEvent, TaskHistory, task_history
 from .retry import NO_RETRY, STORE_RETRY, RetryPolicy
@@ -41,4 +41,6 @@ __all__ = [
     "TaskHistory",
     "StepEvent",
     "task_history",
+    "StepScope",
+    "current_step",
 ]

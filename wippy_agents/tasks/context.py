@@ -22,6 +22,7 @@ import inspect
 import random as _random
 import time
 import uuid as _uuid
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Protocol
 
@@ -42,7 +43,7 @@ from .journal import Journal, encode_json
 from .retry import NO_RETRY, RetryPolicy
 from .signals import SignalBox
 
-__all__ = ["TaskContext", "RunState", "RunInterrupted", "Metered"]
+__all__ = ["TaskContext", "RunState", "RunInterrupted", "Metered", "StepScope", "current_step"]
 
 
 class Children(Protocol):
@@ -78,6 +79,27 @@ class Metered:
 
 
 _UNMETERED = Metered(value=None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepScope:
+    """The step whose function is running now: its task's context, its seq and its name."""
+
+    context: "TaskContext"
+    seq: int
+    name: str
+
+    def earlier(self) -> int:
+        """How many steps of the same name the task's journal holds before this one."""
+        return self.context.count_steps(self.name, before=self.seq)
+
+
+_CURRENT: ContextVar[StepScope | None] = ContextVar("wippy_current_step", default=None)
+
+
+def current_step() -> StepScope | None:
+    """The step whose function is running in this asyncio task, else None (outside any step)."""
+    return _CURRENT.get()
 
 
 class RunState:
@@ -149,6 +171,10 @@ class TaskContext:
         """The number of journaled calls made so far in this run."""
         return self._seq
 
+    def count_steps(self, name: str, *, before: int) -> int:
+        """How many steps named ``name`` this task's journal holds before seq ``before``."""
+        return self._journal.count(name, before=before)
+
     @property
     def replaying(self) -> bool:
         """True while the code is still answered from the recorded journal."""
@@ -211,6 +237,7 @@ class TaskContext:
         while True:
             tries += 1
             await self._journal.ensure_lease()  # a node that lost the task causes no effect
+            scope = _CURRENT.set(StepScope(context=self, seq=seq, name=name))
             try:
                 state.in_flight = "redoable" if idempotent else "effect"
                 try:
@@ -219,6 +246,7 @@ class TaskContext:
                         value = await value
                 finally:
                     state.in_flight = None
+                    _CURRENT.reset(scope)
                 usage = value if isinstance(value, Metered) else _UNMETERED
                 value, text = encode_json(usage.value if usage is not _UNMETERED else value, what=f"step {name!r}")
             except (asyncio.CancelledError, TaskCancelled):

@@ -136,6 +136,10 @@ class Journal:
         self._flusher: asyncio.Task | None = None
         self._failure: BaseException | None = None  # a delayed flush failed: the next write raises it
 
+    def count(self, name: str, *, before: int) -> int:
+        """How many steps named ``name`` the journal holds (recorded or finished in this run) before ``before``."""
+        return sum(1 for seq, step in self._recorded.items() if seq < before and step.name == name)
+
     def recorded(self, seq: int, name: str) -> StepRecord | None:
         """The step recorded at ``seq``, or None past the journal's end.
 

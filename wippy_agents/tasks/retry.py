@@ -17,13 +17,13 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Iterator, TypeVar
 
 from ..errors import JournalCorrupt, StoreError, UsageError
+from ..runtime.backoff import retry_async
 
 __all__ = ["RetryPolicy", "NO_RETRY", "STORE_RETRY", "retry_store"]
 
@@ -89,16 +89,13 @@ async def retry_store(
     true are permanent (re-raised at once).
     """
     delays = policy.delays()
-    while True:
-        try:
-            return await call()
-        except StoreError as exc:
-            if isinstance(exc, JournalCorrupt) or give_up(exc):  # bad data does not heal by waiting
-                raise
-            delay = next(delays, None)
-            if delay is None:
-                raise
+
+    def decide(exc: Exception, attempt: int) -> float | None:
+        if not isinstance(exc, StoreError) or isinstance(exc, JournalCorrupt) or give_up(exc):
+            return None  # not the store's outage, or bad data: does not heal by waiting
+        delay = next(delays, None)
+        if delay is not None:
             log.warning("%s failed, retrying in %.2fs: %s", what, delay, exc)
-            await asyncio.sleep(delay)
+        return delay
 
-
+    return await retry_async(call, decide)

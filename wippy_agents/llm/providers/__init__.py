@@ -47,5 +47,5 @@ def make_provider(cfg: ModelConfig, *, http_client: Any = None,
     """
     if cfg.provider == "scripted":
         return ScriptedProvider(config=cfg)
-    inner = __getattr__(_BY_PROVIDER[cfg.provider])(cfg, http_client=http_client)
+    inner = __getattr__(_BY_PROVIDER[cfg.provider])(cfg, http_client=http_client, sleep=sleep)
     return RetryingProvider(inner) if sleep is None else RetryingProvider(inner, sleep=sleep)

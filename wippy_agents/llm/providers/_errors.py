@@ -15,7 +15,7 @@ from typing import Any, Mapping
 from wippy_agents.errors import MissingApiKey, ProviderError, ProviderTimeout, RateLimited
 from wippy_agents.llm.config import ModelConfig
 
-__all__ = ["map_sdk_error", "missing_key", "parse_retry_after"]
+__all__ = ["map_sdk_error", "missing_key", "parse_retry_after", "cut_short"]
 
 _RETRYABLE_STATUS = {408, 409, 425, 429}
 
@@ -38,6 +38,18 @@ def missing_key(cfg: ModelConfig) -> MissingApiKey:
     env = cfg.api_key_env
     return MissingApiKey(f"{_label(cfg)} needs an API key: set the environment variable {env} "
                          f"(export {env}=...)", env=env, entry=cfg.id)
+
+
+def cut_short(cfg: ModelConfig, marker: str, *, had_output: bool) -> ProviderError:
+    """The error for a reply whose stream ended without the provider's end marker (``marker``).
+
+    Such a reply is a fragment, never an answer: the error is retryable under the same rule as a
+    dropped connection (a whole ``request`` is tried again; a stream that reached its consumer is not).
+    """
+    what = "after part of the reply" if had_output else "before any reply"
+    return ProviderError(f"{_label(cfg)}: the reply stream ended {what} without {marker} (the connection was "
+                         "cut short)", retryable=True, truncated=True, entry=cfg.id, model=cfg.model,
+                         provider=cfg.provider)
 
 
 def parse_retry_after(headers: Mapping[str, str] | None, *, now: float | None = None) -> float | None:
@@ -69,6 +81,30 @@ def _one_line(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _server_message(exc: Any) -> str:
+    """What the server said, as text: the ``message`` of its JSON error body (OpenAI and Anthropic shapes),
+    else its text body, else the SDK's message without its "Error code: N - " prefix; never a dict repr."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error") if isinstance(body.get("error"), dict) else body
+        message = inner.get("message") or inner.get("detail")
+        if isinstance(message, str) and message.strip():
+            return _one_line(message)
+    if isinstance(body, str) and body.strip():
+        return _one_line(body)
+    response = getattr(exc, "response", None)
+    try:
+        text = response.text if response is not None else ""
+    except Exception:  # noqa: BLE001 - a streamed body that was not read: no text to show
+        text = ""
+    if text.strip() and not text.lstrip().startswith(("{", "[")):
+        return _one_line(text)
+    message = str(getattr(exc, "message", None) or exc)
+    if message.startswith("Error code:"):
+        message = message.split(" - ", 1)[1] if " - " in message else ""
+    return _one_line(message) if message and not message.lstrip().startswith("{") else "no details given"
+
+
 def map_sdk_error(exc: BaseException, cfg: ModelConfig, *, mid_reply: bool = False) -> ProviderError:
     """Our error for an SDK (or httpx) exception; unknown exceptions become a plain ``ProviderError``.
 
@@ -92,7 +128,7 @@ def map_sdk_error(exc: BaseException, cfg: ModelConfig, *, mid_reply: bool = Fal
         status = exc.status_code
         headers = getattr(exc.response, "headers", None)
         retry_after = parse_retry_after(headers)
-        server = _one_line(getattr(exc, "message", None) or str(exc))
+        server = _server_message(exc)
         if status == 429:
             wait = f"; the server asks to retry after {retry_after:g}s" if retry_after is not None else ""
             return RateLimited(f"{label} is rate limited (HTTP 429){wait}: {server}", status=status,

@@ -8,19 +8,21 @@ merged because the Messages API wants user and assistant to alternate.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
 import anthropic
 
 from wippy_agents.llm.base import ReplyBuilder
 from wippy_agents.llm.config import ModelConfig
 from wippy_agents.llm.pricing import priced_usage
-from wippy_agents.llm.providers._sdk import SdkProvider
-from wippy_agents.llm.providers._errors import map_sdk_error, missing_key
+from wippy_agents.llm.providers._sdk import SdkProvider, SdkRetry, retrying_client
+from wippy_agents.llm.providers._errors import cut_short, map_sdk_error, missing_key
 from wippy_agents.llm.types import (Done, Message, StopReason, StreamEvent, TextDelta, ToolCallDelta,
                                     ToolSpec)
 
 __all__ = ["AnthropicProvider", "to_anthropic_messages"]
+
+_Client = retrying_client(anthropic.AsyncAnthropic)
 
 DEFAULT_MAX_TOKENS = 4096  # the Messages API requires max_tokens; used when the entry sets none
 
@@ -63,17 +65,19 @@ class AnthropicProvider(SdkProvider):
     ``httpx2.AsyncClient`` (what the SDK accepts).
     """
 
-    def __init__(self, config: ModelConfig, *, http_client: Any = None) -> None:
+    def __init__(self, config: ModelConfig, *, http_client: Any = None,
+                 sleep: Callable[[float], Awaitable[Any]] | None = None) -> None:
         self.config = config
         key = config.api_key()
         if key is None:
             raise missing_key(config)
         self._owns_http = http_client is None
-        kwargs: dict[str, Any] = {"api_key": key, "timeout": config.timeout, "max_retries": 0,
+        kwargs: dict[str, Any] = {"api_key": key, "timeout": config.timeout, "max_retries": config.max_retries,
                                   "http_client": http_client}
         if config.base_url:
             kwargs["base_url"] = config.base_url
-        self._client = anthropic.AsyncAnthropic(**kwargs)
+        self._client = _Client(**kwargs)
+        self._client.wippy_retry = SdkRetry(config, **({"sleep": sleep} if sleep else {}))
 
     def _params(self, cfg: ModelConfig, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> dict[str, Any]:
         system, msgs = to_anthropic_messages(messages)
@@ -88,19 +92,14 @@ class AnthropicProvider(SdkProvider):
         return params
 
     async def stream(self, messages: Sequence[Message], *, tools: Sequence[ToolSpec] = (),
-                     model_cfg: ModelConfig | None = None,
-                     call_index: int | None = None) -> AsyncIterator[StreamEvent]:
+                     model_cfg: ModelConfig | None = None) -> AsyncIterator[StreamEvent]:
         """Yield text and tool-call pieces as they arrive, then ``Done(reply)``."""
         cfg = model_cfg or self.config
-        try:
-            sdk_stream = await self._client.messages.create(**self._params(cfg, messages, tools))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            raise map_sdk_error(exc, cfg) from exc
+        sdk_stream = await self._open(self._client.messages.create, self._params(cfg, messages, tools), cfg)
         builder = ReplyBuilder()
         tool_index: dict[int, int] = {}  # content block index -> ordinal among tool calls
         stop: str | None = None
+        ended = False
         usage_in = usage_out = 0
         try:
             async for event in sdk_stream:
@@ -132,12 +131,16 @@ class AnthropicProvider(SdkProvider):
                     stop = event.delta.stop_reason or stop
                     if event.usage is not None and event.usage.output_tokens is not None:
                         usage_out = event.usage.output_tokens
+                elif kind == "message_stop":
+                    ended = True
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             raise map_sdk_error(exc, cfg, mid_reply=True) from exc
         finally:
             await sdk_stream.close()
+        if not ended:  # the body ended before message_stop: a fragment, not an answer
+            raise cut_short(cfg, "message_stop", had_output=builder.has_output)
         reply = builder.build(usage=priced_usage(usage_in, usage_out, cfg),
                               stop_reason=_STOP.get(stop, "unknown"), model=cfg.model)
         yield Done(reply=reply)

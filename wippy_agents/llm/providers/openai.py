@@ -1,7 +1,8 @@
 """OpenAI Chat Completions through the official ``openai`` SDK, streamed.
 
-The SDK's own retries are off (``max_retries=0``): ``RetryingProvider`` is the
-only retry policy. Pass ``http_client`` (an ``httpx2.AsyncClient``, or an
+The SDK retries what fails before the stream starts (``max_retries`` from the
+entry; the wait is ours, see ``_sdk``); ``RetryingProvider`` retries what fails
+after. Pass ``http_client`` (an ``httpx2.AsyncClient``, or an
 ``httpx.AsyncClient``) to share a pool or to mock at the transport in tests.
 """
 
@@ -9,21 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
 import openai
 
 from wippy_agents.llm.base import ReplyBuilder
 from wippy_agents.llm.config import ModelConfig
 from wippy_agents.llm.pricing import priced_usage
-from wippy_agents.llm.providers._sdk import SdkProvider
-from wippy_agents.llm.providers._errors import map_sdk_error, missing_key
+from wippy_agents.llm.providers._sdk import SdkProvider, SdkRetry, retrying_client
+from wippy_agents.llm.providers._errors import cut_short, map_sdk_error, missing_key
 from wippy_agents.llm.types import (Done, Message, StopReason, StreamEvent, TextDelta, ToolCallDelta,
                                     ToolSpec)
 
 __all__ = ["OpenAIProvider", "to_openai_messages", "to_openai_tools"]
 
 log = logging.getLogger(__name__)
+
+_Client = retrying_client(openai.AsyncOpenAI)
 
 _FINISH: dict[str | None, StopReason] = {
     "stop": "stop", "tool_calls": "tool_calls", "function_call": "tool_calls",
@@ -68,15 +71,16 @@ class OpenAIProvider(SdkProvider):
     _max_tokens_field = "max_completion_tokens"
     _key_required = True
 
-    def __init__(self, config: ModelConfig, *, http_client: Any = None) -> None:
+    def __init__(self, config: ModelConfig, *, http_client: Any = None,
+                 sleep: Callable[[float], Awaitable[Any]] | None = None) -> None:
         self.config = config
         key = config.api_key()
         if key is None and self._key_required:
             raise missing_key(config)
         self._owns_http = http_client is None
-        self._client = openai.AsyncOpenAI(
-            api_key=key or "not-needed", base_url=config.base_url, timeout=config.timeout,
-            max_retries=0, http_client=http_client)
+        self._client = _Client(api_key=key or "not-needed", base_url=config.base_url, timeout=config.timeout,
+                               max_retries=config.max_retries, http_client=http_client)
+        self._client.wippy_retry = SdkRetry(config, **({"sleep": sleep} if sleep else {}))
 
     def _params(self, cfg: ModelConfig, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> dict[str, Any]:
         params: dict[str, Any] = {"model": cfg.model, "messages": to_openai_messages(messages), "stream": True,
@@ -90,16 +94,10 @@ class OpenAIProvider(SdkProvider):
         return params
 
     async def stream(self, messages: Sequence[Message], *, tools: Sequence[ToolSpec] = (),
-                     model_cfg: ModelConfig | None = None,
-                     call_index: int | None = None) -> AsyncIterator[StreamEvent]:
+                     model_cfg: ModelConfig | None = None) -> AsyncIterator[StreamEvent]:
         """Yield text and tool-call pieces as they arrive, then ``Done(reply)``."""
         cfg = model_cfg or self.config
-        try:
-            sdk_stream = await self._client.chat.completions.create(**self._params(cfg, messages, tools))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            raise map_sdk_error(exc, cfg) from exc
+        sdk_stream = await self._open(self._client.chat.completions.create, self._params(cfg, messages, tools), cfg)
         builder = ReplyBuilder()
         finish: str | None = None
         usage_in = usage_out = None
@@ -130,6 +128,8 @@ class OpenAIProvider(SdkProvider):
             raise map_sdk_error(exc, cfg, mid_reply=True) from exc
         finally:
             await sdk_stream.close()
+        if finish is None:  # the body ended before the choice said why it stopped: a fragment
+            raise cut_short(cfg, "a finish_reason", had_output=builder.has_output)
         if usage_in is None:
             usage_in, usage_out = _estimate_usage(cfg, messages, builder)
         reply = builder.build(usage=priced_usage(usage_in, usage_out or 0, cfg),

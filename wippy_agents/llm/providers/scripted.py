@@ -10,6 +10,15 @@ For tests and the offline demo (SPEC §6). Each script item is one reply::
 named ``ProviderError`` subclass. ``delay`` pauses that many seconds before
 each chunk (a slow stream, for tests of interrupting a reply). A call past the end raises ``ScriptExhausted``.
 
+The replay position is the model's own business: called inside a task's model step (``model``
+or ``llm``) it answers reply ``n`` where ``n`` counts the steps of that name already in the
+task's journal (so a resumed task never consumes a reply twice, and tasks sharing one model do
+not disturb each other), plus the ``call_index`` a conversation's turn task carries in its input
+(the calls of earlier turns). Elsewhere it answers in order from its own cursor.
+
+An entry with no ``script`` at all is the offline model (``offline.offline_reply``): rule-based,
+any number of turns, never exhausted — the default app's model.
+
     >>> model = ScriptedProvider([{"text": "hello"}])
 """
 
@@ -25,11 +34,17 @@ from wippy_agents.errors import ProviderError
 from wippy_agents.llm.base import collect
 from wippy_agents.llm.config import ModelConfig, load_script
 from wippy_agents.llm.pricing import priced_usage
+from wippy_agents.llm.providers.offline import offline_reply
 from wippy_agents.llm.tokens import TokenCounter
 from wippy_agents.llm.types import (Done, Message, ModelReply, StreamEvent, TextDelta, ToolCall, ToolCallDelta,
                                     ToolSpec)
+from wippy_agents.tasks import current_step
 
 __all__ = ["ScriptedProvider", "ScriptedCall", "ScriptExhausted"]
+
+
+# The step names under which the agents layer journals model calls (the turn loop, a Lua agent's llm calls).
+MODEL_STEPS = ("model", "llm")
 
 
 class ScriptExhausted(ProviderError):
@@ -49,10 +64,9 @@ class ScriptedCall:
 class ScriptedProvider:
     """Replays ``script`` replies in order; records every call in ``calls``.
 
-    ``start`` skips replies already consumed (a resumed task); a call may also
-    pass ``call_index`` (its ordinal in the task), which wins over the internal
-    cursor so a provider shared by several tasks stays deterministic.
-    Usage is the item's ``usage`` or a tiktoken count; cost uses the config's prices.
+    ``start`` skips replies already consumed; inside a task the position comes from the
+    task's journal instead (see the module docstring), so a provider shared by several
+    tasks stays deterministic. Usage is the item's ``usage`` or a tiktoken count; cost uses the config's prices.
     """
 
     def __init__(self, script: Sequence[dict[str, Any]] | None = None, *, config: ModelConfig | None = None,
@@ -62,11 +76,13 @@ class ScriptedProvider:
         elif script is not None:
             config = ModelConfig(**{**_fields(config), "script": load_script(list(script))})
         self.config = config
+        self.offline = config.script is None  # no script at all: the rule-based offline model
         self.script: tuple[dict[str, Any], ...] = tuple(config.script or ())
         if start < 0 or start > len(self.script):
             raise ValueError(f"start offset {start} is outside the script of {len(self.script)} replies")
         self.cursor = start
         self.calls: list[ScriptedCall] = []
+        self._failed: dict[str, int] = {}  # task id -> scripted errors raised for it (they leave no journal row)
         self._counter = TokenCounter(config.model)
 
     @property
@@ -81,7 +97,7 @@ class ScriptedProvider:
 
     def assert_complete(self) -> None:
         """Raise ``AssertionError`` unless every reply of the script was used."""
-        if self.cursor < len(self.script):
+        if not self.offline and self.cursor < len(self.script):
             unused = ", ".join(f"#{i + 1} {_preview(self.script[i])}" for i in range(self.cursor, len(self.script)))
             raise AssertionError(f"{self._label()} used {self.cursor} of {len(self.script)} replies; "
                                  f"unused: {unused}")
@@ -90,17 +106,35 @@ class ScriptedProvider:
         return None
 
     async def request(self, messages: Sequence[Message], *, tools: Sequence[ToolSpec] = (),
-                      model_cfg: ModelConfig | None = None, call_index: int | None = None) -> ModelReply:
+                      model_cfg: ModelConfig | None = None) -> ModelReply:
         """The next reply of the script; raises ``ScriptExhausted`` past the end."""
-        return await collect(self.stream(messages, tools=tools, model_cfg=model_cfg, call_index=call_index))
+        return await collect(self.stream(messages, tools=tools, model_cfg=model_cfg))
+
+    def position(self) -> int:
+        """The reply the next call answers with: from the running task step's journal, else the cursor.
+
+        A failed model call leaves no journal row, so the ``error`` replies this model raised for a task
+        are counted here too (a resumed task then gets the reply after the error, not the error again).
+        """
+        scope = current_step()
+        if scope is None or scope.name not in MODEL_STEPS:  # e.g. a Lua tool's own llm call inside a tool step
+            return self.cursor
+        inp = scope.context.task.input
+        before = inp.get("call_index") if isinstance(inp, dict) else None
+        failed = self._failed.get(scope.context.task.id, 0)
+        return (int(before) if isinstance(before, int) and before > 0 else 0) + scope.earlier() + failed
 
     async def stream(self, messages: Sequence[Message], *, tools: Sequence[ToolSpec] = (),
-                     model_cfg: ModelConfig | None = None,
-                     call_index: int | None = None) -> AsyncIterator[StreamEvent]:
+                     model_cfg: ModelConfig | None = None) -> AsyncIterator[StreamEvent]:
         """Yield the reply's chunks (or its whole text), its tool calls, then ``Done``."""
-        index = self.cursor if call_index is None else call_index
+        index = self.position()
         cfg = model_cfg or self.config
         self.calls.append(ScriptedCall(index=index, messages=tuple(messages), tools=tuple(tools), model=cfg.model))
+        if self.offline:
+            self.cursor = max(self.cursor, index + 1)
+            async for event in self._play(offline_reply(messages, tools), index, messages, cfg):
+                yield event
+            return
         if index >= len(self.script):
             last = _preview(messages[-1].to_dict()) if messages else "none"
             raise ScriptExhausted(
@@ -108,8 +142,15 @@ class ScriptedProvider:
                 f"(last message: {last}); add a reply to the script or find why the agent made an extra call",
                 entry=self.config.id, call_index=index, replies=len(self.script))
         self.cursor = max(self.cursor, index + 1)
-        item = self.script[index]
+        async for event in self._play(self.script[index], index, messages, cfg):
+            yield event
+
+    async def _play(self, item: dict[str, Any], index: int, messages: Sequence[Message],
+                    cfg: ModelConfig) -> AsyncIterator[StreamEvent]:
         if item.get("error"):
+            scope = current_step()
+            if scope is not None and scope.name in MODEL_STEPS:
+                self._failed[scope.context.task.id] = self._failed.get(scope.context.task.id, 0) + 1
             raise _error(item["error"], self.config.id)
         reply = self._reply(item, index, messages, cfg)
         delay = float(item.get("delay") or 0)
