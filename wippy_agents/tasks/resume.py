@@ -64,7 +64,8 @@ async def prepare_resume(
         )
     if skip and open_step is None:
         raise UsageError(f"task {task_id!r} has no unfinished step to skip", task_id=task_id)
-    if retry and open_step is None and failed_step is None:
+    if retry and open_step is None and failed_step is None and task.status != "failed":
+        # (a failed task whose failing call left no row, like a model call, is simply run again)
         raise UsageError(f"task {task_id!r} has no unfinished or failed step to retry", task_id=task_id)
     if task.status == "failed":
         # Failed is final for the claim query; reopen it first (a manual action).
