@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import signal
 import statistics
 import sys
@@ -170,10 +171,11 @@ async def follow(url: str, samples: int) -> list[float]:
 
     node.registry.subscribe(changed)
     delays = []
+    rng = random.Random(12)
     try:
         for i in range(samples):
             arrived.clear()
-            await asyncio.sleep(0.013 * (i % 7))  # spread the writes over the poll interval
+            await asyncio.sleep(rng.uniform(0.0, 0.3))  # writes land anywhere in the SQLite poll interval
             cs = other.registry.changeset(author="bench", reason=f"edit {i}")
             cs.update("app.tools:answer", {"source": TOOL % f"v{i + 1}"})
             sent = time.monotonic()
@@ -224,9 +226,19 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pg", default=PG)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", choices=["takeover", "follow", "queue"], default=None)
     args = parser.parse_args()
     print(f"wippy-agents cluster bench · {os.cpu_count()} cores · load {os.getloadavg()[0]:.1f}")
 
+    if args.only in (None, "takeover"):
+        await _takeovers(args)
+    if args.only in (None, "follow"):
+        await _follows(args)
+    if args.only in (None, "queue"):
+        await _queues(args)
+
+
+async def _takeovers(args: argparse.Namespace) -> None:
     print("\ntakeover after SIGKILL (kill -> the other node owns the task)")
     for lease in (1.0, 2.0, 4.0):
         other = await takeover(args.pg, lease, same_host=False)
@@ -234,6 +246,9 @@ async def main() -> None:
         print(f"  lease {lease:.0f} s: other host {other:5.2f} s ({other / lease:.2f}x the lease) · "
               f"same host {same:5.2f} s ({same / other:.2f}x of the other-host figure)")
 
+
+
+async def _follows(args: argparse.Namespace) -> None:
     samples = 20 if args.quick else 60
     print(f"\nfollow latency ({samples} versions; SPEC: <= 1 s SQLite, <= 200 ms PostgreSQL)")
     tmp = Path(tempfile.mkdtemp(prefix="wippy-bench-"))
@@ -247,6 +262,9 @@ async def main() -> None:
         print(f"  {name:10s} p50 {_pct(delays, 0.5) * 1000:6.1f} ms · p99 {_pct(delays, 0.99) * 1000:6.1f} ms")
     print(f"  ratio sqlite/postgresql p50: {_pct(figures['sqlite'], 0.5) / _pct(figures['postgresql'], 0.5):.1f}x")
 
+
+
+async def _queues(args: argparse.Namespace) -> None:
     n = 100 if args.quick else 300
     print(f"\nqueue throughput on PostgreSQL ({n} tasks, max_tasks 50 per node; tasks started and finished per s)")
     for label, source in (("empty", EMPTY), ("5-step", FIVE)):
