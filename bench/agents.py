@@ -10,6 +10,9 @@ tool dispatch, argument validation and (when persisted) the durable record.
 Each run is N-1 tool-calling turns and a final answer; the figure is wall time
 (start -> result) / N, the median of several runs, for N = 20 and N = 200.
 
+* wippy-traced: ``wippy`` with OpenTelemetry on (``Tracing`` with a batch
+  processor and an exporter that drops the spans): the cost of the spans of
+  every task, turn, step, model and tool call; the ratio to ``wippy`` is printed.
 * wippy-loop: the same turn loop with steps that just run (no task engine, no
   journal): what the agent layer itself costs per turn.
 * wippy: an ``agent`` task on ``app.tasks`` (a process on the node; every model
@@ -25,6 +28,8 @@ Each run is N-1 tool-calling turns and a final answer; the figure is wall time
   model, without a checkpointer and with ``SqliteSaver`` (file).
 
 Each framework runs in its own subprocess (no shared globals or threads).
+Last, one tool call through ``dispatch_tool``: a Lua tool vs an MCP tool (a
+``MCPServer`` child over stdio), the MCP round trip's overhead as a ratio.
 Targets (issue 6): <= 300 us per journaled wippy turn at 20 turns; the 200-turn
 figure <= 1.2x the 20-turn one (work per turn must not grow with the history).
 """
@@ -154,7 +159,7 @@ def _script(turns: int) -> list[dict]:
     return script + [{"text": "done", "usage": usage}]
 
 
-def wippy(turns: int, runs: int, persisted: bool) -> dict[str, list[float]]:
+def wippy(turns: int, runs: int, persisted: bool, *, traced: bool = False) -> dict[str, list[float]]:
     import asyncio
 
     sys.path.insert(0, str(ROOT))
@@ -171,6 +176,8 @@ def wippy(turns: int, runs: int, persisted: bool) -> dict[str, list[float]]:
             path.write_text(APP, encoding="utf-8")
             store = f"sqlite:///{tmp}/state.db" if persisted else "sqlite:///:memory:"
             async with await App.open(path, store=store) as app:
+                if traced:
+                    _trace(app)
                 service = app.agents
                 for r in range(runs + 1):  # the first run warms up imports and caches
                     service.use_provider("bench.models:m", ScriptedModel(script))
@@ -179,6 +186,88 @@ def wippy(turns: int, runs: int, persisted: bool) -> dict[str, list[float]]:
                     clock.stop(keep=r > 0)
                     assert result.stop_reason == "final" and result.turns == turns, result
         return clock.result()
+
+    return asyncio.run(main())
+
+
+def _trace(app) -> None:
+    """Tracing on as in production (a batch processor), exporting to a sink that drops the spans."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    from wippy_agents.observability.tracing import Tracing
+
+    class Drop(SpanExporter):
+        def export(self, spans):
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Drop()))
+    Tracing.install(app, tracer_provider=provider)
+
+
+def wippy_traced(turns: int, runs: int, persisted: bool) -> dict[str, list[float]]:
+    """``wippy`` with OpenTelemetry spans on every task, turn, step, model and tool call."""
+    return wippy(turns, runs, persisted, traced=True)
+
+
+MCP_APP = """
+namespace: bench.tools
+entries:
+  - name: lua_echo
+    kind: function.lua
+    meta: {type: tool, description: "echo"}
+    source: "return {handler = function(a) return a.text end}"
+    input_schema: {type: object, properties: {text: {type: string}}, required: [text]}
+---
+namespace: bench.mcp
+entries:
+  - name: echo
+    kind: mcp.server
+    command: [PYTHON, SERVER]
+"""
+
+MCP_SERVER = """
+from mcp.server.mcpserver import MCPServer
+server = MCPServer("echo")
+
+
+@server.tool(description="echo")
+def echo(text: str) -> str:
+    return text
+
+
+server.run()
+"""
+
+
+def mcp_vs_lua(calls: int) -> dict[str, list[float]]:
+    """Seconds per tool call through ``dispatch_tool``: a Lua tool, and an MCP tool over stdio."""
+    import asyncio
+
+    sys.path.insert(0, str(ROOT))
+    from wippy_agents.agents import ToolCallContext, dispatch_tool
+    from wippy_agents.app import App
+
+    async def main() -> dict[str, list[float]]:
+        out: dict[str, list[float]] = {"lua": [], "mcp": []}
+        with tempfile.TemporaryDirectory() as tmp:
+            server = Path(tmp) / "echo_server.py"
+            server.write_text(MCP_SERVER, encoding="utf-8")
+            path = Path(tmp) / "app.yaml"
+            path.write_text(MCP_APP.replace("PYTHON", sys.executable).replace("SERVER", str(server)), encoding="utf-8")
+            async with await App.open(path, store="sqlite:///:memory:") as app:
+                ctx = ToolCallContext(app=app)
+                for key, entry_id in (("lua", "bench.tools:lua_echo"), ("mcp", "bench.mcp:echo/echo")):
+                    entry = app.registry.get(entry_id)
+                    for _ in range(20):  # warm: the server is up, the Lua state pooled
+                        await dispatch_tool(app, entry, {"text": "hi"}, ctx)
+                    for _ in range(5):
+                        t = time.perf_counter()
+                        for _ in range(calls):
+                            assert "hi" in str(await dispatch_tool(app, entry, {"text": "hi"}, ctx))
+                        out[key].append((time.perf_counter() - t) / calls)
+        return out
 
     return asyncio.run(main())
 
@@ -293,7 +382,7 @@ def langgraph(turns: int, runs: int, persisted: bool) -> dict[str, list[float]]:
     return clock.result()
 
 
-FRAMEWORKS = {"wippy": wippy, "wippy-loop": wippy_loop, "wippy-floor": wippy_floor, "openai-agents": openai_agents,
+FRAMEWORKS = {"wippy": wippy, "wippy-traced": wippy_traced, "wippy-loop": wippy_loop, "wippy-floor": wippy_floor, "openai-agents": openai_agents,
               "langgraph": langgraph}
 
 
@@ -316,6 +405,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.one:
         name, turns, runs, persisted = args.one
+        if name == "mcp-vs-lua":
+            print(json.dumps(mcp_vs_lua(int(turns))))
+            return
         print(json.dumps(FRAMEWORKS[name](int(turns), int(runs), persisted == "1")))
         return
     runs20, runs200 = (5, 2) if args.quick else (15, 5)
@@ -334,6 +426,7 @@ def main() -> None:
     print(head)
     print("-" * len(head))
     store = {"wippy": ("sqlite journal (WAL)", "in-memory journal"),
+             "wippy-traced": ("sqlite + OTel spans", "in-memory + OTel spans"),
              "wippy-loop": ("-", "no task engine"),
              "wippy-floor": ("2 journal_writes", "-"),
              "openai-agents": ("SQLiteSession", "no session"),
@@ -358,11 +451,24 @@ def main() -> None:
             print(f"  of which: the turn loop alone {loop[0]:.0f} us, the store floor (two journal_write round trips, "
                   f"one per step) {floor[0]:.0f} us, the task engine and the rest {wp[0] - loop[0] - floor[0]:.0f} us "
                   f"(wall, 20 turns)")
+        traced = figures.get(("wippy-traced", True))
+        if traced:
+            print(f"  tracing on (OpenTelemetry SDK, batch processor): {traced[0] / wp[0]:.2f}x the wall time per "
+                  f"journaled turn at 20 turns, {traced[2] / wp[2]:.2f}x CPU; off, nothing is wrapped or imported")
         for peer in ("openai-agents", "langgraph"):
             p = figures.get((peer, True))
             if p:
                 print(f"  {peer} persisted costs {p[0] / wp[0]:.1f}x wippy's wall time per turn at 20 turns and "
                       f"{p[1] / wp[1]:.1f}x at 200 turns (CPU: {p[2] / wp[2]:.1f}x, {p[3] / wp[3]:.1f}x)")
+
+    mcp = measure("mcp-vs-lua", 200, 0, False)
+    if isinstance(mcp, str):
+        print(f"\nMCP vs Lua tool call: {mcp}")
+    else:
+        lua, remote = statistics.median(mcp["lua"]) * 1e6, statistics.median(mcp["mcp"]) * 1e6
+        print(f"\nTool call through dispatch_tool (validation, policy, run), median of 5 x 200 calls: Lua tool "
+              f"{lua:.0f} us, MCP tool over stdio (MCPServer child process) {remote:.0f} us = {remote / lua:.1f}x")
+
 
 if __name__ == "__main__":
     main()

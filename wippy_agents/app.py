@@ -13,7 +13,10 @@ calls them here, top to bottom, keeping each result in a typed attribute::
     processes  = LuaProcesses(node, lua, registry)        lua/       (process.host, process.service)
     workflows  = workflows.install(registry, tasks, lua)  tasks/     (workflow.lua)
     agents     = agents.install(app)                      agents/    (agent runs, llm/agent modules)
+    mcp        = mcp.install(app); await mcp.start()      mcp/       (mcp.server entries' tools)
     sessions   = session.install(app, agents)             agents/    (conversations)
+    tracing    = observability.install(app)               observability/ (wraps the seams above when the
+                                                                       OTEL_* variables turn it on)
 
 Security is not optional and is installed before anything can write to the
 registry or run Lua; a guard that is missing is a start-up error, never a
@@ -35,12 +38,16 @@ from typing import Any, Awaitable, Callable
 
 from . import security as security_layer
 from .agents import AgentService, ToolCallContext, builtin_entries, dispatch_tool
+from .agents.tools import tool_runner
 from .agents import install as install_agents
 from .agents.session import Sessions
 from .agents.session import install as install_sessions
 from .errors import ConfigError, EntryNotFound, UsageError
 from .lua import LuaHost, compile_check, registry_services
 from .lua.hosting import LuaProcesses
+from .mcp import McpClients
+from .mcp import install as install_mcp
+from .observability import install as install_tracing
 from .registry import AppSettings, Entry, Registry, kinds
 from .registry.validation import code_validator
 from .runtime import Node
@@ -70,7 +77,9 @@ class App:
     processes: LuaProcesses
     workflows: Workflows
     agents: AgentService
+    mcp: McpClients
     sessions: Sessions
+    tracing: Any  # observability.tracing.Tracing, or TracingOff (``.enabled`` says which)
 
     def __init__(self, settings: AppSettings, node: Node, store: Store) -> None:
         self.settings = settings
@@ -151,7 +160,11 @@ class App:
         self.workflows = install_workflows(self.registry, self.tasks, self.lua)
         self.agents = install_agents(self)
         self._closers.append(self.agents.close)
+        self.mcp = install_mcp(self)
+        self._closers.append(self.mcp.close)
+        await self.mcp.start()
         self.sessions = install_sessions(self, self.agents)
+        self.tracing = install_tracing(self)
 
     async def _call_entry(self, entry_id: str, args: Any, *, actor: Any = None) -> Any:
         """``funcs.call`` of a non-Lua entry: a workflow runs as a task, a Python tool through the
@@ -160,7 +173,7 @@ class App:
         mode = kinds.call_mode(entry.kind) if entry is not None else None
         if mode == "workflow":
             return await self.workflows.run(entry_id, args)
-        if mode == "python" and entry is not None:
+        if entry is not None and (mode == "python" or tool_runner(mode) is not None):  # e.g. an MCP tool
             return await dispatch_tool(self, entry, args, ToolCallContext(app=self, actor=actor))
         raise EntryNotFound(f"funcs.call: {entry_id!r} is not a callable function entry", id=entry_id)
 

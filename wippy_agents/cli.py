@@ -163,6 +163,16 @@ def build_parser() -> argparse.ArgumentParser:
              example=["wippy registry schema", "wippy registry schema function.lua"])
     p.add_argument("kind", nargs="?", default=None, metavar="KIND", help="the kind (default: list the kinds)")
 
+    p_mcp = _cmd(sub, "mcp", None, "the Model Context Protocol",
+                 example="wippy mcp serve --policy app.security:mcp_client --tools 'app.tools:*'")
+    mcp_sub = p_mcp.add_subparsers(dest="mcp_command", metavar="ACTION", required=True)
+    p = _cmd(mcp_sub, "serve", "wippy_agents.console.mcp_cmd:serve",
+             "serve the app's tools (and agents) to an MCP client over stdio",
+             example="wippy mcp serve --policy app.security:mcp_client --agent app.agents:assistant")
+    p.add_argument("--policy", required=True, metavar="ID", help="the security.policy the client acts with")
+    p.add_argument("--tools", default=None, metavar="GLOB", help="tool ids to offer (default: every tool the policy allows)")
+    p.add_argument("--agent", action="append", default=[], metavar="ID", help="also offer this agent as a tool (repeatable)")
+
     p_tasks = _cmd(sub, "tasks", None, "inspect and steer durable tasks", example="wippy tasks list --status failed")
     tasks_sub = p_tasks.add_subparsers(dest="tasks_command", metavar="ACTION", required=True)
     p = _cmd(tasks_sub, "list", "wippy_agents.console.tasks_cmd:list_tasks", "list tasks",

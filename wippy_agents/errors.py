@@ -34,13 +34,14 @@
     │   ├── StoreError              the store failed or is unreachable
     │   │   ├── JournalCorrupt      a stored journal/task row cannot be decoded
     │   │   └── StepAlreadyRecorded a finished journal step written a second time
-    │   └── TaskError
-    │       ├── NondeterminismError replay diverged from the journal
-    │       ├── TaskStranded        a non-idempotent step started but never finished
-    │       ├── TaskCancelled
-    │       ├── LeaseLost           another node took over the task's lease
-    │       ├── StepFailed          a step's function raised (non-wippy error, wrapped)
-    │       └── TaskTimeout         waiting for a task's end took too long
+    │   ├── TaskError
+    │   │   ├── NondeterminismError replay diverged from the journal
+    │   │   ├── TaskStranded        a non-idempotent step started but never finished
+    │   │   ├── TaskCancelled
+    │   │   ├── LeaseLost           another node took over the task's lease
+    │   │   ├── StepFailed          a step's function raised (non-wippy error, wrapped)
+    │   │   └── TaskTimeout         waiting for a task's end took too long
+    │   └── McpError                an MCP server failed to start, died, or broke the protocol
     └── ProviderError               a model provider failed
         ├── MissingApiKey
         ├── RateLimited
@@ -73,6 +74,7 @@ __all__ = [
     "TaskNotFound",
     "LuaCompileError",
     "ToolError",
+    "McpError",
     "PromptError",
     "ContextOverflow",
     "RuntimeFault",
@@ -280,6 +282,10 @@ class StepFailed(TaskError):
 
 class TaskTimeout(TaskError):
     pass
+
+
+class McpError(RuntimeFault):
+    """An MCP server could not be started or reached, died mid-call, or answered outside the protocol."""
 
 
 class ProviderError(WippyError):

@@ -25,6 +25,8 @@ EXPORTS = {
                "ToolError", "Toolset", "Turn", "build_toolset", "builtin_entries", "dispatch_tool", "install",
                "python_tool", "python_tools", "render_prompt", "truncate_text", "turn_task_id", "validate_arguments"},
     "console": set(),
+    "mcp": {"McpClients", "ServerConfig", "expand", "install"},
+    "observability": {"TracingOff", "install", "tracing_enabled"},
     "testing": {"FakeClock", "RespxTransport", "ScriptExhausted", "ScriptedCall", "ScriptedModel", "mock_http_client"},
 }
 

@@ -37,6 +37,9 @@ __all__ = [
     "ToolCallContext",
     "ToolFn",
     "BUILTIN_TOOL_MODULES",
+    "ToolRunner",
+    "register_tool_runner",
+    "tool_runner",
     "python_tool",
     "python_tools",
     "builtin_entries",
@@ -48,6 +51,27 @@ if TYPE_CHECKING:
     from .layers import NodeLayers
 
 log = logging.getLogger(__name__)
+
+
+ToolRunner = Callable[[Any, Entry, Any, "ToolCallContext"], Awaitable[Any]]
+
+# Tools of kinds whose ``call_mode`` another layer runs (``mcp``): mode -> ``runner(layers, entry, args, ctx)``.
+_RUNNERS: dict[str, ToolRunner] = {}
+
+
+def register_tool_runner(call_mode: str, runner: ToolRunner) -> None:
+    """Run tools of kinds with this ``call_mode`` by ``await runner(layers, entry, args, ctx)``.
+
+    The composition root registers the MCP layer's runner; ``dispatch_tool``
+    validates the arguments and checks ``tool.call`` before calling it. The
+    runner returns JSON-like data or raises ``ToolError``.
+    """
+    _RUNNERS[call_mode] = runner
+
+
+def tool_runner(call_mode: str | None) -> ToolRunner | None:
+    """The runner registered for ``call_mode`` (None for Lua and Python tools, or none registered)."""
+    return _RUNNERS.get(call_mode) if call_mode else None
 
 
 # Modules that define builtin tools with @python_tool; imported by builtin_entries().
@@ -318,6 +342,11 @@ async def dispatch_tool(app: "NodeLayers", entry: Entry, args: Any, ctx: ToolCal
             if tool is None:
                 raise ToolError(f"tool {tool_id!r} has no Python implementation loaded", tool=tool_id)
             return await tool.fn(args, ctx)
+        runner = tool_runner(mode)
+        if runner is not None:
+            return await runner(app, entry, args, ctx)
+        if mode != "lua":
+            raise ToolError(f"tool {tool_id!r} is a {entry.kind} and this node cannot run it", tool=tool_id)
         return await app.lua.call_function(entry, args, actor=ctx.actor)
     except ToolError:
         raise

@@ -17,7 +17,7 @@ __all__ = ["EntryId", "is_pattern", "id_matches", "NAMESPACE_RE", "NAME_RE"]
 
 _SEGMENT = r"[A-Za-z_][A-Za-z0-9_\-]*"
 NAMESPACE_RE = re.compile(rf"{_SEGMENT}(?:\.{_SEGMENT})*")
-NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*(?:/[A-Za-z0-9_.\-]+)*")
 _PATTERN_CHARS = frozenset("*?[")
 
 
@@ -61,7 +61,7 @@ class EntryId(str):
         if not NAME_RE.fullmatch(name):
             raise ValidationError(
                 f"invalid entry id {text!r}: name {name!r} must start with a letter or '_' and hold only "
-                "letters, digits, '_', '-', '.'",
+                "letters, digits, '_', '-', '.' (and '/' between parts, as in an MCP tool's 'server/tool')",
                 id=text,
             )
         return str.__new__(cls, f"{ns}:{name}")

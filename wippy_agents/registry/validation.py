@@ -69,6 +69,8 @@ def _reference_problems(entry: Entry, handler: KindHandler, new: Snapshot, *, go
         if ref.is_pattern:
             continue
         target = new.get(ref.target)
+        if target is None and _provided(new, ref.target):
+            continue  # e.g. 'app.mcp:time/get_current_time': its server lists it (or not) at run time
         if target is None:
             why = "which this changeset deletes; change or remove this reference first" if gone == ref.target else "which does not exist"
             yield Problem.about(entry, f"{ref.label}: refers to {ref.target!r}, {why}", field=ref.field)
@@ -78,6 +80,14 @@ def _reference_problems(entry: Entry, handler: KindHandler, new: Snapshot, *, go
                 f"{ref.label}: {ref.target!r} is a {target.kind}, expected {' or '.join(ref.spec.kinds)}",
                 field=ref.field,
             )
+
+
+def _provided(new: Snapshot, target: str) -> bool:
+    """True when ``ns:owner/part`` names something entry ``ns:owner`` provides (its kind handler says so)."""
+    head, slash, _ = target.partition("/")
+    owner = new.get(head) if slash else None
+    handler = kinds.find(owner.kind) if owner is not None else None
+    return handler is not None and handler.provides(owner, target)
 
 
 def _dangling_referrers(changes: Sequence[Change], new: Snapshot, written: set[str]) -> Iterable[Problem]:

@@ -65,6 +65,10 @@ class RegistryGuard:
         if any(e.kind == "security.policy" for e in entries):
             await refuse("security.policy entries can only be written by a person (a file or the CLI); "
                          "agents and their code cannot change permissions")
+        handlers = [kinds.find(e.kind) for e in entries]
+        if any(h is not None and h.owner_only for h in handlers):
+            await refuse(f"{change.id} is a kind that runs outside the sandbox (e.g. an mcp.server starts a "
+                         "program); only a person (a file or the CLI) can write it")
         for e in entries:
             if e.kind == "agent":
                 await self._agent(e, held, refuse, before=e is change.before)

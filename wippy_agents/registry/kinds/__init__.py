@@ -14,6 +14,7 @@ from .ai import Agent, LlmModel, Prompt, tool_visible_name
 from .base import KindHandler, Ref, RefField
 from .code import FunctionLua, LibraryLua, ProcessLua, WorkflowLua
 from .config import RegistryEntry, SecurityPolicy
+from .mcp import MCP_KINDS, McpServer, McpTool
 from .python import FunctionPython
 from .services import ProcessHost, ProcessService
 
@@ -21,6 +22,7 @@ __all__ = [
     "KindHandler",
     "Ref",
     "RefField",
+    "MCP_KINDS",
     "register",
     "unregister",
     "get",
@@ -110,6 +112,8 @@ for _cls in (
     Prompt,
     LlmModel,
     SecurityPolicy,
+    McpServer,
+    McpTool,
 ):
     register(_cls())
 del _cls

@@ -88,12 +88,14 @@ class KindHandler:
     # fields that hold Lua source text (checked by a registered compile validator)
     code_fields: ClassVar[tuple[str, ...]] = ()
     # What other layers need to know about this kind's entries (they ask here, never a list of kind names):
-    # how `funcs.call` / `wippy call` runs one ("lua", "python", "workflow"; None: not callable),
+    # how `funcs.call` / `wippy call` runs one ("lua", "python", "workflow", "mcp"; None: not callable),
     call_mode: ClassVar[str | None] = None
     # whether one may be a tool (with meta.type: tool),
     tool_capable: ClassVar[bool] = False
     # whether its code runs narrowed to the policies of whoever wrote it (stamped at write).
     runs_as_creator: ClassVar[bool] = False
+    # entries that reach outside the sandbox (start a program, hold its tools): only a person writes them
+    owner_only: ClassVar[bool] = False
 
     @cached_property
     def schema(self) -> dict[str, Any]:
@@ -152,6 +154,11 @@ class KindHandler:
     def check(self, entry: Entry, snapshot: "Snapshot") -> Iterable[Problem]:
         """Rules that need the whole (candidate) snapshot; none by default."""
         return ()
+
+    def provides(self, entry: Entry, target: str) -> bool:
+        """True when a reference to ``target`` (``<entry id>/...``) is satisfied by ``entry`` itself,
+        whether or not an entry of that id exists yet (an MCP server's tools); False by default."""
+        return False
 
 
 def _message(err: jsonschema.ValidationError) -> str:
