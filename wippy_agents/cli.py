@@ -260,7 +260,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # SIGTERM stops a command as Ctrl-C does (asyncio.run cancels it cleanly), so its tasks
     # are released as pending instead of being left to a lease expiry.
-    previous = signal.signal(signal.SIGTERM, _term_as_interrupt)
+    try:  # (only the main thread may set a handler; an embedder calling main() elsewhere keeps its own)
+        previous = signal.signal(signal.SIGTERM, _term_as_interrupt)
+    except ValueError:
+        previous = None
     try:
         _setup_logging(args)
         return int(_resolve(args.handler)(args) or 0)
@@ -280,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wippy: error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
         return 1
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _term_as_interrupt(signum: int, frame: object) -> None:

@@ -221,3 +221,23 @@ async def _succeeded(store, task_id: str):
 
 async def _logged(node: NodeProc, text: bytes) -> bool:
     return any(text in line for line in node.lines)
+
+
+# -- stable names ----------------------------------------------------------------------------------
+@pytest.mark.timeout(60)
+async def test_a_second_live_wippy_run_with_the_same_node_name_refuses_to_start(tmp_path):
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    app = write_app(tmp_path, url, {"relay": RELAY}, lease=5.0, beat=1.0, claim=0.5)
+    first = await NodeProc.start("run", "--app", app, "--node", "w1", env={})
+    try:
+        assert await first.wait_ready(), first.log()
+        code, _, log = await run_cli("run", "--app", app, "--node", "w1", timeout=30)
+        assert code == 1 and "node name 'w1' is in use by a live process" in log, log
+        assert len([ln for ln in log.splitlines() if ln.startswith("wippy: error:")]) == 1
+        assert await first.stop() == 0, first.log()
+        second = await NodeProc.start("run", "--app", app, "--node", "w1", env={})  # the name is free again
+        assert await second.wait_ready(), second.log()
+        assert await second.stop() == 0, second.log()
+    finally:
+        first.kill()
+        await first.finish()
