@@ -1,10 +1,15 @@
-"""Registry benchmark (issue 3): save -> registry.changed, apply with the SQLite write, get.
+"""Registry benchmark (issues 3 and 14): save -> registry.changed, apply with the
+SQLite write, get; and a large app (100 files x 100 entries, half registry.entry,
+half one-line function.lua): load, restart, apply and rollback against
+same-run peers.
 
 Each figure is printed next to a floor measured in the same run on the same
 machine: raw watchfiles detection for a save, a raw sqlite3 WAL commit for
-apply, a plain dict lookup for get.
+apply, a plain dict lookup for get, the bare ``yaml.CSafeLoader`` parse of the
+same files for a load, the same operation on a small registry or a short
+history for apply and rollback.
 
-    .venv/bin/python bench/registry.py [--saves 40] [--applies 400]
+    .venv/bin/python bench/registry.py [--saves 40] [--applies 400] [--versions 2000] [--skip-large]
 """
 
 from __future__ import annotations
@@ -21,7 +26,11 @@ from pathlib import Path
 
 from watchfiles._rust_notify import RustNotify
 
+import yaml
+
+from wippy_agents.lua import compile_check
 from wippy_agents.registry import AppSettings, Registry
+from wippy_agents.registry.validation import code_validator
 from wippy_agents.store import open_store
 
 TOOL = """\
@@ -116,11 +125,122 @@ def per_call(stmt, number: int = 1_000_000) -> float:
     return min(timeit.repeat(stmt, number=number, repeat=5)) / number
 
 
+def make_large_app(root: Path, files: int, per_file: int) -> None:
+    (root / "src").mkdir(parents=True)
+    (root / "wippy.yaml").write_text("sources: [src]\n")
+    for f in range(files):
+        lines = [f"namespace: app.f{f}", "entries:"]
+        for e in range(per_file):
+            if e % 2:
+                lines.append(f'  - {{name: fn{e}, kind: function.lua, method: handler, source: "return {{handler = function(a) return a end}}"}}')
+            else:
+                lines.append(f"  - {{name: cfg{e}, kind: registry.entry, host: db{e}.local, port: {5000 + e}}}")
+        (root / "src" / f"f{f:03d}.yaml").write_text("\n".join(lines) + "\n")
+
+
+def bare_parse(root: Path) -> float:
+    t0 = time.perf_counter()
+    for path in sorted((root / "src").glob("*.yaml")):
+        list(yaml.load_all(path.read_text("utf-8"), Loader=yaml.CSafeLoader))
+    return time.perf_counter() - t0
+
+
+def _registry(store) -> Registry:
+    reg = Registry(store, author_default="bench")
+    reg.add_validator(code_validator(compile_check))
+    return reg
+
+
+async def _apply_ticks(reg: Registry, n: int, key: str = "app.bench:tick") -> list[float]:
+    cs = reg.changeset(author="bench")
+    if reg.get(key) is None:
+        cs.create({"id": key, "kind": "registry.entry", "value": 0})
+        await reg.apply(cs)
+    out = []
+    for i in range(1, n + 1):
+        t0 = time.perf_counter()
+        cs = reg.changeset(author="bench", reason="tick")
+        cs.update(key, {"value": i})
+        await reg.apply(cs)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+async def _rollback_cost(reg: Registry, n: int = 25) -> float:
+    """Median time of a rollback to the version before the last tick."""
+    out = []
+    for _ in range(n):
+        await _apply_ticks(reg, 1)
+        t0 = time.perf_counter()
+        await reg.rollback(reg.version - 1)
+        out.append(time.perf_counter() - t0)
+    return statistics.median(out)
+
+
+async def large(tmp: Path, versions: int) -> list[tuple]:
+    root = tmp / "large"
+    make_large_app(root, 100, 100)
+    small = tmp / "small"
+    make_large_app(small, 1, 100)
+    parse = min(bare_parse(root) for _ in range(3))
+    settings = AppSettings.load(root)
+    store = await open_store(settings.store)
+    try:
+        reg = _registry(store)
+        t0 = time.perf_counter()
+        await reg.load(settings)
+        first = time.perf_counter() - t0
+        assert len(reg.snapshot()) == 10_000, len(reg.snapshot())
+        apply_big = statistics.median(await _apply_ticks(reg, 200))
+        roll_short = await _rollback_cost(reg)
+        await _apply_ticks(reg, max(0, versions - reg.version))
+        roll_long = await _rollback_cost(reg)
+        stored = reg.version
+        await reg.close()
+        restarts = []
+        for _ in range(3):
+            reg = _registry(store)
+            t0 = time.perf_counter()
+            await reg.load(settings)
+            restarts.append(time.perf_counter() - t0)
+            assert reg.version == stored, (reg.version, stored)
+            await reg.close()
+        restart, again = restarts[0], min(restarts[1:])  # the first checks every version since the load
+    finally:
+        await store.close()
+    s_settings = AppSettings.load(small)
+    s_store = await open_store(s_settings.store)
+    try:
+        reg = _registry(s_store)
+        await reg.load(s_settings)
+        apply_small = statistics.median(await _apply_ticks(reg, 200))
+        await reg.close()
+    finally:
+        await s_store.close()
+    return [
+        ("load 10k entries (Lua checked, 1 version)", first * 1e3, "ms", "bare CSafeLoader parse", parse * 1e3, 2.0),
+        (f"restart, 10k unchanged, {stored} versions", restart * 1e3, "ms", "first load", first * 1e3, 0.25),
+        ("restart again (nothing since)", again * 1e3, "ms", "first load", first * 1e3, 0.25),
+        ("apply 1-entry changeset at 10k entries", apply_big * 1e3, "ms", "same at 100 entries", apply_small * 1e3, 1.2),
+        (f"rollback at {stored} versions", roll_long * 1e3, "ms", "rollback at ~200 versions", roll_short * 1e3, 1.2),
+    ]
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--saves", type=int, default=40)
     ap.add_argument("--applies", type=int, default=400)
+    ap.add_argument("--versions", type=int, default=2000)
+    ap.add_argument("--skip-large", action="store_true")
     opts = ap.parse_args()
+    if not opts.skip_large:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = await large(Path(tmp), opts.versions)
+        print(f"{'large app (100 files x 100 entries)':44} {'value':>10} {'peer (same run)':26} {'peer':>10} {'ratio':>6} {'max':>5}  ok")
+        for name, value, unit, peer, floor, limit in rows:
+            ratio = value / floor
+            print(f"{name:44} {value:8.1f}{unit} {peer:26} {floor:8.1f}{unit} {ratio:6.2f} {limit:5.2f}  {'yes' if ratio <= limit else 'NO'}")
+        print()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "app"
         make_app(root)

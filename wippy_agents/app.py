@@ -127,7 +127,7 @@ class App:
             if follow:
                 app.registry.follow()
             if watch:
-                app.registry.watch(settings, on_error=on_watch_error or (lambda exc: log.error("%s", exc)))
+                app.registry.watch(settings, on_error=on_watch_error)  # the watcher logs each problem once
             if recover:
                 await app.tasks.recover()
             return app

@@ -160,8 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
          "publish the app's files as a new registry version (a deploy; running nodes follow it)",
          example="wippy registry push --app myapp --store postgresql://localhost/wippy")
     p = _cmd(reg_sub, "schema", "wippy_agents.console.registry_cmd:schema", "print a kind's JSON Schema",
-             example=["wippy registry schema", "wippy registry schema function.lua"])
+             example=["wippy registry schema", "wippy registry schema function.lua",
+                      "wippy registry schema --file > schemas/entry-file.json"])
     p.add_argument("kind", nargs="?", default=None, metavar="KIND", help="the kind (default: list the kinds)")
+    p.add_argument("--file", action="store_true", help="the JSON Schema of a whole entry file (for editors)")
 
     p_mcp = _cmd(sub, "mcp", None, "the Model Context Protocol",
                  example="wippy mcp serve --policy app.security:mcp_client --tools 'app.tools:*'")

@@ -26,7 +26,6 @@
     │   │   ├── ProcessDead         the process is not alive (call to a dead pid)
     │   │   ├── CallTimeout         no reply within the timeout
     │   │   ├── ReceiveTimeout      no matching message within a receive timeout
-    │   │   ├── ProcessExit         raised inside a process that is being killed
     │   │   └── StartError          a process raised while starting
     │   ├── SupervisorError
     │   ├── LuaError                a Lua error raised by user code
@@ -46,6 +45,19 @@
         ├── MissingApiKey
         ├── RateLimited
         └── ProviderTimeout
+
+Control signals are not errors: they unwind a process or a run on purpose,
+so they are ``BaseException``s (like ``asyncio.CancelledError``) and an
+``except Exception`` -- in user-facing code or a Lua op -- cannot swallow
+them::
+
+    BaseException
+    └── ControlSignal
+        ├── ProcessExit             a process ends itself (``Process.stop``) or is being stopped
+        ├── RunInterrupted          the engine is closing: the run ends at a step boundary, resumed later
+        └── ControlAbort            carries a task-control error (cancel, lease lost, divergence)
+            ├── Abort               ... through an agent's Lua driver
+            └── WorkflowAbort       ... through a workflow's Lua driver
 
 Every error carries a one-line message that quotes the ids involved with
 ``!r`` and says what to do; ``to_dict``/``from_dict`` let durable tasks store
@@ -82,7 +94,6 @@ __all__ = [
     "ProcessDead",
     "CallTimeout",
     "ReceiveTimeout",
-    "ProcessExit",
     "StartError",
     "SupervisorError",
     "LuaError",
@@ -102,6 +113,12 @@ __all__ = [
     "RateLimited",
     "ProviderTimeout",
     "error_from_dict",
+    "ControlSignal",
+    "ProcessExit",
+    "RunInterrupted",
+    "ControlAbort",
+    "Abort",
+    "WorkflowAbort",
 ]
 
 
@@ -224,10 +241,6 @@ class ReceiveTimeout(ProcessError):
     pass
 
 
-class ProcessExit(ProcessError):
-    pass
-
-
 class StartError(ProcessError):
     pass
 
@@ -302,6 +315,54 @@ class RateLimited(ProviderError):
 
 class ProviderTimeout(ProviderError):
     pass
+
+
+class ControlSignal(BaseException):
+    """Root of the control signals (see the module docstring): not errors, never caught as ``Exception``."""
+
+    def __init__(self, message: str = "", **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ProcessExit(ControlSignal):
+    """Raised inside a process to end it with ``details["reason"]`` (Erlang ``exit/1``)."""
+
+
+class RunInterrupted(ControlSignal):
+    """Ends a run at a step boundary because the engine is closing.
+
+    An interruption, not an error of the task: the task's status is left as
+    is, so it is resumed later.
+    """
+
+
+class ControlAbort(ControlSignal):
+    """Carries a task-control error through a Lua driver (which turns ``WippyError``s into ``nil, err``).
+
+    The Lua code must not be able to catch a cancel or a divergence as ``nil, err``.
+    """
+
+    def __init__(self, error: BaseException | None = None, *, message: str | None = None) -> None:
+        super().__init__(message if message is not None else ("" if error is None else str(error)))
+        self.error = error
+
+
+class Abort(ControlAbort):
+    """A task-control error, or a run limit that ends a Lua agent (``limit``: the agents layer's
+    ``LimitReached``), on its way out of an agent's Lua code."""
+
+    def __init__(self, error: BaseException | None = None, *, limit: Any = None) -> None:
+        super().__init__(error, message=None if error is not None else (limit.detail if limit else ""))
+        self.limit = limit
+
+
+class WorkflowAbort(ControlAbort):
+    """A task-control error on its way out of a workflow's Lua code (tasks layer)."""
 
 
 _BY_NAME: dict[str, type[WippyError]] = {}

@@ -88,6 +88,9 @@ async def test_cancel_ends_a_streaming_turn_and_the_session_goes_on(tmp_path):
         assert child.status == "cancelled"
         # the interrupted call left no journal row: the next turn is answered by the same reply index
         assert turn.model_calls == 0
+        # but its prompt was sent: the turn counts it (input tokens, priced), and says so
+        assert turn.usage.input_tokens > 0 and turn.usage.output_tokens == 0 and turn.usage.cost_usd > 0
+        assert "prompt" in turn.detail
         # an approval its run might still ask for is refused without asking anybody
         from wippy_agents.console.approvals import with_example_results
         from wippy_agents.security import ApprovalRequest
@@ -225,5 +228,101 @@ async def test_cancel_inside_a_tool_call_lets_the_call_finish_and_the_turn_ends_
         assert [s.name for s in steps] == ["model", "tool:create_tool"] and steps[1].status == "ok"
         assert (await app.tasks.get(child)).status == "cancelled"
         await session.close()
+    finally:
+        await app.close()
+
+
+async def test_a_later_turn_sees_the_earlier_turns_tool_calls_results_and_interim_text(tmp_path):
+    script = [
+        {"text": "Let me look.", "tool_calls": [{"name": "weather", "arguments": {"city": "Lisbon"}}]},
+        {"text": "Sunny in Lisbon."},
+        {"text": "It was 21 degrees."},
+    ]
+    app = await open_app(tmp_path, script)
+    try:
+        session = await app.sessions.open()
+        first = await session.send("weather in Lisbon?")
+        assert [m["role"] for m in first.messages] == ["assistant", "tool", "assistant"]
+        await session.send("how warm?")
+        provider = app.agents.provider_for("app.models:m")
+        sent = provider.calls[-1].messages
+        roles = [m.role for m in sent]
+        assert roles == ["system", "user", "assistant", "tool", "assistant", "user"], roles
+        call = sent[2].tool_calls[0]
+        assert sent[2].content == "Let me look." and call.name == "weather" and call.arguments == {"city": "Lisbon"}
+        assert sent[3].tool_call_id == call.id and '"celsius": 21' in sent[3].content
+        await session.close()
+    finally:
+        await app.close()
+    app = await open_app(tmp_path, script)  # the messages are journaled with the turn: a resume has them too
+    try:
+        session = await app.sessions.resume(session.id)
+        assert [m["role"] for m in session.state.history()] == ["user", "assistant", "tool", "assistant",
+                                                                "user", "assistant"]
+        await session.close()
+    finally:
+        await app.close()
+
+
+async def test_a_cancelled_turn_never_leaves_two_user_messages_in_a_row(tmp_path):
+    slow = {"chunks": [f"w{i} " for i in range(200)], "delay": 0.05}
+    app = await open_app(tmp_path, [slow, {"text": "after"}])
+    try:
+        session = await app.sessions.open()
+        started = asyncio.Event()
+        sending = asyncio.ensure_future(session.send(
+            "go", on_event=lambda e: started.set() if e["type"] == "text" else None))
+        await asyncio.wait_for(started.wait(), 10)
+        await session.cancel()
+        assert (await asyncio.wait_for(sending, 10)).stop_reason == "cancelled"
+        await session.send("again")
+        sent = app.agents.provider_for("app.models:m").calls[-1].messages
+        roles = [m.role for m in sent]
+        assert roles == ["system", "user", "assistant", "user"], roles
+        assert "cancelled" in sent[2].content
+        await session.close()
+    finally:
+        await app.close()
+
+
+async def test_use_model_switches_the_model_of_later_turns_and_is_journaled(tmp_path):
+    app = await open_app(tmp_path, [{"text": "from m"}], coder_script=[{"text": "from c"}])
+    try:
+        session = await app.sessions.open()
+        with pytest.raises(Exception, match="no llm.model entry 'app.models:nope'"):
+            await session.use_model("app.models:nope")
+        assert await session.use_model("app.models:c") == "app.models:c"
+        turn = await session.send("hi")
+        assert turn.answer == "from c" and turn.model == "app.models:c"
+        assert app.agents.provider_for("app.models:c").calls and not app.agents.provider_for("app.models:m").calls
+        await session.close()
+        resumed = await app.sessions.resume(session.id)
+        assert resumed.state.model == "app.models:c"
+        await resumed.close()
+    finally:
+        await app.close()
+
+
+async def test_compact_summarises_older_turns_in_a_journaled_step(tmp_path):
+    script = [{"text": "Lisbon is sunny."}, {"text": "Porto is rainy."},
+              {"text": "The person asked about Lisbon (sunny)."}, {"text": "ok"}]
+    app = await open_app(tmp_path, script)
+    try:
+        session = await app.sessions.open()
+        await session.send("weather in Lisbon?")
+        await session.send("and Porto?")
+        record = await session.compact()
+        assert "Lisbon (sunny)" in record["summary"] and record["replaced"] >= 2
+        for _ in range(200):  # the step's row is written right after the session answered: bounded wait
+            steps = [s.name for s in await app.tasks.journal(session.id)]
+            if "compact:1" in steps:
+                break
+            await asyncio.sleep(0.01)
+        assert "compact:1" in steps
+        await session.send("thanks")
+        sent = app.agents.provider_for("app.models:m").calls[-1].messages
+        text = " ".join(m.content for m in sent)
+        assert "Lisbon (sunny)" in text and "weather in Lisbon?" not in text and "and Porto?" in text
+        assert session.state.usage.total_tokens > sum(t.usage.total_tokens for t in session.state.turns)
     finally:
         await app.close()

@@ -27,7 +27,10 @@ def create_tool_call(tool_id: str) -> dict[str, Any]:
         "examples": [{"input": {"text": "Hello World"}, "output": "hello-world"}]}}
 
 
-def app_yaml(script: list[dict[str, Any]], *, coder_script: list[dict[str, Any]] | None = None) -> str:
+def app_yaml(script: list[dict[str, Any]], *, coder_script: list[dict[str, Any]] | None = None,
+             base_url: str | None = None) -> str:
+    """``base_url``: the assistant talks to an OpenAI-compatible server there (models ``fake-a``, and
+    ``fake-b`` as ``app.models:remote2`` for ``/model``) instead of the scripted model."""
     docs = [
         {"namespace": "app.security", "entries": [
             {"name": "open", "kind": "security.policy", "rules": [
@@ -42,6 +45,10 @@ def app_yaml(script: list[dict[str, Any]], *, coder_script: list[dict[str, Any]]
              "input_price": 1.0, "output_price": 2.0},
             {"name": "c", "kind": "llm.model", "provider": "scripted", "model": "scripted-c",
              "context_window": 100000, "script": coder_script or [{"text": "coder here"}]},
+            *([{"name": "remote", "kind": "llm.model", "provider": "openai_compatible", "model": "fake-a",
+                "base_url": base_url, "context_window": 100000, "input_price": 1.0, "output_price": 2.0},
+               {"name": "remote2", "kind": "llm.model", "provider": "openai_compatible", "model": "fake-b",
+                "base_url": base_url, "context_window": 100000}] if base_url else []),
         ]},
         {"namespace": "app.tools", "entries": [
             {"name": "weather", "kind": "function.lua", "meta": {"type": "tool", "description": "Weather for a city"},
@@ -50,7 +57,7 @@ def app_yaml(script: list[dict[str, Any]], *, coder_script: list[dict[str, Any]]
         ]},
         {"namespace": "app.agents", "entries": [
             {"name": "assistant", "kind": "agent", "meta": {"description": "General helper"},
-             "model": "app.models:m", "prompt": "You help.",
+             "model": "app.models:remote" if base_url else "app.models:m", "prompt": "You help.",
              "tools": ["app.tools:*", "wippy.self:create_tool"], "policies": ["app.security:open"],
              "delegates": [{"id": "app.agents:coder", "name": "ask_coder", "description": "Writes Lua"}],
              "max_turns": 8},

@@ -52,7 +52,8 @@ def test_a_conversation_streams_the_answer_and_shows_the_tool_call(tmp_path, con
     run.send("weather in Lisbon?")
     panel = run.expect("21 degrees")
     assert "weather" in panel and "city=Lisbon" in panel and '"sky": "sunny"' in panel  # the compact panel
-    status = run.prompt()
+    run.prompt()
+    status = run.expect(r"· ready")  # the toolbar pinned under the prompt
     assert "scripted-1" in status and "turn" in status and "session" in status and "tok" in status
     run.quit()
 

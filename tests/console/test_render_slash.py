@@ -11,13 +11,13 @@ from rich.console import Console
 
 from wippy_agents.console.approvals import ApprovalDesk, parse_answer
 from wippy_agents.console.render import TurnView, approval_view, short_json, tail_lines, tool_panel
-from wippy_agents.console.slash import COMMANDS, SlashError, changes_summary, parse, process_tree
+from wippy_agents.console.slash import COMMANDS, SlashError, changes_summary, parse, process_tree, run_command
 from wippy_agents.llm import Usage
 from wippy_agents.runtime.messages import ProcessInfo
 from wippy_agents.security import ApprovalRequest
 
 ISSUE_COMMANDS = {"help", "agents", "use", "tools", "registry", "show", "history", "rollback", "tasks", "resume",
-                  "ps", "cost", "clear", "quit"}
+                  "ps", "cost", "clear", "quit", "model", "compact", "editor"}
 
 
 def render(renderable, width: int = 100) -> str:
@@ -259,3 +259,42 @@ async def test_requests_of_a_cancelled_turn_are_rejected_and_others_kept():
     assert desk.reject_where(lambda r: (request_task(r) or "").startswith("s.1")) == 1
     assert await asyncio.wait_for(mine, 5) is False
     assert desk.serve(lambda r: True) and await asyncio.wait_for(other, 5) is True
+
+
+def test_the_completer_offers_commands_then_the_ids_a_command_takes():
+    from prompt_toolkit.completion import CompleteEvent
+    from prompt_toolkit.document import Document
+
+    from wippy_agents.console.prompt import SlashCompleter, context_bar
+
+    ids = {"agents": ["app.agents:assistant", "app.agents:coder"], "models": ["app.models:m"]}
+    completer = SlashCompleter(lambda: COMMANDS.keys(), lambda kind: ids.get(kind, []))
+
+    def texts(line: str) -> list[str]:
+        return [c.text for c in completer.get_completions(Document(line), CompleteEvent())]
+
+    assert texts("/us") == ["/use"]
+    assert texts("/use cod") == ["app.agents:coder"]  # a bare name completes to the full id
+    assert texts("/model app.") == ["app.models:m"]
+    assert texts("hello /us") == [] and texts("/use a b") == []
+    assert context_bar(0, 1000, width=4) == "[░░░░] 0/1.0k 0%"
+    assert context_bar(96_000, 128_000, width=4) == "[███░] 96.0k/128k 75%"
+
+
+def test_editor_sends_what_was_written_and_nothing_when_the_file_is_empty(monkeypatch, tmp_path):
+    from rich.console import Console
+
+    sent: list[str] = []
+
+    class FakeShell:
+        console = Console(file=io.StringIO(), width=100)
+
+        def run_turn(self, text):
+            sent.append(text)
+
+    monkeypatch.setenv("VISUAL", "sh -c 'printf \"line one\\nline two\\n\" > \"$1\"' sh")
+    run_command(FakeShell(), "/editor")
+    assert sent == ["line one\nline two"]
+    monkeypatch.setenv("VISUAL", "true")
+    run_command(FakeShell(), "/editor")
+    assert sent == ["line one\nline two"]

@@ -39,10 +39,13 @@ def test_each_package_exports_exactly_the_names_we_mean(package):
         assert hasattr(module, name), f"wippy_agents.{package}.{name} is in __all__ but missing"
 
 
-def test_the_error_tree_has_one_root():
+def test_the_error_tree_has_one_root_and_control_signals_are_not_errors():
     from wippy_agents import errors
 
     for name in errors.__all__:
         obj = getattr(errors, name)
         if isinstance(obj, type):
-            assert issubclass(obj, errors.WippyError), name
+            assert issubclass(obj, (errors.WippyError, errors.ControlSignal)), name
+    for signal in (errors.ProcessExit, errors.RunInterrupted, errors.Abort, errors.WorkflowAbort):
+        # an `except Exception` cannot swallow a control signal
+        assert issubclass(signal, errors.ControlSignal) and not issubclass(signal, Exception), signal

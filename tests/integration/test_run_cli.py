@@ -53,12 +53,20 @@ end}
 """
 
 
+# the same seed example, run by `wippy call` as a function.lua (SPEC §5: code always runs in a process)
+SEED_FN = DRIVER.replace(
+    "  process.events():receive()   -- stay up until the node stops (CANCEL)\n",
+    "  return {kind = ev.kind, from_spawned = ev.from == pid, error = ev.result.error, restarted = new ~= pid,\n"
+    "          done = done:payload().id, by_new = done:payload().by == new, me = process.pid()}\n")
+
+
 def _write_app(tmp_path) -> str:
     app = tmp_path / "app"
     (app / "src").mkdir(parents=True)
     (app / "wippy.yaml").write_text(yaml.safe_dump({"sources": ["src"], "store": f"sqlite:///{tmp_path}/state.db"}))
     entries_app = {"namespace": "app", "entries": [
-        {"name": "processes", "kind": "process.host"},
+        # the seed restarts its crashed worker through the host: it opts in (hosts default to temporary)
+        {"name": "processes", "kind": "process.host", "restart": "transient"},
         {"name": "driver", "kind": "process.lua", "source": DRIVER, "modules": ["time", "log"]},
         {"name": "seed", "kind": "process.service", "process": "driver", "host": "processes",
          "restart": {"policy": "transient"}},
@@ -68,6 +76,7 @@ def _write_app(tmp_path) -> str:
     ]}
     tools = {"namespace": "app.tools", "entries": [
         {"name": "add", "kind": "function.lua", "source": "return {handler = function(a) return a.a + a.b end}"},
+        {"name": "seed", "kind": "function.lua", "source": SEED_FN, "modules": ["time", "log"]},
         {"name": "refuse", "kind": "function.lua",
          "source": "return {handler = function(a) return nil, 'no ' .. a.what end}"},
         {"name": "explode", "kind": "function.lua", "source": "return {handler = function() error('kaboom') end}"},
@@ -146,6 +155,15 @@ def test_wippy_call_prints_the_first_return_value_as_json(app_dir, tmp_path):
     out = _wippy("call", "--app", app_dir, "app.tools:shape", '{"name": "x"}', cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {"list": [1, 2], "name": "x", "nested": {"ok": True}}
+
+
+def test_wippy_call_runs_the_seed_example_in_a_function(app_dir, tmp_path):
+    out = _wippy("call", "--app", app_dir, "app.tools:seed", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert got["kind"] == "EXIT" and got["from_spawned"] is True and "task 1 failed" in got["error"]
+    assert got["restarted"] is True and got["done"] == 2 and got["by_new"] is True
+    assert got["me"].startswith("<")
 
 
 @pytest.mark.parametrize("entry, arg, needle", [

@@ -84,12 +84,13 @@ async def wait_until(pred, timeout: float = 5.0, interval: float = 0.005) -> Non
         await asyncio.sleep(interval)
 
 
-async def make_rig() -> Rig:
+async def make_rig(restart: str | None = None) -> Rig:
+    """A rig whose host ``app:processes`` has the default ``restart: temporary`` or the given one."""
     node = Node("t")
     entries = Entries()
     host = LuaHost(services=entries.services(), node=node)
     procs = LuaProcesses(node, host)
-    procs.start_host(HOST)
+    procs.start_host(HOST, {"restart": restart} if restart else None)
     return Rig(node, procs, entries)
 
 

@@ -52,7 +52,15 @@ async def rig():
     await close_rig(r)
 
 
-async def test_seed_example_crash_observed_as_exit_event_and_restarted_by_host(rig):
+@pytest.fixture
+async def restarting_rig():
+    r = await make_rig(restart="transient")  # the seed's host opts in to restarts (SPEC §4)
+    yield r
+    await close_rig(r)
+
+
+async def test_seed_example_crash_observed_as_exit_event_and_restarted_by_host(restarting_rig):
+    rig = restarting_rig
     rig.add("app.workers:handler", WORKER)
     rig.add("app:driver", SEED, modules=["time"])
     await rig.spawn("app:driver", rig.collector)
@@ -106,7 +114,7 @@ async def test_unmonitor_drops_the_exit_event(rig):
     target = await rig.spawn("app:wait")
     await rig.spawn("app:w", rig.collector, target)
     assert (await rig.report())[0] == "ready"
-    rig.procs.terminate(target)
+    await rig.procs.terminate(target)
     assert (await rig.report())[1] == {"timer": True}
 
 
@@ -241,12 +249,15 @@ async def test_monitoring_by_registered_name_gives_the_exit_event_with_the_pid(r
       process.send(c, "r", {kind = ev.kind, from = ev.from, value = ev.result.value, again = again})
     """)
     named = await rig.spawn("app:named")
+    # Lua runs on worker threads: the name exists once the process got that far
+    await wait_until(lambda: rig.node.whereis("by-name") == named)
     await rig.spawn("app:w", rig.collector)
     p = (await rig.report())[1]
     assert p == {"kind": "EXIT", "from": named, "value": "ok", "again": False}
 
 
-async def test_the_host_restarts_a_crash_but_not_a_normal_return(rig):
+async def test_a_transient_host_restarts_a_crash_but_not_a_normal_return(restarting_rig):
+    rig = restarting_rig
     from wippy_agents.runtime import Supervisor
 
     rig.add("app:short", "return 1")

@@ -105,14 +105,16 @@ async def test_local_buffered_channels_and_close(rig):
     assert p["r"] == "nil" and "would block forever" in p["serr"]
 
 
-async def test_time_after_in_a_plain_function_is_nil_err(rig):
+async def test_time_after_in_a_function_called_from_python_works(rig):
+    # SPEC §5: code always runs in a process; a call from Python gets one for the call
     from wippy_agents.lua import LuaHost
 
     host: LuaHost = rig.procs.host
     value = await host.call_function({"id": "app:f", "kind": "function.lua", "data": {
-        "source": "return {handler = function() local t, err = time.after('1s'); return {t = t == nil, err = err} end}",
+        "source": "return {handler = function() local t = time.after('10ms'); return {fired = t:receive() ~= nil, "
+                  "pid = process.pid()} end}",
         "modules": ["time"]}})
-    assert value["t"] is True and "needs a Lua process" in value["err"]
+    assert value["fired"] is True and value["pid"].startswith("<")
 
 
 async def test_send_with_a_reserved_topic_is_refused(rig):
@@ -177,12 +179,15 @@ async def test_a_function_can_spawn_a_process_and_python_uses_host_spawn_process
     assert (await rig.report())[2] == pid2 != pid
 
 
-async def test_process_only_functions_are_nil_err_in_a_function_call(rig):
+async def test_process_functions_work_in_a_function_call_it_runs_in_a_process_for_the_call(rig):
     rig.entries.add({"id": "app:fn", "kind": "function.lua", "meta": {}, "data": {
-        "source": "return {handler = function() local p, err = process.pid(); "
-                  "local r, err2 = process.inbox():receive(); return {p = p == nil, err = err, err2 = err2} end}"}})
+        "source": "return {handler = function() local p = process.pid(); "
+                  "process.send(p, 'self', 1); local m = process.inbox():receive(); "
+                  "return {p = p, topic = m:topic(), from = m:from()} end}"}})
     out = await rig.procs.host.call_function("app:fn", None)
-    assert out["p"] is True and "needs a Lua process" in out["err"] and "needs a Lua process" in out["err2"]
+    assert out["topic"] == "self" and out["from"] == out["p"]
+    await wait_until(lambda: out["p"] in rig.exits)
+    assert rig.exits[out["p"]] == "normal"  # the call's process ended with the call
 
 
 async def test_a_returned_process_gives_its_state_back_and_nothing_leaks_to_the_next(rig):

@@ -96,7 +96,8 @@ async def test_services_start_in_dependency_order_and_stop_in_reverse(tmp_path):
         col = Collector(app)
         started = await app.processes.start_services()
         assert started == ["app:a", "app:b", "app:c"]
-        assert [await col.next() for _ in range(3)] == [("started", "a"), ("started", "b"), ("started", "c")]
+        # each started (initialised) in that order; their handlers then run concurrently (worker threads)
+        assert sorted([await col.next() for _ in range(3)]) == [("started", "a"), ("started", "b"), ("started", "c")]
     finally:
         await app.processes.close()
         stops = [col.q.get_nowait() for _ in range(col.q.qsize())]
@@ -131,5 +132,33 @@ async def test_a_transient_service_that_returns_is_not_restarted(tmp_path, caplo
         assert await col.next() == ("started", "once")
         await wait_until(lambda: "not restarted" in caplog.text, timeout=10)
         assert col.q.empty()
+    finally:
+        await app.close()
+
+
+async def test_services_added_changed_or_deleted_while_running_are_started_upgraded_stopped(tmp_path):
+    path = _app(tmp_path, [{"name": "a", "args": {"name": "a"}}])
+    app = await App.open(path)
+    procs = app.processes
+    try:
+        col = Collector(app)
+        await procs.start_services()
+        assert await col.next() == ("started", "a")
+
+        async def change(op, *args):
+            cs = app.registry.changeset(author="test")
+            getattr(cs, op)(*args)
+            await app.registry.apply(cs)
+
+        await change("create", {"id": "app:b", "kind": "process.service", "process": "svc", "host": "processes",
+                                "args": {"name": "b"}})
+        assert await col.next() == ("started", "b")  # added: started
+        await change("update", "app:a", {"args": {"name": "a2"}})
+        assert await col.next() == ("stopping", {"name": "a", "kind": "CANCEL"})  # changed: the old one stops ...
+        assert await col.next() == ("started", "a2")  # ... and the new one starts
+        await change("delete", "app:b")
+        assert await col.next() == ("stopping", {"name": "b", "kind": "CANCEL"})  # deleted: stopped
+        await wait_until(lambda: "app:b" not in procs.services)
+        assert set(procs.services) == {"app:a"}
     finally:
         await app.close()

@@ -126,6 +126,7 @@ async def test_a_registered_kind_is_used_without_touching_the_core():
     class Widget(KindHandler):
         kind = "test.widget"
         schema_file = "registry.entry.json"
+        open_fields = True
         refs = (RefField(path="parts[]", kinds=("registry.entry",)),)
 
     kinds.register(Widget())

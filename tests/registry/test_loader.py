@@ -69,7 +69,7 @@ def test_single_file_app_with_settings_document_and_inline_source(tmp_path):
     assert sorted(str(e.id) for e in result.entries) == ["app.db:main", "app.tools:hello"]
 
 
-def test_env_variables_are_substituted_at_load(tmp_path):
+def test_env_references_are_stored_as_written_and_expanded_at_use(tmp_path):
     f = write(
         tmp_path / "db.yaml",
         """\
@@ -83,7 +83,12 @@ def test_env_variables_are_substituted_at_load(tmp_path):
         """,
     )
     [entry] = load_file(f, environ={"DB_HOST": "db.internal", "OWNER": "ops"})
-    assert entry.data["host"] == "db.internal" and entry.data["port"] == "5432" and entry.meta["owner"] == "ops"
+    assert entry.data == {"host": "${env:DB_HOST}", "port": "${env:DB_PORT:-5432}"}
+    from wippy_agents.security.secrets import shown
+
+    env = {"DB_HOST": "db.internal", "OWNER": "ops"}
+    assert shown(entry.data, environ=env) == {"host": "db.internal", "port": "5432"}
+    assert shown(entry.meta, environ=env) == {"owner": "ops"}
 
 
 def test_missing_env_variable_names_file_line_and_entry(tmp_path):
@@ -157,10 +162,13 @@ def test_duplicate_id_across_files_names_both_places(app):
     assert "duplicate id, also defined at" in problem.message and "assistant.yaml" in problem.message
 
 
-def test_yaml_that_is_not_an_entry_file_is_skipped(app):
+def test_a_yaml_file_whose_top_level_is_a_list_is_an_error(app):
     write(app / "agents" / "script.yaml", "- text: hello\n- text: bye\n")
     result = load_sources(AppSettings.load(app))
-    assert result.problems == [] and len(result.entries) == 4
+    [problem] = result.problems
+    assert problem.file.endswith("script.yaml") and problem.line == 1
+    assert "top level must be a mapping with namespace and entries, got a list" in problem.message
+    assert len(result.entries) == 4
 
 
 def test_settings_document_in_a_folder_file_is_an_error(app):

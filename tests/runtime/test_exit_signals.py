@@ -210,3 +210,26 @@ async def test_a_process_exiting_itself_with_reason_kill_sends_a_trappable_kill_
     child2 = plain.proc.spawn_linked(echo)
     node.send(child2, "stop", "kill")
     assert await exits.of(plain.pid) == "kill"
+
+
+async def test_stop_is_a_control_signal_an_except_exception_cannot_swallow():
+    from wippy_agents.runtime import Node
+
+    node = Node("sig")
+    seen = {}
+    node.on_exit(seen.__setitem__)
+
+    async def body(proc):
+        try:
+            proc.stop("bye")
+        except Exception:  # must not catch ProcessExit
+            seen["swallowed"] = True
+        seen["after"] = True
+
+    pid = node.spawn(body)
+    for _ in range(100):
+        if pid in seen:
+            break
+        await asyncio.sleep(0.01)
+    assert seen.get(pid) == "bye" and "swallowed" not in seen and "after" not in seen
+    await node.stop()

@@ -94,6 +94,35 @@ async def test_rest_for_one_restarts_the_child_and_those_started_after_it(node, 
     assert after["a"] == before["a"] and after["b"] != before["b"] and after["c"] != before["c"]
 
 
+async def test_rest_for_one_retries_from_the_child_that_failed_to_start(node, exits):
+    # OTP's {try_again, FailedId}: a crashes, a and b restart, c fails to start once; the retry
+    # restarts from c, so b (which started) is not stopped and started again
+    log = []
+    fail_once = {"c": 1}
+
+    async def flaky(proc, tag, log):
+        if fail_once.get(tag) and len([e for e in log if e == ("start", tag)]) >= 1:
+            fail_once[tag] -= 1
+            log.append(("fail", tag))
+            raise RuntimeError(f"{tag} cannot start now")
+        await worker(proc, tag, log)
+
+    sup_spec = SupervisorSpec(strategy="rest_for_one", max_restarts=5, period=5.0, children=[
+        ChildSpec(id=t, start=flaky, args=(t, log), restart="permanent", name=t) for t in ("a", "b", "c", "d")])
+    sup = await node.start_supervisor(sup_spec)
+    before = await pids_of(node, sup)
+    log.clear()
+    log.extend([("start", t) for t in "abcd"])  # flaky counts earlier starts
+    await crash_and_wait_restart(node, exits, "a")
+    await until(lambda: ("start", "d") in log[4:])  # d is the last to start again
+    events = log[4:]
+    assert events.count(("start", "b")) == 1 and events.count(("stop", "b")) == 1
+    assert events.count(("fail", "c")) == 1 and events.count(("start", "c")) == 1
+    assert events.count(("start", "d")) == 1
+    after = await pids_of(node, sup)
+    assert all(after[t] not in (None, before[t]) for t in "abcd")
+
+
 async def test_simple_one_for_one_starts_children_from_the_template_with_extra_args(node, exits):
     log = []
 

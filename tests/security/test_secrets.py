@@ -6,7 +6,7 @@ import pytest
 
 from wippy_agents.agents import ToolCallContext, dispatch_tool
 from wippy_agents.registry import Changeset
-from wippy_agents.security.secrets import REDACTED, is_secret_field, redact
+from wippy_agents.security.secrets import REDACTED, is_secret_field, redact, reveal
 
 from .apps import actor_of, app_yaml, open_app, self_tool
 
@@ -33,7 +33,9 @@ async def test_neither_the_model_nor_lua_sees_a_secret_value(tmp_path, monkeypat
     monkeypatch.setenv("WIPPY_TEST_DB_PASSWORD", "hunter2")
     app = await open_app(tmp_path, app_yaml(extra_docs=[DB]))
     try:
-        assert app.entry("app.db:main").data["password"] == "hunter2"  # Python code (a db driver) reads it
+        # stored as written; Python code (a db driver) expands it where it uses it
+        assert app.entry("app.db:main").data["password"] == "${env:WIPPY_TEST_DB_PASSWORD}"
+        assert reveal(app.entry("app.db:main").data["password"]) == "hunter2"
         seen = await self_tool(app, "get_entry", {"id": "app.db:main"})
         assert seen["data"] == {"host": "db.local", "password": REDACTED,
                                 "options": {"auth_token": REDACTED, "max_output_tokens": 5}}

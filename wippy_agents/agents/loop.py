@@ -18,6 +18,7 @@ result and the run continues.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
@@ -67,6 +68,8 @@ class AgentLoop:
         inp = self.task.input if isinstance(self.task.input, dict) else {"prompt": str(self.task.input or "")}
         self.prompt = str(inp.get("prompt") or "")
         self.variables = dict(inp.get("variables") or {})
+        # A console session's `/model ID`: this run talks to another llm.model entry than the agent's own.
+        self.model_override = str(inp.get("model") or "") or None
         # A conversation (the console's session) continues from its earlier messages.
         self.history = [Message.from_dict(m) for m in inp.get("history") or ()]
         # a compaction task (`AgentService.compact`): summarise the history but its last N turns
@@ -150,6 +153,8 @@ class AgentLoop:
             return
         self._snap = snap
         spec = self.service.spec(self.agent_id, snap)
+        if self.model_override and self.model_override != spec.model:
+            spec = dataclasses.replace(spec, model=self.model_override)
         cfg, _ = self.service.model(spec, snap)
         if self._window is None:
             self.actor = self.service.actor_for(spec, self.task)

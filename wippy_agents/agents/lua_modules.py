@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
-from ..errors import LeaseLost, NondeterminismError, ProviderError, TaskCancelled, TaskStranded, UsageError
+from ..errors import Abort, LeaseLost, NondeterminismError, ProviderError, TaskCancelled, TaskStranded, UsageError
 from ..llm import Message, ModelReply, TextDelta, TokenCounter, Done, ToolSpec
 from ..lua import LuaModule, LuaOp
 from ..tasks import Metered
@@ -39,16 +39,6 @@ if TYPE_CHECKING:
 __all__ = ["llm_module", "agent_module", "journal_funcs", "Abort"]
 
 _CONTROL = (TaskCancelled, LeaseLost, NondeterminismError, TaskStranded)
-
-
-class Abort(BaseException):
-    """Carries a task-control error, or a run limit that ends a Lua agent (``limit``), through the
-    Lua driver (which turns WippyErrors into ``nil, err``)."""
-
-    def __init__(self, error: BaseException | None = None, *, limit: LimitReached | None = None) -> None:
-        super().__init__(str(error) if error is not None else (limit.detail if limit else ""))
-        self.error = error
-        self.limit = limit
 
 
 LLM_LUA = """

@@ -9,10 +9,18 @@ The console only renders them; this is the Python API under it::
     session = await sessions.resume(session.id)                       # later, in another process
 
 The session task waits for messages (durable task signals): ``user`` (one
-turn), ``use`` (switch agent), ``clear`` (forget earlier turns), ``detach``.
+turn), ``use`` (switch agent), ``model`` (talk to another ``llm.model`` entry
+from the next turn on), ``clear`` (forget earlier turns), ``compact`` (the
+conversation so far is summarised by the model in a journaled step
+``compact:<k>``, whose summary then stands for the older turns), ``detach``.
 Each turn runs the agent as a child task ``<session>.<n>`` (its own journal:
 model replies, tool results) with the conversation so far as history, and is
-recorded as one step ``turn:<n>`` of the session. A session nobody is
+recorded as one step ``turn:<n>`` of the session, carrying the turn's whole
+message list (every model reply with its tool calls, every tool result, read
+back from the child's journal), so the next turn sees what the tools found.
+A cancelled turn keeps what finished before the cancel and ends with a note,
+so the history never has two user messages in a row nor a call without its
+result; only the context builder trims it, one call-and-results group at a time. A session nobody is
 attached to parks itself as ``stranded`` (waiting for a person), so idle
 sessions are never claimed and run by a node's recovery; ``resume`` takes it
 up again and replays the journal. A crash mid-turn resumes that turn.
@@ -21,19 +29,21 @@ up again and replays the journal. A crash mid-turn resumes that turn.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..errors import TaskCancelled, TaskNotFound, TaskStranded, UsageError, WippyError
-from ..llm import Usage
+from ..llm import Message, ModelReply, TokenCounter, Usage, priced_usage
 from ..store.base import StepRecord
 from ..tasks import RunInterrupted, TaskContext
 from .layers import NodeLayers
+from .loop import _content as tool_text
 from .service import AGENT_TASK_KIND, AgentService
 
-__all__ = ["SESSION_KIND", "Session", "SessionState", "Sessions", "Turn", "install", "turn_task_id"]
+__all__ = ["SESSION_KIND", "Session", "SessionState", "Sessions", "Turn", "install", "transcript", "turn_task_id"]
 
 log = logging.getLogger(__name__)
 
@@ -60,18 +70,68 @@ class Turn:
     usage: Usage = field(default_factory=Usage)
     model_calls: int = 0
     task_id: str = ""
+    model: str = ""  # the llm.model entry set by `/model` for this turn ("" = the agent's own)
+    # The turn's messages after the prompt (assistant replies with their tool calls, tool results), as dicts.
+    messages: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"n": self.n, "agent": self.agent, "prompt": self.prompt, "answer": self.answer,
                 "stop_reason": self.stop_reason, "detail": self.detail, "usage": self.usage.to_dict(),
-                "model_calls": self.model_calls, "task_id": self.task_id}
+                "model_calls": self.model_calls, "task_id": self.task_id, "messages": list(self.messages),
+                "model": self.model}
+
+    def context(self) -> list[dict[str, Any]]:
+        """What the agent sees of this turn later: the prompt, every reply and tool result, and for a
+        turn that did not finish, a note saying so (never two user messages in a row)."""
+        out: list[dict[str, Any]] = [{"role": "user", "content": self.prompt}]
+        if self.messages:
+            out.extend(self.messages)
+        elif self.answer:
+            out.append({"role": "assistant", "content": self.answer})
+        if self.stop_reason in ("cancelled", "error") or out[-1]["role"] != "assistant" or out[-1].get("tool_calls"):
+            why = "the person cancelled it" if self.stop_reason == "cancelled" else (self.detail or self.stop_reason)
+            out.append({"role": "assistant", "content": f"[this turn ended before an answer: {why}]"})
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Turn":
         return cls(n=int(data["n"]), agent=str(data.get("agent") or ""), prompt=str(data.get("prompt") or ""),
                    answer=str(data.get("answer") or ""), stop_reason=str(data.get("stop_reason") or "final"),
                    detail=str(data.get("detail") or ""), usage=Usage.from_dict(data.get("usage") or {}),
-                   model_calls=int(data.get("model_calls") or 0), task_id=str(data.get("task_id") or ""))
+                   model_calls=int(data.get("model_calls") or 0), task_id=str(data.get("task_id") or ""),
+                   messages=tuple(data.get("messages") or ()), model=str(data.get("model") or ""))
+
+
+def transcript(steps: list[StepRecord]) -> list[dict[str, Any]]:
+    """An agent run's messages, rebuilt from its journal: each model reply, then the result of each of
+    its tool calls (the journal numbers them in the model's order). A call with no finished result (the
+    run was cancelled inside it) gets one saying so, so a call is never left without its result."""
+    out: list[dict[str, Any]] = []
+    pending: list[Any] = []  # the last reply's calls still waiting for a result
+
+    def close_pending() -> None:
+        for call in pending:
+            out.append(Message.tool(call.id, "ERROR: not run: the turn was cancelled", name=call.name).to_dict())
+        pending.clear()
+
+    for step in sorted(steps, key=lambda s: s.seq):
+        if step.status != "ok":
+            continue
+        if step.name == "model" and isinstance(step.result, dict):
+            close_pending()
+            reply = ModelReply.from_dict(step.result)
+            out.append(reply.to_message().to_dict())
+            pending.extend(reply.tool_calls)
+        elif step.name.startswith(("tool:", "delegate:")) and pending:
+            name = step.name.partition(":")[2]
+            call = next((c for c in pending if c.name == name), None)
+            if call is not None:
+                pending.remove(call)
+                out.append(Message.tool(call.id, tool_text(step.result), name=call.name).to_dict())
+    for call in pending:  # a final_answer call (tool_choice: required) has no step: it was the answer
+        out.append(Message.tool(call.id, "ok" if call.name == "final_answer" else
+                                "ERROR: not run: the turn was cancelled", name=call.name).to_dict())
+    return out
 
 
 @dataclass(kw_only=True)
@@ -80,15 +140,21 @@ class SessionState:
 
     agent: str
     turns: list[Turn] = field(default_factory=list)
-    context_from: int = 0  # turns before this index were cleared from the agent's context
+    context_from: int = 0  # turns before this index were cleared (or compacted) from the agent's context
     pending: str | None = None  # a prompt sent whose turn has not finished (a crash mid-turn)
+    model: str | None = None  # `/model ID`: the llm.model entry the turns use instead of the agent's own
+    summary: list[dict[str, Any]] = field(default_factory=list)  # the compacted history before context_from
+    compactions: list[dict[str, Any]] = field(default_factory=list)  # each /compact's record (summary, usage)
 
     def apply(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
         if kind == "use":
             self.agent = str(message["agent"])
+        elif kind == "model":
+            self.model = str(message.get("model") or "") or None
         elif kind == "clear":
             self.context_from = len(self.turns)
+            self.summary = []
         elif kind == "user":
             self.pending = str(message.get("text") or "")
 
@@ -96,24 +162,31 @@ class SessionState:
         self.turns.append(turn)
         self.pending = None
 
+    def compacted(self, record: dict[str, Any]) -> None:
+        """A ``/compact`` finished: its history (a summary note, then the kept turns) replaces the context."""
+        self.compactions.append(record)
+        self.summary = list(record.get("history") or ())
+        self.context_from = len(self.turns)
+
     def model_calls(self, agent: str) -> int:
         """Model calls made by ``agent``'s turns so far (a scripted model answers per call, in order)."""
-        return sum(t.model_calls for t in self.turns if t.agent == agent)
+        return (sum(t.model_calls for t in self.turns if t.agent == agent)
+                + sum(int(c.get("model_calls") or 0) for c in self.compactions if c.get("agent") == agent))
 
     @property
     def usage(self) -> Usage:
         total = Usage()
         for turn in self.turns:
             total = total + turn.usage
+        for record in self.compactions:
+            total = total + Usage.from_dict(record.get("usage") or {})
         return total
 
     def history(self) -> list[dict[str, Any]]:
         """The conversation the agent sees (since the last clear), as message dicts."""
-        out: list[dict[str, Any]] = []
+        out: list[dict[str, Any]] = list(self.summary)
         for turn in self.turns[self.context_from:]:
-            out.append({"role": "user", "content": turn.prompt})
-            if turn.answer:
-                out.append({"role": "assistant", "content": turn.answer})
+            out.extend(turn.context())
         return out
 
     @classmethod
@@ -126,6 +199,8 @@ class SessionState:
                 state.apply(step.result.get("payload") or {})
             elif step.name.startswith("turn:") and isinstance(step.result, dict):
                 state.add(Turn.from_dict(step.result))
+            elif step.name.startswith("compact:") and isinstance(step.result, dict):
+                state.compacted(step.result)
         return state
 
 
@@ -135,7 +210,7 @@ class Sessions:
     def __init__(self, app: NodeLayers, agents: AgentService) -> None:
         self.app = app
         self.agents = agents
-        self._attached: dict[str, asyncio.Queue[Turn]] = {}
+        self._attached: dict[str, asyncio.Queue[Any]] = {}  # a finished Turn, or a /compact record
 
     # -- the durable side ---------------------------------------------------------
     async def runner(self, ctx: TaskContext) -> dict[str, Any]:
@@ -150,27 +225,51 @@ class Sessions:
                                    f"`wippy console --resume {sid}`", task_id=sid)
             message = await ctx.receive_signal(TOPIC) or {}
             state.apply(message)
-            if message.get("type") != "user":
-                continue
             live = not ctx.replaying
-            n = len(state.turns) + 1
-            args = (sid, n, state.agent, str(message.get("text") or ""), state.history(),
-                    state.model_calls(state.agent))
-            turn = Turn.from_dict(await ctx.step(f"turn:{n}", lambda: self._turn(*args), idempotent=True))
-            state.add(turn)
+            done: Any
+            if message.get("type") == "compact":
+                k = len(state.compactions) + 1
+                cargs = (sid, k, state.agent, state.model, state.history(), state.model_calls(state.agent))
+                done = await ctx.step(f"compact:{k}", lambda: self._compact(*cargs), idempotent=True)
+                if not done.get("error"):
+                    state.compacted(done)
+            elif message.get("type") == "user":
+                n = len(state.turns) + 1
+                args = (sid, n, state.agent, state.model, str(message.get("text") or ""), state.history(),
+                        state.model_calls(state.agent))
+                done = Turn.from_dict(await ctx.step(f"turn:{n}", lambda: self._turn(*args), idempotent=True))
+                state.add(done)
+            else:
+                continue
             queue = self._attached.get(sid)
             if live and queue is not None:
-                queue.put_nowait(turn)
+                queue.put_nowait(done)
 
-    async def _turn(self, sid: str, n: int, agent: str, text: str, history: list[dict[str, Any]],
-                    calls: int) -> dict[str, Any]:
+    async def _compact(self, sid: str, k: int, agent: str, model: str | None, history: list[dict[str, Any]],
+                       calls: int) -> dict[str, Any]:
+        """One ``/compact``: the agent's model summarises the history (a child task ``<session>.c<k>``)."""
+        child = f"{sid}.c{k}"
+        base = {"k": k, "agent": agent, "task_id": child}
+        extra: dict[str, Any] = {"call_index": calls, **({"model": model} if model else {})}
+        try:
+            done = await self.agents.compact(agent, history, task_id=child, parent_id=sid, extra_input=extra)
+        except (asyncio.CancelledError, RunInterrupted):
+            raise
+        except WippyError as exc:
+            return {**base, "error": str(exc)}
+        usage, model_calls = await self._metered(child)
+        return {**base, **done.to_dict(), "task_id": child, "usage": usage.to_dict(), "model_calls": model_calls}
+
+    async def _turn(self, sid: str, n: int, agent: str, model: str | None, text: str,
+                    history: list[dict[str, Any]], calls: int) -> dict[str, Any]:
         service = self.agents
         child = turn_task_id(sid, n)
-        base = {"n": n, "agent": agent, "prompt": text, "task_id": child}
+        base = {"n": n, "agent": agent, "prompt": text, "task_id": child, **({"model": model} if model else {})}
         try:
             service.check_ready(agent)
             task = await self.app.tasks.start(
-                AGENT_TASK_KIND, agent, {"prompt": text, "variables": {}, "history": history, "call_index": calls},
+                AGENT_TASK_KIND, agent, {"prompt": text, "variables": {}, "history": history, "call_index": calls,
+                                         **({"model": model} if model else {})},
                 task_id=child, parent_id=sid, registry_version=self.app.registry.version)
             if task.status in ("pending", "running") and child not in self.app.tasks.running():
                 await self.app.tasks.adopt(child)  # the turn's run was orphaned by a crash: take it over
@@ -181,7 +280,31 @@ class Sessions:
         except WippyError as exc:
             turn = {**base, "stop_reason": "error", "detail": str(exc)}
         usage, model_calls = await self._metered(child)
-        return {**turn, "usage": usage.to_dict(), "model_calls": model_calls}
+        try:
+            messages = transcript(await self.app.tasks.journal(child))
+        except WippyError:
+            messages = []
+        if turn["stop_reason"] == "cancelled" and (not messages or messages[-1]["role"] == "tool"
+                                                   and not messages[-1]["content"].startswith("ERROR: not run")):
+            # Cut while the model was answering: that call is in no journal row, but its prompt was sent
+            # and is billed; count it (input tokens only, estimated with the model's tokenizer).
+            sent = await self._prompt_usage(agent, model, [*history, {"role": "user", "content": text}, *messages])
+            usage = usage + sent
+            turn["detail"] = (f"{turn.get('detail') or 'cancelled'}; the cut model call's prompt "
+                              f"(~{sent.input_tokens} tokens) is counted")
+        return {**turn, "usage": usage.to_dict(), "model_calls": model_calls, "messages": messages}
+
+    async def _prompt_usage(self, agent: str, model: str | None, messages: list[dict[str, Any]]) -> Usage:
+        try:
+            spec = self.agents.spec(agent)
+            if model:
+                spec = dataclasses.replace(spec, model=model)
+            cfg, _ = self.agents.model(spec)
+            sent = [Message.system(spec.system_prompt(self.app.registry.snapshot(), {})),
+                    *(Message.from_dict(m) for m in messages)]
+            return priced_usage(TokenCounter(cfg.model).count_messages(sent), 0, cfg)
+        except WippyError:
+            return Usage()
 
     async def _metered(self, task_id: str) -> tuple[Usage, int]:
         """The usage of a turn (its delegates' included) and its number of model calls (also for
@@ -251,7 +374,7 @@ class Sessions:
     def detach(self, session_id: str) -> None:
         self._attached.pop(session_id, None)
 
-    def next_turn(self, session_id: str) -> asyncio.Queue[Turn]:
+    def next_turn(self, session_id: str) -> asyncio.Queue[Any]:
         return self._attached[session_id]
 
 
@@ -287,6 +410,31 @@ class Session:
             return None
         return await self._await_turn(turn_task_id(self.id, len(self.state.turns) + 1), on_event, signal=None)
 
+    async def compact(self) -> dict[str, Any]:
+        """Summarise the conversation so far (but its last turn) with the agent's model, as a journaled
+        step of the session; later turns see the summary instead of the older turns. Returns the record
+        (``summary``, ``replaced``, ``usage``); raises ``UsageError`` when it failed."""
+        if not self.state.history():
+            raise UsageError("nothing to compact yet: the conversation has no turns")
+        await self.app.tasks.signal(self.id, TOPIC, {"type": "compact"})
+        record = await self._wait_turn()
+        if not isinstance(record, dict):
+            raise UsageError("the session answered a /compact with a turn; try again")
+        if record.get("error"):
+            raise UsageError(f"/compact failed: {record['error']}")
+        self.state.compacted(record)
+        return record
+
+    async def use_model(self, model: str) -> str:
+        """Talk to the ``llm.model`` entry ``model`` from the next turn on (recorded in the session)."""
+        entry = self.app.registry.snapshot().get(model)
+        if entry is None or entry.kind != "llm.model":
+            models = sorted(str(e.id) for e in self.app.registry.find(kind="llm.model"))
+            raise UsageError(f"no llm.model entry {model!r}" + (f"; models: {', '.join(models)}" if models else ""))
+        await self.app.tasks.signal(self.id, TOPIC, {"type": "model", "model": model})
+        self.state.apply({"type": "model", "model": model})
+        return model
+
     async def _await_turn(self, child: str, on_event: Listener | None, *, signal: dict[str, Any] | None) -> Turn:
         self._current, self._tracked, self._tools = child, [child], {}
         self._follow(child, 0, on_event)
@@ -320,7 +468,7 @@ class Session:
 
         self._unsubscribe.append(service.subscribe(task_id, listener))
 
-    async def _wait_turn(self) -> Turn:
+    async def _wait_turn(self) -> Any:
         queue = self.sessions.next_turn(self.id)
         got = asyncio.ensure_future(queue.get())
         ended = asyncio.ensure_future(self.app.tasks.wait(self.id))

@@ -64,7 +64,9 @@ end}
 
 async def lua_worker_stage(demo) -> None:
     root = _write_app(demo.workdir / "workers", {"workers.yaml": {"namespace": "demo", "entries": [
-        {"name": "workers", "kind": "process.host", "meta": {"description": "dynamic Lua workers"}},
+        # hosts restart nobody by default (Erlang spawn, SPEC §4): this one opts in
+        {"name": "workers", "kind": "process.host", "restart": "transient",
+         "meta": {"description": "dynamic Lua workers, restarted after a crash"}},
         {"name": "counter", "kind": "process.lua", "source": COUNTER},
     ]}})
     app = await App.open(root)

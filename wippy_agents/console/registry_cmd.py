@@ -86,14 +86,56 @@ async def _registry(args: argparse.Namespace, *, persist: bool) -> AsyncIterator
 def lint(args: argparse.Namespace) -> int:
     """Print ``file:line: entry: message`` for every problem; exit 1 when there is one."""
     settings = _settings(args)
+    from ..registry.loader import entry_files
+
+    if not entry_files(settings):
+        where = ", ".join(settings.sources) or str(settings.app_file)
+        print(f"warning: {_rel(str(settings.root))}: no entry files to lint (looked in: {where})", file=sys.stderr)
+        return 0
     problems = asyncio.run(lint_app(settings, validators=validators(), builtins=builtins()))
     for p in problems:
         print(str(p.__class__(message=p.message, entry=p.entry, file=_rel(p.file), line=p.line)))
+    for p in asyncio.run(_drift(settings)):
+        print(str(p.__class__(message="warning: " + p.message, entry=p.entry, file=_rel(p.file), line=p.line)))
     if problems:
         print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''}", file=sys.stderr)
         return 1
     print("ok: no problems", file=sys.stderr)
     return 0
+
+
+async def _drift(settings: AppSettings) -> list:
+    """Run-time changes that hold back file entries, from an existing SQLite store (lint
+    creates nothing: no store file, nothing to say; other stores are not opened)."""
+    from ..registry.lint import drift
+    from ..registry.loader import load_sources
+
+    url = settings.store
+    if not url.startswith("sqlite:///") or not os.path.exists(url[len("sqlite:///"):]):
+        return []
+    store = await open_store(url)
+    try:
+        runtime = await store.runtime_entries()
+    finally:
+        await store.close()
+    if not runtime:
+        return []
+    return drift(load_sources(settings).entries, [r for r in runtime if "tombstone" in r or "kind" in r],
+                 {r["id"]: Entry.from_record(r) for r in runtime if not r.get("tombstone") and "kind" in r})
+
+
+def _held_back(reg: Registry) -> list[str]:
+    """Lines for file entries the live registry now lacks or holds in another form."""
+    lines = []
+    for key, entry in sorted(reg.file_entries.items()):
+        live = reg.get(key)
+        if live is None:
+            lines.append(f"{_where(entry)}: {key}: removed by the rollback although its file still defines it "
+                         "(lint reports it; save the file to apply it again)")
+        elif live.origin == "runtime" and not entry.same_content(live):
+            lines.append(f"{_where(entry)}: {key}: restored to an earlier version; the file still says otherwise "
+                         "(lint reports it; save the file to apply it again)")
+    return lines
 
 
 def list_entries(args: argparse.Namespace) -> int:
@@ -126,7 +168,10 @@ def show(args: argparse.Namespace) -> int:
 
                 near = [str(e.id) for e in reg.find(namespace=args.id.rpartition(":")[0])][:5] if ":" in args.id else []
                 raise EntryNotFound(f"no entry {args.id!r}" + (f"; in that namespace: {', '.join(near)}" if near else ""), id=args.id)
-            doc: dict[str, Any] = {"id": str(entry.id), "kind": entry.kind, "meta": entry.meta, **entry.data}
+            from ..security.secrets import displayed
+
+            # as written: ${env:} references unexpanded, ${secret:} as ***
+            doc: dict[str, Any] = displayed({"id": str(entry.id), "kind": entry.kind, "meta": entry.meta, **entry.data})
             if getattr(args, "json", False):
                 print_json({"version": reg.version, "origin": entry.origin, "file": _rel(entry.file),
                             "line": entry.line, "entry": doc})
@@ -167,6 +212,12 @@ def rollback(args: argparse.Namespace) -> int:
                 print(f"registry already matches version {args.version}; nothing to do (version {version})")
             else:
                 print(f"rolled back to version {args.version} as version {version}")
+            held = _held_back(reg)
+            if held:
+                one = len(held) == 1
+                print(f"{len(held)} entr{'y' if one else 'ies'} defined in files now differ{'s' if one else ''} from the live registry:")
+                for line in held:
+                    print(f"  {line}")
             return 0
 
     return asyncio.run(run())
@@ -174,6 +225,13 @@ def rollback(args: argparse.Namespace) -> int:
 
 def schema(args: argparse.Namespace) -> int:
     kind = getattr(args, "kind", None)
+    if getattr(args, "file", False):
+        if kind:
+            from ..errors import UsageError
+
+            raise UsageError("wippy registry schema: give a KIND or --file, not both")
+        print(json.dumps(kinds.entry_file_schema(), indent=2))
+        return 0
     if kind:
         print(json.dumps(kinds.schema(kind), indent=2))
         return 0

@@ -84,10 +84,12 @@ def tool_panel(event: Mapping[str, Any], *, agent: str | None = None) -> Panel:
                  expand=False, padding=(0, 1))
 
 
-def status_text(*, model: str, turn: Usage, session: Usage, state: str = "") -> Text:
-    """``model · turn N tok $x · session M tok $y`` (+ what the turn is doing)."""
+def status_text(*, model: str, turn: Usage, session: Usage, state: str = "", context: str = "") -> Text:
+    """``model · ctx [██░░] · turn N tok $x · session M tok $y`` (+ what the turn is doing)."""
     text = Text(style="dim")
     text.append(model or "?", style="cyan")
+    if context:
+        text.append(f" · {context}")
     text.append(f" · turn {turn.total_tokens:,} tok {money(turn.cost_usd)}")
     text.append(f" · session {session.total_tokens:,} tok {money(session.cost_usd)}")
     if state:
@@ -119,8 +121,9 @@ class TurnView:
     ``console.print`` (printed above the live area).
     """
 
-    def __init__(self, console: Console, *, model: str, session_usage: Usage, agent: str) -> None:
+    def __init__(self, console: Console, *, model: str, session_usage: Usage, agent: str, context: str = "") -> None:
         self.console = console
+        self.context = context  # "ctx [███░░] 12k/128k 9%" as the turn started
         self.model = model
         self.agent = agent
         self.session_usage = session_usage
@@ -194,7 +197,7 @@ class TurnView:
             return "running " + ", ".join(self._running.values())
         if any(self._stream.values()):
             return "streaming"
-        return "waiting for the model"
+        return "thinking"
 
     def __rich__(self) -> RenderableType:
         with self._lock:
@@ -206,7 +209,7 @@ class TurnView:
                     tail = tail_lines(text, height=height, width=self.console.size.width)
                     depth = self._depth.get(task, 0)
                     parts.append(Padding(Markdown(tail), (0, 0, 0, 2 * depth)) if depth else Markdown(tail))
-            self._spinner.text = status_text(model=self.model, turn=self.usage,
+            self._spinner.text = status_text(model=self.model, turn=self.usage, context=self.context,
                                              session=self.session_usage + self.usage, state=self.state())
             parts.append(self._spinner)
             return Group(*parts)

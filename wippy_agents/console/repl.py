@@ -1,10 +1,11 @@
 """``wippy console [AGENT] [--resume ID]``: talk to an agent in the terminal.
 
 The App runs on its own event-loop thread (``LoopThread``) so the main thread
-owns the terminal: line editing and history (stdlib ``readline``, the history
-file under the app's ``.wippy/``), Ctrl-C (cancels the turn in flight, or
-clears the line), Ctrl-D (leaves), approval questions, and rich ``Live``
-output while a turn streams. Everything else is the Python API:
+owns the terminal: the line editor (prompt_toolkit, ``prompt.py``: multi-line
+input, bracketed paste, Tab completion, history under the app's ``.wippy/``,
+a bottom toolbar with the model, context fill, tokens and cost), Ctrl-C
+(cancels the turn in flight, or clears the line), Ctrl-D (leaves), approval
+questions, and rich ``Live`` output while a turn streams. Everything else is the Python API:
 ``app.sessions`` (``console.session``) and the slash commands.
 """
 
@@ -23,11 +24,12 @@ from rich.markdown import Markdown
 from rich.text import Text
 
 from ..errors import WippyError
+from ..llm import Message, TokenCounter
+from .prompt import LineEditor, SlashCompleter, context_bar
 from .approvals import ApprovalDesk, parse_answer, request_task, with_example_results
-from .render import TurnView, approval_view, status_text
-from .slash import QUIT, describe_error, run_command
-from .terminal import (LoopThread, append_history, forget_last_line, history_file, load_history, lock_session,
-                       route_logs, unroute_logs)
+from .render import TurnView, approval_view, money, status_text
+from .slash import COMMANDS, QUIT, describe_error, run_command
+from .terminal import LoopThread, forget_last_line, history_file, lock_session, route_logs, unroute_logs
 
 __all__ = ["run", "ConsoleShell"]
 
@@ -43,8 +45,10 @@ class ConsoleShell:
         self.loop = loop
         self.console = console
         self.desk = desk
-        self.history: Path | None = None
+        self.editor: LineEditor | None = None  # None when stdin is not a terminal (lines are read plainly)
         self.release: Callable[[], None] = lambda: None  # frees the session's lock file
+        self._fill: tuple[Any, tuple[int, int]] = (None, (0, 0))
+        self._task_ids: list[str] = []
 
     # -- Shell (for slash commands) ------------------------------------------------
     def call(self, coro: Coroutine[Any, Any, Any]) -> Any:
@@ -63,9 +67,7 @@ class ConsoleShell:
         """Read and handle lines until Ctrl-D or /quit."""
         while True:
             try:
-                line = input(self.prompt())
-                if line.strip() and self.history is not None and sys.stdin.isatty():  # readline saw it
-                    append_history(self.history)
+                line = self.editor.read(self.prompt()) if self.editor is not None else input(self.prompt())
             except EOFError:
                 self.console.print()
                 return
@@ -75,6 +77,8 @@ class ConsoleShell:
             text = line.strip()
             if not text:
                 continue
+            if self.editor is not None:
+                self.refresh_ids()
             if text.startswith("/"):
                 try:
                     if run_command(self, text) == QUIT:
@@ -96,13 +100,79 @@ class ConsoleShell:
     def prompt(self) -> str:
         return f"{self.session.agent.rpartition(':')[2]}> "
 
-    def model_name(self) -> str:
+    def _model_cfg(self) -> Any:
+        """The config of the model the next turn uses (the session's ``/model``, else the agent's)."""
+        import dataclasses
+
         service = self.app.agents
+        spec = service.spec(self.session.agent)
+        if spec.is_lua:
+            return None
+        if self.session.state.model:
+            spec = dataclasses.replace(spec, model=self.session.state.model)
+        return service.model(spec)[0]
+
+    def model_name(self) -> str:
         try:
-            spec = service.spec(self.session.agent)
-            return "lua agent" if spec.is_lua else service.model(spec)[0].model
+            cfg = self._model_cfg()
         except WippyError:
             return "?"
+        return "lua agent" if cfg is None else cfg.model
+
+    def context_fill(self) -> tuple[int, int]:
+        """(tokens the next prompt starts with, the model's window): system prompt + the conversation."""
+        state = self.session.state
+        key = (self.session.id, state.agent, state.model, len(state.turns), len(state.compactions),
+               state.context_from)
+        if self._fill[0] == key:
+            return self._fill[1]
+        try:
+            cfg = self._model_cfg()
+            if cfg is None:
+                return 0, 0
+            spec = self.app.agents.spec(state.agent)
+            messages = [Message.system(spec.system_prompt(self.app.registry.snapshot(), {})),
+                        *(Message.from_dict(m) for m in state.history())]
+            fill = (TokenCounter(cfg.model).count_messages(messages), cfg.context_window)
+        except WippyError:
+            fill = (0, 0)
+        self._fill = (key, fill)
+        return fill
+
+    def toolbar(self, doing: str = "ready") -> str:
+        """The pinned bottom line: model · context fill · last turn · session · what is happening."""
+        state = self.session.state
+        used, window = self.context_fill()
+        last = state.turns[-1].usage if state.turns else None
+        from .render import money
+
+        parts = [f"{self.model_name()}", f"ctx {context_bar(used, window)}" if window else "ctx ?"]
+        if last is not None:
+            parts.append(f"turn {last.total_tokens:,} tok {money(last.cost_usd)}")
+        total = state.usage
+        parts.append(f"session {total.total_tokens:,} tok {money(total.cost_usd)}")
+        parts.append(doing)
+        return " · ".join(parts)
+
+    def ids(self, kind: str) -> list[str]:
+        """Completion candidates for a command's argument."""
+        registry = self.app.registry
+        if kind == "agents":
+            return [str(e.id) for e in registry.find(kind="agent")]  # a bare name completes to the full id
+        if kind == "models":
+            return [str(e.id) for e in registry.find(kind="llm.model")]
+        if kind == "tools":
+            return [str(e.id) for e in registry.find(meta={"type": "tool"})]
+        if kind == "tasks":
+            return list(self._task_ids)
+        return [str(e.id) for e in registry.find()]
+
+    def refresh_ids(self) -> None:
+        """Task ids for completion, read once per prompt (the store is on the App's loop)."""
+        try:
+            self._task_ids = [t.id for t in self.call(self.app.store.task_list(limit=50))]
+        except WippyError:
+            pass
 
     def _scripted_model(self, agent: str) -> bool:
         service = self.app.agents
@@ -115,8 +185,9 @@ class ConsoleShell:
     def run_turn(self, text: str | None) -> None:
         """Send ``text`` (None: finish the turn a crash interrupted) and render the turn as it runs."""
         session = self.session
+        used, window = self.context_fill()
         view = TurnView(self.console, model=self.model_name(), session_usage=session.state.usage,
-                        agent=session.agent)
+                        agent=session.agent, context=f"ctx {context_bar(used, window)}" if window else "")
         coro = session.send(text, on_event=view.on_event) if text is not None else \
             session.finish_pending(on_event=view.on_event)
         future = self.loop.submit(coro)
@@ -129,9 +200,11 @@ class ConsoleShell:
             turn_task = turn.task_id
             self.desk.reject_where(lambda r: (request_task(r) or "").startswith(turn_task))
             partial = view.partial()
-            if partial.strip():  # keep what was streamed; the live area that showed it is gone
-                self.console.print(Text(partial.rstrip() + " …", style="dim"))
-            self.console.print("turn cancelled", style="yellow")
+            if partial.strip():  # keep what was streamed, rendered; the live area that showed it is gone
+                self.console.print(Markdown(partial.rstrip() + " …"))
+            self.console.print(Text.assemble(("turn cancelled", "yellow"),
+                                             (f" · the prompt sent: {turn.usage.input_tokens:,} tok "
+                                              f"{money(turn.usage.cost_usd)}", "dim")))
         elif turn.stop_reason == "error":
             self.console.print(Text(f"error: {turn.detail}", style="red"))
             if self._scripted_model(turn.agent):
@@ -140,7 +213,8 @@ class ConsoleShell:
                                    "openai_compatible llm.model entry to talk freely", style="dim")
         elif turn.stop_reason != "final":
             self.console.print(Text(f"stopped ({turn.stop_reason}): {turn.detail}", style="yellow"))
-        self.console.print(status_text(model=view.model, turn=turn.usage, session=session.state.usage))
+        if self.editor is None:  # with the line editor, the toolbar pinned under the prompt says it
+            self.console.print(status_text(model=view.model, turn=turn.usage, session=session.state.usage))
 
     def _wait(self, future: Future[Any], view: TurnView, session: Any) -> Any:
         live = Live(view, console=self.console, refresh_per_second=10, transient=True)
@@ -231,8 +305,9 @@ def run(args: argparse.Namespace) -> int:
             release = lock_session(Path(settings.root), session.id)
         shell = ConsoleShell(app, session, loop=loop, console=console, desk=desk)
         shell.release = release
-        history = history_file(app)
-        load_history(history)
+        if sys.stdin.isatty():
+            shell.editor = LineEditor(history=history_file(app), toolbar=shell.toolbar,
+                                      completer=SlashCompleter(lambda: COMMANDS.keys(), shell.ids))
         what = "resumed" if args.resume else "new"
         console.print(Text.assemble(("wippy console", "bold"), f" · {what} session ", (session.id, "bold cyan"),
                                     f" · agent {session.agent} ({shell.model_name()})",
@@ -242,7 +317,6 @@ def run(args: argparse.Namespace) -> int:
             if session.state.pending is not None:
                 console.print(f"finishing the interrupted turn: {session.state.pending}", style="dim")
                 shell.run_turn(None)
-        shell.history = history
         shell.repl()
         session = shell.session
         return 0

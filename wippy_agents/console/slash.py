@@ -229,9 +229,74 @@ def _resume(shell: Shell, args: list[str]) -> None:
     shell.console.print(f"resumed task {task_id} ({task.kind} {task.target}); /tasks shows how it goes")
 
 
-@command("ps", "/ps", "live processes and supervisors, as a tree")
+@command("ps", "/ps", "the node's live supervision tree: supervisors, processes, and the tasks running")
 def _ps(shell: Shell, args: list[str]) -> None:
-    shell.console.print(process_tree(shell.app.node.processes(), node=shell.app.node))
+    tree = process_tree(shell.app.node.processes(), node=shell.app.node)
+    running = sorted(shell.app.tasks.running())
+    branch = tree.add(f"[bold]tasks[/] · {len(running)} running here")
+    children: dict[str, list[str]] = {}
+    for task_id in running:  # a session's turns (<sid>.<n>) and delegates (<turn>/<k>.<call>) nest
+        parent = next((p for p in running if p != task_id and task_id.startswith(p) and task_id[len(p)] in "./"),
+                      None)
+        children.setdefault(parent or "", []).append(task_id)
+
+    def add(node: Tree, parent: str) -> None:
+        for task_id in children.get(parent, []):
+            add(node.add(f"task:{task_id}"), task_id)
+
+    add(branch, "")
+    shell.console.print(tree)
+
+
+@command("model", "/model [ID]", "talk to another llm.model entry from the next turn on (no ID: list them)",
+         max_args=1)
+def _model(shell: Shell, args: list[str]) -> None:
+    if not args:
+        models = shell.app.registry.find(kind="llm.model")
+        current = shell.session.state.model
+        for e in models:
+            mark = "*" if str(e.id) == current else " "
+            shell.console.print(f"{mark} {e.id}  [dim]{e.data.get('provider')} {e.data.get('model')}[/]")
+        if not current:
+            shell.console.print("[dim]the agent's own model is in use; /model ID switches[/]")
+        return
+    model = shell.call(shell.session.use_model(args[0]))
+    shell.console.print(f"[dim]later turns use {model}[/]")
+
+
+@command("compact", "/compact", "summarise the conversation so far (the model writes it; older turns give way)")
+def _compact(shell: Shell, args: list[str]) -> None:
+    record = shell.call(shell.session.compact())
+    summary = str(record.get("summary") or "").strip()
+    first = summary.splitlines()[0] if summary else ""
+    usage = record.get("usage") or {}
+    tokens = int(usage.get("input_tokens") or 0) + int(usage.get("output_tokens") or 0)
+    shell.console.print(f"[dim]▸ summary of {record.get('replaced', 0)} earlier messages "
+                        f"({tokens:,} tok {money(float(usage.get('cost_usd') or 0))}): {short_json(first, 90)}[/]")
+
+
+@command("editor", "/editor", "write the next message in $EDITOR (it is sent when you save and quit)")
+def _editor(shell: Shell, args: list[str]) -> None:
+    import os
+    import subprocess
+    import tempfile
+
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    with tempfile.NamedTemporaryFile("w+", suffix=".md", delete=False, encoding="utf-8") as f:
+        path = f.name
+    try:
+        code = subprocess.call([*shlex.split(editor), path])
+        with open(path, encoding="utf-8") as f:
+            text = f.read().strip()
+    finally:
+        os.unlink(path)
+    if code != 0 or not text:
+        shell.console.print(f"[dim]nothing sent ({editor} exited {code}{', the file was empty' if not text else ''})[/]")
+        return
+    run_turn = getattr(shell, "run_turn", None)
+    if run_turn is None:
+        raise UsageError("/editor needs the interactive console")
+    run_turn(text)
 
 
 @command("cost", "/cost", "tokens and cost of this session, per turn")

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -15,6 +16,7 @@ from typing import Any, Literal, get_args
 import yaml
 
 from wippy_agents.errors import ConfigError
+from wippy_agents.security.secrets import reveal, shown
 
 __all__ = ["ModelConfig", "ProviderName", "DEFAULT_API_KEY_ENV", "load_script"]
 
@@ -36,6 +38,7 @@ _NUMBERS = {  # field -> (type, minimum)
     "timeout": (float, 0.001),
     "max_retries": (int, 0),
 }
+_SECRET_REF = re.compile(r"\$\{secret:[A-Za-z_][A-Za-z0-9_]*\}")
 _ALIASES = {"input_price": "price_input_per_million", "output_price": "price_output_per_million"}
 
 
@@ -51,6 +54,7 @@ class ModelConfig:
     model: str = ""
     id: str = ""  # the llm.model entry id, quoted in every error
     api_key_env: str | None = None
+    api_key_ref: str | None = None  # "${secret:NAME}" as written; the key itself is read only in api_key()
     base_url: str | None = None
     context_window: int = 128_000
     max_output_tokens: int | None = None
@@ -112,14 +116,23 @@ class ModelConfig:
         api_key_env = data.get("api_key_env", DEFAULT_API_KEY_ENV[provider])
         if api_key_env is not None and (not isinstance(api_key_env, str) or not api_key_env):
             raise fail(f"field 'api_key_env' must name an environment variable, not {api_key_env!r}")
+        api_key_ref = data.get("api_key")
+        if api_key_ref is not None and (not isinstance(api_key_ref, str) or not _SECRET_REF.fullmatch(api_key_ref)):
+            raise fail("field 'api_key' must be a reference such as ${secret:OPENAI_API_KEY} (a key written in a "
+                       "file would be stored in every registry version)")
+        if isinstance(base_url, str):
+            base_url = shown(base_url)  # ${env:} expanded; a ${secret:} stays masked
         script = None
         if provider == "scripted" and data.get("script") is not None:  # none at all: the offline model
             script = load_script(data.get("script"), base_dir, fail, source=data.get("script_path"))
-        return cls(provider=provider, model=model, id=id, api_key_env=api_key_env, base_url=base_url,
+        return cls(provider=provider, model=model, id=id, api_key_env=api_key_env, api_key_ref=api_key_ref, base_url=base_url,
                    script=script, where=where, **values)
 
     def api_key(self) -> str | None:
-        """The key from the environment, or None when unset (never logged, never shown to Lua or a model)."""
+        """The key (``api_key: ${secret:NAME}``, else the ``api_key_env`` variable), or None when
+        unset; never logged, never shown to Lua or a model."""
+        if self.api_key_ref:
+            return reveal(self.api_key_ref) or None
         if not self.api_key_env:
             return None
         return os.environ.get(self.api_key_env) or None

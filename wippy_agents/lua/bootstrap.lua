@@ -8,10 +8,11 @@
 -- rarely used trusted code (the pattern guard, the module wrappers) is
 -- loaded into a state only when its code first needs it, as bytecode that
 -- `fetch(key)` (sandbox.py: our own chunks, compiled once per Python
--- process) returns.  `fetch` and `monotonic` are the only Python functions
--- in the state: upvalues of this chunk, never reachable from user code.
+-- process) returns.  `fetch`, `monotonic` (the hook's clock) and `written_at`
+-- (log stamps) are the only Python functions in the state: upvalues of this
+-- chunk, never reachable from user code.
 local monotonic, fetch, hook_every, max_pattern_steps, max_load_bytes, max_move, force_scan,
-  seed1, seed2 = ...
+  seed1, seed2, written_at = ...
 
 local debug_sethook, debug_traceback = debug.sethook, debug.traceback
 local co_create, co_resume, co_yield = coroutine.create, coroutine.resume, coroutine.yield
@@ -31,6 +32,7 @@ local used, budget, deadline = 0, m_huge, m_huge
 local exceeded, limit_msg = nil, nil
 local logbuf, logdrop = {}, 0
 local hook
+local CLOCK_EVERY, clock_ticks = 8, 0
 
 local function trip(kind, msg)
   exceeded, limit_msg = kind, msg
@@ -41,6 +43,10 @@ local function trip(kind, msg)
 end
 
 hook = function()
+  -- the main thread runs only this trusted driver code (user code always runs in a
+  -- hooked coroutine): draining logs after a limit tripped must not raise
+  local _, main = co_running()
+  if main then return end
   if exceeded then
     debug_sethook(hook, "", 1)
     raw_error(limit_msg, 0)
@@ -49,7 +55,13 @@ hook = function()
   if used > budget then
     trip("instructions", raw_format("instruction limit exceeded (%d instructions)", budget))
   end
-  if monotonic() > deadline then trip("timeout", "wall-clock limit exceeded") end
+  -- the clock is a Python call (it takes the GIL): ask it every CLOCK_EVERY-th hook
+  -- only, so that Lua threads computing in parallel do not fight over the GIL
+  clock_ticks = clock_ticks + 1
+  if clock_ticks >= CLOCK_EVERY then
+    clock_ticks = 0
+    if monotonic() > deadline then trip("timeout", "wall-clock limit exceeded") end
+  end
 end
 
 local function check_limits()
@@ -249,7 +261,7 @@ end
 
 local function emit(level, msg, fields)
   if #logbuf >= 1000 then logdrop = logdrop + 1; return end
-  logbuf[#logbuf + 1] = {level, raw_tostring(msg), fields}
+  logbuf[#logbuf + 1] = {level, raw_tostring(msg), fields, written_at()}
 end
 
 local function print_(...)

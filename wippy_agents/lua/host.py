@@ -27,6 +27,7 @@ from wippy_agents.lua.pool import StatePool
 from wippy_agents.lua.sandbox import LuaState, module_key
 from wippy_agents.lua.services import Services
 from wippy_agents.lua.value import to_lua
+from wippy_agents.lua.workers import LuaWorkers, default_workers
 from wippy_agents.registry import kinds
 
 __all__ = ["LuaHost", "LoadedCode"]
@@ -34,6 +35,11 @@ __all__ = ["LuaHost", "LoadedCode"]
 log = logging.getLogger(__name__)
 
 MAX_CALL_DEPTH = 16
+
+
+def _unprovided(name: str) -> str:
+    return (f'error("module \\"{name}\\" is listed under modules: but this node does not provide it '
+            f'(it comes with the layer that serves {name}.*)", 3)')
 
 
 class LoadedCode:
@@ -59,10 +65,12 @@ class LuaHost:
     """
 
     def __init__(self, *, services: Services | None = None, node: Any = None, registry: Any = None,
-                 modules: Mapping[str, LuaModule] | None = None, pool_size: int = 8) -> None:
+                 modules: Mapping[str, LuaModule] | None = None, pool_size: int = 8,
+                 workers: LuaWorkers | None = None) -> None:
         self.services = services or Services()
         # pool_size=0: a brand-new runtime for every call (see pool.py for what reuse keeps isolated)
         self.pool = StatePool(pool_size)
+        self.workers = workers if workers is not None else default_workers()  # where Lua runs (workers.py)
         self.node = node
         self.registry = registry
         self.modules: dict[str, LuaModule] = dict(modules) if modules is not None else builtin_modules()
@@ -108,7 +116,9 @@ class LuaHost:
         for name in dict.fromkeys(names):
             module = self.modules.get(name)
             if module is None:
-                continue  # a known name this host does not provide (llm, http ...): stays "not enabled"
+                if name in spec.modules:  # listed, but not provided here: say that, not "not enabled"
+                    modules[name.encode()] = module_key(_unprovided(name), name)
+                continue  # a known name nobody listed: stays "not enabled"
             if self.services.authorize is not None and not module.always:
                 await self.services.authorize(actor, "lua.module", name)
             # the state loads the wrapper the first time code uses the module
@@ -128,21 +138,38 @@ class LuaHost:
         return state.new_env(spec.id, modules=modules, imports=state.table(imports) if imports else None, known=known)
 
     # -- running -----------------------------------------------------------
-    async def call_function(self, entry: Any, args: Any = None, *, actor: Any = None, depth: int = 0) -> Any:
+    async def call_function(self, entry: Any, args: Any = None, *, actor: Any = None, depth: int = 0,
+                            process: Any = None) -> Any:
         """Run a ``function.lua`` entry's method with ``args``; returns its first result.
+
+        Code always runs in a process (SPEC §5): ``process`` is the caller's
+        (a ``LuaProcessCtl``: the function gets its pid, inbox and events);
+        without one, when Lua processes are attached, the call gets a fresh
+        process that lives for the call (``LuaProcesses.call_process``: it
+        exits ``normal`` with the call, or with the call's error, so links
+        end with it).
 
         Raises ``LuaError`` with the function's second result (``nil, err``) or
         its raised error, ``LuaLimitExceeded`` when a limit hit, and whatever
         ``load`` raises.  Cancellable while the Lua code waits on the host.
         """
         code = await self.load(entry, actor=actor)
+        if process is None and self.processes is not None:
+            return await self.processes.call_process(code.spec.id, code.actor,
+                                                     lambda ctl: self._run(code, args, depth, ctl))
+        return await self._run(code, args, depth, process)
+
+    async def _run(self, code: LoadedCode, args: Any, depth: int, process: Any) -> Any:
         spec, state = code.spec, code.state
-        ctx = CallContext(host=self, entry_id=spec.id, actor=code.actor, state=state, depth=depth)
+        ctx = CallContext(host=self, entry_id=spec.id, actor=code.actor, state=state, depth=depth,
+                          extra={"process": process} if process is not None else None)
+        state.log_extra = {"entry": spec.id} if process is None else {"pid": process.pid, "entry": spec.id}
         thread, first = code.thread_args(args)
         deadline = time.monotonic() + spec.limits.timeout
         state.start(deadline)
         try:
-            results = await drive(state, thread, first, self._handler(ctx), deadline=deadline, who=spec.id)
+            results = await drive(state, thread, first, self._handler(ctx), deadline=deadline, who=spec.id,
+                                  workers=self.workers)
         except LuaLimitExceeded as exc:
             if not str(exc).startswith(spec.id):
                 raise LuaLimitExceeded(f"{spec.id}: {exc}", **{**exc.details, "entry": spec.id}) from None
@@ -164,8 +191,9 @@ class LuaHost:
             raise UsageError(f"funcs.call: call depth over {MAX_CALL_DEPTH} ({ctx.entry_id!r} -> {entry_id!r})")
         entry = await self.services.entry(entry_id, actor=ctx.actor)
         kind = entry.get("kind") if isinstance(entry, Mapping) else entry.kind
-        if kinds.call_mode(kind) == "lua":
-            return await self.call_function(entry, args, actor=ctx.actor, depth=ctx.depth + 1)
+        if kinds.call_mode(kind) == "lua":  # runs in the caller's process, if it has one
+            process = ctx.extra.get("process") if ctx.extra else None
+            return await self.call_function(entry, args, actor=ctx.actor, depth=ctx.depth + 1, process=process)
         if self.services.call_function is None:
             raise EntryNotFound(f"funcs.call: {entry_id!r} is a {kind}, not a callable function entry", id=entry_id)
         return await self.services.call_function(entry_id, args, actor=ctx.actor)

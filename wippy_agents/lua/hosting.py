@@ -1,17 +1,22 @@
 """``LuaProcesses``: the node-wide side of Lua processes.
 
-It owns the ``process.host`` supervisors (``simple_one_for_one``, children
-``transient``: a crashed Lua process is restarted by its host, one that
-returned is not), spawns Lua processes on them, remembers recent exit
+It owns the ``process.host`` supervisors (``simple_one_for_one``), spawns
+Lua processes on them, remembers recent exit
 results (for the ``result`` of EXIT events), delivers CANCEL with a grace
 period, sends OUTDATED to opted-in processes when their entry changes, and
 boots ``process.service`` entries (see ``services_boot``).
 
-Host settings (from the entry): ``max_restarts``/``period`` (intensity,
+Host settings (from the entry): ``restart`` (SPEC §4: as with Erlang's
+``spawn``, a crashed spawned process is not restarted by default --
+``temporary``: its links and monitors tell the spawner, which decides; a
+host opts in with ``transient`` (restart after a crash) or ``permanent``
+(also after a normal return); ``process.terminate`` victims are never
+restarted), ``max_restarts``/``period`` (intensity of an opted-in host,
 default 10 in 10 s; past it the supervisor gives up and this manager starts
-the host again, empty), ``shutdown_timeout`` (default 5 s, then kill) and
-``max_processes``.  ``strategy`` is always ``simple_one_for_one``: children
-are independent dynamic processes.
+the host again, empty; a ``temporary`` host never counts restarts, so a
+crash loop on it harms no other process), ``shutdown_timeout`` (default
+5 s, then kill) and ``max_processes``.  ``strategy`` is always
+``simple_one_for_one``: children are independent dynamic processes.
 
 Example (inside a running loop)::
 
@@ -30,9 +35,9 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Awaitable, Callable
 
-from wippy_agents.errors import EntryNotFound, StartError, UsageError
+from wippy_agents.errors import EntryNotFound, ProcessDead, StartError, UsageError, WippyError
 from wippy_agents.lua.limits import parse_duration
 from wippy_agents.lua.modules.channel import MODULE as CHANNEL_MODULE
 from wippy_agents.lua.modules.process import process_module
@@ -45,7 +50,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CANCEL_GRACE = 5.0
 MAX_RESULTS = 10_000  # exit results kept for EXIT events of processes that are already gone
-_HOST_DEFAULTS = {"max_restarts": 10, "period": 10.0, "shutdown_timeout": 5.0}
+_HOST_DEFAULTS = {"restart": "temporary", "max_restarts": 10, "period": 10.0, "shutdown_timeout": 5.0}
+_RESTARTS = ("temporary", "transient", "permanent")
 
 
 @dataclass(kw_only=True)
@@ -77,6 +83,8 @@ class LuaProcesses:
         self._tokens = itertools.count(1)
         self.services: dict[str, str] = {}  # process.service id -> keeper pid, in start order
         self._closing = False
+        self._service_tasks: set[asyncio.Task] = set()
+        self._service_lock = asyncio.Lock()
         host.add_module(CHANNEL_MODULE)
         host.add_module(process_module(self))
         host.processes = self
@@ -96,7 +104,10 @@ class LuaProcesses:
         if pid is not None and self.node.is_alive(pid):
             return pid
         data = {**_HOST_DEFAULTS, **{k: v for k, v in (data or {}).items() if v is not None}}
-        template = ChildSpec(id=host_id, start=lua_process_body, args=(self,), restart="transient",
+        if data["restart"] not in _RESTARTS:
+            raise UsageError(f"process host {host_id!r}: restart must be one of {', '.join(_RESTARTS)}, "
+                             f"got {data['restart']!r}", id=host_id)
+        template = ChildSpec(id=host_id, start=lua_process_body, args=(self,), restart=data["restart"],
                              shutdown=float(data["shutdown_timeout"]), start_timeout=30.0)
         spec = SupervisorSpec(strategy="simple_one_for_one", max_restarts=int(data["max_restarts"]),
                               period=float(data["period"]), children=(template,))
@@ -148,6 +159,46 @@ class LuaProcesses:
                              id=entry_id) from None
         finally:
             self._setups.pop(token, None)
+
+    async def call_process(self, entry_id: str, actor: Any, run: Callable[[LuaProcessCtl], Awaitable[Any]]) -> Any:
+        """Run ``run(ctl)`` (a function call) in a fresh process that lives for the call (SPEC §5).
+
+        The process exits ``normal`` when the call returns and with the call's
+        error when it fails, so processes linked to it are told (and killed
+        unless they trap links), monitors get their EXIT; a cancelled caller
+        kills it.  Returns what ``run`` returns, raises what it raises.
+        """
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future = loop.create_future()
+
+        async def body(proc: Any) -> None:
+            ctl = LuaProcessCtl(proc, self, entry_id, actor, None)
+            self.started(ctl)
+            try:
+                try:
+                    value = await run(ctl)
+                except Exception as exc:  # the caller gets the error; the process exits with it
+                    if not done.done():
+                        done.set_exception(exc)
+                    text = str(exc)
+                    self.note_result(proc.pid, {"error": text})
+                    proc.stop(text or type(exc).__name__)
+                if not done.done():
+                    done.set_result(value)
+                self.note_result(proc.pid, {"value": value})
+            finally:
+                self.stopped(ctl)
+                ctl.cancel_timers()
+
+        pid = self.node.spawn(body)
+        try:
+            return await asyncio.shield(done)
+        except asyncio.CancelledError:
+            self.node.exit(pid, KILL)
+            raise
+        finally:
+            if not done.done():
+                done.cancel()
 
     def take_setup(self, token: str | None) -> Setup | None:
         """The child's side of ``spawn``: its one-shot setup (None on a restart)."""
@@ -218,11 +269,25 @@ class LuaProcesses:
                         extra={"pid": pid})
             self.node.exit(pid, KILL)
 
-    def terminate(self, pid: str) -> bool:
-        """Kill ``pid`` (untrappable); False if it was not alive."""
+    async def terminate(self, pid: str) -> bool:
+        """Kill ``pid`` (untrappable); False if it was not alive.  A victim is never restarted, also
+        on a host that restarts crashed processes (its supervisor is told to drop it first)."""
         if not self.node.is_alive(pid):
             return False
+        ctl = self.live.get(pid)
+        host_id = ctl.host_id if ctl is not None else None
+        sup = self.hosts.get(host_id) if host_id is not None else None
+        if sup is None or self._host_data.get(host_id, _HOST_DEFAULTS)["restart"] == "temporary":
+            self.node.exit(pid, KILL)
+            return True
+        # the supervisor reads "drop this child" before the EXIT of the kill, so it does not restart it
+        drop = asyncio.ensure_future(Supervisor.terminate_child(self.node, sup, pid, timeout=None))
+        await asyncio.sleep(0)  # the request is sent when the task first runs
         self.node.exit(pid, KILL)
+        try:
+            await drop
+        except (UsageError, ProcessDead):  # the child or its host went away meanwhile
+            pass
         return True
 
     # -- node and registry events ------------------------------------------------
@@ -248,6 +313,9 @@ class LuaProcesses:
     def _on_change(self, version: int, changed: list[str]) -> None:
         for entry_id in changed:
             entry = self.registry.get(entry_id)
+            if (entry is None and entry_id in self.services) or (entry is not None
+                                                                 and entry.kind == "process.service"):
+                self._follow_service(entry_id, entry)
             if entry is None:
                 continue
             if entry.kind == "process.host" and entry_id not in self.hosts:
@@ -265,7 +333,7 @@ class LuaProcesses:
         Returns the service ids in start order.  Raises ``ConfigError`` for
         a dependency cycle or an unknown dependency.
         """
-        from wippy_agents.lua.services_boot import ServiceSpec, keep_service, start_order
+        from wippy_agents.lua.services_boot import ServiceSpec, start_order
 
         if entries is None:
             entries = self.registry.find(kind="process.service") if self.registry is not None else []
@@ -273,13 +341,49 @@ class LuaProcesses:
         for spec in order:
             if spec.id in self.services and self.node.is_alive(self.services[spec.id]):
                 continue
-            if spec.host not in self.hosts and self.registry is not None:
-                host_entry = self.registry.get(spec.host)
-                if host_entry is not None:
-                    self.start_host(spec.host, host_entry.data)
-            pid = await self.node.start(keep_service, self, spec, trap_exit=True, timeout=120.0)
-            self.services[spec.id] = pid
+            await self._start_service(spec)
         return [spec.id for spec in order]
+
+    async def _start_service(self, spec: Any) -> None:
+        from wippy_agents.lua.services_boot import keep_service
+
+        if spec.host not in self.hosts and self.registry is not None:
+            host_entry = self.registry.get(spec.host)
+            if host_entry is not None:
+                self.start_host(spec.host, host_entry.data)
+        self.services[spec.id] = await self.node.start(keep_service, self, spec, trap_exit=True, timeout=120.0)
+
+    def _follow_service(self, service_id: str, entry: Any) -> None:
+        """A ``process.service`` entry was added, changed or deleted while the node runs (SPEC §4)."""
+        if self._closing:
+            return
+        task = asyncio.get_running_loop().create_task(self._apply_service(service_id, entry))
+        self._service_tasks.add(task)
+        task.add_done_callback(self._service_tasks.discard)
+
+    async def _apply_service(self, service_id: str, entry: Any) -> None:
+        from wippy_agents.lua.services_boot import ServiceSpec
+
+        async with self._service_lock:  # one change at a time, in the order they came
+            if self._closing:
+                return
+            try:
+                spec = ServiceSpec.from_entry(entry) if entry is not None else None
+            except WippyError as exc:
+                log.error("service %s: cannot follow the change: %s", service_id, exc)
+                return
+            old = self.services.pop(service_id, None)
+            if old is not None:
+                await self.stop_pid(old, 60.0)
+            if spec is None:
+                log.info("service %s stopped: its entry was deleted", service_id)
+            elif spec.auto_start:
+                try:
+                    await self._start_service(spec)
+                except WippyError as exc:
+                    log.error("service %s: cannot start: %s", service_id, exc)
+                    return
+                log.info("service %s %s", service_id, "upgraded (restarted on its new entry)" if old else "started")
 
     async def stop_pid(self, pid: str, timeout: float) -> None:
         """Shut ``pid`` down and wait for it; kill it after ``timeout`` seconds."""
@@ -300,6 +404,8 @@ class LuaProcesses:
         self._closing = True
         if self._sub is not None:
             self._sub.cancel()
+        for task in list(self._service_tasks):
+            task.cancel()
         for service_id, pid in reversed(list(self.services.items())):
             await self.stop_pid(pid, 60.0)
         self.services.clear()

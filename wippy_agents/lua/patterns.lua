@@ -23,24 +23,25 @@ local function pattern_cost(p, anchorable)
   local i, n = 1, #p
   local anchored = false
   if anchorable and raw_byte(p, 1) == 94 then anchored = true; i = 2 end
-  local items, quantified, trailing_q, balanced = 0, 0, false, 0
+  -- quantified: items with up to n+1 choices (* + -); optional: items with 2 (?)
+  local items, quantified, optional, trailing_q, trailing_opt, balanced = 0, 0, 0, false, false, 0
   while i <= n do
     local c = raw_byte(p, i)
     local single = true
     if c == 40 or c == 41 then               -- ( )
       single = false; i = i + 1
     elseif c == 36 and i == n then           -- $ at end: an item a quantifier may backtrack against
-      single = false; i = i + 1; trailing_q = false; items = items + 1
+      single = false; i = i + 1; trailing_q, trailing_opt = false, false; items = items + 1
     elseif c == 37 then                      -- %
       local d = raw_byte(p, i + 1)
       if d == 98 then                        -- %bxy scans forward
-        balanced = balanced + 1; single = false; i = i + 4; items = items + 1; trailing_q = false
+        balanced = balanced + 1; single = false; i = i + 4; items = items + 1; trailing_q, trailing_opt = false, false
       elseif d == 102 then                   -- %f[set]
         single = false
         i = skip_set(p, i + 2)
-        items = items + 1; trailing_q = false
+        items = items + 1; trailing_q, trailing_opt = false, false
       elseif d and d >= 48 and d <= 57 then  -- back reference
-        balanced = balanced + 1; single = false; i = i + 2; items = items + 1; trailing_q = false
+        balanced = balanced + 1; single = false; i = i + 2; items = items + 1; trailing_q, trailing_opt = false, false
       else
         i = i + 2
       end
@@ -51,15 +52,15 @@ local function pattern_cost(p, anchorable)
     end
     if single then
       items = items + 1
-      trailing_q = false
+      trailing_q, trailing_opt = false, false
       local q = raw_byte(p, i)
       if q == 42 or q == 43 or q == 45 then quantified = quantified + 1; trailing_q = true; i = i + 1
-      elseif q == 63 then i = i + 1 end
+      elseif q == 63 then optional = optional + 1; trailing_opt = true; i = i + 1 end
     end
   end
   -- a quantifier followed by nothing never backtracks
-  local k = quantified - (trailing_q and 1 or 0) + balanced
-  return k, items, anchored
+  local k = quantified - (trailing_q and 1 or 0)
+  return k, items, anchored, optional - (trailing_opt and 1 or 0), balanced
 end
 
 local function too_complex(name, s, p)
@@ -68,10 +69,21 @@ local function too_complex(name, s, p)
     .. "or use plain=true", name, #p > 60 and raw_sub(p, 1, 57) .. "..." or p, #s)
 end
 
--- log10 of the worst-case number of matcher steps
-local function steps(n, k, items, unanchored)
+-- log10 of the worst-case number of matcher steps.  The backtracking matcher
+-- tries each way of splitting the subject among the k items quantified by
+-- * + - (their lengths add up to at most n: C(n+k, k) ways, not (n+1)^k),
+-- each ending in at most `items` single matches, and the scans of the runs
+-- before them add at most n*k*C(n+k-1, k-1) <= k^2*C(n+k, k); each
+-- optional item doubles that (`a?` x 28 before `a` x 28 is 2^28 tries); a
+-- %b or a back reference scans up to n bytes per attempt; and an unanchored
+-- search repeats it all from n start positions.  Lua patterns have no groups
+-- to quantify, so this is an upper bound.
+local LOG2 = m_log(2, 10)
+local function steps(n, k, items, unanchored, optional, balanced)
   local ln = m_log(n + 1, 10)
-  return (k + (unanchored and 1 or 0)) * ln + m_log(items + 1, 10)
+  local s = m_log(items + 1 + k * k, 10) + (optional or 0) * LOG2 + ((balanced or 0) + (unanchored and 1 or 0)) * ln
+  for i = 1, k do s = s + m_log((n + i) / i, 10) end
+  return s
 end
 local max_steps_log = m_log(max_pattern_steps, 10)
 
@@ -82,10 +94,10 @@ local function plan(name, s, p, anchorable)
   if raw_type(p) ~= "string" and raw_type(p) ~= "number" then return "direct" end
   if raw_type(s) ~= "string" and raw_type(s) ~= "number" then return "direct" end
   s, p = raw_tostring(s), raw_tostring(p)
-  local k, items, anchored = pattern_cost(p, anchorable)
+  local k, items, anchored, optional, balanced = pattern_cost(p, anchorable)
   if force_scan then return anchored and "direct" or "scan" end  -- tests: prove scan == C matcher
-  if steps(#s, k, items, not anchored) <= max_steps_log then return "direct" end
-  if not anchored and steps(#s, k, items, false) <= max_steps_log then return "scan" end
+  if steps(#s, k, items, not anchored, optional, balanced) <= max_steps_log then return "direct" end
+  if not anchored and steps(#s, k, items, false, optional, balanced) <= max_steps_log then return "scan" end
   raw_error(too_complex(name, s, p), 3)
 end
 

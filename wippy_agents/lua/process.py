@@ -38,15 +38,12 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from lupa.lua54 import LuaError as LupaError
-from lupa.lua54 import LuaMemoryError
-
-from wippy_agents.errors import InvalidPayload, LuaError, LuaLimitExceeded, UsageError, WippyError
+from wippy_agents.errors import ControlSignal, LuaError, UsageError, WippyError
 from wippy_agents.lua.context import CallContext
-from wippy_agents.lua.driver import LUA_LOG
+from wippy_agents.lua.driver import Resume, Slicing, run
 from wippy_agents.lua.modules.channel import wait as _CHANNEL_WAIT
-from wippy_agents.lua.value import from_lua, to_lua
 from wippy_agents.runtime import NORMAL, SHUTDOWN, Down, Exit, Message, Process
+from wippy_agents.runtime.signals import reason_text
 
 if TYPE_CHECKING:
     from wippy_agents.lua.hosting import LuaProcesses
@@ -58,74 +55,30 @@ __all__ = ["LuaProcessCtl", "lua_process_body", "reason_error", "Resume", "TIMER
 log = logging.getLogger(__name__)
 
 TIMER, CANCEL, OUTDATED, WATCH = "__timer", "__cancel", "__outdated", "__watch"
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
 _EVENTS = "events"
 _INBOX = "inbox"
 _DROP = object()
 _ONLY_INBOX = [_INBOX]
+_INBOX_POLL = [_INBOX, False]  # channel.wait("inbox", nonblock=false): a blocking receive
 MAX_EARLY_TIMERS = 10_000  # fired timers nobody waited for yet (a select that moved on)
 
 
 def reason_error(reason: Any) -> str:
-    """The ``error`` text of an exit reason for Lua (``"killed"``, ``"boom"``, ``LuaError: ...``)."""
+    """The ``error`` text of an exit reason for Lua: a str or a ``WippyError``'s message as is
+    (``"killed"``, ``"boom"``), anything else as ``runtime.reason_text`` says it."""
     if isinstance(reason, str):
         return reason
     if isinstance(reason, WippyError):
         return str(reason)
-    if isinstance(reason, BaseException):
-        return f"{type(reason).__name__}: {reason}" if str(reason) else type(reason).__name__
-    return repr(reason)
+    return reason_text(reason)
 
 
 def _is_watch(msg: Message) -> bool:
     return msg.topic == WATCH and msg.sender is None
 
 
-class Resume(tuple):
-    """An op's answer of several values: the coroutine is resumed with each of them."""
 
-    __slots__ = ()
-
-
-def _arg(value: Any, where: str) -> Any:
-    # scalars are most arguments: skip the generic converter for them
-    t = type(value)
-    if t is bytes:
-        return value.decode("utf-8", "replace")
-    if value is None or t is int or t is float or t is bool:
-        return value
-    return from_lua(value, where=where)
-
-
-def _lua(lua: Any, value: Any, where: str) -> Any:
-    t = type(value)
-    if t is str:
-        return value.encode("utf-8", "surrogateescape")
-    if value is None or t is int or t is float or t is bool or t is bytes:
-        return value
-    return to_lua(lua, value, where=where)
-
-
-def _step(state: Any, step: Any, thread: Any, send: tuple[Any, ...]) -> tuple[Any, ...]:
-    # LuaState.step's error handling around the bootstrap's step_slice
-    if state.closed:
-        raise LuaError("this Lua state was closed after an earlier limit error")
-    try:
-        out = step(thread, *send)
-    except LuaMemoryError:
-        state.closed = True
-        raise LuaLimitExceeded(f"memory limit exceeded ({state.limits.max_memory} bytes)", limit="memory") from None
-    except LupaError as exc:
-        state.closed = True
-        raise LuaError(f"Lua state failed: {exc}") from None
-    if type(out) is not tuple:  # a single value ("done" with no results) is not a tuple
-        out = (out,)
-    if out[0] == b"error":
-        state.check_limits()
-    return out
-
-
-class _Upgrade(Exception):
+class _Upgrade(ControlSignal):
     """Raised by the ``process.upgrade`` op to make the driver switch code."""
 
     def __init__(self, code: LoadedCode, args: list[Any]) -> None:
@@ -345,136 +298,103 @@ class LuaProcessCtl:
                 log.info("lua process %s upgraded to the current %s", self.pid, self.entry_id,
                          extra={"pid": self.pid})
                 code, args = up.code, up.args
+            except BaseException:
+                code = args = None  # a traceback keeps this frame, not the Lua state
+                raise
 
     async def _drive(self, code: LoadedCode, args: list[Any]) -> Any:
         state = code.state
         spec = code.spec
+        state.log_extra = {"pid": self.pid, "entry": self.entry_id}
         ctx = CallContext(host=self.manager.host, entry_id=spec.id, actor=code.actor, state=state,
                           extra={"process": self})
         host = self.manager.host
         ops = host.ops
-        thread, send = code.thread_args(*args)
-        timeout = spec.limits.timeout
-        lua = state.lua
-        step = state.ctl[b"step_slice"]
-        budget = spec.limits.max_instructions
-        new_slice = True
-        steps = 0
-        compacted = state.reused  # a reused state's setup garbage went with its first life
-        while True:
-            # a new slice starts in the same call as the resume (ctl.step_slice)
-            if new_slice:
-                out = _step(state, step, thread, (budget, time.monotonic() + timeout, *send))
-            else:
-                out = _step(state, step, thread, (None, None, *send))
-            steps += 1
-            tag = out[0]
-            if tag == b"request" or tag == b"request+log":
-                op = out[1].decode()
-                # A slice is the computing between two waits: quick ops continue it
-                # (its budget and deadline keep running), and logs are flushed before waits.
-                declared = ops.get(op)
-                new_slice = (declared is None or declared.effect == "wait") and not (
-                    op == "channel.wait" and len(out) > 3 and out[3])  # a channel poll does not wait
-                if new_slice or steps >= 64:
-                    if tag == b"request+log":
-                        self._flush_logs(state)
-                    steps = 0
-                if new_slice and not compacted:
-                    # The first wait of a fresh state: collect what setting it up left
-                    # (the bootstrap's main chunk, dropped libraries, module chunks,
-                    # fetched bytecode: ~18 KB).  An idle state allocates nothing, so
-                    # its collector would never get to it; one full collection here
-                    # (~25-35 us) keeps ~20 KB of RSS off each waiting process.
-                    compacted = True
-                    state.lua.gccollect()
-                try:
-                    if (declared is not None and declared.fn is _CHANNEL_WAIT and len(out) == 4
-                            and out[2] == b"inbox" and out[3] is False):
-                        # a receive loop's hot path: straight to the mailbox (the op would
-                        # add three coroutine frames to every waiting process)
-                        msg = await self.proc.receive(match=self._is_inbox)
-                        value = Resume((1, msg.topic, msg.sender, msg.payload))
-                    else:
-                        req = [_arg(v, op) for v in out[2:]]
-                        value = await host.invoke(ctx, op, req)
-                    if type(value) is Resume:
-                        send = tuple([_lua(lua, v, op) for v in value])
-                    else:
-                        send = (_lua(lua, value, op), None)
-                except _Upgrade:
-                    raise
-                except LuaMemoryError:
-                    state.closed = True
-                    raise LuaLimitExceeded(f"memory limit exceeded ({state.limits.max_memory} bytes)",
-                                           limit="memory") from None
-                except InvalidPayload as exc:
-                    send = (None, str(exc).encode())
-                except WippyError as exc:
-                    send = (None, str(exc).encode())
-                except Exception as exc:  # a bug in an op must not look like success
-                    log.exception("host operation %r failed for %s", op, self.pid)
-                    send = (None, f"{op}: internal error ({type(exc).__name__})".encode())
-                continue
-            self._flush_logs(state)
-            if tag == b"done":
-                values = [from_lua(v, where=f"{spec.id} result") for v in out[1:]]
-                value = values[0] if values else None
-                if value is None and len(values) > 1 and values[1] is not None:
-                    err = values[1]
-                    raise LuaError(err if isinstance(err, str) else repr(err), entry=spec.id)
-                return value
-            message = out[1].decode("utf-8", "replace")
-            raise LuaError(message, entry=spec.id)
+        invoke = host.invoke
+        proc = self.proc
+        is_inbox = self._is_inbox
 
-    def _flush_logs(self, state: Any) -> None:
-        records, dropped = state.drain_logs()
-        for level, message, fields in records:
-            extra: dict[str, Any] = {"pid": self.pid, "entry": self.entry_id}
-            if fields is not None:
-                try:
-                    extra["fields"] = from_lua(fields, where="log fields")
-                except WippyError as exc:
-                    extra["fields"] = f"<{exc}>"
-            LUA_LOG.log(_LEVELS.get(level, logging.INFO), message, extra=extra)
-        if dropped:
-            LUA_LOG.warning("%d log records dropped (more than 1000 between two waits)", dropped,
-                            extra={"pid": self.pid, "entry": self.entry_id})
+        async def handle(op: str, req: list[Any]) -> Any:
+            declared = ops.get(op)
+            if declared is not None and declared.fn is _CHANNEL_WAIT and req == _INBOX_POLL:
+                # a receive loop's hot path: straight to the mailbox (the op would
+                # add three coroutine frames to every waiting process)
+                msg = await proc.receive(match=is_inbox)
+                return Resume((1, msg.topic, msg.sender, msg.payload))
+            return await invoke(ctx, op, req)  # its guard, then its handler
+
+        def ends_slice(op: str, req: list[Any]) -> bool:
+            # A slice is the computing between two waits: ops declared "wait" end it
+            # (a channel.wait poll does not wait); the others continue its budget and deadline.
+            declared = ops.get(op)
+            return (declared is None or declared.effect == "wait") and not (
+                op == "channel.wait" and len(req) > 1 and req[1])
+
+        thread, send = code.thread_args(*args)
+        slicing = Slicing(spec.limits.max_instructions, spec.limits.timeout, ends_slice)
+        try:
+            values = await run(state, thread, send, handle, who=spec.id, workers=self.manager.host.workers,
+                               slicing=slicing)
+        finally:  # a traceback keeps this frame: drop what holds the Lua runtime
+            code = state = ctx = handle = ends_slice = thread = send = None
+        value = values[0] if values else None
+        if value is None and len(values) > 1 and values[1] is not None:
+            err = values[1]
+            raise LuaError(err if isinstance(err, str) else repr(err), entry=spec.id)
+        return value
 
 
 async def lua_process_body(proc: Process, manager: LuaProcesses, entry_id: str, args: list[Any],
                            token: str | None = None, host_id: str | None = None) -> None:
-    """Process body of a Lua process: load ``entry_id``, ack the start, run it; see the module docstring."""
+    """Process body of a Lua process: load ``entry_id``, ack the start, run it; see the module docstring.
+
+    Its Lua state is released when it ends (back to the host's pool after a
+    normal return, else dropped): nothing the process leaves behind -- an
+    exit reason, a traceback -- keeps the runtime alive.
+    """
     setup = manager.take_setup(token)
     actor = setup.actor if setup is not None else None
     ctl = LuaProcessCtl(proc, manager, entry_id, actor, host_id)
     manager.started(ctl)
     try:
-        if setup is not None:
-            manager.apply_setup(ctl, setup)
-        try:
-            code = await manager.host.load(entry_id, actor=actor)
-            if code.spec.kind != "process.lua":
-                raise UsageError(f"{entry_id!r} is a {code.spec.kind}, not a process.lua entry", id=entry_id)
-        except WippyError as exc:  # one line for the starter (StartError) and the log, no traceback
-            log.error("lua process %s (%s) cannot start: %s", proc.pid, entry_id, exc, extra={"pid": proc.pid})
-            if setup is not None:
-                setup.start_error = str(exc)
-            proc.stop(str(exc))
-        proc.init_ack()
-        try:
-            value = await ctl.run(code, list(args))
-        except (LuaError, UsageError) as exc:
-            text = str(exc)
-            manager.note_result(proc.pid, {"error": text})
-            log.error("lua process %s (%s) failed: %s", proc.pid, entry_id, text, extra={"pid": proc.pid})
-            proc.stop(text)
-        manager.note_result(proc.pid, {"value": value})
-        # A process that returned leaves its state at rest: the host's pool may hand it to
-        # the next spawn or call (fresh env, modules and libraries; see lua/pool.py).
-        pool = getattr(manager.host, "pool", None)
-        if pool is not None and ctl.code is not None:
-            pool.release(ctl.code.state)
+        failure = await _live(proc, manager, ctl, entry_id, args, setup)
     finally:
         manager.stopped(ctl)
         ctl.cancel_timers()
+        ctl.code = None
+    if failure is not None:
+        proc.stop(failure)  # raised here, with no Lua value in this frame
+
+
+async def _live(proc: Process, manager: LuaProcesses, ctl: LuaProcessCtl, entry_id: str, args: list[Any],
+                setup: Any) -> str | None:
+    # the process's life up to its exit: None for a normal one, else the reason text
+    if setup is not None:
+        manager.apply_setup(ctl, setup)
+    try:
+        code = await manager.host.load(entry_id, actor=ctl.actor)
+        if code.spec.kind != "process.lua":
+            raise UsageError(f"{entry_id!r} is a {code.spec.kind}, not a process.lua entry", id=entry_id)
+    except WippyError as exc:  # one line for the starter (StartError) and the log, no traceback
+        log.error("lua process %s (%s) cannot start: %s", proc.pid, entry_id, exc, extra={"pid": proc.pid})
+        if setup is not None:
+            setup.start_error = str(exc)
+        return str(exc)
+    proc.init_ack()
+    try:
+        value = await ctl.run(code, list(args))
+    except (LuaError, UsageError) as exc:
+        text = str(exc)
+        exc.__traceback__ = None  # its frames hold the Lua state
+        manager.note_result(proc.pid, {"error": text})
+        log.error("lua process %s (%s) failed: %s", proc.pid, entry_id, text, extra={"pid": proc.pid})
+        return text
+    finally:
+        code = None
+    manager.note_result(proc.pid, {"value": value})
+    # A process that returned leaves its state at rest: the host's pool may hand it to
+    # the next spawn or call (fresh env, modules and libraries; see lua/pool.py).
+    pool = getattr(manager.host, "pool", None)
+    if pool is not None and ctl.code is not None:
+        pool.release(ctl.code.state)
+    return None

@@ -34,8 +34,10 @@ Limits and how each holds:
   fire on *every* instruction and ``pcall``/``xpcall``/``coroutine.resume``
   re-raise after returning, so the error cannot be swallowed.
 * wall clock: the same hook compares ``time.monotonic()`` with the deadline
-  while Lua computes; the driver bounds every host wait with the remaining
-  time.  A hook cannot interrupt a C function, and the only C functions whose
+  while Lua computes (every 8th hook call: the clock is a Python call, and
+  Lua threads computing in parallel would contend for the GIL); the driver
+  bounds every host wait with the remaining time, and the worker watchdog
+  answers a call that is still running past its deadline (``workers.py``).  A hook cannot interrupt a C function, and the only C functions whose
   running time is not linear in memory-bounded input are the pattern
   matchers (``string.find('a'*40000, ('a*'):rep(40)..'b')`` runs for
   minutes).  So ``string.find/match/gmatch/gsub`` estimate the matcher's
@@ -71,6 +73,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import secrets
+import threading
 import time
 from importlib import resources
 from typing import Any, Mapping
@@ -89,6 +92,8 @@ MAX_PATTERN_STEPS = 2_000_000  # worst-case matcher steps allowed in one C call 
 MAX_LOAD_BYTES = 1 << 20
 MAX_TABLE_MOVE = 10_000_000
 _COMPILE_MEMORY = 64 << 20
+_INF = float("inf")
+_monotonic = time.monotonic
 
 _BOOTSTRAP = resources.files("wippy_agents.lua").joinpath("bootstrap.lua").read_bytes()
 _PATTERNS = resources.files("wippy_agents.lua").joinpath("patterns.lua").read_bytes()
@@ -159,6 +164,15 @@ def _known_string(names: frozenset[str]) -> bytes:
     return (" " + " ".join(sorted(names)) + " ").encode()
 
 
+def _hook_clock(killed: list[bool]) -> Any:
+    # The count hook's clock (called on a worker thread); a killed state is past any deadline.
+    # A closure over a flag, not a bound method: the runtime must not hold its LuaState (a
+    # cycle would keep every dead state until the cycle collector runs).
+    def clock() -> float:
+        return _INF if killed[0] else _monotonic()
+    return clock
+
+
 def _seed() -> tuple[int, int]:
     # math.random must not repeat across states/calls created in the same second
     return secrets.randbits(62), secrets.randbits(62)
@@ -196,6 +210,19 @@ def _line_of(message: str, name: str) -> int | None:
     return None
 
 
+# One compile-only runtime per thread (creating a runtime costs ~10x a compile);
+# it only ever runs Lua's load(), never the code, and keeps nothing between checks.
+_COMPILER = threading.local()
+
+
+def _compiler() -> Any:
+    load = getattr(_COMPILER, "load", None)
+    if load is None:
+        load = _runtime(_COMPILE_MEMORY).eval(b"function(s, n) local f, e = load(s, n, 't', {}); return f, e end")
+        _COMPILER.load = load
+    return load
+
+
 def compile_check(source: str | bytes, chunkname: str) -> None:
     """Compile ``source`` as Lua 5.4 text without running it.
 
@@ -204,10 +231,10 @@ def compile_check(source: str | bytes, chunkname: str) -> None:
     """
     data = source.encode("utf-8") if isinstance(source, str) else bytes(source)
     name = chunk_name(chunkname)
-    lua = _runtime(_COMPILE_MEMORY)
     try:
-        fn, err = lua.eval(b"function(s, n) local f, e = load(s, n, 't', {}); return f, e end")(data, name)
+        fn, err = _compiler()(data, name)
     except LuaMemoryError:
+        _COMPILER.load = None  # start the next check on a fresh runtime
         raise LuaCompileError(f"{chunkname}: source too large to compile", chunk=chunkname, line=None) from None
     if fn is None:
         message = err.decode("utf-8", "replace") if isinstance(err, bytes) else str(err)
@@ -228,16 +255,36 @@ class LuaState:
         self.limits = limits
         self.lua = _runtime(limits.max_memory)
         self.closed = False
+        self._kill = [False]    # kill(): the count hook trips at its next check (set from the loop)
+        self.abandoned = False  # abandon(): a worker may still be inside; never touch it again
+        self.deadline = _INF    # the wall-clock deadline of the running call or slice (monotonic)
+        self.log_extra: dict[str, Any] | None = None  # tags of its log records (see driver.flush_logs)
+        self.after_abandon: Any = None  # called with the state by the worker that leaves an abandoned call
         # execute() loads our bytecode straight from the Python buffer (lupa's own
         # load call, mode "bt"): no compiling of a loader, no bytecode string in the
         # state.  User code never reaches it; it is loaded by ctl.load, text only.
-        self.ctl = self.lua.execute(_bootstrap_bytecode(), time.monotonic, _fetch, HOOK_EVERY, pattern_steps,
-                                    MAX_LOAD_BYTES, MAX_TABLE_MOVE, force_scan, *_seed())
+        self.ctl = self.lua.execute(_bootstrap_bytecode(), _hook_clock(self._kill), _fetch, HOOK_EVERY, pattern_steps,
+                                    MAX_LOAD_BYTES, MAX_TABLE_MOVE, force_scan, *_seed(), _monotonic)
         self._ctl_step = self.ctl[b"step"]
+        self._ctl_slice = self.ctl[b"step_slice"]
         self._ctl_start = self.ctl[b"start"]
         self._ctl_load = self.ctl[b"load"]
         self._ctl_drain = self.ctl[b"drain_logs"]
         self.reused = False  # set by reset(): then compiled chunks are cached for the next reuse
+
+    @property
+    def killed(self) -> bool:
+        return self._kill[0]
+
+    def kill(self) -> None:
+        """Make the code stop at its next hook check (thread-safe: only sets a flag); the state is spent."""
+        self._kill[0] = True
+        self.closed = True
+
+    def abandon(self) -> None:
+        """The watchdog gave up on a call still running in C: spent, and the loop must not touch it."""
+        self.abandoned = True
+        self.kill()
 
     # -- environments and code -------------------------------------------
     def table(self, mapping: dict[bytes, Any] | None = None) -> Any:
@@ -277,6 +324,7 @@ class LuaState:
     # -- limits ----------------------------------------------------------
     def start(self, deadline: float) -> None:
         """Reset the instruction budget and set the wall-clock deadline (monotonic)."""
+        self.deadline = deadline
         self._ctl_start(self.limits.max_instructions, deadline)
 
     def step(self, thread: Any, *args: Any) -> tuple[Any, ...]:
@@ -297,6 +345,32 @@ class LuaState:
         if out[0] != b"request":
             # also on "done": a limit that tripped must fail the call even if
             # the code somehow finished before its next instruction
+            self.check_limits()
+        return out
+
+    def step_slice(self, thread: Any, instructions: int | None, *args: Any) -> tuple[Any, ...]:
+        """Resume ``thread`` once (the drivers' step, run on a Lua worker thread).
+
+        ``("done", *results)``, ``("request" | "request+log", op, *args)`` or
+        ``("error", message)``; with ``instructions`` a new slice starts (that
+        budget, and ``self.deadline`` as its wall-clock deadline).  Raises ``LuaLimitExceeded`` when a limit tripped,
+        ``LuaError`` if the state itself failed; either way the state is then closed.
+        """
+        if self.closed:
+            raise LuaError("this Lua state was closed after an earlier limit error")
+        try:
+            out = self._ctl_slice(thread, instructions, self.deadline if instructions else None, *args)
+        except LuaMemoryError:
+            self.closed = True
+            raise LuaLimitExceeded(f"memory limit exceeded ({self.limits.max_memory} bytes)", limit="memory") from None
+        except _LupaError as exc:  # the driver's own step failed: treat as a fault of this state
+            self.closed = True
+            raise LuaError(f"Lua state failed: {exc}") from None
+        if type(out) is not tuple:  # a single value ("done" with no results) is not a tuple
+            out = (out,)
+        if out[0] == b"error" or out[0] == b"done":
+            # also on "done": a limit that tripped must fail the call even if the
+            # code somehow finished before its next instruction
             self.check_limits()
         return out
 
@@ -331,13 +405,14 @@ class LuaState:
         """Every module name as the string ``new_env`` takes (" json log ... ")."""
         return _known_string(names)
 
-    def drain_logs(self) -> tuple[list[tuple[str, str, Any]], int]:
-        """Records that ``log.*``/``print`` buffered since the last drain, and how many were dropped."""
+    def drain_logs(self) -> tuple[list[tuple[str, str, Any, float]], int]:
+        """Records ``(level, message, fields, written)`` that ``log.*``/``print`` buffered since the
+        last drain (``written``: ``time.monotonic()`` of the call), and how many were dropped."""
         buf, dropped = self._ctl_drain()
         if buf is None:
             return [], dropped
         records = []
         for i in range(1, len(buf) + 1):
             rec = buf[i]
-            records.append((rec[1].decode(), rec[2].decode("utf-8", "replace"), rec[3]))
+            records.append((rec[1].decode(), rec[2].decode("utf-8", "replace"), rec[3], rec[4]))
         return records, dropped

@@ -41,12 +41,14 @@ class Change:
     before: Entry | None
 
     def to_record(self) -> dict[str, Any]:
-        """The form kept in ``VersionRecord.changes`` (enough to show and roll back)."""
+        """The form kept in ``VersionRecord.changes`` (enough to show and roll back).
+
+        Shallow: it shares the entries' meta/data (read-only, like the entries)."""
         return {
             "op": self.op,
             "id": str(self.id),
-            "entry": self.entry.to_record() if self.entry else None,
-            "before": self.before.to_record() if self.before else None,
+            "entry": _shallow(self.entry) if self.entry else None,
+            "before": _shallow(self.before) if self.before else None,
         }
 
     @classmethod
@@ -58,6 +60,11 @@ class Change:
             entry=Entry.from_record(entry) if entry else None,
             before=Entry.from_record(before) if before else None,
         )
+
+
+def _shallow(entry: Entry) -> dict[str, Any]:
+    return {"id": str(entry.id), "kind": entry.kind, "meta": entry.meta, "data": entry.data,
+            "file": entry.file, "line": entry.line, "origin": entry.origin}
 
 
 @dataclass(kw_only=True)

@@ -138,7 +138,7 @@ class Problem:
             parts.append(f"{self.file}:{self.line or 1}")
         if self.entry:
             parts.append(self.entry)
-        parts.append(self.message)
+        parts.append(self.message.replace("\r", "\\r").replace("\n", "\\n"))  # one problem, one line
         return ": ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:

@@ -28,8 +28,9 @@ from ..errors import StaleVersion
 from ..store.base import AuditRecord, VersionRecord
 from .changeset import Change
 from .entry import Entry, Origin
+from .ids import EntryId
 
-__all__ = ["MemoryHistory", "state_at", "apply_changes", "persistence", "overlay", "TOMBSTONE"]
+__all__ = ["MemoryHistory", "state_at", "apply_changes", "persistence", "overlay", "file_saved_since", "TOMBSTONE"]
 
 TOMBSTONE = "tombstone"
 SAVED_AT = "saved_at"  # when a run-time entry or tombstone was written (compared with file mtimes)
@@ -87,6 +88,15 @@ def overlay(files: Iterable[Entry], runtime: Iterable[Mapping[str, Any]]) -> dic
         else:
             state[key] = Entry.from_record(record)
     return state
+
+
+def file_saved_since(record: Mapping[str, Any]) -> bool:
+    """Whether the file (or a ``file://`` source) of a run-time entry was saved after it was written."""
+    if not record.get("file"):
+        return False
+    probe = Entry(id=EntryId(record["id"]), kind=str(record.get("kind") or "tombstone"), data=dict(record.get("data") or {}),
+                  file=record["file"])
+    return _saved_at(probe) > float(record.get(SAVED_AT) or 0)
 
 
 def _saved_at(entry: Entry) -> float:

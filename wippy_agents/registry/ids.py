@@ -21,6 +21,10 @@ NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*(?:/[A-Za-z0-9_.\-]+)*")
 _PATTERN_CHARS = frozenset("*?[")
 
 
+def _whole_id_re() -> "re.Pattern[str]":
+    return re.compile(f"(?:{NAMESPACE_RE.pattern}):(?:{NAME_RE.pattern})")
+
+
 class EntryId(str):
     """An entry id ``namespace:name``; a ``str`` with ``.namespace`` and ``.name``.
 
@@ -35,6 +39,8 @@ class EntryId(str):
     def __new__(cls, text: str) -> "EntryId":
         if isinstance(text, EntryId):
             return text
+        if isinstance(text, str) and _ID_RE.fullmatch(text):  # one match; parse() words what is wrong
+            return str.__new__(cls, text)
         return cls.parse(text)
 
     @classmethod
@@ -105,3 +111,6 @@ def resolve_ref(text: str, *, namespace: str) -> str:
 
 
 __all__.append("resolve_ref")
+
+
+_ID_RE = _whole_id_re()

@@ -18,16 +18,17 @@ import logging
 from dataclasses import replace
 from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence
 
-from ..errors import StaleVersion, StoreError, ValidationError, VersionNotFound
+from ..errors import LoadError, StaleVersion, StoreError, ValidationError, VersionNotFound
 from ..store.base import AuditRecord, VersionRecord
 from .changeset import Change, Changeset, resolve
 from .entry import Entry, Problem
-from .history import MemoryHistory, apply_changes, new_record, overlay, persistence, state_at
-from .loader import load_sources, problems_error
+from .history import MemoryHistory, apply_changes, file_saved_since, new_record, overlay, persistence, state_at
+from .loader import problems_error
+from .startup import MARKER, encode_entries, file_made, read_sources
 from .notify import Subscriber, Subscribers
 from .settings import AppSettings
 from .snapshot import Snapshot
-from .validation import Validator, validate_state
+from .validation import Validator, derive_index, validate_state
 
 __all__ = ["Registry", "WriteGuard"]
 
@@ -60,7 +61,8 @@ class Registry:
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self.settings: AppSettings | None = None
         self.unsaved_changes = 0  # load(persist=False): file changes not yet written as a version
-        self.file_entries: dict[str, Entry] = {}  # as last read from the files (the watcher's reference)
+        self._file_reads: list[Any] = []  # the files as read at load (entries decoded on first use)
+        self._file_entries: dict[str, Entry] | None = {}
         # Who makes the versions written here (recorded on each: SPEC §3); set by the composition root.
         self.node = ""
         self.host = ""
@@ -222,7 +224,7 @@ class Registry:
                 f"registry version {version!r} does not exist; versions are 1..{head} (see wippy registry history)",
                 version=version,
             )
-        target = await state_at(self._store, version)
+        target = await self._state_at(version)
         cs = Changeset(
             base_version=head,
             author=author or self.author_default,
@@ -230,14 +232,29 @@ class Registry:
             actor=actor,
         )
         live = self._live
-        for entry in live:
-            if entry.origin != "builtin" and str(entry.id) not in target:
-                cs.delete(entry.id)
-        for key, entry in target.items():
+        for key, entry in sorted(target.items()):  # only the ids later versions touched
             current = live.get(key)
-            if not entry.same_content(current):
+            if entry is None:
+                if current is not None and current.origin != "builtin":
+                    cs.delete(key)
+            elif not entry.same_content(current):
                 cs.put(entry.evolve(origin="runtime"))
         return await self.apply(cs)
+
+    async def _state_at(self, version: int) -> dict[str, Entry | None]:
+        """The entries at ``version`` of every id a later version touched (None: absent
+        then): the later versions undone from the live state, newest first — the cost
+        is the distance, not the length of the history or the size of the registry."""
+        live = self._live
+        later = await self._store.registry_history(limit=live.version - version) if live.version > version else []
+        state: dict[str, Entry | None] = {}
+        for record in sorted(later, key=lambda r: -r.version):
+            if record.version <= version:
+                break
+            for change in reversed(record.changes):
+                before = change.get("before")
+                state[change["id"]] = Entry.from_record(before) if before is not None else None
+        return state
 
     async def history(self, *, limit: int | None = None) -> list[VersionRecord]:
         """Stored versions, newest first."""
@@ -254,15 +271,93 @@ class Registry:
         ``publish=False`` (SPEC §3: on a shared store only a deploy publishes)
         the store's head is what goes live, and a warning names how many
         entries the local files would change (``unsaved_changes``).
-        Raises ``LoadError`` / ``ValidationError`` listing every problem; the
-        live snapshot is then unchanged.
+        Only files whose content changed since the last load are parsed (the
+        store keeps a parse cache); when none did, the stored current state is
+        used as it is. Raises ``LoadError`` / ``ValidationError`` listing every
+        problem; the live snapshot is then unchanged.
         """
-        result = load_sources(settings)
-        result.raise_for_problems()
-        version = await self.load_entries(result.entries, persist=persist, publish=publish, author=author)
-        self.settings = settings
-        self.file_entries = {str(e.id): e for e in result.entries}
+        cache_of = getattr(self._store, "registry_file_cache", None)
+        cache = await cache_of() if cache_of is not None else {}
+        read = await asyncio.to_thread(read_sources, settings, cache)
+        problems = [p for f in read.files for p in f.problems]
+        if problems:  # report all of them, as lint would: the other files' validation problems too
+            raise problems_error(LoadError, problems + await self._problems_besides(read))
+        put = getattr(self._store, "registry_file_cache_put", None)
+        if read.unchanged and read.confirmed_at is not None:
+            version = await self._load_unchanged(read, persist=persist)
+            if version is not None:
+                if put is not None and version != read.confirmed_at:  # the next start checks only what follows
+                    await put([(MARKER, str(version), "[]")], [])
+                self._loaded(settings, read)
+                return version
+        entries = [e for f in read.files for e in f.all_entries()]
+        dup = _duplicates(entries)
+        if dup:
+            raise problems_error(LoadError, dup)
+        version = await self.load_entries(entries, persist=persist, publish=publish, author=author)
+        if put is not None and publish:
+            rows = [(f.path, f.key, encode_entries(f.entries or [])) for f in read.parsed()]
+            if not self.unsaved_changes:  # the stored state at `version` is what the files say
+                rows.append((MARKER, str(version), "[]"))
+            await put(rows, read.gone)
+        self._loaded(settings, read)
         return version
+
+    async def _problems_besides(self, read: Any) -> list[Problem]:
+        """Validation problems of the entries that did parse (a load refused for a bad file
+        still names every problem at once)."""
+        entries = [e for f in read.files for e in (f.entries if f.entries is not None else f.all_entries())]
+        state = {**{str(e.id): e for e in entries}, **self._builtins}
+        changes = [Change(op="create", id=e.id, entry=e, before=None) for e in entries]
+        found = await validate_state(changes, Snapshot(0, state), validators=self._validators, full=True,
+                                     always_run_validators=True)
+        return sorted(found, key=lambda p: (p.file or "", p.line or 0, p.entry or "", p.message))
+
+    def _loaded(self, settings: AppSettings, read: Any) -> None:
+        self.settings = settings
+        self._file_reads = read.files
+        self._file_entries = None
+
+    @property
+    def file_entries(self) -> dict[str, Entry]:
+        """The entries as last read from the files (the watcher's reference), by id."""
+        if self._file_entries is None:
+            self._file_entries = {str(e.id): e for f in self._file_reads for e in f.all_entries()}
+        return self._file_entries
+
+    @file_entries.setter
+    def file_entries(self, value: dict[str, Entry]) -> None:
+        self._file_entries = value
+
+    async def _load_unchanged(self, read: Any, *, persist: bool) -> int | None:
+        """No file changed since the cache was confirmed: the stored current state
+        is the registry, unless a version since then was made from files (None)."""
+        async with self._lock:
+            current = await self._stored_state(reset=persist)
+            head, stored = current
+            if read.confirmed_at > head:
+                return None
+            since = await self._store.registry_history(limit=head - read.confirmed_at) if head > read.confirmed_at else []
+            if file_made(since) or any(file_saved_since(r) for r in await self._store.runtime_entries()):
+                return None
+            self.unsaved_changes = 0
+            self._publish(Snapshot(head, {**stored, **self._builtins}), [])
+            return head
+
+    async def _stored_state(self, *, reset: bool = True) -> tuple[int, dict[str, Entry]]:
+        """The store's head and the entries at it: the kept current state, or (a
+        store written before it was kept) one replay of the history, kept from then on."""
+        current_of = getattr(self._store, "registry_current", None)
+        got = await current_of() if current_of is not None else None
+        if got is not None:
+            head, records = got
+            return head, {r["id"]: Entry.from_record(r) for r in records}
+        head = await self._store.registry_head()
+        state = await state_at(self._store, head)
+        reset_to = getattr(self._store, "registry_current_reset", None)
+        if reset and reset_to is not None:
+            await reset_to(head, [e.to_record() for e in state.values()])
+        return head, state
 
     async def load_entries(self, entries: Iterable[Entry], *, persist: bool = True, publish: bool = True,
                            author: str = "loader") -> int:
@@ -277,8 +372,7 @@ class Registry:
 
     async def _load_once(self, entries: list[Entry], *, persist: bool, author: str, publish: bool = True) -> int:
         async with self._lock:
-            head = await self._store.registry_head()
-            stored = await state_at(self._store, head)
+            head, stored = await self._stored_state(reset=persist)
             desired = overlay(entries, await self._store.runtime_entries())
             clash = [Problem.about(desired[k], "is built in and cannot be defined by a file") for k in desired if k in self._builtins]
             if clash:
@@ -301,13 +395,16 @@ class Registry:
                 self._publish(base, [])
                 return head
             new = Snapshot(head + (1 if changes and persist else 0), {**desired, **self._builtins})
-            problems += await validate_state(changes, new, validators=self._validators, full=True)
+            # a stored state was valid when written: only what changed needs checking
+            problems += await validate_state(changes, new, validators=self._validators, full=head == 0 or not stored)
             if problems:
                 raise problems_error(ValidationError, problems)
             self.unsaved_changes = 0 if persist else len(changes)
             if changes and persist:
                 await self._append(new_record(new.version, author, f"load app files: {len(changes)} changed", changes), changes, "file")
             self._publish(new, [str(c.id) for c in changes])
+            self._file_reads = []
+            self._file_entries = {str(e.id): e for e in entries}
             return new.version
 
     async def refresh(self) -> int:
@@ -418,7 +515,17 @@ def _changes(store: Any, poll_interval: float, since: int) -> Any:
     return store.registry_changes(poll_interval=poll_interval)
 
 
+def _duplicates(entries: list[Entry]) -> list[Problem]:
+    seen: dict[str, Entry] = {}
+    out = []
+    for entry in entries:
+        first = seen.setdefault(str(entry.id), entry)
+        if first is not entry:
+            out.append(Problem.about(entry, f"duplicate id, also defined at {first.where()}"))
+    return out
+
+
 def _next(base: Snapshot, changes: Sequence[Change]) -> Snapshot:
-    state = dict(base._entries)
-    apply_changes(state, changes)
-    return Snapshot(base.version + 1, state)
+    new = base.derive(base.version + 1, ((str(c.id), c.entry) for c in changes))
+    derive_index(base, new, changes)
+    return new

@@ -1,9 +1,16 @@
-"""An immutable view of the registry at one version: ``get`` is one dict lookup."""
+"""An immutable view of the registry at one version.
+
+The entries live in a persistent hash map (``immutables.Map``, a HAMT): ``get``
+is one lookup, and the next version shares all but the changed paths with
+this one, so making it costs what the changeset touches, not the registry's
+size.
+"""
 
 from __future__ import annotations
 
-from types import MappingProxyType
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
+
+import immutables
 
 from ..errors import ValidationError
 from .entry import Entry
@@ -27,9 +34,20 @@ class Snapshot:
 
     def __init__(self, version: int, entries: Mapping[str, Entry]) -> None:
         self.version = version
-        # A private dict never handed out: the snapshot cannot change under a reader.
-        self._entries: dict[str, Entry] = dict(entries)
+        # An immutable map: the snapshot cannot change under a reader.
+        self._entries: immutables.Map = entries if isinstance(entries, immutables.Map) else immutables.Map(entries)
         self._by_kind: dict[str, tuple[Entry, ...]] | None = None
+
+    def derive(self, version: int, changes: Iterable[tuple[str, Entry | None]]) -> "Snapshot":
+        """This snapshot with ``(id, entry or None to delete)`` applied, as ``version``."""
+        with self._entries.mutate() as state:
+            for key, entry in changes:
+                if entry is None:
+                    state.pop(key, None)
+                else:
+                    state[key] = entry
+            entries = state.finish()
+        return Snapshot(version, entries)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in Snapshot.__slots__ and not hasattr(self, name):
@@ -57,7 +75,7 @@ class Snapshot:
 
     def as_mapping(self) -> Mapping[str, Entry]:
         """A read-only view ``id -> Entry``."""
-        return MappingProxyType(self._entries)
+        return self._entries
 
     def find(
         self,

@@ -7,7 +7,10 @@ kind by name.
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
+import re
+import weakref
 import inspect
 import logging
 from typing import Any, Awaitable, Callable, Iterable, Sequence, Union
@@ -19,7 +22,7 @@ from .entry import Entry, Problem
 from .kinds.base import KindHandler
 from .snapshot import Snapshot
 
-__all__ = ["Validator", "validate_state", "code_validator"]
+__all__ = ["Validator", "validate_state", "code_validator", "checked_entries", "derive_index"]
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +43,18 @@ async def validate_state(
 
     The registered validators (Lua compile ...) run only once the kind checks
     pass, unless ``always_run_validators`` (lint wants every problem at once).
+    The checks and the synchronous validators run in a worker thread: a large
+    or hostile changeset never stalls the event loop.
     """
     written = [c.entry for c in changes if c.entry is not None]
     checked = list(new) if full else written
+    problems = await asyncio.to_thread(_check, changes, new, written, checked, full)
+    if always_run_validators or not problems:
+        problems.extend(await _run_validators(validators, checked, new))
+    return problems
+
+
+def _check(changes: Sequence[Change], new: Snapshot, written: list[Entry], checked: list[Entry], full: bool) -> list[Problem]:
     problems: list[Problem] = []
     for entry in checked:
         handler = kinds.find(entry.kind)
@@ -54,8 +66,6 @@ async def validate_state(
     if not full:
         problems.extend(_dangling_referrers(changes, new, {str(e.id) for e in written}))
     problems.extend(_kind_rules(new, None if full else changes))
-    if always_run_validators or not problems:
-        problems.extend(await _run_validators(validators, checked, new))
     return problems
 
 
@@ -120,16 +130,54 @@ def _kind_rules(new: Snapshot, changes: Sequence[Change] | None = None) -> Itera
 
     With ``changes``, only the entries a change can affect are checked: the
     written ones and those whose references (exact or ``ns:*`` globs) match a
-    changed id — so a write costs what it touches, not the size of the registry.
+    changed id — so a write costs what it touches, not the size of the registry
+    (the entries of checked kinds are indexed per snapshot, derived from the
+    previous one's index).
     """
     changed = None if changes is None else {str(c.id) for c in changes}
-    for entry in new:
+    for entry in checked_entries(new).values():
         handler = kinds.find(entry.kind)
-        if handler is None or type(handler).check is KindHandler.check:
+        if handler is None:
             continue
         if changed is not None and str(entry.id) not in changed and not _refers_to_any(entry, handler, changed):
             continue
         yield from handler.check(entry, new)
+
+
+_CHECKED: "weakref.WeakKeyDictionary[Snapshot, dict[str, Entry]]" = weakref.WeakKeyDictionary()
+
+
+def _has_check(kind: str) -> bool:
+    handler = kinds.find(kind)
+    return handler is not None and type(handler).check is not KindHandler.check
+
+
+def checked_entries(snapshot: Snapshot) -> dict[str, Entry]:
+    """The entries of ``snapshot`` whose kind defines ``check`` (built once per snapshot)."""
+    found = _CHECKED.get(snapshot)
+    if found is None:
+        found = {str(e.id): e for e in snapshot if _has_check(e.kind)}
+        _CHECKED[snapshot] = found
+    return found
+
+
+def derive_index(base: Snapshot, new: Snapshot, changes: Sequence[Change]) -> None:
+    """Give ``new`` (``base`` plus ``changes``) its index without a scan: shared with
+    ``base`` when no change touches a checked kind."""
+    parent = _CHECKED.get(base)
+    if parent is None:
+        return
+    touched = [c for c in changes if (c.entry is not None and _has_check(c.entry.kind)) or str(c.id) in parent]
+    if not touched:
+        _CHECKED[new] = parent
+        return
+    index = dict(parent)
+    for change in touched:
+        if change.entry is not None and _has_check(change.entry.kind):
+            index[str(change.id)] = change.entry
+        else:
+            index.pop(str(change.id), None)
+    _CHECKED[new] = index
 
 
 def _refers_to_any(entry: Entry, handler: KindHandler, ids: set[str]) -> bool:
@@ -150,7 +198,10 @@ async def _run_validators(validators: Sequence[Validator], entries: list[Entry],
     out: list[Problem] = []
     for fn in validators:
         try:
-            result: Any = fn(entries, new)
+            if inspect.iscoroutinefunction(fn):
+                result: Any = fn(entries, new)
+            else:
+                result = await asyncio.to_thread(fn, entries, new)
             if inspect.isawaitable(result):
                 result = await result
         except WippyError as exc:
@@ -159,6 +210,26 @@ async def _run_validators(validators: Sequence[Validator], entries: list[Entry],
         for item in result or ():
             out.append(item if isinstance(item, Problem) else Problem(message=str(item)))
     return out
+
+
+_FUNC_DEF = re.compile(r"\bfunction\s+(?:[A-Za-z_][A-Za-z0-9_]*[.:])*([A-Za-z_][A-Za-z0-9_]*)\s*\(|([A-Za-z_][A-Za-z0-9_]*)\s*=\s*function\b")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _missing_method(entry: Entry, source: str) -> str | None:
+    """``method`` names a function the chunk does not define (or mention at all)."""
+    method = entry.data.get("method")
+    if not isinstance(method, str) or not method or entry.kind == "library.lua":
+        return None
+    if method in set(_IDENT.findall(_strip_comments(source))):
+        return None  # defined or returned under that name (``return {handler = run}``)
+    defined = sorted({a or b for a, b in _FUNC_DEF.findall(source)})
+    listed = f"; it defines {', '.join(defined)}" if defined else ""
+    return f"method `{method}` is not defined in the Lua source{listed}"
+
+
+def _strip_comments(source: str) -> str:
+    return re.sub(r"--\[(=*)\[.*?\]\1\]|--[^\n]*", "", source, flags=re.S)
 
 
 def code_validator(check: Callable[[str, str], None]) -> Validator:
@@ -179,6 +250,9 @@ def code_validator(check: Callable[[str, str], None]) -> Validator:
                     continue
                 try:
                     check(source, str(entry.id))
+                    missing = _missing_method(entry, source)
+                    if missing:
+                        out.append(Problem.about(entry, missing, field="method"))
                 except WippyError as exc:
                     chunk_line = exc.details.get("line")
                     path = entry.data.get(f"{name}_path")

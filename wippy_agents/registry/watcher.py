@@ -8,6 +8,12 @@ step (5 ms) give ~10 ms from save to changeset instead of the default 1.6 s.
 Which YAML files a batch of changes concerns is decided from the current disk
 state, not the event types: an editor's atomic save arrives as several
 create/modify/delete events on temporary files and the target.
+
+Files are read and parsed in a worker thread (a hostile file never stalls the
+event loop). A file with a problem holds back only its own entries: the other
+files of the batch still apply (each on its own when they cannot apply
+together). Each problem is logged once, as ``file:line: id: message``, until
+its file changes to another problem or is fixed.
 """
 
 from __future__ import annotations
@@ -23,8 +29,8 @@ from watchfiles._rust_notify import RustNotify
 from ..errors import LoadError, WippyError
 from .changeset import Changeset
 from .entry import Entry, Problem
-from .loader import load_file, problems_error
-from .settings import AppSettings
+from .loader import problems_error, read_file
+from .settings import SETTINGS_FILE, AppSettings
 
 if TYPE_CHECKING:
     from .registry import Registry
@@ -60,7 +66,8 @@ class FileWatcher:
         self._stop = threading.Event()
         self._notify: RustNotify | None = None
         self._task: asyncio.Task | None = None
-        self._failed: set[str] = set()  # YAML files whose last save was bad: retried on any change
+        self._failed: dict[str, tuple[str, ...]] = {}  # bad YAML file -> its problems (retried on any change)
+        self._saved: dict[str, set[str]] = {}  # YAML file -> the saved paths that concern it (this batch)
         self.changes_applied = 0
 
     def roots(self) -> list[Path]:
@@ -106,47 +113,82 @@ class FileWatcher:
                 log.exception("registry watcher failed to apply a change")
 
     async def handle_paths(self, paths: set[str]) -> int | None:
-        """Apply the YAML files these changed paths concern; returns the new version.
+        """Apply the YAML files these changed paths concern; returns the last new version.
 
-        Never raises for a bad file: the error is logged and given to ``on_error``.
+        Never raises for a bad file: its problems are logged and given to ``on_error``;
+        the good files of the same batch still apply.
         """
         files = self._affected(paths)
         if not files:
             return None
-        try:
-            cs, fresh = self._changeset(files)
-            version = await self._registry.apply(cs) if len(cs) else None
-        except WippyError as exc:
-            self._failed.update(files)
-            log.error("%s", exc, extra={"files": sorted(files)})
-            if self._on_error is not None:
-                try:
-                    self._on_error(exc)
-                except Exception:  # noqa: BLE001 - the watcher must keep watching
-                    log.exception("registry watcher error callback raised")
-            return None
-        self._failed.difference_update(files)
+        app_file = str(self._settings.app_file or "")
+        read = await asyncio.to_thread(_read_all, sorted(files), app_file)
+        bad: dict[str, tuple[type, list[Problem]]] = {f: (LoadError, probs) for f, (_, probs) in read.items() if probs}
+        good = {f: entries for f, (entries, probs) in read.items() if not probs}
+        version = None
+        groups = [set(good)] if good else []
+        while groups:
+            group = groups.pop(0)
+            try:
+                cs, fresh = self._changeset(group, {f: good[f] for f in group})
+                applied = await self._registry.apply(cs) if len(cs) else None
+            except WippyError as exc:
+                if len(group) > 1:  # apply what can apply: each file on its own
+                    groups[:0] = [{f} for f in sorted(group)]
+                    continue
+                listed = exc.details.get("problems")
+                [file] = group
+                bad[file] = (type(exc), [Problem(**p) for p in listed] if listed else [Problem(message=str(exc), file=file)])
+                continue
+            self._succeeded(group, fresh)
+            if applied is not None:
+                version = applied
+                self.changes_applied += 1
+        for file, (cls, problems) in sorted(bad.items()):
+            self._report(file, cls, problems)
+        return version
+
+    def _succeeded(self, files: set[str], fresh: dict[str, Entry]) -> None:
+        for file in files:
+            self._failed.pop(file, None)
         known = self._registry.file_entries
         for key in [k for k, e in known.items() if e.file in files]:
             del known[key]
         known.update(fresh)
-        if version is not None:
-            self.changes_applied += 1
-        return version
+
+    def _report(self, file: str, cls: type, problems: list[Problem]) -> None:
+        """Log the file's problems once (not again while they stay the same) and call ``on_error``."""
+        text = tuple(str(p) for p in problems)
+        if self._failed.get(file) == text:
+            return
+        self._failed[file] = text
+        for line in text:
+            log.error("%s", line, extra={"file": file})
+        if self._on_error is not None:
+            try:
+                self._on_error(problems_error(cls, problems))
+            except Exception:  # noqa: BLE001 - the watcher must keep watching
+                log.exception("registry watcher error callback raised")
 
     def _affected(self, paths: set[str]) -> set[str]:
+        """The YAML files to apply again; ``self._saved`` maps each to the saved paths that concern it."""
         app_file = str(self._settings.app_file) if self._settings.app_file else None
         source_roots = [str(d) + "/" for d in self._settings.source_dirs()]
         relevant = {p for p in paths if not self._ignored(p)}
-        files = {
-            p for p in relevant
-            if p == app_file or (p.endswith(_YAML) and any(p.startswith(r) for r in source_roots))
-        }
+        saved: dict[str, set[str]] = {}
+        settings_file = str(self._settings.root / SETTINGS_FILE)  # never an entry file
+        for p in relevant:
+            if p == app_file or (p.endswith(_YAML) and p != settings_file and any(p.startswith(r) for r in source_roots)):
+                saved.setdefault(p, set()).add(p)
         for entry in self._registry.snapshot():
-            if entry.file and any(k.endswith("_path") and entry.data[k] in relevant for k in entry.data):
-                files.add(entry.file)
+            if entry.file:
+                for k, v in entry.data.items():
+                    if k.endswith("_path") and v in relevant:
+                        saved.setdefault(entry.file, set()).add(v)
+        files = set(saved)
         if relevant:
-            files |= self._failed  # e.g. a missing source file that now exists
+            files |= set(self._failed)  # e.g. a missing source file that now exists
+        self._saved = saved
         return files
 
     def _ignored(self, path: str) -> bool:
@@ -157,25 +199,20 @@ class FileWatcher:
             parts = Path(path).parts[-1:]
         return any(p.startswith(".") or p.endswith("~") for p in parts)
 
-    def _changeset(self, files: set[str]) -> tuple[Changeset, dict[str, Entry]]:
-        """One changeset for the current content of ``files`` and the entries read
-        (raises ``LoadError``). An entry whose text did not change in the file
-        keeps its run-time override."""
+    def _changeset(self, files: set[str], found: dict[str, list[Entry]]) -> tuple[Changeset, dict[str, Entry]]:
+        """One changeset for the current content of ``files`` (their entries read
+        in ``found``; a deleted file has none) and the entries read. Raises
+        ``LoadError`` for a duplicate id. An entry whose text did not change in
+        the file keeps its run-time override."""
         snap = self._registry.snapshot()
-        cs = Changeset(base_version=None, author="watcher", reason="saved " + ", ".join(sorted(files)), origin="file")
+        saved = sorted({p for f in files for p in self._saved.get(f, ())}) or sorted(files)
+        retried = sorted(f for f in files if not self._saved.get(f))
+        reason = "saved " + ", ".join(saved) + (f" (retried {', '.join(retried)})" if retried and saved != retried else "")
+        cs = Changeset(base_version=None, author="watcher", reason=reason, origin="file")
         fresh: dict[str, Entry] = {}  # id -> entry as now in the files
         problems: list[Problem] = []
         for file in sorted(files):
-            path = Path(file)
-            if not path.exists():
-                continue  # deleted: its entries go below
-            try:
-                found = load_file(path, single_file=file == str(self._settings.app_file or ""))
-            except LoadError as exc:
-                listed = exc.details.get("problems")
-                problems.extend([Problem(**p) for p in listed] if listed else [Problem(message=str(exc))])
-                continue
-            for entry in found:
+            for entry in found.get(file, ()):
                 if entry.id in fresh:
                     problems.append(Problem.about(entry, f"duplicate id, also defined at {fresh[entry.id].where()}"))
                     continue
@@ -195,3 +232,15 @@ class FileWatcher:
                 continue  # not edited in the file: the run-time change stands
             cs.put(entry)
         return cs, fresh
+
+
+def _read_all(files: list[str], app_file: str) -> dict[str, tuple[list[Entry], list[Problem]]]:
+    """(In a worker thread.) Each file's entries and problems; a deleted file has neither."""
+    out: dict[str, tuple[list[Entry], list[Problem]]] = {}
+    for file in files:
+        path = Path(file)
+        if not path.exists():
+            out[file] = ([], [])  # deleted: its entries go
+            continue
+        out[file] = read_file(path, single_file=file == app_file)
+    return out

@@ -157,6 +157,12 @@ class Supervisor:
                 return
             except StartError as exc:
                 logger.error("supervisor %s: restarting %r failed: %s", self.proc.pid, child.spec.id, exc)
+                if self.spec.strategy == "rest_for_one":
+                    # OTP's {try_again, FailedId}: retry from the child that failed to start, so
+                    # the siblings before it that did start keep running (and are not counted again)
+                    failed = next((c for c in self.children if c.spec.id == exc.details.get("child")), None)
+                    if failed is not None:
+                        child = failed
 
     def _note_restart(self) -> bool:
         now = asyncio.get_running_loop().time()

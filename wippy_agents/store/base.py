@@ -40,7 +40,7 @@ class VersionRecord:
     # [{"op": "create"|"update"|"delete", "id": "ns:name", "entry": {...} | None,
     #   "before": {...} | None}]  -- enough to show, diff and roll back.
     changes: list[dict[str, Any]]
-    node: str = ""  # the node (and host) whose process made it; "" for versions older than migration 5
+    node: str = ""  # the node (and host) whose process made it; "" for versions older than migration 7
     host: str = ""
 
 
@@ -80,7 +80,7 @@ class TaskRecord:
 
 @dataclass(frozen=True, kw_only=True)
 class NodeRecord:
-    """A process holding a node name on the store (migration 5).
+    """A process holding a node name on the store (migration 7).
 
     ``started`` is the process's start token (``wippy_agents.tasks.nodes``):
     with ``host`` and ``pid`` it tells a dead owner from a live one on the
@@ -160,6 +160,19 @@ class Store(Protocol):
     async def runtime_entries(self) -> list[dict[str, Any]]:
         """Entries created at run time, to load again after a restart."""
 
+    async def registry_current(self) -> tuple[int, list[dict[str, Any]]] | None:
+        """``(head, entry records)``: the state at the head, kept up to date by
+        ``registry_append``; None when it is not in step (a store written before it existed)."""
+
+    async def registry_current_reset(self, version: int, entries: list[dict[str, Any]]) -> bool:
+        """Set the current state (computed by replay) if ``version`` is still the head."""
+
+    async def registry_file_cache(self) -> dict[str, tuple[str, str]]:
+        """``path -> (content key, entries JSON)``: entry files as last parsed."""
+
+    async def registry_file_cache_put(self, rows: list[tuple[str, str, str]], gone: list[str] = ()) -> None:
+        """Store ``(path, key, entries JSON)`` rows; forget the ``gone`` paths."""
+
     def registry_changes(self, *, poll_interval: float = 0.5, since: int | None = None) -> AsyncIterator[int]:
         """Yield the new head version each time another writer appends one
         (PostgreSQL LISTEN/NOTIFY; polling on SQLite). ``since``: report versions
@@ -215,7 +228,7 @@ class Store(Protocol):
         ``epochs`` (id -> the epoch of our claim) a lease re-claimed since is
         not extended."""
 
-    # -- nodes (migration 5) ----------------------------------------------
+    # -- nodes (migration 7) ----------------------------------------------
     async def node_register(self, node: NodeRecord, *, ttl: float) -> NodeRecord:
         """Hold ``node.name`` for this process: insert its row, or replace one whose
         heartbeat is older than ``ttl`` seconds (or of the same incarnation).

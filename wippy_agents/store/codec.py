@@ -18,6 +18,7 @@ from .base import AuditRecord, StepRecord, StepStatus, TaskRecord, TaskStatus, V
 
 __all__ = [
     "dumps",
+    "current_rows",
     "safe_url",
     "version_from_row",
     "audit_from_row",
@@ -215,17 +216,49 @@ STEP_COLUMNS = (
 def append_args(
     record: VersionRecord, upserts: Any, deletes: Any, audit: Any
 ) -> tuple[Any, ...]:
-    """Encode everything before the hand-off, so bad data never opens a transaction."""
+    """Encode everything before the hand-off, so bad data never opens a transaction.
+
+    Returns ``(version row, runtime upserts, runtime deletes, audit rows,
+    (current-state upserts, current-state deletes))``.
+    """
     now = time.time()
-    row = (record.version, record.created_at or now, record.author, record.reason,
-           dumps(record.changes, what=f"registry version {record.version} changes"), record.node, record.host)
+    changes_json, cur_ups, cur_dels = _encode_changes(record)
+    row = (record.version, record.created_at or now, record.author, record.reason, changes_json, record.node,
+           record.host)
     ups = []
     for entry in upserts:
         entry_id = entry.get("id") if isinstance(entry, dict) else None
         if not isinstance(entry_id, str) or not entry_id:
             raise UsageError(f"registry_append: a runtime entry has no string 'id': {entry!r:.120}")
         ups.append((entry_id, dumps(entry, what=f"runtime entry {entry_id!r}"), record.version, now))
-    return row, ups, [(d,) for d in deletes], audit_rows(audit)
+    return row, ups, [(d,) for d in deletes], audit_rows(audit), (cur_ups, cur_dels)
+
+
+def current_rows(record: VersionRecord) -> tuple[list[tuple[Any, ...]], list[tuple[str]]]:
+    """``(upserts (id, entry, version), deletes (id,))`` of ``registry_current`` for one version."""
+    return _encode_changes(record)[1:]
+
+
+def _encode_changes(record: VersionRecord) -> tuple[str, list[tuple[Any, ...]], list[tuple[str]]]:
+    """The changes' JSON and the current-state rows, each entry encoded once."""
+    what = f"registry version {record.version} changes"
+    parts, ups, dels = [], [], []
+    for change in record.changes:
+        if not isinstance(change, dict) or "entry" not in change:
+            parts.append(dumps(change, what=what))
+            continue
+        entry = change["entry"]
+        entry_json = dumps(entry, what=what)
+        fields = [dumps(str(k), what=what) + ":" + (entry_json if k == "entry" else dumps(v, what=what))
+                  for k, v in change.items()]
+        parts.append("{" + ",".join(fields) + "}")
+        if "id" not in change:
+            continue
+        if entry is None:
+            dels.append((change["id"],))
+        elif isinstance(entry, dict):
+            ups.append((change["id"], entry_json, record.version))
+    return "[" + ",".join(parts) + "]", ups, dels
 
 
 def audit_rows(records: Any) -> list[tuple[Any, ...]]:

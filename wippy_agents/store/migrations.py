@@ -212,9 +212,52 @@ ALTER TABLE journal ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;
 CREATE INDEX tasks_by_parent ON tasks (parent_id, created_at);
 """,
     ),
+    # The registry's current state kept beside its history (start-up and rollback
+    # read it instead of replaying every version), and a parse cache of entry files
+    # keyed by a content hash (a restart re-parses only the files that changed).
+    Migration(
+        number=6,
+        name="registry_current_and_file_cache",
+        sqlite="""
+CREATE TABLE registry_current (
+    id          TEXT PRIMARY KEY,
+    entry       TEXT NOT NULL,
+    version     INTEGER NOT NULL
+);
+CREATE TABLE registry_current_head (
+    one         INTEGER PRIMARY KEY CHECK (one = 1),
+    version     INTEGER NOT NULL
+);
+INSERT INTO registry_current_head SELECT 1, -1;
+CREATE TABLE registry_file_cache (
+    path        TEXT PRIMARY KEY,
+    key         TEXT NOT NULL,
+    entries     TEXT NOT NULL,
+    updated_at  REAL NOT NULL
+);
+""",
+        postgres="""
+CREATE TABLE registry_current (
+    id          TEXT PRIMARY KEY,
+    entry       TEXT NOT NULL,
+    version     BIGINT NOT NULL
+);
+CREATE TABLE registry_current_head (
+    one         INTEGER PRIMARY KEY CHECK (one = 1),
+    version     BIGINT NOT NULL
+);
+INSERT INTO registry_current_head SELECT 1, -1;
+CREATE TABLE registry_file_cache (
+    path        TEXT PRIMARY KEY,
+    key         TEXT NOT NULL,
+    entries     TEXT NOT NULL,
+    updated_at  DOUBLE PRECISION NOT NULL
+);
+""",
+    ),
     # Node identity (who holds a name, on which host, as which process) and lease
     # epochs for fencing; versions record their node and host.
-    Migration(number=6, name="nodes_and_epochs", sqlite=nodes_sql.SQLITE_DDL, postgres=nodes_sql.POSTGRES_DDL),
+    Migration(number=7, name="nodes_and_epochs", sqlite=nodes_sql.SQLITE_DDL, postgres=nodes_sql.POSTGRES_DDL),
 )
 
 

@@ -1,4 +1,4 @@
-"""Nodes and lease epochs (migration 6): the DDL and SQL for both backends.
+"""Nodes and lease epochs (migration 7): the DDL and SQL for both backends.
 
 A node row ``(name, host, pid, started, stable, registered_at, heartbeat_at)``
 says which process holds a node name: ``started`` is that process's start

@@ -161,7 +161,7 @@ class PostgresStore:
         runtime_deletes: list[str] = (),
         audit: list[AuditRecord] = (),
     ) -> None:
-        row, ups, dels, audits = append_args(record, runtime_upserts, runtime_deletes, audit)
+        row, ups, dels, audits, (cur_ups, cur_dels) = append_args(record, runtime_upserts, runtime_deletes, audit)
         async with self._guard("registry_append") as conn, conn.transaction():
             head = await conn.fetchval(q.HEAD)
             if record.version != head + 1:
@@ -173,9 +173,44 @@ class PostgresStore:
             for sql, rows in ((q.ENTRY_UPSERT, ups), (q.ENTRY_DELETE, dels), (q.AUDIT_INSERT, audits)):
                 if rows:
                     await conn.executemany(sql, rows)
+            # the current state follows the head only while it is in step with it
+            if (await conn.execute(q.CURRENT_STEP, record.version, head)).endswith(" 1"):
+                for sql, rows in ((q.CURRENT_UPSERT, cur_ups), (q.CURRENT_DELETE, cur_dels)):
+                    if rows:
+                        await conn.executemany(sql, rows)
             # Delivered to listeners only when the transaction commits.
             await conn.execute("SELECT pg_notify($1, $2)", self._channel, f"{record.version} {self._token}")
         self._own_versions.add(record.version)
+
+    async def registry_current(self) -> tuple[int, list[dict[str, Any]]] | None:
+        async with self._guard("registry_current") as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            head = await conn.fetchval(q.HEAD)
+            if await conn.fetchval(q.CURRENT_KEPT) != head:
+                return None
+            return head, [entry_from_row(r) for r in await conn.fetch(q.CURRENT_ALL)]
+
+    async def registry_current_reset(self, version: int, entries: list[dict[str, Any]]) -> bool:
+        rows = [(e["id"], dumps(e, what=f"registry entry {e['id']!r}"), version) for e in entries]
+        async with self._guard("registry_current_reset") as conn, conn.transaction():
+            await conn.execute("LOCK TABLE registry_current_head IN EXCLUSIVE MODE")
+            if await conn.fetchval(q.HEAD) != version:
+                return False
+            await conn.execute("DELETE FROM registry_current")
+            if rows:
+                await conn.executemany(q.CURRENT_INSERT, rows)
+            await conn.execute("UPDATE registry_current_head SET version = $1", version)
+            return True
+
+    async def registry_file_cache(self) -> dict[str, tuple[str, str]]:
+        return {r[0]: (r[1], r[2]) for r in await self._fetch("registry_file_cache", q.FILE_CACHE)}
+
+    async def registry_file_cache_put(self, rows: list[tuple[str, str, str]], gone: list[str] = ()) -> None:
+        now = time.time()
+        async with self._guard("registry_file_cache_put") as conn, conn.transaction():
+            if rows:
+                await conn.executemany(q.FILE_CACHE_PUT, [(p, k, e, now) for p, k, e in rows])
+            if gone:
+                await conn.executemany(q.FILE_CACHE_DELETE, [(g,) for g in gone])
 
     async def registry_history(self, *, limit: int | None = None) -> list[VersionRecord]:
         return [version_from_row(r) for r in await self._fetch("registry_history", q.HISTORY, limit)]
@@ -337,7 +372,7 @@ class PostgresStore:
         held = {r["id"] for r in rows}
         return [i for i in task_ids if i in held]
 
-    # -- nodes (migration 5) ---------------------------------------------------
+    # -- nodes (migration 7) ---------------------------------------------------
     async def node_register(self, node: NodeRecord, *, ttl: float) -> NodeRecord:
         async with self._guard("node_register") as conn, conn.transaction():
             await conn.execute(nodes_sql.PG_LOCK, node.name)

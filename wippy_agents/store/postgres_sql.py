@@ -16,6 +16,17 @@ VERSION_INSERT = f"INSERT INTO registry_versions ({', '.join(VERSION_COLUMNS)}) 
 ENTRY_UPSERT = ("INSERT INTO runtime_entries VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET"
                 " entry = excluded.entry, version = excluded.version, updated_at = excluded.updated_at")
 ENTRY_DELETE = "DELETE FROM runtime_entries WHERE id = $1"
+CURRENT_STEP = "UPDATE registry_current_head SET version = $1 WHERE version = $2"
+CURRENT_UPSERT = ("INSERT INTO registry_current VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET"
+                  " entry = excluded.entry, version = excluded.version")
+CURRENT_DELETE = "DELETE FROM registry_current WHERE id = $1"
+CURRENT_KEPT = "SELECT version FROM registry_current_head"
+CURRENT_ALL = "SELECT id, entry FROM registry_current"
+CURRENT_INSERT = "INSERT INTO registry_current VALUES ($1, $2, $3)"
+FILE_CACHE = "SELECT path, key, entries FROM registry_file_cache"
+FILE_CACHE_PUT = ("INSERT INTO registry_file_cache VALUES ($1, $2, $3, $4) ON CONFLICT (path) DO UPDATE SET"
+                  " key = excluded.key, entries = excluded.entries, updated_at = excluded.updated_at")
+FILE_CACHE_DELETE = "DELETE FROM registry_file_cache WHERE path = $1"
 AUDIT_INSERT = "INSERT INTO audit (at, actor, action, resource, decision, details) VALUES ($1, $2, $3, $4, $5, $6)"
 HISTORY = "SELECT * FROM registry_versions ORDER BY version DESC LIMIT $1"
 GET_VERSION = "SELECT * FROM registry_versions WHERE version = $1"

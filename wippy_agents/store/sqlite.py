@@ -141,6 +141,21 @@ class SqliteStore:
         await self._call("registry_append", q.registry_append, *args)
         self._own_versions.add(record.version)
 
+    async def registry_current(self) -> tuple[int, list[dict[str, Any]]] | None:
+        return await self._call("registry_current", q.registry_current)
+
+    async def registry_current_reset(self, version: int, entries: list[dict[str, Any]]) -> bool:
+        rows = [(e["id"], dumps(e, what=f"registry entry {e['id']!r}"), version) for e in entries]
+        return await self._call("registry_current_reset", q.registry_current_reset, version, rows)
+
+    async def registry_file_cache(self) -> dict[str, tuple[str, str]]:
+        return await self._call("registry_file_cache", q.file_cache)
+
+    async def registry_file_cache_put(self, rows: list[tuple[str, str, str]], gone: list[str] = ()) -> None:
+        now = time.time()
+        await self._call("registry_file_cache_put", q.file_cache_put,
+                         [(p, k, e, now) for p, k, e in rows], [(g,) for g in gone])
+
     async def registry_history(self, *, limit: int | None = None) -> list[VersionRecord]:
         return await self._call("registry_history", q.registry_history, limit)
 
@@ -221,7 +236,7 @@ class SqliteStore:
         return await self._call("task_heartbeat", q.task_heartbeat, node, list(task_ids), lease_seconds,
                                 None if epochs is None else dict(epochs), time.time())
 
-    # -- nodes (migration 5) ---------------------------------------------------
+    # -- nodes (migration 7) ---------------------------------------------------
     async def node_register(self, node: NodeRecord, *, ttl: float) -> NodeRecord:
         return await self._call("node_register", n.sqlite_register, node, ttl, time.time())
 

@@ -88,7 +88,8 @@ def registry_head(db: sqlite3.Connection) -> int:
     return db.execute("SELECT COALESCE(MAX(version), 0) FROM registry_versions").fetchone()[0]
 
 
-def registry_append(db: sqlite3.Connection, row: tuple, ups: list, dels: list, audits: list) -> None:
+def registry_append(db: sqlite3.Connection, row: tuple, ups: list, dels: list, audits: list,
+                    current: tuple[list, list] = ([], [])) -> None:
     def run() -> None:
         head = registry_head(db)
         if row[0] != head + 1:
@@ -102,6 +103,53 @@ def registry_append(db: sqlite3.Connection, row: tuple, ups: list, dels: list, a
         db.executemany("DELETE FROM runtime_entries WHERE id = ?", dels)
         db.executemany("INSERT INTO audit (at, actor, action, resource, decision, details)"
                        " VALUES (?, ?, ?, ?, ?, ?)", audits)
+        # the current state follows the head only while it is in step with it
+        if db.execute("UPDATE registry_current_head SET version = ? WHERE version = ?", (row[0], head)).rowcount:
+            db.executemany("INSERT INTO registry_current VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+                           " entry = excluded.entry, version = excluded.version", current[0])
+            db.executemany("DELETE FROM registry_current WHERE id = ?", current[1])
+
+    _tx(db, run)
+
+
+def registry_current(db: sqlite3.Connection) -> tuple[int, list[dict[str, Any]]] | None:
+    """``(version, entries)`` of the current state, or None when it is not in step with the head."""
+    def run() -> tuple[int, list[dict[str, Any]]] | None:
+        head = registry_head(db)
+        kept = db.execute("SELECT version FROM registry_current_head").fetchone()[0]
+        if kept != head:
+            return None
+        return head, [entry_from_row(r) for r in db.execute("SELECT id, entry FROM registry_current")]
+
+    db.execute("BEGIN")
+    try:
+        return run()
+    finally:
+        db.execute("COMMIT")
+
+
+def registry_current_reset(db: sqlite3.Connection, version: int, rows: list) -> bool:
+    """Replace the current state by ``rows`` (id, entry, version) if ``version`` is the head."""
+    def run() -> bool:
+        if registry_head(db) != version:
+            return False
+        db.execute("DELETE FROM registry_current")
+        db.executemany("INSERT INTO registry_current VALUES (?, ?, ?)", rows)
+        db.execute("UPDATE registry_current_head SET version = ?", (version,))
+        return True
+
+    return _tx(db, run)
+
+
+def file_cache(db: sqlite3.Connection) -> dict[str, tuple[str, str]]:
+    return {r[0]: (r[1], r[2]) for r in db.execute("SELECT path, key, entries FROM registry_file_cache")}
+
+
+def file_cache_put(db: sqlite3.Connection, rows: list, gone: list) -> None:
+    def run() -> None:
+        db.executemany("INSERT INTO registry_file_cache VALUES (?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET"
+                       " key = excluded.key, entries = excluded.entries, updated_at = excluded.updated_at", rows)
+        db.executemany("DELETE FROM registry_file_cache WHERE path = ?", gone)
 
     _tx(db, run)
 

@@ -29,6 +29,7 @@ from typing import Any, Awaitable, Callable, Protocol
 from ..errors import (
     JournalCorrupt,
     NondeterminismError,
+    RunInterrupted,
     StepFailed,
     StoreError,
     TaskCancelled,
@@ -54,14 +55,6 @@ class Children(Protocol):
 
     async def wait(self, task_id: str, timeout: float | None = None) -> Any: ...
 
-
-class RunInterrupted(BaseException):
-    """Ends a run at a step boundary because the engine is closing.
-
-    A BaseException, like ``CancelledError``: it is an interruption, not an
-    error of the task, and a runner's ``except Exception`` must not swallow
-    it. The task's status is left as is, so it is resumed later.
-    """
 
 
 @dataclass(frozen=True, kw_only=True)

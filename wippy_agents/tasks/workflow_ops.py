@@ -41,6 +41,7 @@ from ..errors import (
     TaskCancelled,
     TaskStranded,
     UsageError,
+    WorkflowAbort,
 )
 from ..lua import CallContext
 from ..registry import kinds
@@ -52,17 +53,6 @@ __all__ = ["WorkflowAbort", "WorkflowOps", "CONTROL_ERRORS"]
 CONTROL_ERRORS = (TaskCancelled, LeaseLost, NondeterminismError, TaskStranded, JournalCorrupt)
 MAX_STEP_NAME = 200
 
-
-class WorkflowAbort(BaseException):
-    """Carries a task-control error through the Lua driver, which hands ``WippyError``s to Lua.
-
-    A BaseException (like the agents layer's ``Abort``): the workflow's Lua
-    code must not be able to catch a cancel or a divergence as ``nil, err``.
-    """
-
-    def __init__(self, error: BaseException) -> None:
-        super().__init__(str(error))
-        self.error = error
 
 
 def step_name(op: str, args: list[Any]) -> str:

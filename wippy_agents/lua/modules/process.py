@@ -140,7 +140,7 @@ def process_module(manager: LuaProcesses) -> LuaModule:
                               sender=ctl.pid if ctl is not None else None)
 
     async def terminate(ctx: Any, target: Any = None) -> bool:
-        return manager.terminate(_pid_arg(target, "process.terminate"))
+        return await manager.terminate(_pid_arg(target, "process.terminate"))
 
     async def set_options(ctx: Any, options: Any = None) -> Any:
         return process_of(ctx, "process.set_options").set_options(options)

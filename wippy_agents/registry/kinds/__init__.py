@@ -14,6 +14,7 @@ from .ai import Agent, LlmModel, Prompt, tool_visible_name
 from .base import KindHandler, Ref, RefField
 from .code import FunctionLua, LibraryLua, ProcessLua, WorkflowLua
 from .config import RegistryEntry, SecurityPolicy
+from .file_schema import file_schema as _file_schema
 from .mcp import MCP_KINDS, McpServer, McpTool
 from .python import FunctionPython
 from .services import ProcessHost, ProcessService
@@ -33,6 +34,7 @@ __all__ = [
     "is_tool_kind",
     "runs_as_creator",
     "schema",
+    "entry_file_schema",
     "tool_visible_name",
 ]
 
@@ -97,6 +99,11 @@ def runs_as_creator(kind: str) -> bool:
 def schema(kind: str) -> dict:
     """The published JSON Schema of ``kind`` (raises ``ValidationError`` if unknown)."""
     return get(kind).schema
+
+
+def entry_file_schema() -> dict:
+    """The published JSON Schema of a whole entry file (every registered kind)."""
+    return _file_schema(_HANDLERS.values())
 
 
 for _cls in (

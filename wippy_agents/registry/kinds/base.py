@@ -9,6 +9,7 @@ schema file, registered in ``kinds/__init__.py`` (or by another layer through
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
@@ -19,11 +20,14 @@ import jsonschema
 from ...errors import ValidationError
 from ..entry import Entry, Problem
 from ..ids import NAME_RE, is_pattern, resolve_ref
+from ..suggest import suggest
 
 if TYPE_CHECKING:
     from ..snapshot import Snapshot
 
-__all__ = ["RefField", "Ref", "KindHandler", "ENTRY_HEADER"]
+RUN_AS_FIELD = "run_as_policies"  # the field security/stamp.py writes
+
+__all__ = ["RefField", "Ref", "KindHandler", "ENTRY_HEADER", "as_written", "unknown_fields"]
 
 # The part of every schema that describes name/kind/meta (merged into each kind's schema).
 ENTRY_HEADER: dict[str, Any] = {
@@ -87,6 +91,11 @@ class KindHandler:
     refs: ClassVar[tuple[RefField, ...]] = ()
     # fields that hold Lua source text (checked by a registered compile validator)
     code_fields: ClassVar[tuple[str, ...]] = ()
+    # free-form kinds (registry.entry) accept any field; every other kind is closed:
+    # a field it does not define is an error naming the closest known one
+    open_fields: ClassVar[bool] = False
+    # fields that hold a JSON Schema (checked against the JSON Schema meta-schema)
+    schema_fields: ClassVar[tuple[str, ...]] = ()
     # What other layers need to know about this kind's entries (they ask here, never a list of kind names):
     # how `funcs.call` / `wippy call` runs one ("lua", "python", "workflow", "mcp"; None: not callable),
     call_mode: ClassVar[str | None] = None
@@ -106,6 +115,10 @@ class KindHandler:
         for key, value in ENTRY_HEADER.items():
             props.setdefault(key, value)
         props["kind"] = {"const": self.kind}
+        if self.runs_as_creator:  # stamped by the security layer on code an agent writes
+            props.setdefault(RUN_AS_FIELD, {"description": "set by the platform: the policies this code runs under"})
+        if not self.open_fields:
+            schema.setdefault("additionalProperties", False)
         schema.setdefault("$schema", "https://json-schema.org/draft/2020-12/schema")
         schema.setdefault("$id", f"https://wippy.ai/schemas/{self.kind}.json")
         schema.setdefault("title", self.kind)
@@ -120,17 +133,53 @@ class KindHandler:
         cls.check_schema(self.schema)
         return cls(self.schema)
 
+    @cached_property
+    def quick_check(self) -> Any:
+        """A compiled validator of the same schema (``fastjsonschema``): a valid
+        entry costs microseconds; jsonschema then words the errors of an invalid one."""
+        try:
+            import fastjsonschema
+        except ImportError:  # pragma: no cover - an optional speed-up
+            return None
+        schema = {k: v for k, v in self.schema.items() if k not in ("$schema", "$id")}
+        try:
+            return fastjsonschema.compile(schema)
+        except Exception:  # noqa: BLE001 - a schema it cannot compile is checked by jsonschema alone
+            return None
+
     def schema_problems(self, entry: Entry) -> list[Problem]:
         """Validate the entry as written in YAML against the schema."""
-        doc = {"name": entry.id.name, "kind": entry.kind, "meta": entry.meta, **entry.data}
-        out = []
-        for err in sorted(self.validator.iter_errors(doc), key=lambda e: list(map(str, e.path))):
-            top = str(err.path[0]) if err.path else None
+        doc = {"name": entry.id.name, "kind": entry.kind, "meta": entry.meta, **as_written(entry.data)}
+        out: list[Problem] = []
+        for err in self._errors(doc):
             where = ".".join(str(p) for p in err.path)
+            if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+                for key in unknown_fields(err.instance, err.schema):
+                    path = f"{where}.{key}" if where else key
+                    near = suggest(key, err.schema.get("properties", {}))
+                    out.append(Problem.about(entry, f"unknown field `{path}`{near}", field=str(err.path[0]) if err.path else key))
+                continue
+            top = str(err.path[0]) if err.path else None
             text = _message(err)
             msg = f"{where}: {text}" if where else text
             out.append(Problem.about(entry, f"{entry.kind} schema: {msg}", field=top))
+        for name in self.schema_fields:
+            value = entry.data.get(name)
+            if isinstance(value, dict):
+                problem = meta_schema_problem(value)
+                if problem:
+                    out.append(Problem.about(entry, f"{name}: not a valid JSON Schema: {problem}", field=name))
         return out
+
+    def _errors(self, doc: dict[str, Any]) -> list[jsonschema.ValidationError]:
+        quick = self.quick_check
+        if quick is not None:
+            try:
+                quick(doc)
+                return []
+            except Exception:  # noqa: BLE001 - invalid (or a case it cannot judge): ask jsonschema
+                pass
+        return sorted(self.validator.iter_errors(doc), key=lambda e: list(map(str, e.path)))
 
     def references(self, entry: Entry) -> Iterator[Ref]:
         """Every reference the entry makes (bare names resolved in its namespace).
@@ -159,6 +208,31 @@ class KindHandler:
         """True when a reference to ``target`` (``<entry id>/...``) is satisfied by ``entry`` itself,
         whether or not an entry of that id exists yet (an MCP server's tools); False by default."""
         return False
+
+
+def meta_schema_problem(schema: dict[str, Any]) -> str | None:
+    """What is wrong with ``schema`` as a JSON Schema (draft 2020-12 unless ``$schema`` says), or None."""
+    try:
+        cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+        err = jsonschema.exceptions.best_match(cls(cls.META_SCHEMA).iter_errors(schema))
+    except Exception as exc:  # noqa: BLE001 - an odd $schema or a bad regex
+        return str(exc).splitlines()[0]
+    if err is None:
+        return None
+    where = ".".join(str(p) for p in err.absolute_path)
+    return f"{where}: {_message(err)}" if where else _message(err)
+
+
+def as_written(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` without the ``<field>_path`` keys the loader adds for ``file://`` fields."""
+    return {k: v for k, v in data.items() if not (k.endswith("_path") and k[: -len("_path")] in data)}
+
+
+def unknown_fields(instance: dict[str, Any], schema: dict[str, Any]) -> list[str]:
+    """The keys of ``instance`` a closed ``schema`` does not define."""
+    known = schema.get("properties", {})
+    patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
+    return sorted(str(k) for k in instance if k not in known and not any(p.search(str(k)) for p in patterns))
 
 
 def _message(err: jsonschema.ValidationError) -> str:

@@ -20,6 +20,7 @@ class FunctionLua(KindHandler):
     description = "A Lua function run in a fresh sandbox per call; with meta.type tool, a tool agents can call."
     refs = (_IMPORTS,)
     code_fields = ("source",)
+    schema_fields = ("input_schema", "output_schema")
     call_mode = "lua"
     tool_capable = True
     runs_as_creator = True

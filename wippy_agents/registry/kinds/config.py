@@ -11,6 +11,7 @@ class RegistryEntry(KindHandler):
     kind = "registry.entry"
     schema_file = "registry.entry.json"
     description = "Free-form settings read with registry.get (e.g. app.db:postgres with host and port)."
+    open_fields = True
 
 
 class SecurityPolicy(KindHandler):
