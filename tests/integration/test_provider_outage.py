@@ -78,7 +78,7 @@ async def _cli(*args: str) -> tuple[int, str, str]:
 async def test_a_provider_down_then_up_continues_with_resume_retry(tmp_path, model_server):
     port = model_server.server_address[1]
     model = {"provider": "openai_compatible", "model": "m", "base_url": f"http://127.0.0.1:{port}/v1",
-             "max_retries": 3, "timeout": 10}
+             "max_retries": 3}
     text = app_text([], model=model)
     app = tmp_path / "app.yaml"
     app.write_text(text.replace("    script: []\n", ""))
