@@ -77,8 +77,7 @@ async def _cli(*args: str) -> tuple[int, str, str]:
 @pytest.mark.timeout(120)
 async def test_a_provider_down_then_up_continues_with_resume_retry(tmp_path, model_server):
     port = model_server.server_address[1]
-    model = {"provider": "openai_compatible", "model": "m", "base_url": f"http://127.0.0.1:{port}/v1",
-             "max_retries": 3}
+    model = {"provider": "openai_compatible", "model": "m", "base_url": f"http://127.0.0.1:{port}/v1"}  # 3 retries
     text = app_text([], model=model)
     app = tmp_path / "app.yaml"
     app.write_text(text.replace("    script: []\n", ""))
