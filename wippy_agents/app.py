@@ -47,6 +47,7 @@ from .runtime import Node
 from .security import Security
 from .store import Store, open_store
 from .tasks import TaskEngine
+from .tasks.nodes import this_process
 from .tasks.settings import engine_options
 from .tasks.workflow import Workflows
 from .tasks.workflow import install as install_workflows
@@ -128,8 +129,12 @@ class App:
         if services.guard is None:  # cannot happen through lua_seams; a refactor must not make it silently so
             raise ConfigError("the Lua host has no security guard; refusing to open the node")
         await self.registry.load(self.settings)
-        self.tasks = TaskEngine(self.store, node_name=self.settings.node, node=self.node, **engine_kwargs)
+        self.tasks = TaskEngine(self.store, node_name=self.settings.node, node=self.node,
+                                max_tasks=self.settings.max_tasks,
+                                identity=this_process(self.settings.node, stable=self.settings.node_stable),
+                                **engine_kwargs)
         self._closers.append(self.tasks.close)
+        await self.tasks.register()  # NameTaken while another live process holds this node name
         self.processes = LuaProcesses(self.node, self.lua, registry=self.registry)
         self._closers.append(self.processes.close)
         await self.processes.open()
@@ -168,6 +173,9 @@ class App:
 
     async def close(self) -> None:
         """Stop everything opened, in reverse order (then processes and the store). Idempotent."""
+        tasks = getattr(self, "tasks", None)
+        if tasks is not None:
+            tasks.interrupt()  # first: a step cut short by the layers closing is not the task's error
         closers, self._closers = self._closers, []
         for closer in reversed(closers):
             try:

@@ -15,7 +15,8 @@ from wippy_agents.store.migrations import MIGRATIONS
 
 def test_the_package_exports_exactly_the_store_api():
     assert sorted(store_pkg.__all__) == sorted(
-        ["open_store", "Store", "VersionRecord", "AuditRecord", "TaskRecord", "StepRecord", "TaskStatus", "StepStatus"])
+        ["open_store", "Store", "VersionRecord", "AuditRecord", "TaskRecord", "StepRecord", "NodeRecord", "TaskStatus",
+             "StepStatus"])
 
 
 async def test_a_store_satisfies_the_protocol_and_survives_reopening(store_url):

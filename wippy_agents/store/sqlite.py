@@ -38,9 +38,10 @@ from typing import Any, AsyncIterator, Callable
 import aiosqlite
 
 from ..errors import ConfigError, StoreError, WippyError
+from . import nodes_sql as n
 from . import signals_sql as s
 from . import sqlite_sql as q
-from .base import AuditRecord, StepRecord, TaskRecord, VersionRecord
+from .base import AuditRecord, NodeRecord, StepRecord, TaskRecord, VersionRecord
 from .codec import append_args, audit_rows, check_task_fields, dumps, safe_url, step_params
 
 __all__ = ["SqliteStore"]
@@ -194,10 +195,12 @@ class SqliteStore:
                         limit: int = 100) -> list[TaskRecord]:
         return await self._call("task_list", q.task_list, status, parent, limit)
 
-    async def task_update(self, task_id: str, *, node: str | None = None, **fields: Any) -> TaskRecord:
-        """Set fields; with ``node`` only while that node owns the lease (else ``LeaseLost``)."""
+    async def task_update(
+        self, task_id: str, *, node: str | None = None, epoch: int | None = None, **fields: Any
+    ) -> TaskRecord:
+        """Set fields; with ``node`` (and ``epoch``) only while that claim holds the lease (else ``LeaseLost``)."""
         check_task_fields(task_id, fields)
-        return await self._call("task_update", q.task_update, task_id, node, fields, time.time())
+        return await self._call("task_update", q.task_update, task_id, node, epoch, fields, time.time())
 
     async def task_claim(self, task_id: str, node: str, lease_seconds: float) -> TaskRecord | None:
         return await self._call("task_claim", q.task_claim, task_id, node, lease_seconds, time.time())
@@ -210,21 +213,45 @@ class SqliteStore:
             "task_claim_expired", q.task_claim_expired, node, lease_seconds, limit, include_own, time.time()
         )
 
-    async def task_heartbeat(self, node: str, task_ids: list[str], lease_seconds: float) -> list[str]:
+    async def task_heartbeat(
+        self, node: str, task_ids: list[str], lease_seconds: float, *, epochs: dict[str, int] | None = None
+    ) -> list[str]:
         if not task_ids:
             return []
-        return await self._call("task_heartbeat", q.task_heartbeat, node, list(task_ids), lease_seconds, time.time())
+        return await self._call("task_heartbeat", q.task_heartbeat, node, list(task_ids), lease_seconds,
+                                None if epochs is None else dict(epochs), time.time())
+
+    # -- nodes (migration 5) ---------------------------------------------------
+    async def node_register(self, node: NodeRecord, *, ttl: float) -> NodeRecord:
+        return await self._call("node_register", n.sqlite_register, node, ttl, time.time())
+
+    async def node_heartbeat(self, name: str, *, started: str) -> bool:
+        return await self._call("node_heartbeat", n.sqlite_heartbeat, name, started, time.time())
+
+    async def node_get(self, name: str) -> NodeRecord | None:
+        return await self._call("node_get", n.sqlite_get, name)
+
+    async def node_list(self, *, host: str | None = None) -> list[NodeRecord]:
+        return await self._call("node_list", n.sqlite_list, host)
+
+    async def node_forget(self, name: str, *, started: str) -> int:
+        return await self._call("node_forget", n.sqlite_forget, name, started)
 
     # -- journal -------------------------------------------------------------
     async def journal_load(self, task_id: str) -> list[StepRecord]:
         return await self._call("journal_load", q.journal_load, task_id)
 
-    async def journal_write(self, step: StepRecord, *, node: str | None = None) -> None:
-        await self._call("journal_write", q.journal_write, step_params(step), node)
+    async def journal_write(self, step: StepRecord, *, node: str | None = None, epoch: int | None = None) -> None:
+        await self._call("journal_write", q.journal_write, step_params(step), node, epoch)
 
-    async def journal_write_many(self, steps: list[StepRecord], *, node: str | None = None) -> None:
+    async def journal_write_many(
+        self, steps: list[StepRecord], *, node: str | None = None, epoch: int | None = None
+    ) -> None:
         if steps:
-            await self._call("journal_write_many", q.journal_write_many, [step_params(s) for s in steps], node)
+            await self._call("journal_write_many", q.journal_write_many, [step_params(s) for s in steps], node, epoch)
+
+    async def journal_reopen(self, task_id: str, seq: int, *, node: str, epoch: int) -> bool:
+        return await self._call("journal_reopen", q.journal_reopen, task_id, seq, node, epoch)
 
     # -- task signals (migration 3) --------------------------------------------
     async def signal_send(self, task_id: str, topic: str, payload: Any) -> int:

@@ -90,6 +90,10 @@ class RunState:
     def __init__(self) -> None:
         self.cancelled = False
         self.stopping = False
+        # What the run does now: "effect" while a non-idempotent step's function runs
+        # (an interrupt lets it finish), "redoable" while an idempotent one runs (an
+        # interrupt cuts it short: it runs again on resume), else None.
+        self.in_flight: str | None = None
         self.cancelled_event = asyncio.Event()
         self.signal_event = asyncio.Event()
 
@@ -196,20 +200,33 @@ class TaskContext:
             started_at = time.time()
         else:
             started_at = await self._journal.start(seq, name)
-        return await self._execute(seq, name, fn, retry or self._default_retry, started_at)
+        return await self._execute(seq, name, fn, retry or self._default_retry, started_at,
+                                   idempotent=idempotent)
 
-    async def _execute(self, seq: int, name: str, fn: Callable, policy: RetryPolicy, started_at: float) -> Any:
+    async def _execute(self, seq: int, name: str, fn: Callable, policy: RetryPolicy, started_at: float, *,
+                       idempotent: bool = False) -> Any:
         delays = None  # made on the first failure: most steps never need one
+        state = self._state
         while True:
+            await self._journal.ensure_lease()  # a node that lost the task causes no effect
             try:
-                value = fn()
-                if inspect.isawaitable(value):
-                    value = await value
+                state.in_flight = "redoable" if idempotent else "effect"
+                try:
+                    value = fn()
+                    if inspect.isawaitable(value):
+                        value = await value
+                finally:
+                    state.in_flight = None
                 usage = value if isinstance(value, Metered) else _UNMETERED
                 value, text = encode_json(usage.value if usage is not _UNMETERED else value, what=f"step {name!r}")
             except (asyncio.CancelledError, TaskCancelled):
                 raise
             except Exception as exc:
+                if state.stopping:
+                    # Cut short by the interrupt (its client closed under it): not the step's
+                    # error; the step runs again when the task resumes.
+                    raise RunInterrupted(f"task {self.task.id!r}: step {seq} {name!r} cut short by an "
+                                         "interrupt") from exc
                 if delays is None:
                     delays = policy.delays()
                 delay = next(delays, None) if policy.retryable(exc) else None
