@@ -53,6 +53,13 @@ def write_batch(db: sqlite3.Connection, units: list[tuple[list[tuple], str | Non
     """Write ``units`` in one transaction; the outcome of each (None, or the refusal that
     rolled that unit back whole). A database failure rolls back everything and raises."""
     out: list[BaseException | None] = []
+    if len(units) == 1 and len(units[0][0]) == 1:  # one statement autocommits: no BEGIN/COMMIT round
+        rows, node, epoch = units[0]
+        try:
+            q.journal_write(db, rows[0], node, epoch)
+        except WippyError as exc:
+            return [exc]
+        return [None]
     if own_tx:
         db.execute("BEGIN IMMEDIATE")
     try:
