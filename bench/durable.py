@@ -201,13 +201,14 @@ class StallProbe:
 
 
 async def wippy_concurrent(runs: int, *, tasks: int = 100, steps: int = 20, url: str | None = None,
-                           group_commit: bool = True, idempotent: bool = True, probe: bool = False) -> dict:
+                           group_commit: bool = True, idempotent: bool = True, probe: bool = False,
+                           suffix: str = "") -> dict:
     """``tasks`` tasks x ``steps`` steps started together; steps/s of the whole run (median of runs)."""
     from wippy_agents.store import open_store
     from wippy_agents.tasks import TaskEngine
 
     with tempfile.TemporaryDirectory() as tmp:
-        store = await open_store(url or f"sqlite:///{tmp}/state.db")
+        store = await open_store(url or f"sqlite:///{tmp}/state.db{suffix}")
         if not group_commit and getattr(store, "writer", None) is not None:
             await store.writer.close()
             store.writer = None  # the one-hand-off-per-write path, for the before/after figure
@@ -479,18 +480,22 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer runs")
     parser.add_argument("--child", nargs="+")
+    parser.add_argument("--json", action="store_true", help="group-commit figures only, one JSON object last")
     args = parser.parse_args()
     if args.child:
         kind, *rest = args.child
         if kind == "node-a":
             return node_a_child(*rest)
-        fns = {"dbos": lambda: dbos_child(int(rest[0]), rest[1] == "wal"), "langgraph": lambda: langgraph_child(int(rest[0])),
+        fns = {"dbos-concurrent": lambda: dbos_concurrent_child(int(rest[0]), True),
+               "dbos": lambda: dbos_child(int(rest[0]), rest[1] == "wal"), "langgraph": lambda: langgraph_child(int(rest[0])),
                "langgraph-storage": lambda: langgraph_storage_child(int(rest[0]))}
         print(json.dumps(fns[kind]()))
         return None
 
     runs = 3 if args.quick else 9
     med = statistics.median
+    if args.json:
+        return json_figures(runs)
     print(f"per-step cost of a {STEPS}-step task on SQLite (end to end / {STEPS}, median of {runs} runs; "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f})")
     rows = [
@@ -536,6 +541,28 @@ def main() -> None:
         print(f"  kill -> resumed {r['kill_to_resumed']:.2f}s   lease expiry -> resumed {r['expiry_to_resumed']:.3f}s")
     worst = max(r["kill_to_resumed"] for r in results)
     print(f"  bound: lease ({LEASE}s) + claim interval ({CLAIM}s) = {LEASE + CLAIM:.1f}s; worst {worst:.2f}s")
+
+
+def json_figures(runs: int) -> None:
+    """The issue-17 figures, same run as DBOS; one JSON object on the last stdout line."""
+    med = statistics.median
+    gc = asyncio.run(wippy_concurrent(runs, probe=True))
+    out = {
+        "load": os.getloadavg()[0],
+        "step_us": med(asyncio.run(wippy_steps(runs, idempotent=True))),
+        "step_us_non_idempotent": med(asyncio.run(wippy_steps(runs, idempotent=False))),
+        "step_us_full": med(asyncio.run(wippy_steps_url(runs, "?synchronous=full"))),
+        "steps_per_s_100": gc["steps_per_s"],
+        "steps_per_s_100_no_group_commit": asyncio.run(wippy_concurrent(runs, group_commit=False))["steps_per_s"],
+        "steps_per_s_100_full": asyncio.run(wippy_concurrent(runs, suffix="?synchronous=full"))["steps_per_s"],
+        "stall_p999_ms": gc["stall"]["p999_ms"],
+        "stall_max_ms": gc["stall"]["max_ms"],
+        "dbos_step_us": med(child_json("dbos", str(runs), "wal")),
+        "dbos_steps_per_s_100": med(child_json("dbos-concurrent", str(runs))),
+    }
+    for k, v in out.items():
+        print(f"  {k:<36} {v if not isinstance(v, float) else round(v, 2)}")
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":
