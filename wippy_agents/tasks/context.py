@@ -259,9 +259,9 @@ class TaskContext:
                     raise error_from_dict(error) from exc
                 await self._wait_until(time.monotonic() + delay, clock=time.monotonic)
                 continue
-            recorded = await self._journal.finish(
+            recorded = await self._journal.finish(  # a non-idempotent result is durable before it is returned
                 seq, name, started_at=started_at, result=value, tokens=usage.tokens, cost_usd=usage.cost_usd,
-                result_json=text, tries=tries,
+                result_json=text, tries=tries, durable=not idempotent,
             )
             return _answer(recorded)
 
