@@ -61,12 +61,12 @@ def _switch_to_wal(db: sqlite3.Connection, busy_ms: int) -> None:
             delay = min(delay * 2, 0.05)
 
 
-def setup(db: sqlite3.Connection, wal: bool, busy_ms: int, url: str) -> None:
+def setup(db: sqlite3.Connection, wal: bool, busy_ms: int, url: str, synchronous: str = "NORMAL") -> None:
     db.row_factory = sqlite3.Row
     db.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
     if wal:
         _switch_to_wal(db, busy_ms)
-    db.execute("PRAGMA synchronous = NORMAL")
+    db.execute(f"PRAGMA synchronous = {'FULL' if synchronous == 'FULL' else 'NORMAL'}")
     db.execute("PRAGMA foreign_keys = ON")
 
     def migrate() -> None:
