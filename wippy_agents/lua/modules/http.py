@@ -54,7 +54,7 @@ import httpx
 from wippy_agents.errors import PermissionDenied, UsageError
 from wippy_agents.lua.limits import parse_duration
 from wippy_agents.lua.modules.base import LuaModule, LuaOp
-from wippy_agents.lua.services import UNGUARDED
+from wippy_agents.lua.seams import UNGUARDED
 from wippy_agents.security.network import is_internal
 
 __all__ = ["http_module", "MODULE", "MAX_BYTES", "MAX_TIMEOUT", "MAX_REDIRECTS"]
