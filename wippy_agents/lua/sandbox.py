@@ -72,6 +72,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import random
 import secrets
 import threading
 import time
@@ -173,9 +174,14 @@ def _hook_clock(killed: list[bool]) -> Any:
     return clock
 
 
+_SEEDS = random.Random(secrets.randbits(128))
+
+
 def _seed() -> tuple[int, int]:
-    # math.random must not repeat across states/calls created in the same second
-    return secrets.randbits(62), secrets.randbits(62)
+    # math.random must not repeat across states/calls created in the same second: draws
+    # from one generator seeded from the OS at import (no system call per state or call;
+    # math.random is not a cryptographic generator either way)
+    return _SEEDS.getrandbits(62), _SEEDS.getrandbits(62)
 
 
 def _refuse_attribute(obj: Any, name: Any, is_setting: bool) -> Any:
@@ -270,6 +276,12 @@ class LuaState:
         self._ctl_start = self.ctl[b"start"]
         self._ctl_load = self.ctl[b"load"]
         self._ctl_drain = self.ctl[b"drain_logs"]
+        # each ctl[...] lookup is a call into Lua: the hot ones are looked up once
+        self._ctl_env = self.ctl[b"new_env"]
+        self._ctl_thread = self.ctl[b"new_thread"]
+        self._ctl_exceeded = self.ctl[b"exceeded"]
+        self._ctl_fresh = self.ctl[b"fresh_libs"]
+        self.run_entry = self.ctl[b"run_entry"]
         self.reused = False  # set by reset(): then compiled chunks are cached for the next reuse
 
     @property
@@ -299,7 +311,7 @@ class LuaState:
         alias -> loader (``library``), ``known`` a ``known_names`` string.
         """
         flat = [x for pair in modules.items() for x in pair] if modules else ()
-        return self.ctl[b"new_env"](owner.encode("utf-8", "replace"), imports, known, *flat)
+        return self._ctl_env(owner.encode("utf-8", "replace"), imports, known, *flat)
 
     def load(self, source: str | bytes, chunkname: str, env: Any) -> Any:
         """Compile user text in ``env``; raises ``LuaCompileError``."""
@@ -319,7 +331,7 @@ class LuaState:
 
     def new_thread(self, fn: Any) -> Any:
         """A hooked coroutine running ``fn``."""
-        return self.ctl[b"new_thread"](fn)
+        return self._ctl_thread(fn)
 
     # -- limits ----------------------------------------------------------
     def start(self, deadline: float) -> None:
@@ -376,7 +388,7 @@ class LuaState:
 
     def check_limits(self) -> None:
         """Raise ``LuaLimitExceeded`` (and close) if any limit has tripped."""
-        kind, _msg = self.ctl[b"exceeded"]()
+        kind, _msg = self._ctl_exceeded()
         if kind is None:
             return
         self.closed = True
@@ -391,7 +403,7 @@ class LuaState:
     @property
     def reusable(self) -> bool:
         """True when no limit tripped: the runtime may serve another call (see ``StatePool``)."""
-        return not self.closed and self.ctl[b"exceeded"]()[0] is None
+        return not self.closed and self._ctl_exceeded()[0] is None
 
     def reset(self, limits: Limits) -> None:
         """Prepare a reused state for a new call: new limits, pristine library tables, reseeded PRNG."""
@@ -399,7 +411,7 @@ class LuaState:
             raise ValueError("a pooled state keeps its memory limit")
         self.limits = limits
         self.reused = True
-        self.ctl[b"fresh_libs"](*_seed())
+        self._ctl_fresh(*_seed())
 
     def known_names(self, names: frozenset[str]) -> bytes:
         """Every module name as the string ``new_env`` takes (" json log ... ")."""
