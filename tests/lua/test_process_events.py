@@ -218,6 +218,8 @@ async def test_name_is_freed_before_the_exit_event_arrives(rig):
       process.send(c, "r", {before = before, after = after or "nil"})
     """)
     target = await rig.spawn("app:named")
+    # spawn returns once the process exists; its Lua (on a worker thread) registers the name a moment later
+    await wait_until(lambda: rig.node.whereis("svc-a") == target)
     await rig.spawn("app:w", rig.collector, target)
     p = (await rig.report())[1]
     # the host restarts the crashed process and it may register again; it is never the dead pid
