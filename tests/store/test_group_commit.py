@@ -123,3 +123,32 @@ async def test_checkpoints_run_off_the_loop_and_bound_the_wal(tmp_path, monkeypa
         assert (path.parent / "s.db-wal").stat().st_size < 200 * 4096
     finally:
         await store.close()
+
+
+async def test_task_row_operations_run_on_the_loop_and_a_held_lock_sends_them_off_it(tmp_path):
+    """Short task-row operations use the loop connection (no thread hand-off); when another
+    connection holds the write lock they wait for it on aiosqlite's thread, the loop runs on."""
+    path = tmp_path / "s.db"
+    store = await open_store(f"sqlite:///{path}")
+    try:
+        before = store.writer.stats["loop_ops"]
+        epochs = await _claimed(store, "t")  # task_create + task_claim
+        assert store.writer.stats["loop_ops"] == before + 2
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        pending = asyncio.ensure_future(store.task_update("t", node="n1", epoch=epochs["t"], status="running"))
+        ticks = 0
+        while ticks < 50 and not pending.done():
+            await asyncio.sleep(0.001)
+            ticks += 1
+        assert not pending.done() and ticks == 50  # waiting off the loop; the loop kept running
+        assert store.writer.stats["busy_ops"] == 1
+        holder.execute("COMMIT")
+        holder.close()
+        updated = await asyncio.wait_for(pending, 5)
+        assert updated.status == "running"
+        assert (await store.task_get("t")).status == "running"
+        with pytest.raises(LeaseLost):  # fencing is the same on the loop path
+            await store.task_update("t", node="n1", epoch=epochs["t"] - 1, status="succeeded")
+    finally:
+        await store.close()

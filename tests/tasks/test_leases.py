@@ -181,3 +181,37 @@ async def test_heartbeats_survive_a_store_outage_and_keep_the_lease(engines):
     assert a.running() == ["t1"]
     gate.set()
     assert await a.wait("t1", timeout=5) == "kept"
+
+
+async def test_the_claimer_stops_when_cancelled_as_a_wake_lands_and_claims_never_suspend():
+    """The close hang (issue 17): with task-row operations on the loop connection a claim
+    returns without suspending and a run ending wakes the claimer just as ``stop`` cancels
+    it; the cancel must not be swallowed (3.11 ``wait_for`` did), or close waits forever."""
+    from wippy_agents.tasks.leases import LeaseKeeper
+
+    claims = []
+
+    async def claim():  # like claim_expired on the loop connection: never suspends
+        claims.append(1)
+
+    async def nothing(_ids=None):
+        return None
+
+    for _ in range(5):
+        keeper = LeaseKeeper(None, node_name="n", lease_seconds=30, heartbeat_seconds=30, claim_interval=30,
+                             leases=dict, on_lost=nothing, claim=claim)
+        keeper.start()
+        await asyncio.sleep(0)  # both loops are waiting
+        keeper.wake()
+        await asyncio.sleep(0)  # the wake is delivered to the claimer's wait ...
+        keeper.wake()  # ... and lands again as the cancel does
+        loops = list(keeper._loops)
+        stop = asyncio.create_task(keeper.stop())
+        done, _ = await asyncio.wait([stop], timeout=5)
+        stopped = stop in done
+        if not stopped:  # hung: cancel again so the test ends, then fail
+            for loop in loops:
+                loop.cancel()
+            await stop
+        assert stopped, "the claimer swallowed its cancel: stop() never returned"
+    assert claims  # the wakes did run claims
