@@ -561,6 +561,17 @@ def json_figures(runs: int) -> None:
         "dbos_step_us": med(child_json("dbos", str(runs), "wal")),
         "dbos_steps_per_s_100": med(child_json("dbos-concurrent", str(runs))),
     }
+    try:
+        import uvloop
+    except ImportError:
+        out["uvloop"] = "not installed"
+    else:
+        def on_uv(coro):
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                return runner.run(coro)
+
+        out["step_us_uvloop"] = med(on_uv(wippy_steps(runs, idempotent=True)))
+        out["steps_per_s_100_uvloop"] = on_uv(wippy_concurrent(runs))["steps_per_s"]
     out.update(pg_figures(runs))
     for k, v in out.items():
         print(f"  {k:<36} {v if not isinstance(v, float) else round(v, 2)}")
