@@ -36,6 +36,7 @@ from ..errors import (
     UsageError,
     error_from_dict,
 )
+from ..runtime import SYSTEM_CLOCK, Clock
 from ..store.base import NodeRecord, StepRecord, Store, TaskRecord
 from .context import RunState, TaskContext
 from .runs import execute
@@ -107,6 +108,7 @@ class TaskEngine:
             raise UsageError(f"max_tasks must be at least 1, got {max_tasks!r}")
         self.store = store
         self.node_name = node_name
+        self.clock: Clock = getattr(node, "clock", None) or SYSTEM_CLOCK  # durable time comes from the node
         self.identity = identity
         self.max_tasks = max_tasks
         self._registered = False
@@ -499,7 +501,7 @@ class TaskEngine:
         outcome = await execute(
             task, runner, store=self.store, node_name=self.node_name, state=run.state, signals=self.signals,
             policy=self._store_retry, default_retry=default_retry, retry_seqs=retry_seqs, children=self, fresh=fresh,
-            lease=run.lease,
+            lease=run.lease, clock=self.clock,
         )
         if outcome.status == "abandoned":
             if run.lease.lost:

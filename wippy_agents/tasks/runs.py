@@ -64,6 +64,7 @@ async def execute(
     children: Children | None = None,
     fresh: bool = False,
     lease: Any = None,
+    clock: Any = None,
 ) -> Outcome:
     """Run ``task`` from its journal to an ``Outcome``. Cancellation propagates.
 
@@ -84,6 +85,7 @@ async def execute(
             retry_seqs=retry_seqs,
             default_retry=default_retry,
             children=children,
+            clock=clock,
         )
         result = runner(ctx)
         if inspect.isawaitable(result):
