@@ -215,3 +215,48 @@ async def test_the_claimer_stops_when_cancelled_as_a_wake_lands_and_claims_never
             await stop
         assert stopped, "the claimer swallowed its cancel: stop() never returned"
     assert claims  # the wakes did run claims
+
+
+@pytest.mark.postgres
+async def test_a_lease_is_counted_from_when_its_claim_was_sent_not_from_the_reply(any_engines):
+    """The store counts a lease from when it ran the claim; a slow reply must not make the
+    node trust its lease for longer (the reply's delay): ``valid_until`` <= sent + lease."""
+    import time
+
+    engine = await any_engines.engine("a", lease_seconds=60, heartbeat_seconds=30)  # no heartbeat renews it
+    store = engine.store
+    release = asyncio.Event()
+    real_create, real_claim = store.task_create, store.task_claim
+
+    async def slow(real, *args, **kwargs):
+        out = await real(*args, **kwargs)
+        await release.wait()  # the reply is delayed after the store already counted the lease
+        return out
+
+    store.task_create = lambda *a, **k: slow(real_create, *a, **k)
+    store.task_claim = lambda *a, **k: slow(real_claim, *a, **k)
+    parked = asyncio.Event()
+
+    async def flow(ctx):
+        parked.set()
+        await asyncio.Event().wait()
+
+    engine.register_kind("k", flow)
+    for start in (lambda: engine.start("k", "app:x", task_id="t1"),):
+        pending = asyncio.ensure_future(start())
+        await asyncio.sleep(0.05)  # the claim ran; its reply is held back
+        replied = time.monotonic()
+        release.set()
+        await pending
+        await until_set(parked)
+        assert engine._runs["t1"].lease.valid_until < replied + 60
+    # a claim (adopt) too
+    await store.task_update("t1", owner=None, lease_expires_at=None)
+    engine._runs.pop("t1")
+    release.clear()
+    pending = asyncio.ensure_future(engine.adopt("t1"))
+    await asyncio.sleep(0.05)
+    replied = time.monotonic()
+    release.set()
+    assert (await pending) is not None
+    assert engine._runs["t1"].lease.valid_until < replied + 60
