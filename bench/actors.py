@@ -286,12 +286,19 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer messages and rounds")
     parser.add_argument("--wall", action="store_true", help="wall-clock instead of process CPU time")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio", help="the event loop to run on")
     args = parser.parse_args()
     global CLOCK
     if args.wall:
         CLOCK = time.perf_counter
-    rows = asyncio.run(run(args.quick))
-    print(f"\nwippy_agents.runtime — Python {sys.version.split()[0]}, best of {10 if args.quick else 30} "
+    factory = None
+    if args.loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        rows = runner.run(run(args.quick))
+    print(f"\nwippy_agents.runtime on {args.loop} — Python {sys.version.split()[0]}, best of {10 if args.quick else 30} "
           f"alternating rounds per row, {'wall-clock' if args.wall else 'process CPU'} time\n")
     header = f"{'measure':38} {'ours':>10} {'peer':>10}  {'ratio':>7}  {'target':12} {'ok':3}  peer"
     print(header)

@@ -185,9 +185,29 @@ def wippy(turns: int, runs: int, persisted: bool, *, traced: bool = False) -> di
                     result = await service.run("bench.agents:a", PROMPT, task_id=f"run{r}")
                     clock.stop(keep=r > 0)
                     assert result.stop_reason == "final" and result.turns == turns, result
-        return clock.result()
+            out = clock.result()
+            if persisted:
+                out["storage"] = _storage(f"{tmp}/state.db", runs + 1)
+        return out
 
     return asyncio.run(main())
+
+
+def _storage(db_path: str, runs: int) -> dict[str, float]:
+    """What one run's task left in the store: the bytes of its journal and task rows, and the
+    file (after a TRUNCATE checkpoint) divided by the runs it holds."""
+    import sqlite3
+
+    db = sqlite3.connect(db_path)
+    try:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        rows = db.execute("SELECT * FROM journal WHERE task_id = 'run1'").fetchall()
+        rows += db.execute("SELECT * FROM tasks WHERE id = 'run1'").fetchall()
+        payload = sum(len(v) if isinstance(v, (str, bytes)) else 8 for r in rows for v in r if v is not None)
+        steps = db.execute("SELECT COUNT(*) FROM journal WHERE task_id = 'run1'").fetchone()[0]
+    finally:
+        db.close()
+    return {"row_bytes": payload, "file_bytes_per_run": Path(db_path).stat().st_size / runs, "steps": steps}
 
 
 def _trace(app) -> None:
@@ -401,6 +421,8 @@ def measure(name: str, turns: int, runs: int, persisted: bool) -> dict[str, list
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs")
+    parser.add_argument("--json", action="store_true",
+                        help="only the issue-17 figures: one JSON object on the last stdout line")
     parser.add_argument("--one", nargs=4, metavar=("NAME", "TURNS", "RUNS", "PERSISTED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -411,6 +433,8 @@ def main() -> None:
         print(json.dumps(FRAMEWORKS[name](int(turns), int(runs), persisted == "1")))
         return
     runs20, runs200 = (5, 2) if args.quick else (15, 5)
+    if args.json:
+        return json_figures(runs20, runs200)
     rows = []
     for name in FRAMEWORKS:
         for persisted in ((False,) if name == "wippy-loop" else (True,) if name == "wippy-floor" else (False, True)):
@@ -468,6 +492,32 @@ def main() -> None:
         lua, remote = statistics.median(mcp["lua"]) * 1e6, statistics.median(mcp["mcp"]) * 1e6
         print(f"\nTool call through dispatch_tool (validation, policy, run), median of 5 x 200 calls: Lua tool "
               f"{lua:.0f} us, MCP tool over stdio (MCPServer child process) {remote:.0f} us = {remote / lua:.1f}x")
+
+
+def json_figures(runs20: int, runs200: int) -> None:
+    """The issue-17 figures (µs per journaled turn, wall medians), peers persisted, same run."""
+    med = statistics.median
+    out: dict[str, object] = {"load": os.getloadavg()[0]}
+    for key, name, turns, runs in (("turn_us_20", "wippy", 20, runs20), ("turn_us_200", "wippy", 200, runs200),
+                                   ("langgraph_turn_us_20", "langgraph", 20, runs20),
+                                   ("openai_agents_turn_us_20", "openai-agents", 20, runs20)):
+        r = measure(name, turns, runs, True)
+        if isinstance(r, str):
+            out[key] = None
+            out[key + "_error"] = r
+            continue
+        out[key] = med(r["wall"]) * 1e6
+        out[key + "_cpu"] = med(r["cpu"]) * 1e6
+        if key == "turn_us_200":
+            out["storage_200_row_bytes"] = r["storage"]["row_bytes"]
+            out["storage_200_file_bytes"] = r["storage"]["file_bytes_per_run"]
+            out["storage_200_steps"] = r["storage"]["steps"]
+    for peer in ("langgraph", "openai_agents"):
+        if out.get(f"{peer}_turn_us_20") and out.get("turn_us_20"):
+            out[f"{peer}_ratio_20"] = out[f"{peer}_turn_us_20"] / out["turn_us_20"]
+    for k, v in out.items():
+        print(f"  {k:<32} {round(v, 2) if isinstance(v, float) else v}")
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

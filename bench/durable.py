@@ -24,6 +24,7 @@ disturb each other. Each figure is the median of several runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import asyncio
 import json
 import os
@@ -486,7 +487,7 @@ def main() -> None:
         kind, *rest = args.child
         if kind == "node-a":
             return node_a_child(*rest)
-        fns = {"dbos-concurrent": lambda: dbos_concurrent_child(int(rest[0]), True),
+        fns = {"dbos-concurrent": lambda: dbos_concurrent_child(int(rest[0]), True, *rest[1:2]),
                "dbos": lambda: dbos_child(int(rest[0]), rest[1] == "wal"), "langgraph": lambda: langgraph_child(int(rest[0])),
                "langgraph-storage": lambda: langgraph_storage_child(int(rest[0]))}
         print(json.dumps(fns[kind]()))
@@ -560,9 +561,74 @@ def json_figures(runs: int) -> None:
         "dbos_step_us": med(child_json("dbos", str(runs), "wal")),
         "dbos_steps_per_s_100": med(child_json("dbos-concurrent", str(runs))),
     }
+    try:
+        import uvloop
+    except ImportError:
+        out["uvloop"] = "not installed"
+    else:
+        def on_uv(coro):
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                return runner.run(coro)
+
+        out["step_us_uvloop"] = med(on_uv(wippy_steps(runs, idempotent=True)))
+        out["steps_per_s_100_uvloop"] = on_uv(wippy_concurrent(runs))["steps_per_s"]
+    out.update(pg_figures(runs))
     for k, v in out.items():
         print(f"  {k:<36} {v if not isinstance(v, float) else round(v, 2)}")
     print(json.dumps(out))
+
+
+PG_DSN = os.environ.get("WIPPY_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def pg_figures(runs: int) -> dict:
+    """100 tasks x 20 steps on PostgreSQL (a fresh schema), DBOS on the same server in the same run."""
+    import uuid
+
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    out: dict = {}
+    try:
+        gc = asyncio.run(wippy_concurrent(runs, url=f"{PG_DSN}?schema={schema}"))
+        out["pg_steps_per_s_100"] = gc["steps_per_s"]
+        out["pg_writer"] = gc["writer"]
+    except Exception as exc:  # noqa: BLE001 - no PostgreSQL here: say so, keep the other figures
+        out["pg_error"] = f"{type(exc).__name__}: {exc}"
+        return out
+    finally:
+        asyncio.run(_drop_schema(schema))
+    dbos_db = f"bench_dbos_{uuid.uuid4().hex[:8]}"
+    try:
+        out["dbos_pg_steps_per_s_100"] = statistics.median(
+            child_json("dbos-concurrent", str(runs), PG_DSN.rsplit("/", 1)[0] + f"/{dbos_db}"))
+    except Exception as exc:  # noqa: BLE001
+        out["dbos_pg_error"] = f"{type(exc).__name__}: {exc}"[:300]
+    finally:
+        asyncio.run(_drop_database(dbos_db))
+    if out.get("dbos_pg_steps_per_s_100"):
+        out["pg_ratio_100"] = out["pg_steps_per_s_100"] / out["dbos_pg_steps_per_s_100"]
+    return out
+
+
+async def _drop_schema(schema: str) -> None:
+    import asyncpg
+
+    with contextlib.suppress(Exception):
+        conn = await asyncpg.connect(PG_DSN)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+
+async def _drop_database(name: str) -> None:
+    import asyncpg
+
+    with contextlib.suppress(Exception):
+        conn = await asyncpg.connect(PG_DSN)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
 
 
 if __name__ == "__main__":

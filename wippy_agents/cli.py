@@ -105,8 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
              example="wippy demo --fast")
     p.add_argument("--fast", action="store_true", help="no pauses between stages")
 
-    _cmd(sub, "run", "wippy_agents.console.node_cmd:run", "start the node: load the app, start services, watch files",
-         example="wippy run --app myapp --store postgresql://localhost/wippy --node a")
+    p = _cmd(sub, "run", "wippy_agents.console.node_cmd:run", "start the node: load the app, start services, watch files",
+             example=["wippy run --app myapp --store postgresql://localhost/wippy --node a",
+                      "wippy run --loop uvloop"])
+    p.add_argument("--loop", choices=("asyncio", "uvloop", "auto"), default=None,
+                   help="the event loop: asyncio (default, or $WIPPY_LOOP), uvloop, auto (uvloop when installed)")
 
     p = _cmd(sub, "console", "wippy_agents.console.repl:run", "talk to an agent interactively",
              example=["wippy console app.agents:assistant", "wippy console --resume 3f2a9c"])

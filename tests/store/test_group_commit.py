@@ -123,3 +123,70 @@ async def test_checkpoints_run_off_the_loop_and_bound_the_wal(tmp_path, monkeypa
         assert (path.parent / "s.db-wal").stat().st_size < 200 * 4096
     finally:
         await store.close()
+
+
+async def test_task_row_operations_run_on_the_loop_and_a_held_lock_sends_them_off_it(tmp_path):
+    """Short task-row operations use the loop connection (no thread hand-off); when another
+    connection holds the write lock they wait for it on aiosqlite's thread, the loop runs on."""
+    path = tmp_path / "s.db"
+    store = await open_store(f"sqlite:///{path}")
+    try:
+        before = store.writer.stats["loop_ops"]
+        epochs = await _claimed(store, "t")  # task_create + task_claim
+        assert store.writer.stats["loop_ops"] == before + 2
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        pending = asyncio.ensure_future(store.task_update("t", node="n1", epoch=epochs["t"], status="running"))
+        ticks = 0
+        while ticks < 50 and not pending.done():
+            await asyncio.sleep(0.001)
+            ticks += 1
+        assert not pending.done() and ticks == 50  # waiting off the loop; the loop kept running
+        assert store.writer.stats["busy_ops"] == 1
+        holder.execute("COMMIT")
+        holder.close()
+        updated = await asyncio.wait_for(pending, 5)
+        assert updated.status == "running"
+        assert (await store.task_get("t")).status == "running"
+        with pytest.raises(LeaseLost):  # fencing is the same on the loop path
+            await store.task_update("t", node="n1", epoch=epochs["t"] - 1, status="succeeded")
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+async def test_on_postgres_the_units_of_a_tick_go_in_one_statement_and_a_fenced_unit_is_rejected_whole(pg_url):
+    store = await open_store(pg_url)
+    try:
+        epochs = await _claimed(store, "a", "b", "c", "d")
+        await store.journal_write(step("d", 1, status="started"), node="n1", epoch=epochs["d"])
+        before = dict(store.writer.stats)
+        results = await asyncio.gather(
+            store.journal_write_many([step("a", 1), step("a", 2)], node="n1", epoch=epochs["a"]),
+            store.journal_write_many([step("b", 1), step("b", 2)], node="n1", epoch=epochs["b"] - 1),  # stale
+            store.journal_write(step("c", 1), node="n1", epoch=epochs["c"]),
+            store.journal_write_many([step("c", 2), step("c", 3)], node="other", epoch=epochs["c"]),  # not owner
+            store.journal_write(step("d", 1), node="n1", epoch=epochs["d"]),  # finishes the started marker
+            return_exceptions=True,
+        )
+        assert results[0] is None and results[2] is None and results[4] is None, results
+        assert isinstance(results[1], LeaseLost) and "ours was" in str(results[1])
+        assert isinstance(results[3], LeaseLost)
+        assert store.writer.stats["commits"] == before["commits"] + 1  # one round trip for the five units
+        assert store.writer.stats["refused"] == before["refused"] + 2
+        assert [s.seq for s in await store.journal_load("a")] == [1, 2]
+        assert await store.journal_load("b") == []  # neither row of the fenced unit landed
+        assert [s.seq for s in await store.journal_load("c")] == [1]
+        assert [(s.seq, s.status) for s in await store.journal_load("d")] == [(1, "ok")]
+        # at most once, in the batch too: a finished step is not recorded again
+        again = await asyncio.gather(store.journal_write(step("a", 2), node="n1", epoch=epochs["a"]),
+                                     store.journal_write(step("c", 2), node="n1", epoch=epochs["c"]),
+                                     return_exceptions=True)
+        assert again[1] is None and type(again[0]).__name__ == "StepAlreadyRecorded", again
+        # a batch with a task that does not exist: that unit fails, the other lands
+        gone = await asyncio.gather(store.journal_write(step("nope", 1)),
+                                    store.journal_write(step("c", 3), node="n1", epoch=epochs["c"]),
+                                    return_exceptions=True)
+        assert type(gone[0]).__name__ == "TaskNotFound" and gone[1] is None, gone
+    finally:
+        await store.close()

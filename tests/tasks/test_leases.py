@@ -181,3 +181,82 @@ async def test_heartbeats_survive_a_store_outage_and_keep_the_lease(engines):
     assert a.running() == ["t1"]
     gate.set()
     assert await a.wait("t1", timeout=5) == "kept"
+
+
+async def test_the_claimer_stops_when_cancelled_as_a_wake_lands_and_claims_never_suspend():
+    """The close hang (issue 17): with task-row operations on the loop connection a claim
+    returns without suspending and a run ending wakes the claimer just as ``stop`` cancels
+    it; the cancel must not be swallowed (3.11 ``wait_for`` did), or close waits forever."""
+    from wippy_agents.tasks.leases import LeaseKeeper
+
+    claims = []
+
+    async def claim():  # like claim_expired on the loop connection: never suspends
+        claims.append(1)
+
+    async def nothing(_ids=None):
+        return None
+
+    for _ in range(5):
+        keeper = LeaseKeeper(None, node_name="n", lease_seconds=30, heartbeat_seconds=30, claim_interval=30,
+                             leases=dict, on_lost=nothing, claim=claim)
+        keeper.start()
+        await asyncio.sleep(0)  # both loops are waiting
+        keeper.wake()
+        await asyncio.sleep(0)  # the wake is delivered to the claimer's wait ...
+        keeper.wake()  # ... and lands again as the cancel does
+        loops = list(keeper._loops)
+        stop = asyncio.create_task(keeper.stop())
+        done, _ = await asyncio.wait([stop], timeout=5)
+        stopped = stop in done
+        if not stopped:  # hung: cancel again so the test ends, then fail
+            for loop in loops:
+                loop.cancel()
+            await stop
+        assert stopped, "the claimer swallowed its cancel: stop() never returned"
+    assert claims  # the wakes did run claims
+
+
+@pytest.mark.postgres
+async def test_a_lease_is_counted_from_when_its_claim_was_sent_not_from_the_reply(any_engines):
+    """The store counts a lease from when it ran the claim; a slow reply must not make the
+    node trust its lease for longer (the reply's delay): ``valid_until`` <= sent + lease."""
+    import time
+
+    engine = await any_engines.engine("a", lease_seconds=60, heartbeat_seconds=30)  # no heartbeat renews it
+    store = engine.store
+    release = asyncio.Event()
+    real_create, real_claim = store.task_create, store.task_claim
+
+    async def slow(real, *args, **kwargs):
+        out = await real(*args, **kwargs)
+        await release.wait()  # the reply is delayed after the store already counted the lease
+        return out
+
+    store.task_create = lambda *a, **k: slow(real_create, *a, **k)
+    store.task_claim = lambda *a, **k: slow(real_claim, *a, **k)
+    parked = asyncio.Event()
+
+    async def flow(ctx):
+        parked.set()
+        await asyncio.Event().wait()
+
+    engine.register_kind("k", flow)
+    for start in (lambda: engine.start("k", "app:x", task_id="t1"),):
+        pending = asyncio.ensure_future(start())
+        await asyncio.sleep(0.05)  # the claim ran; its reply is held back
+        replied = time.monotonic()
+        release.set()
+        await pending
+        await until_set(parked)
+        assert engine._runs["t1"].lease.valid_until < replied + 60
+    # a claim (adopt) too
+    await store.task_update("t1", owner=None, lease_expires_at=None)
+    engine._runs.pop("t1")
+    release.clear()
+    pending = asyncio.ensure_future(engine.adopt("t1"))
+    await asyncio.sleep(0.05)
+    replied = time.monotonic()
+    release.set()
+    assert (await pending) is not None
+    assert engine._runs["t1"].lease.valid_until < replied + 60

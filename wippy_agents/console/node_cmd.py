@@ -28,6 +28,7 @@ from typing import Any
 from ..app import App
 from ..errors import UsageError
 from ..registry import AppSettings
+from .loops import run_on
 
 __all__ = ["run", "call", "serve"]
 
@@ -42,7 +43,7 @@ def _open_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """``wippy run``: blocks until SIGINT/SIGTERM; returns 0 after a clean stop."""
-    return asyncio.run(serve(getattr(args, "app", None), **_open_kwargs(args)))
+    return run_on(getattr(args, "loop", None), serve(getattr(args, "app", None), **_open_kwargs(args)))
 
 
 async def serve(path: Any, *, stop: asyncio.Event | None = None, **open_kwargs: Any) -> int:

@@ -42,6 +42,7 @@ from .codec import (
     version_from_row,
 )
 from .migrations import pending, statements
+from .pg_writer import PgJournalWriter
 from .refusals import journal_refusal, task_refusal
 
 __all__ = ["PostgresStore"]
@@ -83,6 +84,7 @@ class PostgresStore:
         self._feeds: set[asyncio.Event] = set()
         self._own_versions: set[int] = set()  # appended here, for reading the head after (re)connecting
         self._token = uuid.uuid4().hex  # names this store's NOTIFYs
+        self.writer = PgJournalWriter(self._guard, _journal_rows)  # group commit of journal rows
 
     # -- lifecycle -----------------------------------------------------------
     async def open(self) -> None:
@@ -118,6 +120,8 @@ class PostgresStore:
     async def close(self) -> None:
         """Close the pool; ``registry_changes`` iterators end. Idempotent."""
         self._closed.set()
+        if self._pool is not None:
+            await self.writer.close()
         for wake in self._feeds:
             wake.set()
         pool, self._pool = self._pool, None
@@ -414,19 +418,15 @@ class PostgresStore:
         return [step_from_row(r) for r in await self._fetch("journal_load", q.JOURNAL_LOAD, task_id)]
 
     async def journal_write(self, step: StepRecord, *, node: str | None = None, epoch: int | None = None) -> None:
-        params = step_params(step)
-        async with self._guard("journal_write") as conn:
-            await _journal_one(conn, step, params, node, epoch)
+        """Group commit (``pg_writer.py``): the steps of one loop tick in one statement, one round trip."""
+        await self.writer.write([step_params(step)], node, epoch)
 
     async def journal_write_many(
         self, steps: list[StepRecord], *, node: str | None = None, epoch: int | None = None
     ) -> None:
         if not steps:
             return
-        params = [step_params(s) for s in steps]
-        async with self._guard("journal_write_many") as conn, conn.transaction():
-            for step, p in zip(steps, params):
-                await _journal_one(conn, step, p, node, epoch)
+        await self.writer.write([step_params(s) for s in steps], node, epoch)
 
     async def journal_reopen(self, task_id: str, seq: int, *, node: str, epoch: int) -> bool:
         async with self._guard("journal_reopen") as conn, conn.transaction():
@@ -452,9 +452,14 @@ class PostgresStore:
         return signals_sql.decode(rows[0]["id"], rows[0]["payload"]) if rows else None
 
 
-async def _journal_one(
-    conn: asyncpg.Connection, step: StepRecord, params: tuple, node: str | None, epoch: int | None
-) -> None:
+async def _journal_rows(conn: asyncpg.Connection, rows: list[tuple], node: str | None, epoch: int | None) -> None:
+    """One statement per row (the caller holds the transaction): a unit naming one step twice."""
+    for params in rows:
+        await _journal_one(conn, params, node, epoch)
+
+
+async def _journal_one(conn: asyncpg.Connection, params: tuple, node: str | None, epoch: int | None) -> None:
+    step = StepRecord(task_id=params[0], seq=params[1], name=params[2], status=params[3])
     fenced = node is not None and epoch is not None
     sql = q.JOURNAL_WRITE[step.status != "started", node is not None, fenced]
     guard = () if node is None else (node, int(epoch)) if fenced else (node,)

@@ -1,5 +1,12 @@
 """The embedded SQLite store (aiosqlite; WAL, ``busy_timeout``, ``synchronous=NORMAL``).
 
+Issue 17: with ``synchronous=NORMAL`` the journal (``writer.py``, group commit)
+and the short task-row operations (``_ON_LOOP``) run on the loop thread on a
+second connection with ``busy_timeout = 0``; a held write lock sends the call
+to aiosqlite's thread below, so the loop never waits on a lock, and WAL
+checkpoints run on that thread too. Everything else, and every call with
+``synchronous=FULL``, takes the hand-off described next.
+
 One hand-off per operation: aiosqlite moves every call to its worker thread
 (a bare hand-off measured 55-135 µs on these shared 2-core machines, load
 dependent), and ``execute`` + ``commit`` is two of them. So each method hands
@@ -44,7 +51,7 @@ from . import signals_sql as s
 from . import sqlite_sql as q
 from .base import AuditRecord, NodeRecord, StepRecord, TaskRecord, VersionRecord
 from .codec import append_args, audit_rows, check_task_fields, dumps, safe_url, step_params
-from .writer import JournalWriter
+from .writer import JournalWriter, WriterBusy
 
 __all__ = ["SqliteStore"]
 
@@ -52,6 +59,13 @@ log = logging.getLogger(__name__)
 
 if not hasattr(aiosqlite.Connection, "_execute"):  # pragma: no cover - guards an aiosqlite upgrade
     raise ImportError("wippy_agents.store.sqlite needs aiosqlite.Connection._execute (aiosqlite 0.17-0.22)")
+
+
+# Operations short enough to run on the loop thread (``writer.py``): single-row task
+# reads and writes, a task's journal, signals. Migrations, registry appends, queue
+# claims and audit scans stay on aiosqlite's thread.
+_ON_LOOP = frozenset({"task_create", "task_get", "task_update", "task_claim", "task_heartbeat", "journal_load",
+                      "journal_reopen", "signal_send", "signal_next", "node_heartbeat", "node_get"})
 
 
 class SqliteStore:
@@ -125,11 +139,18 @@ class SqliteStore:
         await self.close()
 
     async def _call(self, op: str, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run ``fn(db, *args)`` on the connection's thread: one hand-off."""
+        """Run ``fn(db, *args)``: a short task-row operation (``_ON_LOOP``) on the loop
+        connection when it is free, else on the connection's thread: one hand-off."""
         conn = self._conn
         if conn is None:
             raise StoreError(f"store {self.safe_url}: {op} failed: the store is closed", op=op)
+        writer = self.writer
         try:
+            if writer is not None and op in _ON_LOOP and writer.on_loop:
+                try:
+                    return writer.run(fn, *args)
+                except WriterBusy:
+                    pass  # the write lock is held elsewhere: wait for it off the loop
             return await conn._execute(fn, self._db, *args)
         except WippyError:
             raise

@@ -40,12 +40,21 @@ from typing import Any, Callable
 from ..errors import StoreError, WippyError
 from . import sqlite_sql as q
 
-__all__ = ["JournalWriter", "write_batch", "CHECKPOINT_COMMITS"]
+__all__ = ["JournalWriter", "WriterBusy", "write_batch", "CHECKPOINT_COMMITS"]
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_COMMITS = 200  # loop commits between two PASSIVE checkpoints (each ~1-4 pages at NORMAL)
 MAX_UNITS = 512  # units in one transaction: bounds what one commit holds the loop for
+
+
+class WriterBusy(Exception):
+    """The loop connection met a held write lock (``busy_timeout = 0``): take the thread path."""
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
 
 
 def write_batch(db: sqlite3.Connection, units: list[tuple[list[tuple], str | None, int | None]],
@@ -117,8 +126,9 @@ class JournalWriter:
         self._commits = 0
         self._checkpointing: asyncio.Task | None = None
         self._limit_frames = 1
+        self._changes = 0
         self.stats = {"commits": 0, "units": 0, "thread_batches": 0, "checkpoints": 0, "truncates": 0,
-                      "max_wal_frames": 0}
+                      "max_wal_frames": 0, "loop_ops": 0, "busy_ops": 0}
         self._db: sqlite3.Connection | None = None
         if not full:
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -133,6 +143,32 @@ class JournalWriter:
             self._db = db
 
     # -- the API of the store -------------------------------------------------------
+    @property
+    def on_loop(self) -> bool:
+        """True when short operations may run on the loop connection (``synchronous=NORMAL``)."""
+        return self._db is not None
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(loop_db, *args)`` now, on the loop thread (a short task-row write or read).
+
+        Raises ``WriterBusy`` when the write lock is held elsewhere (the caller
+        hands it to aiosqlite's thread, which waits for the lock off the loop)."""
+        db = self._db
+        if db is None:
+            raise WriterBusy("no loop connection")
+        try:
+            out = fn(db, *args)
+        except sqlite3.OperationalError as exc:
+            if _busy(exc):
+                self.stats["busy_ops"] += 1
+                raise WriterBusy(str(exc)) from None
+            raise
+        self.stats["loop_ops"] += 1
+        if db.total_changes != self._changes:
+            self._changes = db.total_changes
+            self._committed()
+        return out
+
     def write(self, rows: list[tuple], node: str | None, epoch: int | None) -> asyncio.Future:
         """Queue one unit; the future resolves after the commit that holds it (or with its refusal)."""
         loop = asyncio.get_running_loop()
@@ -169,19 +205,24 @@ class JournalWriter:
             try:
                 outcomes = write_batch(self._db, [u[:3] for u in batch])
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
+                if not _busy(exc):
                     return self._fail(batch, exc)
                 self._to_thread(batch)  # the write lock is taken: wait for it off the loop
                 return
             except (sqlite3.Error, WippyError) as exc:
                 return self._fail(batch, exc)
+            self._changes = self._db.total_changes
             self._done(batch, outcomes)
-            self._commits += 1
-            if self._commits >= CHECKPOINT_COMMITS and self._checkpointing is None:
-                self._commits = 0
-                self._checkpointing = asyncio.create_task(self._checkpoint(), name="sqlite-checkpoint")
+            self._committed()
             return
         self._to_thread(batch)
+
+    def _committed(self) -> None:
+        """A commit on the loop connection: every ``CHECKPOINT_COMMITS``, checkpoint off the loop."""
+        self._commits += 1
+        if self._commits >= CHECKPOINT_COMMITS and self._checkpointing is None:
+            self._commits = 0
+            self._checkpointing = asyncio.create_task(self._checkpoint(), name="sqlite-checkpoint")
 
     def _to_thread(self, batch: list) -> None:
         self._inflight = True

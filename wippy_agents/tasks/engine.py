@@ -211,7 +211,7 @@ class TaskEngine:
             raise UsageError(
                 f"no runner for task kind {kind!r} on node {self.node_name!r}; known: {sorted(self._kinds)}"
             )
-        now = time.time()
+        now, sent = time.time(), time.monotonic()
         record = TaskRecord(
             id=task_id or uuid.uuid4().hex,
             kind=kind,
@@ -229,9 +229,9 @@ class TaskEngine:
         stored, created = await self._retry(lambda: self.store.task_create(record), f"creating task {record.id!r}")
         # A retried create whose first attempt committed reports created=False for our own row.
         if created:
-            self._launch(stored, fresh=True)  # a task that did not exist has no journal to load
+            self._launch(stored, fresh=True, since=sent)  # a task that did not exist has no journal to load
         elif stored.owner == self.node_name and stored.created_at == now and stored.status == "running":
-            self._launch(stored)
+            self._launch(stored, since=sent)
         elif stored.id not in self._runs and stored.status in ("pending", "running"):
             return await self.adopt(stored.id) or stored
         return stored
@@ -248,6 +248,7 @@ class TaskEngine:
             owner = await self.store.node_get(task.owner)
             if owner is not None and self._dead_here(owner):
                 await self._forget(owner)
+        sent = time.monotonic()
         claimed = await self.store.task_claim(task_id, self.node_name, self.lease_seconds)
         if claimed is None or task_id in self._runs:
             return None
@@ -256,7 +257,7 @@ class TaskEngine:
             raise UsageError(f"task {task_id!r} is of kind {claimed.kind!r}, which node {self.node_name!r} cannot run",
                              task_id=task_id)
         self._log_claim(claimed, previous=task.owner)
-        self._launch(claimed)
+        self._launch(claimed, since=sent)
         return claimed
 
     async def enqueue(
@@ -379,9 +380,10 @@ class TaskEngine:
             return await self.get(task_id)
         if self.identity is not None:
             await self.reap(force=True)
+        sent = time.monotonic()
         task, retry_seqs = await prepare_resume(self, task_id, retry=retry, skip=skip)
         self._log_claim(task, previous=None, why="resumed by hand")
-        self._launch(task, retry_seqs=retry_seqs)
+        self._launch(task, retry_seqs=retry_seqs, since=sent)
         return task
 
     async def recover(self) -> list[TaskRecord]:
@@ -401,6 +403,7 @@ class TaskEngine:
         if limit <= 0:
             return []
         await self.reap(force=force_reap)
+        sent = time.monotonic()
         claimed = await self.store.task_claim_expired(
             self.node_name, self.lease_seconds, limit=limit, include_own=include_own
         )
@@ -409,7 +412,7 @@ class TaskEngine:
             run = self._runs.get(task.id)
             if run is not None:  # our own live run (include_own, or its lease ran out here): keep it going
                 run.lease.epoch = task.epoch
-                run.lease.renewed(time.monotonic())
+                run.lease.renewed(sent)  # counted from the request, like a heartbeat
                 continue
             if task.kind not in self._kinds or self._closed:
                 if not self._closed:
@@ -417,7 +420,7 @@ class TaskEngine:
                 await self._release(task.id, task.epoch)
                 continue
             self._log_claim(task, previous=None)
-            self._launch(task)
+            self._launch(task, since=sent)
             started.append(task)
         return started
 
@@ -482,8 +485,10 @@ class TaskEngine:
             log.info("could not release task %r: %s", task_id, exc)
 
     # -- running ---------------------------------------------------------------
-    def _launch(self, task: TaskRecord, *, retry_seqs: frozenset[int] = frozenset(), fresh: bool = False) -> None:
-        run = _Run(task.id, Lease(self.store, task.id, self.node_name, task.epoch, self.lease_seconds))
+    def _launch(self, task: TaskRecord, *, retry_seqs: frozenset[int] = frozenset(), fresh: bool = False,
+                since: float | None = None) -> None:
+        """``since``: when the claim was sent (the lease is counted from then, see ``Lease``)."""
+        run = _Run(task.id, Lease(self.store, task.id, self.node_name, task.epoch, self.lease_seconds, since))
         self._runs[task.id] = run
         self._host.spawn(task.id, lambda: self._drive(run, task, retry_seqs, fresh), on_done=lambda: self._ended(run))
 

@@ -38,13 +38,17 @@ log = logging.getLogger(__name__)
 class Lease:
     """Our claim of one task: ``node``, ``epoch`` and when it is known to end (monotonic)."""
 
-    def __init__(self, store: Store, task_id: str, node: str, epoch: int, seconds: float) -> None:
+    def __init__(self, store: Store, task_id: str, node: str, epoch: int, seconds: float,
+                 since: float | None = None) -> None:
+        """``since``: when (monotonic) the claim that gave it was *sent*; the store counted
+        the lease from a moment after that, so counting from ``since`` never over-trusts it
+        (counting from the reply would, by the reply's delay)."""
         self._store = store
         self.task_id = task_id
         self.node = node
         self.epoch = epoch
         self.seconds = seconds
-        self.valid_until = time.monotonic() + seconds
+        self.valid_until = (time.monotonic() if since is None else since) + seconds
         self.lost = False
 
     def renewed(self, sent_at: float) -> None:
