@@ -185,6 +185,7 @@ class Registry:
 
     async def _append(self, record: VersionRecord, changes: Sequence[Change], origin: str) -> None:
         upserts, deletes = persistence(changes, origin)  # type: ignore[arg-type]
+        details = {op: {"version": record.version, "op": op, "reason": record.reason} for op in ("create", "update", "delete")}
         audit = [
             AuditRecord(
                 at=record.created_at,
@@ -192,7 +193,7 @@ class Registry:
                 action="registry.write",
                 resource=str(c.id),
                 decision="allow",
-                details={"version": record.version, "op": c.op, "reason": record.reason},
+                details=details[c.op],  # shared by the rows of one op (read-only), encoded once
             )
             for c in changes
         ]

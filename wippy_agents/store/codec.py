@@ -237,7 +237,9 @@ def current_rows(record: VersionRecord) -> tuple[list[tuple[Any, ...]], list[tup
 
 
 def _encode_changes(record: VersionRecord) -> tuple[str, list[tuple[Any, ...]], list[tuple[str]]]:
-    """The changes' JSON and the current-state rows, each entry encoded once."""
+    """The changes' JSON and the current-state rows, each entry encoded once (a
+    change of the registry's shape ``{op, id, entry, before}`` is put together
+    around its entries' JSON; anything else is encoded as it is)."""
     what = f"registry version {record.version} changes"
     parts, ups, dels = [], [], []
     for change in record.changes:
@@ -246,9 +248,14 @@ def _encode_changes(record: VersionRecord) -> tuple[str, list[tuple[Any, ...]], 
             continue
         entry = change["entry"]
         entry_json = dumps(entry, what=what)
-        fields = [dumps(str(k), what=what) + ":" + (entry_json if k == "entry" else dumps(v, what=what))
-                  for k, v in change.items()]
-        parts.append("{" + ",".join(fields) + "}")
+        op, key, before = change.get("op"), change.get("id"), change.get("before", _ABSENT)
+        if len(change) == 4 and type(op) is str and type(key) is str and before is not _ABSENT:
+            before_json = "null" if before is None else dumps(before, what=what)
+            parts.append(f'{{"op":{_str_json(op)},"id":{_str_json(key)},"entry":{entry_json},"before":{before_json}}}')
+        else:
+            fields = [dumps(str(k), what=what) + ":" + (entry_json if k == "entry" else dumps(v, what=what))
+                      for k, v in change.items()]
+            parts.append("{" + ",".join(fields) + "}")
         if "id" not in change:
             continue
         if entry is None:
@@ -258,6 +265,17 @@ def _encode_changes(record: VersionRecord) -> tuple[str, list[tuple[Any, ...]], 
     return "[" + ",".join(parts) + "]", ups, dels
 
 
+_ABSENT = object()
+_str_json = json.encoder.encode_basestring  # a str as ``_ENCODER`` writes it (ensure_ascii=False)
+
+
 def audit_rows(records: Any) -> list[tuple[Any, ...]]:
-    return [(r.at or time.time(), r.actor, r.action, r.resource, r.decision,
-             dumps(r.details, what=f"audit details of {r.action!r} on {r.resource!r}")) for r in records]
+    """Rows of audit records; a details mapping shared by several records is encoded once."""
+    encoded: dict[int, tuple[Any, str]] = {}  # id -> (the details, kept alive so the id stays theirs; JSON)
+    rows = []
+    for r in records:
+        hit = encoded.get(id(r.details))
+        if hit is None:
+            hit = encoded[id(r.details)] = (r.details, dumps(r.details, what=f"audit details of {r.action!r} on {r.resource!r}"))
+        rows.append((r.at or time.time(), r.actor, r.action, r.resource, r.decision, hit[1]))
+    return rows
