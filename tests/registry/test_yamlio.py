@@ -100,8 +100,15 @@ def test_the_int_fast_path_agrees_at_the_64_bit_edges() -> None:
         load_documents("a: 9223372036854775808\n")
 
 
-def test_the_resolver_memo_is_per_parse_and_bounded() -> None:
-    # the same plain scalar resolves the same in every context; the memo never grows past its bound
+def test_the_resolver_memo_is_bounded_and_answers_as_the_resolver_does() -> None:
     text = "\n".join(f"k{i}: v{i}" for i in range(yamlio._MEMO_MAX + 50)) + "\n"
     (doc,) = load_documents(text)
     assert len(doc) == yamlio._MEMO_MAX + 50 and doc["k7"] == "v7"
+    assert len(yamlio._MEMO) <= yamlio._MEMO_MAX
+    assert all(len(v) <= yamlio._MEMO_LEN for v in yamlio._MEMO)
+    resolver = yaml.resolver.Resolver()
+    for value, tag in list(yamlio._MEMO.items()):
+        assert resolver.resolve(yaml.ScalarNode, value, (True, False)) == tag
+    # a value remembered as a key resolves the same as a value, quoted or not
+    (doc,) = load_documents("yes: yes\n'no': 'no'\n010: '010'\n")
+    assert doc == {True: True, "no": "no", 8: "010"}

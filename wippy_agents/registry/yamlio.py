@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import operator
 import re
 from typing import Any
 
@@ -143,28 +144,27 @@ _STR = "tag:yaml.org,2002:str"
 _SEQ = "tag:yaml.org,2002:seq"
 _MAP = "tag:yaml.org,2002:map"
 _SPECIAL_KEYS = (_MERGE_TAG, "tag:yaml.org,2002:value")
-_MEMO_MAX = 4096  # distinct plain scalars whose resolved tag one parse remembers
+_MEMO_MAX = 8192  # distinct plain scalars whose resolved tag is remembered
 
 
 def _resolve(loader: Any, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
     """The resolver's tag for a node, remembered per plain scalar (entry files repeat
-    their keys and kinds); the same answer as ``yaml.resolver.Resolver.resolve``
+    their keys, kinds and names); the same answer as ``yaml.resolver.Resolver.resolve``
     (there are no path resolvers on these loaders)."""
     if kind is yaml.ScalarNode:
         if not implicit[0]:
             return _STR
-        memo = loader.memo
-        tag = memo.get(value)
+        tag = _MEMO.get(value)
         if tag is None:
             tag = _BASE_RESOLVE(loader, kind, value, implicit)
-            if len(memo) < _MEMO_MAX:
-                memo[value] = tag
+            if len(_MEMO) < _MEMO_MAX and len(value) <= _MEMO_LEN:
+                _MEMO[value] = tag
         return tag
     return _SEQ if kind is yaml.SequenceNode else _MAP
 
 
-def _no_path(loader: Any, *args: Any) -> None:
-    """No path resolvers: nothing to descend into or ascend from."""
+_MEMO: dict[str, str] = {}  # plain scalar -> tag; the same for every loader (they share the resolvers)
+_MEMO_LEN = 64
 
 
 def _loader_class() -> type:
@@ -172,10 +172,11 @@ def _loader_class() -> type:
 
     class _Loader(base):  # type: ignore[misc, valid-type]
         depth = 0  # containers being constructed (bounded by MAX_DEPTH)
-        memo: dict[str, str]
         resolve = _resolve
-        descend_resolver = _no_path
-        ascend_resolver = _no_path
+        # no path resolvers: nothing to descend into or ascend from (builtins: the
+        # parser calls these for every node, their answer is ignored)
+        descend_resolver = staticmethod(operator.is_)
+        ascend_resolver = staticmethod(tuple)
 
     assert not _Loader.yaml_path_resolvers
     # The generic constructors: used for what ``_build`` hands back (explicit tags,
@@ -256,8 +257,8 @@ def _build_map(loader: Any, node: yaml.MappingNode, level: int) -> dict:
     return data
 
 
-def load_documents(text: str) -> list[Any]:
-    """Every non-empty document of ``text``.
+def load_documents(text: str, *, aliases: bool | None = None) -> list[Any]:
+    """Every non-empty document of ``text`` (``aliases``: ``may_alias(text)`` if known).
 
     Raises ``yaml.YAMLError`` (``YamlLimitError`` for input past the bounds);
     a ``RecursionError`` of the pure loader is reported as too deep.
@@ -269,9 +270,8 @@ def load_documents(text: str) -> list[Any]:
     # Without an alias the node graph is a tree no larger than the text: ``_build``
     # bounds its depth as it goes. An alias token makes us measure the expanded
     # size first.
-    maybe_alias = may_alias(text)
+    maybe_alias = may_alias(text) if aliases is None else aliases
     loader = _Loader(text)
-    loader.memo = {}
     try:
         docs = []
         while loader.check_node():
@@ -334,7 +334,7 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
 
 def may_alias(text: str) -> bool:
     """Whether ``text`` may hold an alias (then values can be shared and need ``plain``)."""
-    return _ALIAS.search(text) is not None
+    return "*" in text and _ALIAS.search(text) is not None
 
 
 def plain(value: Any) -> Any:
