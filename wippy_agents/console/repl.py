@@ -119,6 +119,14 @@ class ConsoleShell:
             return "?"
         return "lua agent" if cfg is None else cfg.model
 
+    def offline(self) -> bool:
+        """Whether the session's model is the scripted/offline one (the first screen says how to connect)."""
+        try:
+            cfg = self._model_cfg()
+        except WippyError:
+            return False
+        return cfg is not None and cfg.provider == "scripted"
+
     def context_fill(self) -> tuple[int, int]:
         """(tokens the next prompt starts with, the model's window): system prompt + the conversation."""
         state = self.session.state
@@ -312,6 +320,13 @@ def run(args: argparse.Namespace) -> int:
         console.print(Text.assemble(("wippy console", "bold"), f" · {what} session ", (session.id, "bold cyan"),
                                     f" · agent {session.agent} ({shell.model_name()})",
                                     (" · /help lists commands, Ctrl-D leaves", "dim")))
+        if shell.offline():
+            console.print("This agent runs on the offline model (no network, no key). For a real model, point its "
+                          "model: at an llm.model entry: provider openai (OPENAI_API_KEY), anthropic "
+                          "(ANTHROPIC_API_KEY) or openai_compatible with base_url http://localhost:11434/v1 "
+                          "(Ollama). agents/models.yaml has all three, commented out: uncomment one (it hot-loads) and "
+                          "`/model app.models:openai` switches this session.",
+                          style="dim")
         if args.resume:
             shell.show_resumed()
             if session.state.pending is not None:
