@@ -23,7 +23,7 @@ from .changeset import Change, Changeset, resolve
 from .entry import Entry, Problem
 from .history import MemoryHistory, apply_changes, file_saved_since, new_record, overlay, persistence, state_at
 from .loader import problems_error
-from .startup import MARKER, encode_entries, file_made, read_sources
+from .startup import MARKER, encode_entries, file_made, gc_paused, read_sources
 from .notify import Subscriber, Subscribers
 from .settings import AppSettings
 from .snapshot import Snapshot
@@ -268,6 +268,10 @@ class Registry:
         used as it is. Raises ``LoadError`` / ``ValidationError`` listing every
         problem; the live snapshot is then unchanged.
         """
+        with gc_paused():  # a load builds many long-lived values (see gc_paused)
+            return await self._load(settings, persist=persist, author=author)
+
+    async def _load(self, settings: AppSettings, *, persist: bool, author: str) -> int:
         cache_of = getattr(self._store, "registry_file_cache", None)
         cache = await cache_of() if cache_of is not None else {}
         read = await asyncio.to_thread(read_sources, settings, cache)
