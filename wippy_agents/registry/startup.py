@@ -162,7 +162,7 @@ def _deps_of(key: str) -> list[str]:
 
 def encode_entries(entries: Iterable[Entry]) -> str:
     return dumps([{"id": str(e.id), "kind": e.kind, "meta": e.meta, "data": e.data, "file": e.file, "line": e.line,
-                   "field_lines": dict(e.field_lines)} for e in entries], what="entry file cache")
+                   "field_lines": e.field_lines if type(e.field_lines) is dict else dict(e.field_lines)} for e in entries], what="entry file cache")
 
 
 def decode_entries(text: str) -> list[Entry]:
