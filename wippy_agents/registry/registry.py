@@ -183,8 +183,11 @@ class Registry:
         )
         return new.version
 
-    async def _append(self, record: VersionRecord, changes: Sequence[Change], origin: str) -> None:
+    async def _append(self, record: VersionRecord, changes: Sequence[Change], origin: str, *,
+                      runtime_ids: set[str] | None = None) -> None:
         upserts, deletes = persistence(changes, origin)  # type: ignore[arg-type]
+        if runtime_ids is not None:
+            deletes = [key for key in deletes if key in runtime_ids]
         details = {op: {"version": record.version, "op": op, "reason": record.reason} for op in ("create", "update", "delete")}
         audit = [
             AuditRecord(
@@ -368,7 +371,8 @@ class Registry:
     async def _load_once(self, entries: list[Entry], *, persist: bool, author: str) -> int:
         async with self._lock:
             head, stored = await self._stored_state(reset=persist)
-            desired = overlay(entries, await self._store.runtime_entries())
+            runtime = await self._store.runtime_entries()
+            desired = overlay(entries, runtime)
             clash = [Problem.about(desired[k], "is built in and cannot be defined by a file") for k in desired if k in self._builtins]
             if clash:
                 raise problems_error(ValidationError, clash)
@@ -387,7 +391,10 @@ class Registry:
                 raise problems_error(ValidationError, problems)
             self.unsaved_changes = 0 if persist else len(changes)
             if changes and persist:
-                await self._append(new_record(new.version, author, f"load app files: {len(changes)} changed", changes), changes, "file")
+                # run-time rows to drop: only those that exist (read under this lock; a writer in
+                # between makes a version, and this append then loses the race and retries)
+                await self._append(new_record(new.version, author, f"load app files: {len(changes)} changed", changes),
+                                   changes, "file", runtime_ids={r["id"] for r in runtime})
             self._publish(new, [str(c.id) for c in changes])
             self._file_reads = []
             self._file_entries = {str(e.id): e for e in entries}
