@@ -53,3 +53,23 @@ def test_audit_details_shared_by_records_are_encoded_once_and_stay_apart_otherwi
     rows = audit_rows(itertools.chain(records, fresh))
     assert [json.loads(r[5]) for r in rows[:3]] == [shared] * 3
     assert [json.loads(r[5])["version"] for r in rows[3:]] == list(range(50))
+
+
+def test_current_rows_decode_in_one_parse_and_a_bad_row_is_named():
+    from wippy_agents.errors import StoreError
+    from wippy_agents.store.codec import entries_from_rows
+
+    good = [{"id": f"app.t:e{i}", "entry": json.dumps(_entry(i))} for i in range(3)]
+    assert entries_from_rows(good) == [_entry(i) for i in range(3)]
+    assert entries_from_rows([]) == []
+    for bad, why in (('{"id": "app.t:e1"', "not valid JSON"), ("[1]", "not an object"),
+                     ('{"id": "app.t:e1"}, {"id": "x"}', "not valid JSON")):
+        rows = [good[0], {"id": "app.t:e1", "entry": bad}, good[2]]
+        with pytest.raises(StoreError, match=rf"cannot decode registry_current row 'app.t:e1': .*{why}"):
+            entries_from_rows(rows)
+    # rows whose texts only line up when joined are still decoded one by one (and refused)
+    split = [{"id": "a:x", "entry": '{"id": "a:x"}, {"id": "a:y"'}, {"id": "a:y", "entry": "}"}]
+    with pytest.raises(StoreError, match="row 'a:x'"):
+        entries_from_rows(split)
+    # an entry whose id is not its row's is decoded one by one, as entry_from_row always did
+    assert entries_from_rows([{"id": "a:x", "entry": '{"id": "a:y"}'}]) == [{"id": "a:y"}]

@@ -350,7 +350,7 @@ class Registry:
         got = await current_of() if current_of is not None else None
         if got is not None:
             head, records = got
-            return head, {r["id"]: Entry.from_record(r) for r in records}
+            return head, {r["id"]: Entry.from_record(r, copy=False) for r in records}  # decoded just now
         head = await self._store.registry_head()
         state = await state_at(self._store, head)
         reset_to = getattr(self._store, "registry_current_reset", None)
