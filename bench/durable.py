@@ -179,6 +179,137 @@ def _scratch() -> str:
 _SCRATCH: list[tempfile.TemporaryDirectory] = []
 
 
+# -- group commit: 100 concurrent tasks, loop stall, synchronous=full ---------------------
+class StallProbe:
+    """How late a 0.5 ms timer fires on the loop, sampled while the load runs (ms)."""
+
+    def __init__(self) -> None:
+        self.lateness: list[float] = []
+        self._stop = False
+
+    async def run(self) -> None:
+        while not self._stop:
+            t0 = time.perf_counter()
+            await asyncio.sleep(0.0005)
+            self.lateness.append((time.perf_counter() - t0 - 0.0005) * 1e3)
+
+    def stop(self) -> dict:
+        self._stop = True
+        xs = sorted(self.lateness) or [0.0]
+        return {"p99_ms": xs[int(len(xs) * 0.99)], "p999_ms": xs[min(len(xs) - 1, int(len(xs) * 0.999))],
+                "max_ms": xs[-1], "samples": len(xs)}
+
+
+async def wippy_concurrent(runs: int, *, tasks: int = 100, steps: int = 20, url: str | None = None,
+                           group_commit: bool = True, idempotent: bool = True, probe: bool = False,
+                           suffix: str = "") -> dict:
+    """``tasks`` tasks x ``steps`` steps started together; steps/s of the whole run (median of runs)."""
+    from wippy_agents.store import open_store
+    from wippy_agents.tasks import TaskEngine
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = await open_store(url or f"sqlite:///{tmp}/state.db{suffix}")
+        if not group_commit and getattr(store, "writer", None) is not None:
+            await store.writer.close()
+            store.writer = None  # the one-hand-off-per-write path, for the before/after figure
+        engine = TaskEngine(store, node_name="bench", max_tasks=tasks * 2)
+
+        async def flow(ctx):
+            for i in range(steps):
+                await ctx.step(f"s{i}", lambda i=i: i, idempotent=idempotent)
+
+        engine.register_kind("flow", flow)
+        rates, stalls = [], []
+        for run in range(runs + 1):
+            p = StallProbe()
+            pt = asyncio.create_task(p.run()) if probe else None
+            t0 = time.perf_counter()
+            started = [await engine.start("flow", "bench:flow", task_id=f"r{run}-{i}") for i in range(tasks)]
+            await asyncio.gather(*(engine.wait(t.id, timeout=120) for t in started))
+            rates.append(tasks * steps / (time.perf_counter() - t0))
+            if pt is not None:
+                stalls.append(p.stop())
+                await pt
+        stats = dict(getattr(store, "writer", None).stats) if getattr(store, "writer", None) else {}
+        await engine.close()
+        await store.close()
+    out = {"steps_per_s": statistics.median(rates[1:]), "writer": stats}
+    if stalls:
+        out["stall"] = max(stalls[1:], key=lambda d: d["p999_ms"])
+    return out
+
+
+async def wippy_steps_url(runs: int, url_suffix: str) -> list[float]:
+    """``wippy_steps`` (idempotent) on a store URL with ``url_suffix`` (e.g. ``?synchronous=full``)."""
+    from wippy_agents.store import open_store
+    from wippy_agents.tasks import TaskEngine
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = await open_store(f"sqlite:///{tmp}/state.db{url_suffix}")
+        engine = TaskEngine(store, node_name="bench")
+
+        async def flow(ctx):
+            for i in range(STEPS):
+                await ctx.step(f"s{i}", lambda i=i: i, idempotent=True)
+
+        engine.register_kind("flow", flow)
+        out = []
+        for _ in range(runs + 1):
+            t0 = time.perf_counter()
+            task = await engine.start("flow", "bench:flow")
+            await engine.wait(task.id, timeout=60)
+            out.append((time.perf_counter() - t0) / STEPS * 1e6)
+        await engine.close()
+        await store.close()
+    return out[1:]
+
+
+def dbos_concurrent_child(runs: int, wal: bool, url: str = "", tasks: int = 100, steps: int = 20) -> list[float]:
+    """DBOS: ``tasks`` workflows of ``steps`` steps started together (its thread pool); steps/s."""
+    import logging
+
+    import sqlalchemy as sa
+    from dbos import DBOS
+    from sqlalchemy import event
+
+    logging.getLogger("dbos").setLevel(logging.WARNING)
+    if not url:
+        url = f"sqlite:///{_scratch()}/dbos.sqlite"
+    config = {"name": "bench", "system_database_url": url, "run_admin_server": False}
+    if wal and url.startswith("sqlite"):
+        engine = sa.create_engine(url)
+
+        @event.listens_for(engine, "connect")
+        def pragmas(conn, _record):
+            conn.isolation_level = "IMMEDIATE"
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+
+        config["system_database_engine"] = engine
+
+    @DBOS.step()
+    def step(i):
+        return i
+
+    @DBOS.workflow()
+    def flow():
+        return sum(step(i) for i in range(steps))
+
+    DBOS(config=config)
+    DBOS.launch()
+    out = []
+    for _ in range(runs + 1):
+        t0 = time.perf_counter()
+        handles = [DBOS.start_workflow(flow) for _ in range(tasks)]
+        for h in handles:
+            h.get_result()
+        out.append(tasks * steps / (time.perf_counter() - t0))
+    DBOS.destroy()
+    return out[1:]
+
+
 # -- DBOS (subprocess) ----------------------------------------------------------------
 def dbos_child(runs: int, wal: bool) -> list[float]:
     import logging
@@ -349,18 +480,22 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer runs")
     parser.add_argument("--child", nargs="+")
+    parser.add_argument("--json", action="store_true", help="group-commit figures only, one JSON object last")
     args = parser.parse_args()
     if args.child:
         kind, *rest = args.child
         if kind == "node-a":
             return node_a_child(*rest)
-        fns = {"dbos": lambda: dbos_child(int(rest[0]), rest[1] == "wal"), "langgraph": lambda: langgraph_child(int(rest[0])),
+        fns = {"dbos-concurrent": lambda: dbos_concurrent_child(int(rest[0]), True),
+               "dbos": lambda: dbos_child(int(rest[0]), rest[1] == "wal"), "langgraph": lambda: langgraph_child(int(rest[0])),
                "langgraph-storage": lambda: langgraph_storage_child(int(rest[0]))}
         print(json.dumps(fns[kind]()))
         return None
 
     runs = 3 if args.quick else 9
     med = statistics.median
+    if args.json:
+        return json_figures(runs)
     print(f"per-step cost of a {STEPS}-step task on SQLite (end to end / {STEPS}, median of {runs} runs; "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f})")
     rows = [
@@ -406,6 +541,28 @@ def main() -> None:
         print(f"  kill -> resumed {r['kill_to_resumed']:.2f}s   lease expiry -> resumed {r['expiry_to_resumed']:.3f}s")
     worst = max(r["kill_to_resumed"] for r in results)
     print(f"  bound: lease ({LEASE}s) + claim interval ({CLAIM}s) = {LEASE + CLAIM:.1f}s; worst {worst:.2f}s")
+
+
+def json_figures(runs: int) -> None:
+    """The issue-17 figures, same run as DBOS; one JSON object on the last stdout line."""
+    med = statistics.median
+    gc = asyncio.run(wippy_concurrent(runs, probe=True))
+    out = {
+        "load": os.getloadavg()[0],
+        "step_us": med(asyncio.run(wippy_steps(runs, idempotent=True))),
+        "step_us_non_idempotent": med(asyncio.run(wippy_steps(runs, idempotent=False))),
+        "step_us_full": med(asyncio.run(wippy_steps_url(runs, "?synchronous=full"))),
+        "steps_per_s_100": gc["steps_per_s"],
+        "steps_per_s_100_no_group_commit": asyncio.run(wippy_concurrent(runs, group_commit=False))["steps_per_s"],
+        "steps_per_s_100_full": asyncio.run(wippy_concurrent(runs, suffix="?synchronous=full"))["steps_per_s"],
+        "stall_p999_ms": gc["stall"]["p999_ms"],
+        "stall_max_ms": gc["stall"]["max_ms"],
+        "dbos_step_us": med(child_json("dbos", str(runs), "wal")),
+        "dbos_steps_per_s_100": med(child_json("dbos-concurrent", str(runs))),
+    }
+    for k, v in out.items():
+        print(f"  {k:<36} {v if not isinstance(v, float) else round(v, 2)}")
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

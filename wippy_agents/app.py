@@ -54,6 +54,7 @@ from .runtime import Node
 from .security import Security
 from .store import Store, open_store
 from .tasks import TaskEngine
+from .tasks.nodes import host_name, this_process
 from .tasks.settings import engine_options
 from .tasks.workflow import Workflows
 from .tasks.workflow import install as install_workflows
@@ -101,8 +102,16 @@ class App:
         lease_seconds: float | None = None,
         heartbeat_seconds: float | None = None,
         claim_interval: float | None = None,
+        publish: bool | None = True,
     ) -> "App":
         """Open the app at ``path`` (a directory or a single YAML file).
+
+        ``publish``: write the app's files as a new registry version where they
+        differ from the store's (a program opening its app deploys it).
+        ``None`` is the command-line rule of SPEC §3: on SQLite yes; on a
+        shared PostgreSQL store no — only a deploy (``wippy run``, ``wippy
+        registry push``) publishes, other commands run on the store's
+        version and warn when their local files differ.
 
         Lease settings not given here come from the ``tasks:`` block of the
         settings (``wippy_agents.tasks.settings``), else 15 s / 5 s.
@@ -113,7 +122,8 @@ class App:
                                  claim_interval=claim_interval)
         app = cls(settings, Node(settings.node), await open_store(settings.store))
         try:
-            await app._open_layers(options.as_kwargs())
+            shared = settings.store.startswith(("postgresql:", "postgres:"))
+            await app._open_layers(options.as_kwargs(), publish=not shared if publish is None else publish)
             if follow:
                 app.registry.follow()
             if watch:
@@ -125,7 +135,7 @@ class App:
             await app.close()
             raise
 
-    async def _open_layers(self, engine_kwargs: dict[str, Any]) -> None:
+    async def _open_layers(self, engine_kwargs: dict[str, Any], publish: bool) -> None:
         """Each layer's constructor, in the order of the module docstring; each closes with ``close``."""
         self.registry = Registry(self.store, author_default="cli", builtins=builtin_entries())
         self._closers.append(self.registry.close)
@@ -136,9 +146,14 @@ class App:
         self.lua = LuaHost(node=self.node, registry=self.registry, services=services)
         if services.guard is None:  # cannot happen through lua_seams; a refactor must not make it silently so
             raise ConfigError("the Lua host has no security guard; refusing to open the node")
-        await self.registry.load(self.settings)
-        self.tasks = TaskEngine(self.store, node_name=self.settings.node, node=self.node, **engine_kwargs)
+        self.registry.node, self.registry.host = self.settings.node, host_name()
+        await self.registry.load(self.settings, publish=publish)
+        self.tasks = TaskEngine(self.store, node_name=self.settings.node, node=self.node,
+                                max_tasks=self.settings.max_tasks,
+                                identity=this_process(self.settings.node, stable=self.settings.node_stable),
+                                **engine_kwargs)
         self._closers.append(self.tasks.close)
+        await self.tasks.register()  # NameTaken while another live process holds this node name
         self.processes = LuaProcesses(self.node, self.lua, registry=self.registry)
         self._closers.append(self.processes.close)
         await self.processes.open()
@@ -181,6 +196,9 @@ class App:
 
     async def close(self) -> None:
         """Stop everything opened, in reverse order (then processes and the store). Idempotent."""
+        tasks = getattr(self, "tasks", None)
+        if tasks is not None:
+            tasks.interrupt()  # first: a step cut short by the layers closing is not the task's error
         closers, self._closers = self._closers, []
         for closer in reversed(closers):
             try:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 from typing import Any, Callable, NoReturn
 
@@ -132,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("prompt", metavar="PROMPT", help="the user message to start from")
     p.add_argument("--task-id", metavar="ID", default=None,
                    help="the task id: rerun with the same id to resume (or reprint) that run")
+    p.add_argument("--detach", action="store_true",
+                   help="queue the run for the cluster (a `wippy run` node runs it) and print its task id")
 
     p_reg = _cmd(sub, "registry", None, "inspect and change the registry", example="wippy registry list app.tools")
     reg_sub = p_reg.add_subparsers(dest="registry_command", metavar="ACTION", required=True)
@@ -153,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
              example="wippy registry rollback 12")
     p.add_argument("version", type=_positive, metavar="VERSION",
                    help="the version to return to (a new version is made with its contents)")
+    _cmd(reg_sub, "push", "wippy_agents.console.push_cmd:push",
+         "publish the app's files as a new registry version (a deploy; running nodes follow it)",
+         example="wippy registry push --app myapp --store postgresql://localhost/wippy")
     p = _cmd(reg_sub, "schema", "wippy_agents.console.registry_cmd:schema", "print a kind's JSON Schema",
              example=["wippy registry schema", "wippy registry schema function.lua",
                       "wippy registry schema --file > schemas/entry-file.json"])
@@ -191,6 +197,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = _cmd(tasks_sub, "cancel", "wippy_agents.console.tasks_cmd:cancel", "cancel a task",
              example="wippy tasks cancel 3f2a9c")
     p.add_argument("id", metavar="ID", help="the task id")
+    p = _cmd(tasks_sub, "start", "wippy_agents.console.queue_cmd:start",
+             "queue a workflow (or agent) task for any `wippy run` node; print its id",
+             example=["wippy tasks start app.flows:order '{\"id\": 7}' --task-id order-7",
+                      "wippy tasks start app.agents:assistant '{\"prompt\": \"hello\"}'"])
+    p.add_argument("entry", metavar="ENTRY", help="the workflow.lua (or agent) entry id")
+    p.add_argument("json", nargs="?", default=None, metavar="JSON", help="its argument as JSON (default: null)")
+    p.add_argument("--task-id", metavar="ID", default=None, help="the task id (idempotency key)")
+    p = _cmd(tasks_sub, "wait", "wippy_agents.console.queue_cmd:wait",
+             "wait for a task to end, from any process; print its result as JSON",
+             example="wippy tasks wait order-7 --timeout 60")
+    p.add_argument("id", metavar="ID", help="the task id")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="give up after this long")
+    p = _cmd(tasks_sub, "signal", "wippy_agents.console.queue_cmd:signal",
+             "deliver a signal to a workflow (its workflow.signal(NAME) returns the payload)",
+             example="wippy tasks signal order-7 approved '{\"by\": \"ada\"}'")
+    p.add_argument("id", metavar="ID", help="the task id")
+    p.add_argument("name", metavar="NAME", help="the signal's topic")
+    p.add_argument("json", nargs="?", default=None, metavar="JSON", help="its payload as JSON (default: null)")
 
     p = _cmd(sub, "audit", "wippy_agents.console.registry_cmd:audit", "show the audit log",
              example=["wippy audit --limit 20", "wippy audit --json"])
@@ -236,6 +260,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    # SIGTERM stops a command as Ctrl-C does (asyncio.run cancels it cleanly), so its tasks
+    # are released as pending instead of being left to a lease expiry.
+    try:  # (only the main thread may set a handler; an embedder calling main() elsewhere keeps its own)
+        previous = signal.signal(signal.SIGTERM, _term_as_interrupt)
+    except ValueError:
+        previous = None
     try:
         _setup_logging(args)
         return int(_resolve(args.handler)(args) or 0)
@@ -254,6 +284,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"wippy: error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _term_as_interrupt(signum: int, frame: object) -> None:
+    signal.raise_signal(signal.SIGINT)
 
 
 def _quiet_stdout() -> None:

@@ -67,9 +67,9 @@ async def test_a_run_stopped_mid_way_resumes_without_repeating_model_calls(tmp_p
         GATE["entered"] = GATE["release"] = None
         await first.close()
     assert made_before == 2
-    assert (await _task_status(store, "crash-1")) == "running"  # not finished: left for recovery
+    assert (await _task_status(store, "crash-1")) == "pending"  # not finished: released at close for any node
 
-    async with await App.open(path, store=store) as second:  # recover=True resumes our own task
+    async with await App.open(path, store=store) as second:  # recover=True resumes the released task
         result = await second.agents.result("crash-1", timeout=30)
         model = second.agents.provider_for("app.models:m")
         assert [c.index for c in model.calls] == [2, 3]  # only the calls not journaled yet

@@ -5,7 +5,7 @@ import importlib
 import pytest
 
 EXPORTS = {
-    "store": {"AuditRecord", "StepRecord", "StepStatus", "Store", "TaskRecord", "TaskStatus", "VersionRecord",
+    "store": {"AuditRecord", "NodeRecord", "StepRecord", "StepStatus", "Store", "TaskRecord", "TaskStatus", "VersionRecord",
               "open_store"},
     "registry": {"AppSettings", "CHANGED_TOPIC", "Change", "Changeset", "Entry", "EntryId", "FileWatcher",
                  "LoadResult", "Problem", "Registry", "Snapshot", "Subscriber", "Validator", "WriteGuard",

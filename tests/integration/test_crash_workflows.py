@@ -77,8 +77,10 @@ async def test_sigkilled_nodes_finish_every_workflow_with_each_effect_once(tmp_p
 
     try:
         # Round 0: each workflow starts in its own `wippy call` process; all three die.
+        # Three processes at once: each its own default (unique) node name; a shared stable
+        # name would refuse the second while the first lives (SPEC §7).
         calls = [await NodeProc.start("call", "app.flows:crashy", json.dumps({"steps": STEPS}), "--task-id", tid,
-                                      *common, env=env) for tid in TASKS]
+                                      *common[:2], *common[4:], env=env) for tid in TASKS]
         await until(lambda: _started(statuses, effect_count), timeout=30, what="all three workflows to start")
         await asyncio.sleep(rng.uniform(0.0, 0.1))
         for call in calls:

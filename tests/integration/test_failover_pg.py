@@ -1,7 +1,8 @@
 """Two `wippy run` nodes on one PostgreSQL store: B takes over A's workflow (SPEC §7, issue 5).
 
 Node A runs a workflow; node B is up the whole time and must not touch the
-task while A's lease is live. A is SIGKILLed during a durable sleep; B claims
+task while A's lease is live. A and B act as two hosts (``WIPPY_HOST``): on
+one host B would know at once that A's process is gone. A is SIGKILLed during a durable sleep; B claims
 the task once A's lease expires and finishes it. The test's effects table
 has ``UNIQUE (task, step)``: a step run by both nodes (or twice by one)
 would fail its insert, and with it the workflow.
@@ -45,7 +46,8 @@ async def test_node_b_finishes_node_a_workflow_after_its_lease_expires(tmp_path,
 
     async def start(name: str) -> NodeProc:
         node = await NodeProc.start("run", "--app", app, "--node", name,
-                                    env={"WF_EFFECTS": pg_url, "WF_NODE": name, "WF_PAUSE": "0.01"})
+                                    env={"WF_EFFECTS": pg_url, "WF_NODE": name, "WF_PAUSE": "0.01",
+                                         "WIPPY_HOST": f"host-{name}"})
         nodes.append(node)
         assert await node.wait_ready(), node.log()
         return node

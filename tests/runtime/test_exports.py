@@ -8,7 +8,7 @@ import wippy_agents.runtime as runtime
 EXPECTED = {
     "Node", "Process", "Actor", "Message", "Exit", "Down", "Mailbox", "MailboxStats", "ProcessInfo",
     "Supervisor", "SupervisorSpec", "ChildSpec", "copy_payload",
-    "NORMAL", "SHUTDOWN", "KILL", "KILLED", "NOPROC",
+    "NORMAL", "SHUTDOWN", "KILL", "KILLED", "NOPROC", "Clock", "SystemClock", "SYSTEM_CLOCK",
 }
 
 

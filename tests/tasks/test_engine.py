@@ -183,7 +183,7 @@ async def test_a_task_cancelled_from_another_node_stops_on_its_owner(engines, ef
     assert (await owner.get("t1")).status == "cancelled" and not effects
 
 
-async def test_close_ends_every_run_without_touching_their_status_and_leaves_no_tasks(engines):
+async def test_close_ends_every_run_leaves_it_pending_for_any_node_and_leaves_no_tasks(engines):
     engine = await engines.engine()
     started = asyncio.Event()
 
@@ -201,7 +201,7 @@ async def test_close_ends_every_run_without_touching_their_status_and_leaves_no_
     assert not {t.get_name() for t in after if not t.done()} & {"task:t1", "heartbeat:n1", "claimer:n1"}
     assert {t.get_name() for t in before} >= {"task:t1", "heartbeat:n1"}
     task = await engine.store.task_get("t1")
-    assert task.status == "running" and task.owner is None  # released for the next node
+    assert task.status == "pending" and task.owner is None  # released for the next node
     with pytest.raises(UsageError, match="closed"):
         await engine.start("k", "app:x")
 

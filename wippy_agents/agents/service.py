@@ -146,8 +146,8 @@ class AgentService:
                                  "use another --task-id", task_id=task_id)
             if task.status == "stranded":
                 raise WippyError(f"task {task_id!r} is stranded; `wippy tasks resume {task_id} --retry|--skip`")
-            if task.status == "running" and task_id not in self.app.tasks.running():
-                await self.app.tasks.recover()  # an orphan of a crashed run: take it over now
+            if task.status in ("pending", "running") and task_id not in self.app.tasks.running():
+                await self.app.tasks.adopt(task_id)  # queued or orphaned: run it here unless a live node has it
             return await self.result(task_id, timeout=timeout)
         finally:
             if unsubscribe:

@@ -271,8 +271,8 @@ class Sessions:
                 AGENT_TASK_KIND, agent, {"prompt": text, "variables": {}, "history": history, "call_index": calls,
                                          **({"model": model} if model else {})},
                 task_id=child, parent_id=sid, registry_version=self.app.registry.version)
-            if task.status == "running" and child not in self.app.tasks.running():
-                await self.app.tasks.recover()  # the turn's run was orphaned by a crash: take it over
+            if task.status in ("pending", "running") and child not in self.app.tasks.running():
+                await self.app.tasks.adopt(child)  # the turn's run was orphaned by a crash: take it over
             result = await service.result(child)
             turn = {**base, "answer": result.answer, "stop_reason": result.stop_reason, "detail": result.detail}
         except (asyncio.CancelledError, RunInterrupted):

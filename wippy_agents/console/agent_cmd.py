@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shlex
 import sys
 import uuid
 from typing import Any, TextIO
@@ -74,17 +75,37 @@ def _short(text: str, limit: int = 120) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """The CLI handler; exit code 0 for a final answer, 3 when a limit or a cancel stopped the run."""
-    return asyncio.run(_run(args))
+    """The CLI handler; exit code 0 for a final answer, 3 when a limit or a cancel stopped the run,
+    130 after Ctrl-C / SIGTERM (the task stays pending: one line says how to resume it)."""
+    task_id = args.task_id or uuid.uuid4().hex
+    try:
+        return asyncio.run(_run(args, task_id))
+    except KeyboardInterrupt:
+        sys.stdout.flush()
+        sys.stderr.write(f"\ninterrupted: task {task_id} is pending; resume it with "
+                         f"`wippy agent run {args.agent} {shlex.quote(args.prompt)} --task-id {task_id}`\n")
+        return 130
 
 
-async def _run(args: argparse.Namespace) -> int:
+async def _run(args: argparse.Namespace, task_id: str) -> int:
     from ..app import App
 
     printer = AgentPrinter()
-    task_id = args.task_id or uuid.uuid4().hex
-    # recover=False: `service.run` takes this task over itself (after the printer listens)
-    app = await App.open(args.app, store=args.store, node=args.node, recover=False)
+    # recover=False, claim_interval=0: this command runs its own task only (`service.run` takes it
+    # over itself, after the printer listens); `wippy run` nodes are the workers.
+    app = await App.open(args.app, store=args.store, node=args.node, recover=False, claim_interval=0,
+                         publish=None)
+    if getattr(args, "detach", False):
+        from .queue_cmd import queue_agent
+
+        try:
+            task, created = await queue_agent(app, args.agent, args.prompt, args.task_id)
+        finally:
+            await app.close()
+        print(task.id)
+        print(f"queued agent run {task.id} ({args.agent}); `wippy tasks wait {task.id}` prints its result"
+              if created else f"task {task.id} already exists ({task.status}); nothing queued", file=sys.stderr)
+        return 0
     try:
         service = app.agents
         result = await service.run(args.agent, args.prompt, task_id=task_id, on_event=printer)

@@ -1,8 +1,12 @@
 """CLI handlers: ``wippy run`` (start the node) and ``wippy call ENTRY [JSON]``.
 
-``run`` opens the app with the file watcher on, starts the ``process.service``
-entries in dependency order, logs one line per record on stderr and stops
-cleanly on SIGINT/SIGTERM (services in reverse order, then the node).
+``run`` opens the app with the file watcher on and follows the store (versions
+made by other processes go live here), is a worker (claims queued tasks and
+those of dead nodes, up to ``max_tasks``, polling every ``QUEUE_POLL``
+seconds unless ``tasks.claim_interval`` says otherwise), starts the
+``process.service`` entries in dependency order, logs one line per record on
+stderr and stops cleanly on SIGINT/SIGTERM (services in reverse order, then
+the node; its tasks go back to ``pending``).
 
 ``call`` runs one function entry (a ``workflow.lua`` entry as a durable task,
 ``--task-id`` its idempotency key): the decoded JSON is its first argument,
@@ -23,10 +27,13 @@ from typing import Any
 
 from ..app import App
 from ..errors import UsageError
+from ..registry import AppSettings
 
 __all__ = ["run", "call", "serve"]
 
 log = logging.getLogger("wippy_agents.node")
+
+QUEUE_POLL = 0.25  # seconds between a worker's looks at the queue (a claim is one indexed read when idle)
 
 
 def _open_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -50,7 +57,11 @@ async def serve(path: Any, *, stop: asyncio.Event | None = None, **open_kwargs: 
         except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
             pass
     try:
-        app = await App.open(path, watch=True, **open_kwargs)
+        settings = AppSettings.load(path, store=open_kwargs.pop("store", None), node=open_kwargs.pop("node", None))
+        if "claim_interval" not in ((settings.extra.get("tasks") or {}) if isinstance(settings.extra.get("tasks"),
+                                                                                    dict) else {}):
+            open_kwargs.setdefault("claim_interval", QUEUE_POLL)
+        app = await App.open(settings=settings, watch=True, follow=True, publish=True, **open_kwargs)
         try:
             procs = app.processes
             started = await procs.start_services()
@@ -81,7 +92,8 @@ def call(args: argparse.Namespace) -> int:
 
 async def _call(args: argparse.Namespace, value: Any) -> Any:
     # A one-shot command runs its own call only: it neither recovers nor claims other nodes' tasks.
-    app = await App.open(getattr(args, "app", None), recover=False, claim_interval=0, **_open_kwargs(args))
+    app = await App.open(getattr(args, "app", None), recover=False, claim_interval=0, publish=None,
+                         **_open_kwargs(args))
     task_id = getattr(args, "task_id", None)
     try:
         entry = app.entry(args.entry)

@@ -299,7 +299,8 @@ def run(args: argparse.Namespace) -> int:
     desk = ApprovalDesk()
     try:
         # recover=False: a resumed session is attached before any recovery could run (and park) it
-        app = loop.call(App.open(settings=settings, watch=True, recover=False))
+        app = loop.call(App.open(settings=settings, watch=True, follow=True, recover=False, claim_interval=0,
+                                 publish=None))
         app.security.approver = with_example_results(app, desk.approver)
         sessions = app.sessions
         if args.resume:
@@ -310,7 +311,6 @@ def run(args: argparse.Namespace) -> int:
         else:
             session = loop.call(sessions.open(args.agent))
             release = lock_session(Path(settings.root), session.id)
-        loop.call(app.tasks.recover())
         shell = ConsoleShell(app, session, loop=loop, console=console, desk=desk)
         shell.release = release
         if sys.stdin.isatty():

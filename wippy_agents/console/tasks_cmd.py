@@ -135,7 +135,8 @@ def resume(args: argparse.Namespace) -> int:
     from ..agents.session import SESSION_KIND
 
     async def run() -> int:
-        app = await App.open(args.app, store=args.store, node=args.node, recover=False, claim_interval=0)
+        app = await App.open(args.app, store=args.store, node=args.node, recover=False, claim_interval=0,
+                             publish=None)
         try:
             task = await app.tasks.get(args.id)
             if task.kind == SESSION_KIND:
@@ -157,7 +158,8 @@ def cancel(args: argparse.Namespace) -> int:
     from ..app import App
 
     async def run() -> int:
-        app = await App.open(args.app, store=args.store, node=args.node, recover=False, claim_interval=0)
+        app = await App.open(args.app, store=args.store, node=args.node, recover=False, claim_interval=0,
+                             publish=None)
         try:
             task = await app.tasks.cancel(args.id, reason="cancelled with `wippy tasks cancel`")
         finally:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from dataclasses import replace
 from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence
 
 from ..errors import LoadError, StaleVersion, StoreError, ValidationError, VersionNotFound
@@ -62,6 +63,9 @@ class Registry:
         self.unsaved_changes = 0  # load(persist=False): file changes not yet written as a version
         self._file_reads: list[Any] = []  # the files as read at load (entries decoded on first use)
         self._file_entries: dict[str, Entry] | None = {}
+        # Who makes the versions written here (recorded on each: SPEC §3); set by the composition root.
+        self.node = ""
+        self.host = ""
 
     # -- reading (the live snapshot) ------------------------------------------
     @property
@@ -185,6 +189,7 @@ class Registry:
 
     async def _append(self, record: VersionRecord, changes: Sequence[Change], origin: str, *,
                       runtime_ids: set[str] | None = None) -> None:
+        record = replace(record, node=self.node, host=self.host)
         upserts, deletes = persistence(changes, origin)  # type: ignore[arg-type]
         if runtime_ids is not None:
             deletes = [key for key in deletes if key in runtime_ids]
@@ -260,21 +265,25 @@ class Registry:
         return await self._store.registry_history(limit=limit)
 
     # -- loading -----------------------------------------------------------------
-    async def load(self, settings: AppSettings, *, persist: bool = True, author: str = "loader") -> int:
+    async def load(self, settings: AppSettings, *, persist: bool = True, publish: bool = True,
+                   author: str = "loader") -> int:
         """Load the app's files plus the run-time entries from the store, as one version.
 
         The state is compared with the stored head; what differs (files edited
         while no node ran) is written as one new version. With ``persist=False``
-        nothing is written (``unsaved_changes`` counts the difference).
+        nothing is written (``unsaved_changes`` counts the difference). With
+        ``publish=False`` (SPEC §3: on a shared store only a deploy publishes)
+        the store's head is what goes live, and a warning names how many
+        entries the local files would change (``unsaved_changes``).
         Only files whose content changed since the last load are parsed (the
         store keeps a parse cache); when none did, the stored current state is
         used as it is. Raises ``LoadError`` / ``ValidationError`` listing every
         problem; the live snapshot is then unchanged.
         """
         with gc_paused():  # a load builds many long-lived values (see gc_paused)
-            return await self._load(settings, persist=persist, author=author)
+            return await self._load(settings, persist=persist, publish=publish, author=author)
 
-    async def _load(self, settings: AppSettings, *, persist: bool, author: str) -> int:
+    async def _load(self, settings: AppSettings, *, persist: bool, publish: bool, author: str) -> int:
         cache_of = getattr(self._store, "registry_file_cache", None)
         cache = await cache_of() if cache_of is not None else {}
         read = await asyncio.to_thread(read_sources, settings, cache)
@@ -293,8 +302,8 @@ class Registry:
         dup = _duplicates(entries)
         if dup:
             raise problems_error(LoadError, dup)
-        version = await self.load_entries(entries, persist=persist, author=author)
-        if put is not None:
+        version = await self.load_entries(entries, persist=persist, publish=publish, author=author)
+        if put is not None and publish:
             rows = [(f.path, f.key, encode_entries(f.entries or [])) for f in read.parsed()]
             if not self.unsaved_changes:  # the stored state at `version` is what the files say
                 rows.append((MARKER, str(version), "[]"))
@@ -358,17 +367,18 @@ class Registry:
             await reset_to(head, [e.to_record() for e in state.values()])
         return head, state
 
-    async def load_entries(self, entries: Iterable[Entry], *, persist: bool = True, author: str = "loader") -> int:
+    async def load_entries(self, entries: Iterable[Entry], *, persist: bool = True, publish: bool = True,
+                           author: str = "loader") -> int:
         """``load`` from entries already read (tests, embedders)."""
         entries = list(entries)
         for _ in range(_RETRIES):
             try:
-                return await self._load_once(entries, persist=persist, author=author)
+                return await self._load_once(entries, persist=persist, publish=publish, author=author)
             except _LostRace:
                 continue  # another node wrote meanwhile: compare with the new head
         raise StaleVersion(f"gave up loading after {_RETRIES} races with other writers")
 
-    async def _load_once(self, entries: list[Entry], *, persist: bool, author: str) -> int:
+    async def _load_once(self, entries: list[Entry], *, persist: bool, author: str, publish: bool = True) -> int:
         async with self._lock:
             head, stored = await self._stored_state(reset=persist)
             runtime = await self._store.runtime_entries()
@@ -384,6 +394,15 @@ class Registry:
                 cs.put(entry)
             base = Snapshot(head, {**stored, **self._builtins})
             changes, problems = resolve(cs, base)
+            if not publish:
+                self.unsaved_changes = len(changes)
+                if changes:
+                    log.warning("local files differ from the store's registry version %d in %d entr%s (%s); this "
+                                "command runs on the store's version; `wippy registry push` (or `wippy run`) "
+                                "publishes them", head, len(changes), "y" if len(changes) == 1 else "ies",
+                                ", ".join(sorted(str(c.id) for c in changes)[:5]) + (" ..." if len(changes) > 5 else ""))
+                self._publish(base, [])
+                return head
             new = Snapshot(head + (1 if changes and persist else 0), {**desired, **self._builtins})
             # a stored state was valid when written: only what changed needs checking
             problems += await validate_state(changes, new, validators=self._validators, full=head == 0 or not stored)
@@ -409,20 +428,25 @@ class Registry:
                 return live.version
             state = dict(live._entries)
             changed: dict[str, None] = {}
+            remote: list[VersionRecord] = []
             for version in range(live.version + 1, head + 1):
                 record = await self._store.registry_get_version(version)
                 if record is None:
                     raise StoreError(f"registry version {version} is missing from the store (head is {head})")
+                remote.append(record)
                 changes = [Change.from_record(c) for c in record.changes]
                 apply_changes(state, changes)
                 changed.update((str(c.id), None) for c in changes)
             state.update(self._builtins)
             self._publish(Snapshot(head, state), list(changed))
+            for record in remote:
+                log.info("registry version %d from node %s on %s (%s): %s", record.version, record.node or "?",
+                         record.host or "?", record.author, record.reason or f"{len(record.changes)} change(s)")
             log.debug("registry caught up", extra={"version": head, "changed": len(changed)})
             return head
 
     # -- background work -----------------------------------------------------------
-    def follow(self, *, poll_interval: float = 0.5) -> asyncio.Task:
+    def follow(self, *, poll_interval: float = 0.25) -> asyncio.Task:
         """Follow versions other nodes write (LISTEN/NOTIFY on PostgreSQL, polling on
         SQLite) until ``close``."""
         return self._spawn(self._follow(poll_interval), "registry-follow")

@@ -5,6 +5,8 @@ one YAML file holding ``namespace``/``entries`` documents and an optional
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SOURCES = ("agents", "tools", "prompts")
 SETTINGS_FILE = "wippy.yaml"
-_KNOWN = {"sources", "store", "node"}
+_KNOWN = {"sources", "store", "node", "max_tasks"}
 _LAYER_KEYS = {"tasks"}  # read by other layers from ``extra`` (tasks: lease settings)
 
 
@@ -29,8 +31,12 @@ class AppSettings:
 
     ``root`` is the app directory (for a single-file app: the file's folder);
     ``app_file`` is set for a single-file app. ``store`` is always a usable URL
-    (a relative SQLite path is made absolute against ``root``). Keys other
-    than sources/store/node are kept in ``extra`` for other layers.
+    (a relative SQLite path is made absolute against ``root``; a single-file
+    app ``x.yaml`` defaults to ``.wippy/x.db`` beside it, so two in one folder
+    never share a store). ``node`` is the given name (``node_stable``) or one
+    unique to this process, ``<host>-<pid>``. ``max_tasks`` bounds the tasks
+    a node runs at once when it claims queued work. Other keys are kept in
+    ``extra`` for other layers.
 
     >>> s = AppSettings.load(".")            # doctest: +SKIP
     >>> s.store                              # doctest: +SKIP
@@ -41,7 +47,9 @@ class AppSettings:
     app_file: Path | None = None
     sources: tuple[str, ...] = DEFAULT_SOURCES
     store: str = ""
-    node: str = "local"
+    node: str = field(default_factory=lambda: default_node_name())
+    node_stable: bool = False
+    max_tasks: int = 50
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -84,16 +92,22 @@ class AppSettings:
             sources = [sources]
         if not isinstance(sources, (list, tuple)) or not all(isinstance(s, str) and s for s in sources):
             raise ConfigError(f"{where}: sources must be a list of folder names, got {sources!r}")
-        node_name = node or raw.get("node") or "local"
-        if not isinstance(node_name, str):
-            raise ConfigError(f"{where}: node must be a string, got {node_name!r}")
-        url = store or raw.get("store") or "sqlite:///.wippy/state.db"
+        given = node or raw.get("node")
+        if given is not None and (not isinstance(given, str) or not given.strip()):
+            raise ConfigError(f"{where}: node must be a non-empty string, got {given!r}")
+        max_tasks = raw.get("max_tasks", 50)
+        if isinstance(max_tasks, bool) or not isinstance(max_tasks, int) or max_tasks < 1:
+            raise ConfigError(f"{where}: max_tasks must be a whole number of at least 1, got {max_tasks!r}")
+        default_store = f"sqlite:///.wippy/{app_file.stem}.db" if app_file is not None else "sqlite:///.wippy/state.db"
+        url = store or raw.get("store") or default_store
         return cls(
             root=root,
             app_file=app_file,
             sources=tuple(sources),
             store=_absolute_store_url(url, root, where),
-            node=node_name,
+            node=given or default_node_name(),
+            node_stable=given is not None,
+            max_tasks=max_tasks,
             extra=extra,
         )
 
@@ -103,6 +117,11 @@ class AppSettings:
 
     def with_overrides(self, **changes: Any) -> "AppSettings":
         return replace(self, **changes)
+
+
+def default_node_name() -> str:
+    """A node name unique to this process (``wippy_agents.tasks.nodes.this_process`` agrees)."""
+    return f"{socket.gethostname() or 'localhost'}-{os.getpid()}"
 
 
 def _read_settings_file(path: Path) -> dict[str, Any]:

@@ -18,6 +18,7 @@ monitors and the OTP exit-signal rules), ``actor`` (class-based processes),
 """
 
 from .actor import Actor
+from .clock import SYSTEM_CLOCK, Clock, SystemClock
 from .mailbox import Mailbox
 from .messages import KILL, KILLED, NOPROC, NORMAL, SHUTDOWN, Down, Exit, MailboxStats, Message, ProcessInfo
 from .node import Node
@@ -27,6 +28,9 @@ from .spec import ChildSpec, SupervisorSpec
 from .supervisor import Supervisor
 
 __all__ = [
+    "SYSTEM_CLOCK",
+    "Clock",
+    "SystemClock",
     "Node",
     "Process",
     "Actor",

@@ -26,6 +26,7 @@ from wippy_agents.errors import (
 )
 
 from .actor import Actor, run_actor
+from .clock import SYSTEM_CLOCK, Clock
 from .messages import KILL, NORMAL, SHUTDOWN, Message, ProcessInfo, make_message
 from .payload import SHARED as _SHARED
 from .payload import copy_payload
@@ -59,10 +60,12 @@ class Node(Signals):
     killed, every task is awaited.
     """
 
-    def __init__(self, name: str = "local") -> None:
+    def __init__(self, name: str = "local", *, clock: Clock | None = None) -> None:
         if not isinstance(name, str) or not name or any(c in name for c in "<>.# "):
             raise UsageError(f"node name {name!r} must be a non-empty str without '<', '>', '.', '#' or spaces")
         self.name = name
+        # where durable code on this node reads time and waits (the kernel's own timers use the loop's clock)
+        self.clock: Clock = clock or SYSTEM_CLOCK
         self.pid = f"<{name}.0>"
         self._prefix = f"<{name}."
         self._ref_prefix = f"#Ref<{name}."

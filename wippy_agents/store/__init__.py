@@ -5,7 +5,7 @@
 >>> await store.close()
 """
 
-from .base import AuditRecord, StepRecord, StepStatus, Store, TaskRecord, TaskStatus, VersionRecord
+from .base import AuditRecord, NodeRecord, StepRecord, StepStatus, Store, TaskRecord, TaskStatus, VersionRecord
 from .factory import open_store
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "AuditRecord",
     "TaskRecord",
     "StepRecord",
+    "NodeRecord",
     "TaskStatus",
     "StepStatus",
 ]

@@ -19,6 +19,7 @@ __all__ = [
     "AuditRecord",
     "TaskRecord",
     "StepRecord",
+    "NodeRecord",
     "TaskStatus",
     "StepStatus",
     "Store",
@@ -39,6 +40,8 @@ class VersionRecord:
     # [{"op": "create"|"update"|"delete", "id": "ns:name", "entry": {...} | None,
     #   "before": {...} | None}]  -- enough to show, diff and roll back.
     changes: list[dict[str, Any]]
+    node: str = ""  # the node (and host) whose process made it; "" for versions older than migration 7
+    host: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,6 +74,26 @@ class TaskRecord:
     parent_id: str | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
+    # Grows by one with every claim: guarded writes name the epoch they hold (fencing).
+    epoch: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeRecord:
+    """A process holding a node name on the store (migration 7).
+
+    ``started`` is the process's start token (``wippy_agents.tasks.nodes``):
+    with ``host`` and ``pid`` it tells a dead owner from a live one on the
+    same host, and a reused pid from the process that had it.
+    """
+
+    name: str
+    host: str
+    pid: int
+    started: str
+    stable: bool = False  # named with --node / node: (else unique per process)
+    registered_at: float = 0.0
+    heartbeat_at: float = 0.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -173,27 +196,57 @@ class Store(Protocol):
                         limit: int = 100) -> list[TaskRecord]:
         """Newest first (by ``created_at``), optionally only one status and/or the children of ``parent``."""
 
-    async def task_update(self, task_id: str, *, node: str | None = None, **fields: Any) -> TaskRecord:
-        """Set the given TaskRecord fields (any but ``id``/``created_at``;
+    async def task_update(
+        self, task_id: str, *, node: str | None = None, epoch: int | None = None, **fields: Any
+    ) -> TaskRecord:
+        """Set the given TaskRecord fields (any but ``id``/``created_at``/``epoch``;
         ``updated_at`` is set to now); raises ``TaskNotFound``, ``UsageError``
         for a field or status that does not exist. With ``node`` given, only
-        while that node owns the task (else ``LeaseLost``)."""
+        while that node owns the task, and with ``epoch`` also only while the
+        lease is that claim's (else ``LeaseLost``)."""
 
     async def task_claim(self, task_id: str, node: str, lease_seconds: float) -> TaskRecord | None:
         """Take the lease of one task if it is free, expired or already ours;
         None if another live node holds it or the task has finished
-        (succeeded/failed/cancelled). Atomic; raises ``TaskNotFound``."""
+        (succeeded/failed/cancelled). Atomic; the epoch grows by one (the
+        returned record holds the new one); raises ``TaskNotFound``."""
 
     async def task_claim_expired(
         self, node: str, lease_seconds: float, *, limit: int = 10, include_own: bool = False
     ) -> list[TaskRecord]:
         """Atomically claim up to ``limit`` pending/running tasks whose lease is
-        missing or expired (``FOR UPDATE SKIP LOCKED`` on PostgreSQL): each is
-        claimed by exactly one node. Oldest first. ``include_own=True`` also
-        takes tasks ``node`` still owns (recovery after a restart)."""
+        missing or expired — queued work (``pending``, no owner) included —
+        (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, ``BEGIN IMMEDIATE`` on
+        SQLite): each is claimed by exactly one node, its epoch grown by one.
+        Oldest first. ``include_own=True`` also takes tasks ``node`` still
+        owns (recovery after a restart under a stable name)."""
 
-    async def task_heartbeat(self, node: str, task_ids: list[str], lease_seconds: float) -> list[str]:
-        """Extend our leases; returns the ids whose lease we still hold."""
+    async def task_heartbeat(
+        self, node: str, task_ids: list[str], lease_seconds: float, *, epochs: dict[str, int] | None = None
+    ) -> list[str]:
+        """Extend our leases; returns the ids whose lease we still hold. With
+        ``epochs`` (id -> the epoch of our claim) a lease re-claimed since is
+        not extended."""
+
+    # -- nodes (migration 7) ----------------------------------------------
+    async def node_register(self, node: NodeRecord, *, ttl: float) -> NodeRecord:
+        """Hold ``node.name`` for this process: insert its row, or replace one whose
+        heartbeat is older than ``ttl`` seconds (or of the same incarnation).
+        Raises ``NameTaken`` while another process's row is fresh. Returns the row."""
+
+    async def node_heartbeat(self, name: str, *, started: str) -> bool:
+        """Mark the node alive now; False when its row is gone or names another
+        incarnation (someone else holds the name now)."""
+
+    async def node_get(self, name: str) -> NodeRecord | None: ...
+
+    async def node_list(self, *, host: str | None = None) -> list[NodeRecord]:
+        """All node rows (of one host), by name."""
+
+    async def node_forget(self, name: str, *, started: str) -> int:
+        """Drop the row of that incarnation (a clean stop, or a process found dead)
+        and free the leases its node held, in one transaction; returns how
+        many tasks were freed (0 when the row was not that incarnation's)."""
 
     # -- signals to tasks (persisted, so none is lost while a task is down) --
     async def signal_send(self, task_id: str, topic: str, payload: Any) -> int:
@@ -208,7 +261,7 @@ class Store(Protocol):
     async def journal_load(self, task_id: str) -> list[StepRecord]:
         """All steps of a task, by seq."""
 
-    async def journal_write(self, step: StepRecord, *, node: str | None = None) -> None:
+    async def journal_write(self, step: StepRecord, *, node: str | None = None, epoch: int | None = None) -> None:
         """Insert or finish one step in one round trip. Writing a finished step
         for a (task_id, seq) that is already finished raises ``StoreError``
         (a step is never recorded twice). With ``node`` given, the write
@@ -220,9 +273,20 @@ class Store(Protocol):
         another name, ``LeaseLost`` (a ``TaskError``) when ``node`` no longer
         owns the task (an expired lease nobody else claimed is still ours:
         claims are atomic), ``TaskNotFound`` for an unknown task. A
-        ``started`` row may be written again (an idempotent step re-run)."""
+        ``started`` row may be written again (an idempotent step re-run).
+        With ``epoch`` as well, the write is fenced: it lands only while the
+        task's epoch is that one, in the same statement as the insert.
 
-    async def journal_write_many(self, steps: list[StepRecord], *, node: str | None = None) -> None:
+        This is the one write path of the journal (group commit builds on it)."""
+
+    async def journal_write_many(
+        self, steps: list[StepRecord], *, node: str | None = None, epoch: int | None = None
+    ) -> None:
         """Several ``journal_write``s in one transaction and one round trip: all
         are recorded or none is (same rules and errors). Lets a task engine
         record "step N finished" together with "step N+1 started"."""
+
+    async def journal_reopen(self, task_id: str, seq: int, *, node: str, epoch: int) -> bool:
+        """Turn the finished ``error`` row at ``seq`` back into ``started`` (``wippy
+        tasks resume ID --retry`` of a failed task), fenced like a write; False
+        when that row is not an error row. Raises ``LeaseLost``."""

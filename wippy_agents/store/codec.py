@@ -98,7 +98,7 @@ def version_from_row(row: Any) -> VersionRecord:
         raise _corrupt("registry_versions", key, "column 'changes' is not a list")
     return VersionRecord(
         version=int(key), created_at=float(row["created_at"]), author=row["author"],
-        reason=row["reason"], changes=changes,
+        reason=row["reason"], changes=changes, node=row["node"] or "", host=row["host"] or "",
     )
 
 
@@ -163,6 +163,7 @@ def task_from_row(row: Any) -> TaskRecord:
         result=_loads(row["result"], table="tasks", key=key, column="result"),
         error=error, parent_id=row["parent_id"],
         created_at=float(row["created_at"]), updated_at=float(row["updated_at"]),
+        epoch=int(row["epoch"]),
     )
 
 
@@ -209,7 +210,7 @@ def task_params(task: TaskRecord, *, now: float) -> tuple[Any, ...]:
         task.status, task.owner, task.lease_expires_at, task.registry_version,
         dumps(task.result, what=f"task {task.id!r} result"),
         None if task.error is None else dumps(task.error, what=f"task {task.id!r} error"),
-        task.parent_id, task.created_at or now, task.updated_at or now,
+        task.parent_id, task.created_at or now, task.updated_at or now, task.epoch,
     )
 
 
@@ -228,8 +229,9 @@ def check_task_fields(task_id: str, fields: dict[str, Any]) -> None:
 
 TASK_COLUMNS = (
     "id", "kind", "target", "input", "status", "owner", "lease_expires_at", "registry_version",
-    "result", "error", "parent_id", "created_at", "updated_at",
+    "result", "error", "parent_id", "created_at", "updated_at", "epoch",
 )
+VERSION_COLUMNS = ("version", "created_at", "author", "reason", "changes", "node", "host")
 STEP_COLUMNS = (
     "task_id", "seq", "name", "status", "result", "error", "started_at", "finished_at", "tokens", "cost_usd",
     "node", "attempt",
@@ -246,7 +248,8 @@ def append_args(
     """
     now = time.time()
     changes_json, cur_ups, cur_dels = _encode_changes(record)
-    row = (record.version, record.created_at or now, record.author, record.reason, changes_json)
+    row = (record.version, record.created_at or now, record.author, record.reason, changes_json, record.node,
+           record.host)
     ups = []
     for entry in upserts:
         entry_id = entry.get("id") if isinstance(entry, dict) else None

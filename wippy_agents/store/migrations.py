@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import StoreError
-from . import signals_sql
+from . import nodes_sql, signals_sql
 
 __all__ = ["Migration", "MIGRATIONS", "statements", "pending"]
 
@@ -255,6 +255,9 @@ CREATE TABLE registry_file_cache (
 );
 """,
     ),
+    # Node identity (who holds a name, on which host, as which process) and lease
+    # epochs for fencing; versions record their node and host.
+    Migration(number=7, name="nodes_and_epochs", sqlite=nodes_sql.SQLITE_DDL, postgres=nodes_sql.POSTGRES_DDL),
 )
 
 

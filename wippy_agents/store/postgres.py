@@ -22,9 +22,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from ..errors import ConfigError, StaleVersion, StoreError, TaskNotFound, WippyError
+from . import nodes_sql
 from . import postgres_sql as q
 from . import signals_sql
-from .base import AuditRecord, StepRecord, TaskRecord, VersionRecord
+from .base import AuditRecord, NodeRecord, StepRecord, TaskRecord, VersionRecord
 from .codec import (
     append_args,
     audit_from_row,
@@ -319,8 +320,10 @@ class PostgresStore:
         rows = await self._fetch("task_list", q.TASK_LIST, limit, status, parent)
         return [task_from_row(r) for r in rows]
 
-    async def task_update(self, task_id: str, *, node: str | None = None, **fields: Any) -> TaskRecord:
-        """Set fields; with ``node`` only while that node owns the lease (else ``LeaseLost``)."""
+    async def task_update(
+        self, task_id: str, *, node: str | None = None, epoch: int | None = None, **fields: Any
+    ) -> TaskRecord:
+        """Set fields; with ``node`` (and ``epoch``) only while that claim holds the lease (else ``LeaseLost``)."""
         check_task_fields(task_id, fields)
         args = [encode_task_field(n, v, task_id=task_id) for n, v in fields.items()]
         sets = [f"{name} = ${i + 1}" for i, name in enumerate(fields)]
@@ -329,10 +332,13 @@ class PostgresStore:
         if node is not None:
             args.append(node)
             sql += f" AND owner = ${len(args)}"
+        if epoch is not None:
+            args.append(int(epoch))
+            sql += f" AND epoch = ${len(args)}"
         async with self._guard("task_update") as conn:
             row = await conn.fetchrow(sql + " RETURNING *", *args)
             if row is None:
-                raise task_refusal(task_id, node, await conn.fetchrow(q.TASK_EXISTS_OWNER, task_id))
+                raise task_refusal(task_id, node, await conn.fetchrow(q.TASK_EXISTS_OWNER, task_id), epoch=epoch)
             return task_from_row(row)
 
     async def task_claim(self, task_id: str, node: str, lease_seconds: float) -> TaskRecord | None:
@@ -351,29 +357,84 @@ class PostgresStore:
         rows = await self._fetch("task_claim_expired", q.claim_expired(include_own), node, float(lease_seconds), limit)
         return sorted((task_from_row(r) for r in rows), key=lambda t: (t.created_at, t.id))
 
-    async def task_heartbeat(self, node: str, task_ids: list[str], lease_seconds: float) -> list[str]:
+    async def task_heartbeat(
+        self, node: str, task_ids: list[str], lease_seconds: float, *, epochs: dict[str, int] | None = None
+    ) -> list[str]:
         if not task_ids:
             return []
-        rows = await self._fetch("task_heartbeat", q.HEARTBEAT, node, list(task_ids), float(lease_seconds))
+        if epochs is None:
+            rows = await self._fetch("task_heartbeat", q.HEARTBEAT, node, list(task_ids), float(lease_seconds))
+        else:
+            ids = [i for i in task_ids if i in epochs]
+            if not ids:
+                return []
+            rows = await self._fetch("task_heartbeat", q.HEARTBEAT_FENCED, node, ids, float(lease_seconds),
+                                     [int(epochs[i]) for i in ids])
         held = {r["id"] for r in rows}
         return [i for i in task_ids if i in held]
+
+    # -- nodes (migration 7) ---------------------------------------------------
+    async def node_register(self, node: NodeRecord, *, ttl: float) -> NodeRecord:
+        async with self._guard("node_register") as conn, conn.transaction():
+            await conn.execute(nodes_sql.PG_LOCK, node.name)
+            await conn.execute(nodes_sql.PG_PURGE)
+            row = await conn.fetchrow(nodes_sql.PG_GET, node.name)
+            if row is not None:
+                holder = nodes_sql.node_from_row(row)
+                now = await conn.fetchval(nodes_sql.PG_NOW)
+                if holder.started != node.started and holder.heartbeat_at > now - ttl:
+                    raise nodes_sql.name_taken(holder, now - holder.heartbeat_at)
+            row = await conn.fetchrow(nodes_sql.PG_INSERT, node.name, node.host, node.pid, node.started,
+                                      int(node.stable))
+            return nodes_sql.node_from_row(row)
+
+    async def node_heartbeat(self, name: str, *, started: str) -> bool:
+        async with self._guard("node_heartbeat") as conn:
+            return await conn.execute(nodes_sql.PG_HEARTBEAT, name, started) == "UPDATE 1"
+
+    async def node_get(self, name: str) -> NodeRecord | None:
+        rows = await self._fetch("node_get", nodes_sql.PG_GET, name)
+        return nodes_sql.node_from_row(rows[0]) if rows else None
+
+    async def node_list(self, *, host: str | None = None) -> list[NodeRecord]:
+        if host is None:
+            rows = await self._fetch("node_list", nodes_sql.PG_LIST_ALL)
+        else:
+            rows = await self._fetch("node_list", nodes_sql.PG_LIST_HOST, host)
+        return [nodes_sql.node_from_row(r) for r in rows]
+
+    async def node_forget(self, name: str, *, started: str) -> int:
+        async with self._guard("node_forget") as conn, conn.transaction():
+            if await conn.execute(nodes_sql.PG_FORGET_NODE, name, started) != "DELETE 1":
+                return 0
+            status = await conn.execute(nodes_sql.PG_FREE_TASKS, name)
+            return int(status.rsplit(" ", 1)[-1])
 
     # -- journal -------------------------------------------------------------
     async def journal_load(self, task_id: str) -> list[StepRecord]:
         return [step_from_row(r) for r in await self._fetch("journal_load", q.JOURNAL_LOAD, task_id)]
 
-    async def journal_write(self, step: StepRecord, *, node: str | None = None) -> None:
+    async def journal_write(self, step: StepRecord, *, node: str | None = None, epoch: int | None = None) -> None:
         params = step_params(step)
         async with self._guard("journal_write") as conn:
-            await _journal_one(conn, step, params, node)
+            await _journal_one(conn, step, params, node, epoch)
 
-    async def journal_write_many(self, steps: list[StepRecord], *, node: str | None = None) -> None:
+    async def journal_write_many(
+        self, steps: list[StepRecord], *, node: str | None = None, epoch: int | None = None
+    ) -> None:
         if not steps:
             return
         params = [step_params(s) for s in steps]
         async with self._guard("journal_write_many") as conn, conn.transaction():
             for step, p in zip(steps, params):
-                await _journal_one(conn, step, p, node)
+                await _journal_one(conn, step, p, node, epoch)
+
+    async def journal_reopen(self, task_id: str, seq: int, *, node: str, epoch: int) -> bool:
+        async with self._guard("journal_reopen") as conn, conn.transaction():
+            probe = await conn.fetchrow(q.TASK_LOCK_OWNER, task_id)
+            if probe is None or probe["owner"] != node or probe["epoch"] != epoch:
+                raise task_refusal(task_id, node, probe, epoch=epoch)
+            return await conn.execute(q.REOPEN, task_id, seq) == "UPDATE 1"
 
     # -- task signals (migration 3) --------------------------------------------
     async def signal_send(self, task_id: str, topic: str, payload: Any) -> int:
@@ -392,15 +453,19 @@ class PostgresStore:
         return signals_sql.decode(rows[0]["id"], rows[0]["payload"]) if rows else None
 
 
-async def _journal_one(conn: asyncpg.Connection, step: StepRecord, params: tuple, node: str | None) -> None:
-    sql = q.JOURNAL_WRITE[step.status != "started", node is not None]
+async def _journal_one(
+    conn: asyncpg.Connection, step: StepRecord, params: tuple, node: str | None, epoch: int | None
+) -> None:
+    fenced = node is not None and epoch is not None
+    sql = q.JOURNAL_WRITE[step.status != "started", node is not None, fenced]
+    guard = () if node is None else (node, int(epoch)) if fenced else (node,)
     try:
-        status = await conn.execute(sql, *params, *(() if node is None else (node,)))
+        status = await conn.execute(sql, *params, *guard)
     except asyncpg.ForeignKeyViolationError:
         raise TaskNotFound(f"journal_write: task {step.task_id!r} does not exist", task_id=step.task_id) from None
     if status != "INSERT 0 1":
         probe = await conn.fetchrow(q.JOURNAL_PROBE, step.task_id, step.seq)
-        raise journal_refusal({"task_id": step.task_id, "seq": step.seq, "name": step.name}, node, probe)
+        raise journal_refusal({"task_id": step.task_id, "seq": step.seq, "name": step.name}, node, probe, epoch=epoch)
 
 
 def _stale(version: int, head: int) -> StaleVersion:

@@ -34,14 +34,17 @@ import sqlite3
 import time
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
+from urllib.parse import parse_qs
 
 import aiosqlite
 
 from ..errors import ConfigError, StoreError, WippyError
+from . import nodes_sql as n
 from . import signals_sql as s
 from . import sqlite_sql as q
-from .base import AuditRecord, StepRecord, TaskRecord, VersionRecord
+from .base import AuditRecord, NodeRecord, StepRecord, TaskRecord, VersionRecord
 from .codec import append_args, audit_rows, check_task_fields, dumps, safe_url, step_params
+from .writer import JournalWriter
 
 __all__ = ["SqliteStore"]
 
@@ -63,6 +66,7 @@ class SqliteStore:
 
     def __init__(self, url: str, *, path: str, busy_timeout: float = 5.0) -> None:
         self.url = url
+        self.synchronous = parse_synchronous(url)
         self.safe_url = safe_url(url)
         self._path = path
         self._busy_timeout = busy_timeout
@@ -70,6 +74,7 @@ class SqliteStore:
         self._db: sqlite3.Connection | None = None
         self._closed = asyncio.Event()
         self._own_versions: set[int] = set()  # appended here: not "changes by another writer"
+        self.writer: JournalWriter | None = None  # group commit of journal rows (not for :memory:)
 
     # -- lifecycle -----------------------------------------------------------
     async def open(self) -> None:
@@ -92,7 +97,11 @@ class SqliteStore:
             raise StoreError(f"cannot open store {self.safe_url}: {exc}") from None
         self._conn, self._db = conn, conn._conn
         try:
-            await self._call("open", q.setup, not memory, int(self._busy_timeout * 1000), self.safe_url)
+            await self._call("open", q.setup, not memory, int(self._busy_timeout * 1000), self.safe_url,
+                             self.synchronous)
+            if not memory:
+                self.writer = JournalWriter(self._path, self._call, full=self.synchronous == "FULL",
+                                            safe_url=self.safe_url)
         except BaseException:
             await self.close()
             raise
@@ -101,6 +110,9 @@ class SqliteStore:
     async def close(self) -> None:
         """Close the connection; ``registry_changes`` iterators end. Idempotent."""
         self._closed.set()
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            await writer.close()
         conn, self._conn, self._db = self._conn, None, None
         if conn is not None:
             await conn.close()
@@ -209,10 +221,12 @@ class SqliteStore:
                         limit: int = 100) -> list[TaskRecord]:
         return await self._call("task_list", q.task_list, status, parent, limit)
 
-    async def task_update(self, task_id: str, *, node: str | None = None, **fields: Any) -> TaskRecord:
-        """Set fields; with ``node`` only while that node owns the lease (else ``LeaseLost``)."""
+    async def task_update(
+        self, task_id: str, *, node: str | None = None, epoch: int | None = None, **fields: Any
+    ) -> TaskRecord:
+        """Set fields; with ``node`` (and ``epoch``) only while that claim holds the lease (else ``LeaseLost``)."""
         check_task_fields(task_id, fields)
-        return await self._call("task_update", q.task_update, task_id, node, fields, time.time())
+        return await self._call("task_update", q.task_update, task_id, node, epoch, fields, time.time())
 
     async def task_claim(self, task_id: str, node: str, lease_seconds: float) -> TaskRecord | None:
         return await self._call("task_claim", q.task_claim, task_id, node, lease_seconds, time.time())
@@ -225,21 +239,55 @@ class SqliteStore:
             "task_claim_expired", q.task_claim_expired, node, lease_seconds, limit, include_own, time.time()
         )
 
-    async def task_heartbeat(self, node: str, task_ids: list[str], lease_seconds: float) -> list[str]:
+    async def task_heartbeat(
+        self, node: str, task_ids: list[str], lease_seconds: float, *, epochs: dict[str, int] | None = None
+    ) -> list[str]:
         if not task_ids:
             return []
-        return await self._call("task_heartbeat", q.task_heartbeat, node, list(task_ids), lease_seconds, time.time())
+        return await self._call("task_heartbeat", q.task_heartbeat, node, list(task_ids), lease_seconds,
+                                None if epochs is None else dict(epochs), time.time())
+
+    # -- nodes (migration 7) ---------------------------------------------------
+    async def node_register(self, node: NodeRecord, *, ttl: float) -> NodeRecord:
+        return await self._call("node_register", n.sqlite_register, node, ttl, time.time())
+
+    async def node_heartbeat(self, name: str, *, started: str) -> bool:
+        return await self._call("node_heartbeat", n.sqlite_heartbeat, name, started, time.time())
+
+    async def node_get(self, name: str) -> NodeRecord | None:
+        return await self._call("node_get", n.sqlite_get, name)
+
+    async def node_list(self, *, host: str | None = None) -> list[NodeRecord]:
+        return await self._call("node_list", n.sqlite_list, host)
+
+    async def node_forget(self, name: str, *, started: str) -> int:
+        return await self._call("node_forget", n.sqlite_forget, name, started)
 
     # -- journal -------------------------------------------------------------
     async def journal_load(self, task_id: str) -> list[StepRecord]:
         return await self._call("journal_load", q.journal_load, task_id)
 
-    async def journal_write(self, step: StepRecord, *, node: str | None = None) -> None:
-        await self._call("journal_write", q.journal_write, step_params(step), node)
+    async def journal_write(self, step: StepRecord, *, node: str | None = None, epoch: int | None = None) -> None:
+        """Group commit (``writer.py``): returns once the transaction holding this row committed."""
+        if self.writer is None:
+            await self._call("journal_write", q.journal_write, step_params(step), node, epoch)
+        else:
+            await self.writer.write([step_params(step)], node, epoch)
 
-    async def journal_write_many(self, steps: list[StepRecord], *, node: str | None = None) -> None:
-        if steps:
-            await self._call("journal_write_many", q.journal_write_many, [step_params(s) for s in steps], node)
+    async def journal_write_many(
+        self, steps: list[StepRecord], *, node: str | None = None, epoch: int | None = None
+    ) -> None:
+        """All or none, in the same group commit as the other tasks' rows of this tick."""
+        if not steps:
+            return
+        rows = [step_params(s) for s in steps]
+        if self.writer is None:
+            await self._call("journal_write_many", q.journal_write_many, rows, node, epoch)
+        else:
+            await self.writer.write(rows, node, epoch)
+
+    async def journal_reopen(self, task_id: str, seq: int, *, node: str, epoch: int) -> bool:
+        return await self._call("journal_reopen", q.journal_reopen, task_id, seq, node, epoch)
 
     # -- task signals (migration 3) --------------------------------------------
     async def signal_send(self, task_id: str, topic: str, payload: Any) -> int:
@@ -250,6 +298,18 @@ class SqliteStore:
     async def signal_next(self, task_id: str, topic: str, *, after: int) -> tuple[int, Any] | None:
         """The first signal for (task, topic) with an id above ``after``, or None."""
         return await self._call("signal_next", s.sqlite_next, task_id, topic, after)
+
+
+def parse_synchronous(url: str) -> str:
+    """``NORMAL`` (the default) or ``FULL`` from ``?synchronous=normal|full`` of a sqlite URL."""
+    query = parse_qs(url.split("?", 1)[1]) if "?" in url else {}
+    unknown = set(query) - {"synchronous"}
+    if unknown:
+        raise ConfigError(f"store url {url!r}: unknown option {sorted(unknown)[0]!r}; sqlite takes ?synchronous=normal|full")
+    value = query.get("synchronous", ["normal"])[-1].upper()
+    if value not in ("NORMAL", "FULL"):
+        raise ConfigError(f"store url {url!r}: synchronous={value.lower()!r}; use normal or full")
+    return value
 
 
 def parse_sqlite_url(url: str) -> str:

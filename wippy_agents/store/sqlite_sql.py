@@ -18,6 +18,7 @@ from .codec import (
     STEP_COLUMNS,
     TASK_COLUMNS,
     TERMINAL_STATUSES,
+    VERSION_COLUMNS,
     audit_from_row,
     encode_task_field,
     entries_from_rows,
@@ -61,12 +62,12 @@ def _switch_to_wal(db: sqlite3.Connection, busy_ms: int) -> None:
             delay = min(delay * 2, 0.05)
 
 
-def setup(db: sqlite3.Connection, wal: bool, busy_ms: int, url: str) -> None:
+def setup(db: sqlite3.Connection, wal: bool, busy_ms: int, url: str, synchronous: str = "NORMAL") -> None:
     db.row_factory = sqlite3.Row
     db.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
     if wal:
         _switch_to_wal(db, busy_ms)
-    db.execute("PRAGMA synchronous = NORMAL")
+    db.execute(f"PRAGMA synchronous = {'FULL' if synchronous == 'FULL' else 'NORMAL'}")
     db.execute("PRAGMA foreign_keys = ON")
 
     def migrate() -> None:
@@ -96,7 +97,7 @@ def registry_append(db: sqlite3.Connection, row: tuple, ups: list, dels: list, a
             raise StaleVersion(
                 f"registry version {row[0]} cannot be stored: the head is {head}, so the next is {head + 1};"
                 " rebase the changeset on the current version and retry", version=row[0], head=head)
-        db.execute("INSERT INTO registry_versions VALUES (?, ?, ?, ?, ?)", row)
+        db.execute(f"INSERT INTO registry_versions ({', '.join(VERSION_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)", row)
         db.executemany(
             "INSERT INTO runtime_entries VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
             " entry = excluded.entry, version = excluded.version, updated_at = excluded.updated_at", ups)
@@ -211,22 +212,28 @@ def task_list(db: sqlite3.Connection, status: str | None, parent: str | None, li
     return [task_from_row(r) for r in rows]
 
 
-def task_update(db: sqlite3.Connection, task_id: str, node: str | None, fields: dict, now: float) -> TaskRecord:
+def task_update(db: sqlite3.Connection, task_id: str, node: str | None, epoch: int | None, fields: dict,
+                now: float) -> TaskRecord:
     sets = [f"{name} = ?" for name in fields] + ["updated_at = ?"]
     params = [encode_task_field(n, v, task_id=task_id) for n, v in fields.items()] + [now, task_id]
     where = "id = ?"
     if node is not None:
         where += " AND owner = ?"
         params.append(node)
+    if epoch is not None:
+        where += " AND epoch = ?"
+        params.append(epoch)
     row = db.execute(f"UPDATE tasks SET {', '.join(sets)} WHERE {where} RETURNING *", params).fetchone()
     if row is None:
-        raise task_refusal(task_id, node, db.execute("SELECT owner FROM tasks WHERE id = ?", (task_id,)).fetchone())
+        probe = db.execute("SELECT owner, epoch FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        raise task_refusal(task_id, node, probe, epoch=epoch)
     return task_from_row(row)
 
 
 def task_claim(db: sqlite3.Connection, task_id: str, node: str, lease: float, now: float) -> TaskRecord | None:
     row = db.execute(
-        "UPDATE tasks SET owner = ?, lease_expires_at = ?, updated_at = ?"
+        "UPDATE tasks SET owner = ?, lease_expires_at = ?, updated_at = ?, epoch = epoch + 1,"
+            " status = CASE WHEN status = 'pending' THEN 'running' ELSE status END"
         f" WHERE id = ? AND status NOT IN ({_TERMINAL})"
         " AND (owner IS NULL OR owner = ? OR lease_expires_at IS NULL OR lease_expires_at <= ?) RETURNING *",
         (node, now + lease, now, task_id, node, now)).fetchone()
@@ -237,22 +244,43 @@ def task_claim(db: sqlite3.Connection, task_id: str, node: str, lease: float, no
     return None
 
 
+def _claimable(own: bool) -> str:
+    own_sql = " OR owner = :node" if own else ""
+    return ("status IN ('pending', 'running')"
+            f" AND (owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= :now{own_sql})")
+
+
 def task_claim_expired(db: sqlite3.Connection, node: str, lease: float, limit: int, own: bool,
                        now: float) -> list[TaskRecord]:
-    own_sql = " OR owner = :node" if own else ""
-    rows = db.execute(
-        "UPDATE tasks SET owner = :node, lease_expires_at = :until, updated_at = :now WHERE id IN ("
-        " SELECT id FROM tasks WHERE status IN ('pending', 'running')"
-        f" AND (owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= :now{own_sql})"
-        " ORDER BY created_at, id LIMIT :limit) RETURNING *",
-        {"node": node, "until": now + lease, "now": now, "limit": limit}).fetchall()
-    return sorted((task_from_row(r) for r in rows), key=lambda t: (t.created_at, t.id))
+    """A read first, so an idle worker polling the queue never takes the write lock;
+    then the claim under ``BEGIN IMMEDIATE`` (one writer: each task to exactly one node)."""
+    args = {"node": node, "until": now + lease, "now": now, "limit": limit}
+    if db.execute(f"SELECT 1 FROM tasks WHERE {_claimable(own)} LIMIT 1", args).fetchone() is None:
+        return []
+
+    def run() -> list:
+        return db.execute(
+            "UPDATE tasks SET owner = :node, lease_expires_at = :until, updated_at = :now, epoch = epoch + 1,"
+            " status = CASE WHEN status = 'pending' THEN 'running' ELSE status END"
+            f" WHERE id IN (SELECT id FROM tasks WHERE {_claimable(own)} ORDER BY created_at, id LIMIT :limit)"
+            " RETURNING *", args).fetchall()
+
+    return sorted((task_from_row(r) for r in _tx(db, run)), key=lambda t: (t.created_at, t.id))
 
 
-def task_heartbeat(db: sqlite3.Connection, node: str, ids: list[str], lease: float, now: float) -> list[str]:
-    marks = ", ".join("?" * len(ids))
-    rows = db.execute(f"UPDATE tasks SET lease_expires_at = ? WHERE owner = ? AND id IN ({marks}) RETURNING id",
-                      [now + lease, node, *ids]).fetchall()
+def task_heartbeat(db: sqlite3.Connection, node: str, ids: list[str], lease: float, epochs: dict | None,
+                   now: float) -> list[str]:
+    if epochs is None:
+        marks = ", ".join("?" * len(ids))
+        rows = db.execute(f"UPDATE tasks SET lease_expires_at = ? WHERE owner = ? AND id IN ({marks}) RETURNING id",
+                          [now + lease, node, *ids]).fetchall()
+    else:
+        pairs = [(i, epochs[i]) for i in ids if i in epochs]
+        if not pairs:
+            return []
+        marks = ", ".join("(?, ?)" for _ in pairs)
+        rows = db.execute(f"UPDATE tasks SET lease_expires_at = ? WHERE owner = ? AND (id, epoch) IN (VALUES {marks})"
+                          " RETURNING id", [now + lease, node, *(v for p in pairs for v in p)]).fetchall()
     held = {r[0] for r in rows}
     return [i for i in ids if i in held]
 
@@ -268,12 +296,16 @@ _FINISH = ("status = excluded.status, result = excluded.result, error = excluded
            " finished_at = excluded.finished_at, tokens = excluded.tokens, cost_usd = excluded.cost_usd,"
            " node = COALESCE(excluded.node, journal.node), attempt = MAX(journal.attempt, excluded.attempt)")
 _RESTART = "started_at = excluded.started_at, node = excluded.node, attempt = journal.attempt + 1"
-_PROBE = ("SELECT t.owner AS owner, j.name AS name, j.status AS status FROM tasks t"
+_PROBE = ("SELECT t.owner AS owner, t.epoch AS epoch, j.name AS name, j.status AS status FROM tasks t"
           " LEFT JOIN journal j ON j.task_id = t.id AND j.seq = ? WHERE t.id = ?")
 
 
-def _journal_sql(finished: bool, guarded: bool) -> str:
-    guard = f"EXISTS (SELECT 1 FROM tasks WHERE id = ?1 AND owner = ?{len(STEP_COLUMNS) + 1})" if guarded else "true"
+def _journal_sql(finished: bool, guarded: bool, fenced: bool = False) -> str:
+    n = len(STEP_COLUMNS)
+    guard = "true"
+    if guarded:
+        fence = f" AND epoch = ?{n + 2}" if fenced else ""
+        guard = f"EXISTS (SELECT 1 FROM tasks WHERE id = ?1 AND owner = ?{n + 1}{fence})"
     # A step is recorded at most once: only a 'started' row with the same name may be
     # finished (or started again, when an idempotent step is re-run after a crash).
     return (f"INSERT INTO journal ({_COLS}) SELECT {_VALUES} WHERE {guard}"
@@ -281,27 +313,43 @@ def _journal_sql(finished: bool, guarded: bool) -> str:
             " WHERE journal.status = 'started' AND journal.name = excluded.name")
 
 
-_JOURNAL_SQL = {(f, g): _journal_sql(f, g) for f in (False, True) for g in (False, True)}
+_JOURNAL_SQL = {(f, g, e): _journal_sql(f, g, e) for f in (False, True) for g in (False, True)
+                for e in (False, True) if g or not e}
 
 
-def journal_write(db: sqlite3.Connection, params: tuple, node: str | None) -> None:
-    """One step, one statement (autocommit): the insert, the lease check and the
-    at-most-once rule are all in its WHERE clauses; only a refusal reads again."""
+def journal_write(db: sqlite3.Connection, params: tuple, node: str | None, epoch: int | None = None) -> None:
+    """One step, one statement (autocommit): the insert, the lease and epoch check
+    (fencing) and the at-most-once rule are all in its WHERE clauses; only a
+    refusal reads again."""
     finished = params[3] != "started"
     try:
         if node is None:
-            changed = db.execute(_JOURNAL_SQL[finished, False], params).rowcount
+            changed = db.execute(_JOURNAL_SQL[finished, False, False], params).rowcount
+        elif epoch is None:
+            changed = db.execute(_JOURNAL_SQL[finished, True, False], (*params, node)).rowcount
         else:
-            changed = db.execute(_JOURNAL_SQL[finished, True], (*params, node)).rowcount
+            changed = db.execute(_JOURNAL_SQL[finished, True, True], (*params, node, epoch)).rowcount
     except sqlite3.IntegrityError as exc:
         if "FOREIGN KEY" in str(exc):
             raise TaskNotFound(f"journal_write: task {params[0]!r} does not exist", task_id=params[0]) from None
         raise
     if changed != 1:
         step = {"task_id": params[0], "seq": params[1], "name": params[2]}
-        raise journal_refusal(step, node, db.execute(_PROBE, (params[1], params[0])).fetchone())
+        raise journal_refusal(step, node, db.execute(_PROBE, (params[1], params[0])).fetchone(), epoch=epoch)
 
 
-def journal_write_many(db: sqlite3.Connection, rows: list[tuple], node: str | None) -> None:
+def journal_write_many(db: sqlite3.Connection, rows: list[tuple], node: str | None, epoch: int | None = None) -> None:
     """Several journal writes in one transaction: all land or none does."""
-    _tx(db, lambda: [journal_write(db, params, node) for params in rows])
+    _tx(db, lambda: [journal_write(db, params, node, epoch) for params in rows])
+
+
+def journal_reopen(db: sqlite3.Connection, task_id: str, seq: int, node: str, epoch: int) -> bool:
+    def run() -> bool:
+        probe = db.execute("SELECT owner, epoch FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        if probe is None or probe["owner"] != node or probe["epoch"] != epoch:
+            raise task_refusal(task_id, node, probe, epoch=epoch)
+        return db.execute(
+            "UPDATE journal SET status = 'started', result = 'null', error = NULL, finished_at = NULL"
+            " WHERE task_id = ? AND seq = ? AND status = 'error'", (task_id, seq)).rowcount == 1
+
+    return _tx(db, run)

@@ -4,6 +4,11 @@
 >>> engine.register_kind("greet", greet)            # async def greet(ctx): ...
 >>> task = await engine.start("greet", "app:greet", {"name": "Ada"}, task_id="t1")
 >>> await engine.wait(task.id, timeout=10)
+>>> queued, _ = await engine.enqueue("greet", "app:greet", {"name": "Bo"})  # for any worker node to claim
+
+Each engine is a node of its store (``nodes.this_process``): it claims only
+tasks that are queued, whose lease expired or whose owner's process on this
+host is gone, and every write of a run is fenced on the epoch of its claim.
 
 A runner makes every outside effect durable through its ``TaskContext``:
 ``ctx.step(name, fn)``, ``ctx.now()``, ``ctx.uuid4()``, ``ctx.random()``,

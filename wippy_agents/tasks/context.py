@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import random as _random
-import time
 import uuid as _uuid
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from ..errors import (
     WippyError,
     error_from_dict,
 )
+from ..runtime import SYSTEM_CLOCK, Clock
 from ..store.base import StepRecord, TaskRecord
 from .journal import Journal, encode_json
 from .retry import NO_RETRY, RetryPolicy
@@ -105,6 +105,10 @@ class RunState:
     def __init__(self) -> None:
         self.cancelled = False
         self.stopping = False
+        # What the run does now: "effect" while a non-idempotent step's function runs
+        # (an interrupt lets it finish), "redoable" while an idempotent one runs (an
+        # interrupt cuts it short: it runs again on resume), else None.
+        self.in_flight: str | None = None
         self.cancelled_event = asyncio.Event()
         self.signal_event = asyncio.Event()
 
@@ -139,8 +143,10 @@ class TaskContext:
         retry_seqs: frozenset[int] = frozenset(),
         default_retry: RetryPolicy = NO_RETRY,
         children: Children | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.task = task
+        self.clock: Clock = clock or SYSTEM_CLOCK  # the node's: durable time and waits (FakeClock in tests)
         self._children = children
         self._journal = journal
         self._state = state
@@ -212,29 +218,40 @@ class TaskContext:
             # Running it again after a crash is allowed, so no 'started' marker is
             # needed; only earlier steps must be durable before this effect runs.
             await self._journal.flush()
-            started_at = time.time()
+            started_at = self.clock.time()
         else:
             started_at = await self._journal.start(seq, name)
-        return await self._execute(seq, name, fn, retry or self._default_retry, started_at)
+        return await self._execute(seq, name, fn, retry or self._default_retry, started_at,
+                                   idempotent=idempotent)
 
-    async def _execute(self, seq: int, name: str, fn: Callable, policy: RetryPolicy, started_at: float) -> Any:
+    async def _execute(self, seq: int, name: str, fn: Callable, policy: RetryPolicy, started_at: float, *,
+                       idempotent: bool = False) -> Any:
         delays = None  # made on the first failure: most steps never need one
+        state = self._state
         tries = 0
         while True:
             tries += 1
+            await self._journal.ensure_lease()  # a node that lost the task causes no effect
             scope = _CURRENT.set(StepScope(context=self, seq=seq, name=name))
             try:
+                state.in_flight = "redoable" if idempotent else "effect"
                 try:
                     value = fn()
                     if inspect.isawaitable(value):
                         value = await value
                 finally:
+                    state.in_flight = None
                     _CURRENT.reset(scope)
                 usage = value if isinstance(value, Metered) else _UNMETERED
                 value, text = encode_json(usage.value if usage is not _UNMETERED else value, what=f"step {name!r}")
             except (asyncio.CancelledError, TaskCancelled):
                 raise
             except Exception as exc:
+                if state.stopping:
+                    # Cut short by the interrupt (its client closed under it): not the step's
+                    # error; the step runs again when the task resumes.
+                    raise RunInterrupted(f"task {self.task.id!r}: step {seq} {name!r} cut short by an "
+                                         "interrupt") from exc
                 if delays is None:
                     delays = policy.delays()
                 delay = next(delays, None) if policy.retryable(exc) else None
@@ -242,11 +259,11 @@ class TaskContext:
                     error = self._error_record(exc, seq, name)
                     await self._journal.finish(seq, name, started_at=started_at, error=error, tries=tries)
                     raise error_from_dict(error) from exc
-                await self._wait_until(time.monotonic() + delay, clock=time.monotonic)
+                await self._wait_until(self.clock.monotonic() + delay, clock=self.clock.monotonic)
                 continue
-            recorded = await self._journal.finish(
+            recorded = await self._journal.finish(  # a non-idempotent result is durable before it is returned
                 seq, name, started_at=started_at, result=value, tokens=usage.tokens, cost_usd=usage.cost_usd,
-                result_json=text, tries=tries,
+                result_json=text, tries=tries, durable=not idempotent,
             )
             return _answer(recorded)
 
@@ -264,7 +281,7 @@ class TaskContext:
     # -- durable values -----------------------------------------------------
     async def now(self) -> float:
         """Wall-clock time (epoch seconds), recorded once and replayed."""
-        return await self._value("time.now", time.time)
+        return await self._value("time.now", self.clock.time)
 
     async def uuid4(self) -> str:
         """A random UUID string, recorded once and replayed."""
@@ -283,8 +300,8 @@ class TaskContext:
         if seconds < 0:
             raise UsageError(f"ctx.sleep needs seconds >= 0, got {seconds!r}")
         # Durable at once: the wake-up time must survive a crash during the sleep.
-        wake_at = await self._value("time.sleep", lambda: time.time() + seconds, durable=True)
-        await self._wait_until(wake_at, clock=time.time)
+        wake_at = await self._value("time.sleep", lambda: self.clock.time() + seconds, durable=True)
+        await self._wait_until(wake_at, clock=self.clock.time)
 
     async def _value(self, name: str, make: Callable[[], Any], *, durable: bool = False) -> Any:
         seq = self._next(name)
@@ -298,7 +315,7 @@ class TaskContext:
                     seq=seq,
                 ))
             return recorded.result
-        at = time.time()
+        at = self.clock.time()
         recorded = await self._journal.finish(seq, name, started_at=at, result=make(), durable=durable)
         return recorded.result
 
@@ -332,7 +349,7 @@ class TaskContext:
         """
         deadline = None
         if timeout is not None:
-            deadline = await self._value(f"signal.deadline:{topic}", lambda: time.time() + timeout, durable=True)
+            deadline = await self._value(f"signal.deadline:{topic}", lambda: self.clock.time() + timeout, durable=True)
         name = f"signal:{topic}"
         seq = self._next(name)
         recorded = self._lookup(seq, name)
@@ -350,7 +367,7 @@ class TaskContext:
         return value.get("payload")
 
     async def _await_signal(self, seq: int, name: str, topic: str, deadline: float | None) -> StepRecord:
-        at = time.time()
+        at = self.clock.time()
         while True:
             self._state.signal_event.clear()
             found = await self._signals.next(self.task.id, topic, after=self._consumed.get(topic, 0))
@@ -358,11 +375,11 @@ class TaskContext:
                 sid, payload = found
                 result = {"id": sid, "payload": payload}
                 return await self._journal.finish(seq, name, started_at=at, result=result)
-            if deadline is not None and time.time() >= deadline:
+            if deadline is not None and self.clock.time() >= deadline:
                 return await self._journal.finish(seq, name, started_at=at, result={"timeout": True})
-            limit = time.time() + self._signals.poll_interval
+            limit = self.clock.time() + self._signals.poll_interval
             until = limit if deadline is None else min(limit, deadline)
-            await self._wait_until(until, clock=time.time, event=self._state.signal_event)
+            await self._wait_until(until, clock=self.clock.time, event=self._state.signal_event)
 
     # -- internals ----------------------------------------------------------
     def _lookup(self, seq: int, name: str) -> StepRecord | None:
@@ -396,10 +413,19 @@ class TaskContext:
         event = event or self._state.cancelled_event
         left = until - clock()
         while left > 0 and not event.is_set():
-            try:
-                await asyncio.wait_for(event.wait(), left)
-            except TimeoutError:
-                pass
+            if self.clock is SYSTEM_CLOCK:
+                try:
+                    await asyncio.wait_for(event.wait(), left)
+                except TimeoutError:
+                    pass
+            else:  # another clock (a test's fake) decides how long a wait takes
+                woken = asyncio.ensure_future(event.wait())
+                slept = asyncio.ensure_future(self.clock.sleep(left))
+                try:
+                    await asyncio.wait({woken, slept}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    woken.cancel()
+                    slept.cancel()
             left = until - clock()
         self._check_cancelled()
 

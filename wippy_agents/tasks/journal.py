@@ -15,8 +15,11 @@ happened, exactly like a crash between the effect and its write: the step is
 run again if idempotent, else the task is stranded. Errors, timers and the
 end of a run are written at once.
 
-Writes are guarded by our lease (``node=``): after a takeover the store
-refuses them with ``LeaseLost``. They retry through store outages; a batch
+Writes are guarded by our lease (``node=``) and fenced on the epoch of our
+claim (``epoch=``): after a takeover the store refuses them with
+``LeaseLost`` in the same statement that would have written the row (so a
+node paused past its lease writes nothing when it wakes). This class is the
+one place a run writes its journal from. They retry through store outages; a batch
 whose earlier attempt did land (the connection dropped after the commit) is
 recognised by reloading, so a step is never recorded twice.
 """
@@ -111,12 +114,16 @@ class Journal:
         steps: list[StepRecord],
         *,
         node: str | None,
+        epoch: int | None = None,
+        lease: Any = None,
         policy: RetryPolicy = STORE_RETRY,
         flush_delay: float = 0.005,
     ) -> None:
         self._store = store
         self.task_id = task_id
         self._node = node
+        self._epoch = epoch if epoch is not None or lease is None else lease.epoch
+        self._lease = lease  # a ``leases.Lease``: checked before a step's effect runs
         self._policy = policy
         self._flush_delay = flush_delay
         self._recorded: dict[int, StepRecord] = {step.seq: step for step in steps}
@@ -150,6 +157,11 @@ class Journal:
                 got=name,
             )
         return step
+
+    async def ensure_lease(self) -> None:
+        """Before an effect: raise ``LeaseLost`` unless our lease holds (no round trip while it is fresh)."""
+        if self._lease is not None:
+            await self._lease.ensure()
 
     async def start(self, seq: int, name: str) -> float:
         """Durably record that step ``seq`` starts (before its side effect), with any
@@ -291,15 +303,22 @@ class Journal:
         await retry_store(attempt, self._policy, what=what)
 
     async def _send(self, batch: list[StepRecord]) -> None:
+        epoch = self._epoch if self._lease is None else self._lease.epoch
         try:
             if len(batch) == 1:
-                await self._store.journal_write(batch[0], node=self._node)
+                await self._store.journal_write(batch[0], node=self._node, epoch=epoch)
             else:
-                await self._store.journal_write_many(batch, node=self._node)
+                await self._store.journal_write_many(batch, node=self._node, epoch=epoch)
+        except LeaseLost:
+            if self._lease is not None:
+                self._lease.lose()  # fenced out: this run sends nothing more
+            raise
         except TaskError as exc:
-            if type(exc) is not TaskError:  # LeaseLost, NondeterminismError ... as they are
+            if type(exc) is not TaskError:  # NondeterminismError ... as they are
                 raise
             # The store contract names a plain TaskError for a lost lease.
+            if self._lease is not None:
+                self._lease.lose()
             raise LeaseLost(str(exc), task_id=self.task_id) from exc
 
     async def _landed(self, batch: list[StepRecord]) -> bool:

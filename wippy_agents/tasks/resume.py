@@ -7,9 +7,12 @@ finished: nobody knows whether its side effect happened. A person decides:
 * ``skip`` — record it as done with a null result (its ``error`` column
   holds a ``StepSkipped`` note, so ``tasks show`` can say so) and go on.
 
-A ``failed`` task may be resumed too (after fixing the code that diverged):
-replay answers its recorded steps. A ``running``/``pending`` task held by
-no live node is simply claimed.
+A ``failed`` task may be resumed too: plainly (after fixing the code that
+diverged, replay answers its recorded steps), or with ``retry`` to run the
+step that failed again (its ``error`` row becomes ``started`` again, e.g. a
+model call after the provider came back). A ``running``/``pending`` task
+held by no live node is simply claimed. Every write here is fenced on the
+epoch of the claim.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ async def prepare_resume(
     steps = await load_journal(engine.store, task_id)
     open_steps = [step for step in steps if step.status == "started"]
     open_step = open_steps[0] if open_steps else None
+    failed_step = steps[-1] if task.status == "failed" and steps and steps[-1].status == "error" else None
     if task.status == "stranded" and open_step is not None and not (retry or skip):
         raise UsageError(
             f"task {task_id!r} is stranded at step {open_step.seq} {open_step.name!r}: resume with --retry to run "
@@ -58,8 +62,11 @@ async def prepare_resume(
             task_id=task_id,
             seq=open_step.seq,
         )
-    if (retry or skip) and open_step is None:
-        raise UsageError(f"task {task_id!r} has no unfinished step to retry or skip", task_id=task_id)
+    if skip and open_step is None:
+        raise UsageError(f"task {task_id!r} has no unfinished step to skip", task_id=task_id)
+    if retry and open_step is None and failed_step is None and task.status != "failed":
+        # (a failed task whose failing call left no row, like a model call, is simply run again)
+        raise UsageError(f"task {task_id!r} has no unfinished or failed step to retry", task_id=task_id)
     if task.status == "failed":
         # Failed is final for the claim query; reopen it first (a manual action).
         await engine.store.task_update(task_id, status="stranded", owner=None, lease_expires_at=None)
@@ -71,12 +78,16 @@ async def prepare_resume(
             task_id=task_id,
             owner=task.owner,
         )
+    if retry and failed_step is not None and open_step is None:
+        await engine.store.journal_reopen(task_id, failed_step.seq, node=engine.node_name, epoch=claimed.epoch)
+        open_steps = [failed_step]
     if skip:
-        journal = Journal(engine.store, task_id, steps, node=engine.node_name)
+        journal = Journal(engine.store, task_id, steps, node=engine.node_name, epoch=claimed.epoch)
         for step in open_steps:
             note = {"type": SKIP_TYPE, "message": f"step {step.seq} {step.name!r} skipped by resume --skip"}
             await journal.finish(
                 step.seq, step.name, started_at=step.started_at, result=None, note=note, durable=True
             )
-    task = await engine.store.task_update(task_id, node=engine.node_name, status="running", error=None)
+    task = await engine.store.task_update(task_id, node=engine.node_name, epoch=claimed.epoch, status="running",
+                                          error=None)
     return task, frozenset(step.seq for step in open_steps) if retry else frozenset()

@@ -63,17 +63,20 @@ async def execute(
     retry_seqs: frozenset[int] = frozenset(),
     children: Children | None = None,
     fresh: bool = False,
+    lease: Any = None,
+    clock: Any = None,
 ) -> Outcome:
     """Run ``task`` from its journal to an ``Outcome``. Cancellation propagates.
 
     ``fresh``: the caller just created the task, so its journal is empty (journal
     rows belong to an existing task) and loading it is a round trip saved.
+    ``lease`` (a ``leases.Lease``) fences every journal write on its epoch.
     """
     ctx: TaskContext | None = None
     journal: Journal | None = None
     try:
         steps = [] if fresh else await load_journal(store, task.id, policy=policy)
-        journal = Journal(store, task.id, steps, node=node_name, policy=policy)
+        journal = Journal(store, task.id, steps, node=node_name, lease=lease, policy=policy)
         ctx = TaskContext(
             task=task,
             journal=journal,
@@ -82,6 +85,7 @@ async def execute(
             retry_seqs=retry_seqs,
             default_retry=default_retry,
             children=children,
+            clock=clock,
         )
         result = runner(ctx)
         if inspect.isawaitable(result):
@@ -99,7 +103,7 @@ async def execute(
         await journal.flush()  # every step is recorded before the task's end is
     except RunInterrupted:
         await _flush_quietly(journal)
-        return Outcome(status="abandoned", why="the engine is closing")
+        return Outcome(status="abandoned", why="interrupted")
     except Exception as exc:
         await _flush_quietly(journal)
         return _classify(task, ctx, state, exc)
@@ -126,6 +130,8 @@ def _classify(task: TaskRecord, ctx: TaskContext | None, state: RunState, exc: E
         exc = ctx.fatal  # whatever the runner made of it, the replay failure decides
     if isinstance(exc, LeaseLost):
         return Outcome(status="abandoned", why=str(exc))
+    if state.stopping:  # whatever the runner made of the interrupt, it is not the task's failure
+        return Outcome(status="abandoned", why="interrupted")
     if isinstance(exc, TaskCancelled) or state.cancelled:
         return Outcome(status="cancelled", why=str(exc))
     if isinstance(exc, TaskStranded):
