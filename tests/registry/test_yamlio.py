@@ -112,3 +112,13 @@ def test_the_resolver_memo_is_bounded_and_answers_as_the_resolver_does() -> None
     # a value remembered as a key resolves the same as a value, quoted or not
     (doc,) = load_documents("yes: yes\n'no': 'no'\n010: '010'\n")
     assert doc == {True: True, "no": "no", 8: "010"}
+
+
+@pytest.mark.parametrize("text", SAME)
+def test_the_pure_python_fallback_builds_the_same(monkeypatch, text: str) -> None:
+    monkeypatch.setattr(yamlio, "LIBYAML", False)
+    monkeypatch.setattr(yamlio, "_Loader", yamlio._loader_class())
+    monkeypatch.setattr(yamlio, "_warned", True)
+    assert not issubclass(yamlio._Loader, yaml.CSafeLoader)
+    ours = [plain(d) for d in load_documents(text)]
+    assert ours == [d for d in yaml.load_all(text, Loader=yaml.SafeLoader) if d is not None]
