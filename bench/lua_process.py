@@ -39,8 +39,8 @@ import sys
 import time
 
 from wippy_agents.lua import LuaHost, Services, UNGUARDED
-from wippy_agents.lua.hosting import LuaProcesses
-from wippy_agents.lua.process import lua_process_body
+from wippy_agents.lua.processes import LuaProcesses
+from wippy_agents.lua.process_driver import lua_process_body
 from wippy_agents.runtime import Node
 
 CLOCK = time.process_time

@@ -44,7 +44,7 @@ from .agents.session import Sessions
 from .agents.session import install as install_sessions
 from .errors import ConfigError, EntryNotFound, UsageError
 from .lua import LuaHost, compile_check, registry_services
-from .lua.hosting import LuaProcesses
+from .lua.processes import LuaProcesses
 from .mcp import McpClients
 from .mcp import install as install_mcp
 from .observability import install as install_tracing

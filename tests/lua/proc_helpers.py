@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from wippy_agents.lua import LuaHost, Services, UNGUARDED
-from wippy_agents.lua.hosting import LuaProcesses
+from wippy_agents.lua.processes import LuaProcesses
 from wippy_agents.runtime import Node
 
 HOST = "app:processes"

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from wippy_agents.lua import UNGUARDED, LuaHost, registry_services
-from wippy_agents.lua.hosting import LuaProcesses
+from wippy_agents.lua.processes import LuaProcesses
 from wippy_agents.registry import Registry
 from wippy_agents.runtime import Node
 

@@ -15,7 +15,7 @@ def _rss() -> int:
 
 
 async def test_rss_soak_1000_alive_2000_crashes_grows_at_most_20_mb(caplog):
-    caplog.set_level(logging.CRITICAL, logger="wippy_agents.lua.process")  # 2,000 crash lines
+    caplog.set_level(logging.CRITICAL, logger="wippy_agents.lua.process_driver")  # 2,000 crash lines
     rig = await make_rig()
     gc_was = gc.isenabled()
     gc.disable()  # what is measured is what reference counting alone gives back

@@ -13,7 +13,7 @@ from wippy_agents.lua.limits import Limits, parse_duration, parse_size
 from wippy_agents.lua.modules import EFFECTS, KNOWN_MODULES, LuaModule, LuaOp, builtin_modules
 from wippy_agents.lua.pool import StatePool
 from wippy_agents.lua.sandbox import LuaState, compile_check
-from wippy_agents.lua.services import UNGUARDED, OpGuard, Services, entry_to_data, registry_services
+from wippy_agents.lua.seams import UNGUARDED, OpGuard, Services, entry_to_data, registry_services
 from wippy_agents.lua.value import from_lua, to_lua
 
 __all__ = [

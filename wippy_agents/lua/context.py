@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from wippy_agents.lua.sandbox import LuaState
-from wippy_agents.lua.services import Services
+from wippy_agents.lua.seams import Services
 
 if TYPE_CHECKING:
     from wippy_agents.lua.host import LuaHost

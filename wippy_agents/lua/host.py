@@ -25,7 +25,7 @@ from wippy_agents.lua.driver import drive
 from wippy_agents.lua.modules import KNOWN_MODULES, LuaModule, LuaOp, builtin_modules
 from wippy_agents.lua.pool import StatePool
 from wippy_agents.lua.sandbox import LuaState, module_key
-from wippy_agents.lua.services import Services
+from wippy_agents.lua.seams import Services
 from wippy_agents.lua.value import to_lua
 from wippy_agents.lua.workers import LuaWorkers, default_workers
 from wippy_agents.registry import kinds
@@ -85,7 +85,7 @@ class LuaHost:
         self.ops.update(module.ops)
         self._known = KNOWN_MODULES | frozenset(self.modules)
 
-    processes: Any = None  # the LuaProcesses manager, set by the process layer (lua/hosting.py)
+    processes: Any = None  # the LuaProcesses manager, set by the process layer (lua/processes.py)
 
     async def spawn_process(self, entry: str, *, host: str, args: Any = (), actor: Any = None) -> str:
         """Spawn a ``process.lua`` entry on a ``process.host``; see ``LuaProcesses.spawn``."""

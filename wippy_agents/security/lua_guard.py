@@ -1,4 +1,4 @@
-"""``LuaGuard``: security's answer to the Lua host's op guard seam (``lua.services.OpGuard``).
+"""``LuaGuard``: security's answer to the Lua host's op guard seam (``lua.seams.OpGuard``).
 
 The Lua host asks it before every op whose declaration names a ``guard``
 action (``lua/modules/*``: ``LuaOp(..., guard="tool.call")``); nothing here

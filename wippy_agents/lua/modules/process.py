@@ -17,7 +17,7 @@ from wippy_agents.lua.modules.channel import process_of
 from wippy_agents.lua.sandbox import trusted_part
 
 if TYPE_CHECKING:
-    from wippy_agents.lua.hosting import LuaProcesses
+    from wippy_agents.lua.processes import LuaProcesses
 
 __all__ = ["process_module", "LUA", "MORE_LUA", "RESERVED_PREFIX"]
 

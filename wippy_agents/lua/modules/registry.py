@@ -10,7 +10,7 @@ from typing import Any
 
 from wippy_agents.errors import UsageError
 from wippy_agents.lua.modules.base import LuaModule, LuaOp
-from wippy_agents.lua.services import entry_to_data
+from wippy_agents.lua.seams import entry_to_data
 
 __all__ = ["MODULE"]
 

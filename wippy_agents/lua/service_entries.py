@@ -29,13 +29,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Mapping
 
 from wippy_agents.errors import ConfigError, ReceiveTimeout, StartError, UsageError
-from wippy_agents.lua.process import lua_process_body, reason_error
+from wippy_agents.lua.process_driver import lua_process_body, reason_error
 from wippy_agents.runtime import KILL, SHUTDOWN, Exit, Process
 from wippy_agents.runtime.messages import is_abnormal
 from wippy_agents.runtime.backoff import backoff_delay
 
 if TYPE_CHECKING:
-    from wippy_agents.lua.hosting import LuaProcesses
+    from wippy_agents.lua.processes import LuaProcesses
 
 __all__ = ["ServiceSpec", "start_order", "keep_service"]
 

@@ -11,7 +11,7 @@ import yaml
 from tests.lua.proc_helpers import wait_until
 from wippy_agents.app import App
 from wippy_agents.errors import ConfigError
-from wippy_agents.lua.services_boot import ServiceSpec, start_order
+from wippy_agents.lua.service_entries import ServiceSpec, start_order
 
 SERVICE = """
 return {handler = function(args)

@@ -4,7 +4,7 @@ It owns the ``process.host`` supervisors (``simple_one_for_one``), spawns
 Lua processes on them, remembers recent exit
 results (for the ``result`` of EXIT events), delivers CANCEL with a grace
 period, sends OUTDATED to opted-in processes when their entry changes, and
-boots ``process.service`` entries (see ``services_boot``).
+boots ``process.service`` entries (see ``service_entries``).
 
 Host settings (from the entry): ``restart`` (SPEC §4: as with Erlang's
 ``spawn``, a crashed spawned process is not restarted by default --
@@ -41,7 +41,7 @@ from wippy_agents.errors import EntryNotFound, ProcessDead, StartError, UsageErr
 from wippy_agents.lua.limits import parse_duration
 from wippy_agents.lua.modules.channel import MODULE as CHANNEL_MODULE
 from wippy_agents.lua.modules.process import process_module
-from wippy_agents.lua.process import CANCEL, OUTDATED, LuaProcessCtl, lua_process_body, reason_error
+from wippy_agents.lua.process_driver import CANCEL, OUTDATED, LuaProcessCtl, lua_process_body, reason_error
 from wippy_agents.runtime import KILL, NORMAL, SHUTDOWN, ChildSpec, Supervisor, SupervisorSpec
 
 __all__ = ["LuaProcesses", "Setup", "DEFAULT_CANCEL_GRACE"]
@@ -333,7 +333,7 @@ class LuaProcesses:
         Returns the service ids in start order.  Raises ``ConfigError`` for
         a dependency cycle or an unknown dependency.
         """
-        from wippy_agents.lua.services_boot import ServiceSpec, start_order
+        from wippy_agents.lua.service_entries import ServiceSpec, start_order
 
         if entries is None:
             entries = self.registry.find(kind="process.service") if self.registry is not None else []
@@ -345,7 +345,7 @@ class LuaProcesses:
         return [spec.id for spec in order]
 
     async def _start_service(self, spec: Any) -> None:
-        from wippy_agents.lua.services_boot import keep_service
+        from wippy_agents.lua.service_entries import keep_service
 
         if spec.host not in self.hosts and self.registry is not None:
             host_entry = self.registry.get(spec.host)
@@ -362,7 +362,7 @@ class LuaProcesses:
         task.add_done_callback(self._service_tasks.discard)
 
     async def _apply_service(self, service_id: str, entry: Any) -> None:
-        from wippy_agents.lua.services_boot import ServiceSpec
+        from wippy_agents.lua.service_entries import ServiceSpec
 
         async with self._service_lock:  # one change at a time, in the order they came
             if self._closing:

@@ -46,7 +46,7 @@ from wippy_agents.runtime import NORMAL, SHUTDOWN, Down, Exit, Message, Process
 from wippy_agents.runtime.signals import reason_text
 
 if TYPE_CHECKING:
-    from wippy_agents.lua.hosting import LuaProcesses
+    from wippy_agents.lua.processes import LuaProcesses
     from wippy_agents.lua.host import LoadedCode
 
 __all__ = ["LuaProcessCtl", "lua_process_body", "reason_error", "Resume", "TIMER", "CANCEL",
