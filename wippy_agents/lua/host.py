@@ -52,7 +52,7 @@ class LoadedCode:
     def thread_args(self, *args: Any) -> tuple[Any, Any]:
         """A new hooked thread running the entry's method, and its first-resume arguments."""
         state = self.state
-        thread = state.new_thread(state.ctl[b"run_entry"])
+        thread = state.new_thread(state.run_entry)
         method = self.spec.method.encode() if self.spec.method else None
         lua_args = [to_lua(state.lua, a, where=f"{self.spec.id} argument") for a in args]
         return thread, (self.chunk, method, self.env, *lua_args)

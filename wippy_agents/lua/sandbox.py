@@ -72,6 +72,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import random
 import secrets
 import threading
 import time
@@ -173,9 +174,14 @@ def _hook_clock(killed: list[bool]) -> Any:
     return clock
 
 
+_SEEDS = random.Random(secrets.randbits(128))
+
+
 def _seed() -> tuple[int, int]:
-    # math.random must not repeat across states/calls created in the same second
-    return secrets.randbits(62), secrets.randbits(62)
+    # math.random must not repeat across states/calls created in the same second: draws
+    # from one generator seeded from the OS at import (no system call per state or call;
+    # math.random is not a cryptographic generator either way)
+    return _SEEDS.getrandbits(62), _SEEDS.getrandbits(62)
 
 
 def _refuse_attribute(obj: Any, name: Any, is_setting: bool) -> Any:
@@ -265,12 +271,26 @@ class LuaState:
         # state.  User code never reaches it; it is loaded by ctl.load, text only.
         self.ctl = self.lua.execute(_bootstrap_bytecode(), _hook_clock(self._kill), _fetch, HOOK_EVERY, pattern_steps,
                                     MAX_LOAD_BYTES, MAX_TABLE_MOVE, force_scan, *_seed(), _monotonic)
-        self._ctl_step = self.ctl[b"step"]
-        self._ctl_slice = self.ctl[b"step_slice"]
-        self._ctl_start = self.ctl[b"start"]
-        self._ctl_load = self.ctl[b"load"]
+        self._ctl_slice = self.ctl[b"step_slice"]  # every resume and every wait: looked up once
         self._ctl_drain = self.ctl[b"drain_logs"]
+        self._fns: dict[bytes, Any] | None = None  # the other ctl functions, cached once reused (_ctl)
         self.reused = False  # set by reset(): then compiled chunks are cached for the next reuse
+
+    def _ctl(self, name: bytes) -> Any:
+        # Each ctl[...] lookup is a call into Lua (~1-2 us); a pooled state that serves
+        # call after call keeps them; a state used once (a process) keeps none alive.
+        fns = self._fns
+        if fns is None:
+            return self.ctl[name]
+        fn = fns.get(name)
+        if fn is None:
+            fn = fns[name] = self.ctl[name]
+        return fn
+
+    @property
+    def run_entry(self) -> Any:
+        """The bootstrap's entry runner: a thread of it runs a chunk's method (``LoadedCode``)."""
+        return self._ctl(b"run_entry")
 
     @property
     def killed(self) -> bool:
@@ -299,13 +319,13 @@ class LuaState:
         alias -> loader (``library``), ``known`` a ``known_names`` string.
         """
         flat = [x for pair in modules.items() for x in pair] if modules else ()
-        return self.ctl[b"new_env"](owner.encode("utf-8", "replace"), imports, known, *flat)
+        return self._ctl(b"new_env")(owner.encode("utf-8", "replace"), imports, known, *flat)
 
     def load(self, source: str | bytes, chunkname: str, env: Any) -> Any:
         """Compile user text in ``env``; raises ``LuaCompileError``."""
         data = source.encode("utf-8") if isinstance(source, str) else source
         try:
-            fn, err = self._ctl_load(data, chunk_name(chunkname), env, self.reused)
+            fn, err = self._ctl(b"load")(data, chunk_name(chunkname), env, self.reused)
         except LuaMemoryError:
             raise LuaLimitExceeded(f"{chunkname}: memory limit exceeded while compiling") from None
         if fn is None:
@@ -315,17 +335,17 @@ class LuaState:
 
     def library(self, chunk: Any) -> Any:
         """A lazy loader that runs a library chunk once and caches its value."""
-        return self.ctl[b"library"](chunk)
+        return self._ctl(b"library")(chunk)
 
     def new_thread(self, fn: Any) -> Any:
         """A hooked coroutine running ``fn``."""
-        return self.ctl[b"new_thread"](fn)
+        return self._ctl(b"new_thread")(fn)
 
     # -- limits ----------------------------------------------------------
     def start(self, deadline: float) -> None:
         """Reset the instruction budget and set the wall-clock deadline (monotonic)."""
         self.deadline = deadline
-        self._ctl_start(self.limits.max_instructions, deadline)
+        self._ctl(b"start")(self.limits.max_instructions, deadline)
 
     def step(self, thread: Any, *args: Any) -> tuple[Any, ...]:
         """Resume ``thread`` once: ``("done", results)``, ``("request", op, args)`` or ``("error", msg)``.
@@ -335,7 +355,7 @@ class LuaState:
         if self.closed:
             raise LuaError("this Lua state was closed after an earlier limit error")
         try:
-            out = self._ctl_step(thread, *args)
+            out = self._ctl(b"step")(thread, *args)
         except LuaMemoryError:
             self.closed = True
             raise LuaLimitExceeded(f"memory limit exceeded ({self.limits.max_memory} bytes)") from None
@@ -376,7 +396,7 @@ class LuaState:
 
     def check_limits(self) -> None:
         """Raise ``LuaLimitExceeded`` (and close) if any limit has tripped."""
-        kind, _msg = self.ctl[b"exceeded"]()
+        kind, _msg = self._ctl(b"exceeded")()
         if kind is None:
             return
         self.closed = True
@@ -391,7 +411,7 @@ class LuaState:
     @property
     def reusable(self) -> bool:
         """True when no limit tripped: the runtime may serve another call (see ``StatePool``)."""
-        return not self.closed and self.ctl[b"exceeded"]()[0] is None
+        return not self.closed and self._ctl(b"exceeded")()[0] is None
 
     def reset(self, limits: Limits) -> None:
         """Prepare a reused state for a new call: new limits, pristine library tables, reseeded PRNG."""
@@ -399,7 +419,9 @@ class LuaState:
             raise ValueError("a pooled state keeps its memory limit")
         self.limits = limits
         self.reused = True
-        self.ctl[b"fresh_libs"](*_seed())
+        if self._fns is None:
+            self._fns = {}
+        self._ctl(b"fresh_libs")(*_seed())
 
     def known_names(self, names: frozenset[str]) -> bytes:
         """Every module name as the string ``new_env`` takes (" json log ... ")."""

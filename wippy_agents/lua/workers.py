@@ -88,6 +88,7 @@ class LuaWorkers:
         self.abandoned = 0      # jobs answered by the watchdog
         self.stuck_cpu = 0.0    # CPU seconds those burned after their deadline
         self.jobs = 0
+        self.awaited = 0        # jobs not answered within SPIN: answered through a future
 
     # -- threads -----------------------------------------------------------
     def _start(self) -> None:
@@ -200,6 +201,7 @@ class LuaWorkers:
             if job.exc is not None:
                 raise job.exc
             return job.value
+        self.awaited += 1
         loop = asyncio.get_running_loop()
         job.loop, job.future = loop, loop.create_future()
         with self._lock:
