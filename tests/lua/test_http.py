@@ -22,6 +22,7 @@ from wippy_agents.errors import LuaError, PermissionDenied
 from wippy_agents.lua import LuaHost
 from wippy_agents.lua.modules import builtin_modules
 from wippy_agents.lua.modules.http import http_module
+from wippy_agents.security import is_internal
 
 PUBLIC = {"api.example.test": ["93.184.216.34"], "other.example.test": ["93.184.216.35"],
           "sneaky.example.test": ["127.0.0.1"], "localhost": ["127.0.0.1"], "127.0.0.1": ["127.0.0.1"]}
@@ -95,11 +96,15 @@ class ToLocal(httpx.AsyncBaseTransport):
 
 
 class Guard:
-    """The security seam (``OpGuard``) with http.request rules as host globs; everything else allowed."""
+    """The security seam (``OpGuard``) with http.request rules as host globs; everything else allowed.
+
+    Like ``Security.enforce_url``: a host resolving to an internal address needs a rule naming it.
+    """
 
     def __init__(self, allow: list[str]) -> None:
         self.allow = allow
         self.denied: list[str] = []
+        self.checked: list[tuple[str, list[str]]] = []
 
     def can(self, actor, action, resource) -> bool:
         return action != "http.request" or any(fnmatch.fnmatchcase(resource, g) for g in self.allow)
@@ -111,6 +116,11 @@ class Guard:
             if not self.can(ctx.actor, "http.request", host):
                 self.denied.append(host)
                 raise PermissionDenied(f"http.request {host!r} denied")
+            internal = [a for a in args[0].get("addresses") or () if is_internal(a)]
+            self.checked.append((host, list(args[0].get("addresses") or ())))
+            if internal and host not in self.allow:
+                self.denied.append(host)
+                raise PermissionDenied(f"http.request {host!r} resolves to an internal address ({internal[0]})")
         return None
 
     def describe(self, actor):
@@ -263,3 +273,125 @@ async def test_inside_a_workflow_a_request_is_one_journaled_step_and_a_replay_do
         await app.tasks.resume("h1")
         assert await app.tasks.wait("h1", timeout=10) == result  # answered from the journal
         assert len([h for h in Handler.hits if h.endswith("/ok")]) == before + 1
+
+
+class Recording(ToLocal):
+    """``ToLocal`` that records what the module asked to connect to, before delivering it locally."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(port)
+        self.seen: list[tuple[str, str, str | None]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append((request.url.host, request.headers["host"], request.extensions.get("sni_hostname")))
+        return await super().handle_async_request(request)
+
+
+def rebinding_resolver(first: list[str], then: list[str], calls: list[str]):
+    """Answers ``first`` for the first lookup of a name and ``then`` for every later one (DNS rebinding)."""
+
+    async def resolver(host, port_):
+        calls.append(host)
+        return first if calls.count(host) == 1 else then
+
+    return resolver
+
+
+async def test_the_connection_goes_to_the_checked_address_not_to_a_second_lookup(server):
+    calls: list[str] = []
+    transport = Recording(server)
+    modules = builtin_modules()
+    modules["http"] = http_module(resolver=rebinding_resolver(["93.184.216.34"], ["127.0.0.1"], calls),
+                                  transport=transport)
+    host = LuaHost(services=MemoryRegistry().services(guard=Guard(["*.example.test"])), modules=modules)
+    r = await call(host, 'return http.get("https://rebind.example.test/headers")')
+    assert r["status"] == 200 and r["url"] == "https://rebind.example.test/headers"
+    assert calls == ["rebind.example.test"]  # one lookup per hop: the one that was checked
+    assert transport.seen == [("93.184.216.34", "rebind.example.test", "rebind.example.test")]
+    assert json.loads(r["body"])["Host"] == "rebind.example.test"
+
+
+async def test_a_rebinding_name_is_connected_by_its_checked_address_with_the_real_transport(server):
+    # "rebind.invalid" resolves nowhere but through the seam: if httpx looked the name up again
+    # (instead of connecting to the checked 127.0.0.1) the request would fail.
+    calls: list[str] = []
+    modules = builtin_modules()
+    modules["http"] = http_module(resolver=rebinding_resolver(["127.0.0.1"], ["10.255.255.1"], calls))
+    guard = Guard(["rebind.invalid"])  # a rule that names it: its internal address is allowed
+    host = LuaHost(services=MemoryRegistry().services(guard=guard), modules=modules)
+    r = await call(host, f'return http.get("http://rebind.invalid:{server}/headers")')
+    assert r["status"] == 200 and json.loads(r["body"])["Host"] == f"rebind.invalid:{server}"
+    assert calls == ["rebind.invalid"] and guard.checked[-1] == ("rebind.invalid", ["127.0.0.1"])
+
+
+async def test_a_rebinding_redirect_is_judged_and_pinned_per_hop(server):
+    # hop 1 checks public, hop 2 (a redirect to the same name) looks it up again and gets loopback: refused
+    calls: list[str] = []
+    transport = Recording(server)
+    modules = builtin_modules()
+    modules["http"] = http_module(resolver=rebinding_resolver(["93.184.216.34"], ["127.0.0.1"], calls),
+                                  transport=transport)
+    host = LuaHost(services=MemoryRegistry().services(guard=Guard(["*.example.test"])), modules=modules)
+    err = await call(host, 'local r, err = http.get("http://rebind.example.test/redirect?to=/ok"); return err')
+    assert "internal address (127.0.0.1)" in err
+    assert [seen[0] for seen in transport.seen] == ["93.184.216.34"]  # the loopback hop was never sent
+
+
+async def test_lua_cannot_set_the_host_header_to_another_name(server):
+    host = make_host(server, ["api.example.test"])
+    r = await call(host, 'return http.get("http://api.example.test/headers", {headers = {Host = "admin.internal"}})')
+    assert json.loads(r["body"])["Host"] == "api.example.test"
+
+
+async def test_an_unguarded_host_never_reaches_internal_addresses(server):
+    from wippy_agents.lua import UNGUARDED
+
+    modules = builtin_modules()
+    modules["http"] = http_module()
+    host = LuaHost(services=MemoryRegistry().services(guard=UNGUARDED), modules=modules)
+    err = await call(host, f'local r, err = http.get("http://127.0.0.1:{server}/ok"); return err')
+    assert "internal address (127.0.0.1)" in err and "without security" in err
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory):
+    """An https server on 127.0.0.1 whose certificate names only ``secure.invalid`` (made with openssl)."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    d = tmp_path_factory.mktemp("tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", str(d / "k.pem"), "-out", str(d / "c.pem"), "-days", "1",
+                    "-subj", "/CN=secure.invalid", "-addext", "subjectAltName=DNS:secure.invalid"],
+                   check=True, capture_output=True)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(d / "c.pem"), str(d / "k.pem"))
+    srv = QuietServer(("127.0.0.1", 0), Handler)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield srv.server_address[1], str(d / "c.pem")
+    srv.shutdown()
+    srv.server_close()
+
+
+async def test_https_to_a_pinned_address_verifies_the_certificate_against_the_host_name(tls_server):
+    import ssl
+
+    port, cert = tls_server
+
+    async def resolver(host, port_):
+        return ["127.0.0.1"]
+
+    trusting = httpx.AsyncHTTPTransport(verify=ssl.create_default_context(cafile=cert))
+    modules = builtin_modules()
+    modules["http"] = http_module(resolver=resolver, transport=trusting)
+    host = LuaHost(services=MemoryRegistry().services(guard=Guard(["secure.invalid", "other.invalid"])),
+                   modules=modules)
+    r = await call(host, f'return http.get("https://secure.invalid:{port}/ok")')
+    assert r["status"] == 200 and r["body"] == "hello"  # TLS checked secure.invalid, though we dialled 127.0.0.1
+    err = await call(host, f'local r, err = http.get("https://other.invalid:{port}/ok"); return err')
+    assert "failed: ConnectError" in err  # the certificate does not name other.invalid

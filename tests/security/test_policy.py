@@ -143,3 +143,74 @@ async def test_a_decision_is_reused_within_a_registry_version_and_a_changed_poli
     assert not sec.check(actor, "tool.call", "app.tools:x").allowed
     assert sec.check(actor, "tool.call", "app.tools:z").allowed
     assert not sec.check(actor.without(["tool.call"]), "tool.call", "app.tools:z").allowed  # actors differ
+
+
+def test_an_explicit_resource_is_allowed_only_by_a_rule_that_names_it():
+    named = policy("s:named", allow(["http.request"], ["127.0.0.1"]))
+    globbed = policy("s:glob", allow(["http.*"], ["*", "127.0.0.*", "127.0.0.?"]))
+    assert evaluate([named], "http.request", "127.0.0.1", explicit=True).allowed
+    d = evaluate([globbed], "http.request", "127.0.0.1", explicit=True)
+    assert not d.allowed and "only a glob allows it (s:glob rule 1" in d.reason
+    assert evaluate([globbed], "http.request", "127.0.0.1").allowed  # not explicit: the glob counts
+    fenced = policy("s:fenced", allow(["http.request"], ["127.0.0.1"]), deny(["http.request"], ["127.*"]))
+    assert "denied by s:fenced rule 2" in evaluate([fenced], "http.request", "127.0.0.1", explicit=True).reason
+
+
+def test_an_explicit_resource_is_never_covered_by_an_owners_default():
+    reg = _registry(_policy_entry("s:named", allow(["http.request"], ["db.internal"])))
+    sec = Security(reg)
+    owner = Actor.owner("cli")
+    assert sec.check(owner, "http.request", "db.internal").allowed
+    d = sec.check(owner, "http.request", "db.internal", explicit=True)
+    assert not d.allowed and "must be named by a policy rule" in d.reason
+    assert sec.check(owner.restricted(["s:named"], source="the policies: of a:f"), "http.request", "db.internal",
+                     explicit=True).allowed
+
+
+def test_an_explicit_resource_must_be_named_by_every_policy_set():
+    reg = _registry(_policy_entry("s:named", allow(["http.request"], ["db.internal"])),
+                    _policy_entry("s:wide", allow(["*"], ["*"])))
+    sec = Security(reg)
+    code = Actor.agent("a:w", ["s:wide"]).restricted(["s:named"], source="the policies: of a:f")
+    d = sec.check(code, "http.request", "db.internal", explicit=True)
+    assert not d.allowed and "only a glob allows it (s:wide rule 1" in d.reason
+    both = Actor.agent("a:n", ["s:named"]).restricted(["s:named", "s:wide"], source="the policies: of a:f")
+    assert sec.check(both, "http.request", "db.internal", explicit=True).allowed
+
+
+async def test_a_url_whose_host_resolves_to_an_internal_address_is_explicit_only():
+    reg = _registry(_policy_entry("s:web", allow(["http.request"], ["*.example.com", "db.example.com"])))
+    sec = Security(reg)
+    web = Actor.agent("a:web", ["s:web"])
+    await sec.enforce_url(web, "https://api.example.com/x", addresses=["93.184.216.34"])
+    with pytest.raises(PermissionDenied, match=r"'api.example.com' is or resolves to an internal address "
+                                               r"\(10.1.2.3\).*only a glob allows it"):
+        await sec.enforce_url(web, "https://api.example.com/x", addresses=["93.184.216.34", "10.1.2.3"])
+    await sec.enforce_url(web, "https://db.example.com/x", addresses=["10.1.2.3"])  # named: allowed
+    for literal in ("http://127.0.0.1/", "http://[::1]/", "http://169.254.169.254/", "http://[::ffff:10.0.0.1]/"):
+        with pytest.raises(PermissionDenied, match="internal address"):
+            await sec.enforce_url(Actor.owner("cli"), literal)
+
+
+def test_code_policies_narrow_the_actor_with_bare_names_in_the_entrys_namespace():
+    lib = Entry(id=EntryId("app.lib:l"), kind="library.lua", meta={}, data={"source": "return {}",
+                                                                             "policies": ["p2"]})
+    reg = _registry(lib)
+    sec = Security(reg)
+    entry = {"id": "app.code:f", "kind": "function.lua", "meta": {},
+             "data": {"source": "", "policies": ["p1"], "imports": {"l": "app.lib:l"}}}
+    actor = sec.run_as(Actor.owner("cli"), entry)
+    assert set(actor.limits) == {("app.code:p1",), ("app.lib:p2",)} and actor.is_owner and not actor.unrestricted
+    agent = {"id": "app.agents:a", "kind": "agent", "meta": {}, "data": {"policies": ["p1"]}}
+    assert sec.run_as(Actor.owner("cli"), agent).unrestricted  # an agent's policies are its own, not a limit
+
+
+def test_an_internal_address_literal_is_explicit_only_for_every_check():
+    reg = _registry(_policy_entry("s:named", allow(["http.request"], ["10.0.0.5"])),
+                    _policy_entry("s:wide", allow(["*"], ["*"])))
+    sec = Security(reg)
+    assert not sec.check(Actor.owner("cli"), "http.request", "127.0.0.1").allowed  # security.can says so too
+    assert not sec.check(Actor.agent("a:w", ["s:wide"]), "http.request", "10.0.0.5").allowed
+    assert sec.check(Actor.agent("a:n", ["s:named"]), "http.request", "10.0.0.5").allowed
+    assert sec.check(Actor.agent("a:w", ["s:wide"]), "http.request", "93.184.216.34").allowed
+    assert sec.check(Actor.owner("cli"), "registry.read", "127.0.0.1").allowed  # only http.request

@@ -10,10 +10,11 @@ that declares a guard action. ``install(registry, store)`` makes a node's
 
 from .actor import Actor, ActorKind, as_actor
 from .approval import ApprovalRequest, Approver
-from .engine import RUN_AS_FIELD, Security
+from .engine import POLICIES_FIELD, RUN_AS_FIELD, Security
 from .guard import RegistryGuard
 from .install import install, lua_seams
 from .lua_guard import LuaGuard
+from .network import is_internal
 from .policy import ACTIONS, Decision, Policy, Rule, evaluate, glob_match
 from .secrets import redact
 from .stamp import stamp_change, stamp_entry
@@ -25,6 +26,7 @@ __all__ = [
     "ApprovalRequest",
     "Approver",
     "Decision",
+    "POLICIES_FIELD",
     "LuaGuard",
     "Policy",
     "RUN_AS_FIELD",
@@ -35,6 +37,7 @@ __all__ = [
     "evaluate",
     "glob_match",
     "install",
+    "is_internal",
     "lua_seams",
     "redact",
     "stamp_change",

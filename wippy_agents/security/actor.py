@@ -5,7 +5,8 @@ file watcher are the app's owner: trusted, every action allowed. Code an
 agent wrote runs *restricted*: ``limits`` holds the policy sets of the code's
 creators, and an action must be allowed by the actor's own policies AND by
 every limit set (so a tool never runs with more than its creator held,
-whoever calls it).
+whoever calls it). Code whose entry carries ``policies:`` adds that set as
+a limit too: an owner calling it is then narrowed like anyone else.
 
 >>> a = Actor.agent("app.agents:assistant", ["app.security:toolsmith"], task_id="t1")
 >>> a.label
@@ -37,6 +38,8 @@ class Actor:
     task_id: str | None = None
     created_by: str | None = None
     limits: tuple[tuple[str, ...], ...] = ()
+    # what each limit is, for messages: "the policies of the code's creator", "the policies: of ns:name"
+    limit_sources: tuple[str, ...] = ()
     forbid: tuple[str, ...] = ()  # action globs refused whatever the policies say (dry runs)
 
     @classmethod
@@ -83,12 +86,20 @@ class Actor:
             held &= frozenset(s)
         return held
 
-    def restricted(self, policies: Iterable[str], *, by: str | None = None) -> "Actor":
-        """This actor narrowed to ``policies`` too (running code whose creator held them)."""
+    def restricted(self, policies: Iterable[str], *, by: str | None = None,
+                   source: str = "the policies of the code's creator") -> "Actor":
+        """This actor narrowed to ``policies`` too (running code whose creator held them, or code
+        whose entry names them in ``policies:``); ``source`` says which, in denial messages."""
         limit = tuple(dict.fromkeys(policies))
         if limit in self.limits:
             return self
-        return replace(self, limits=(*self.limits, limit), created_by=by or self.created_by)
+        sources = (*self.limit_sources, *([""] * (len(self.limits) - len(self.limit_sources))), source)
+        return replace(self, limits=(*self.limits, limit), limit_sources=sources, created_by=by or self.created_by)
+
+    def limit_source(self, index: int) -> str:
+        """What limit ``index`` is (for a denial message)."""
+        return (self.limit_sources[index] if index < len(self.limit_sources) else "") or \
+            "the policies of the code's creator"
 
     def without(self, actions: Iterable[str]) -> "Actor":
         """This actor with ``actions`` (globs) always refused: e.g. examples run without side effects."""

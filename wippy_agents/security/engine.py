@@ -22,17 +22,21 @@ from urllib.parse import urlparse
 
 from ..errors import PermissionDenied, ValidationError
 from ..store.base import AuditRecord
+from ..registry import kinds
 from .actor import Actor, as_actor
 from .approval import ApprovalRequest, ask
+from .network import is_internal, is_ip
 from .policy import Decision, Policy, evaluate, glob_match
 
-__all__ = ["Security", "RUN_AS_FIELD"]
+__all__ = ["Security", "RUN_AS_FIELD", "POLICIES_FIELD"]
 
 log = logging.getLogger(__name__)
 
 # The field of a code entry (function.lua, library.lua, ...) that names the
 # policies its creator held: the code never runs with more than those.
 RUN_AS_FIELD = "run_as_policies"
+# The field of a code entry a person writes to narrow what its code may do (SPEC §8).
+POLICIES_FIELD = "policies"
 
 _OWNER = Decision(allowed=True, reason="owner")
 _DECISIONS_KEPT = 4096
@@ -58,7 +62,7 @@ class Security:
         self._approved: dict[str, float] = {}  # digest of an approved request -> until when it stands
         # Decisions of the live snapshot they were made on: a decision is a function of the
         # actor, action, resource and the policy entries, and a changed policy is a new snapshot.
-        self._decided: dict[tuple[Actor, str, str], Decision] = {}
+        self._decided: dict[tuple[Actor, str, str, bool], Decision] = {}
         self._decided_on: Any = None
 
     # -- actors ----------------------------------------------------------------
@@ -72,24 +76,33 @@ class Security:
         return Actor.agent(agent_id, resolved, task_id=task_id)
 
     def run_as(self, actor: Any, entry: Any) -> Actor:
-        """The actor ``entry``'s code runs as: ``actor`` narrowed by the ``run_as_policies`` of the
-        entry and of every library it imports (transitively)."""
+        """The actor ``entry``'s code runs as: ``actor`` narrowed by the ``run_as_policies`` (what its
+        writer held) and the ``policies:`` of the entry and of every library it imports (transitively).
+
+        Every set must allow an action (deny wins), so an owner calling code with ``policies:`` acts
+        with those policies only. A bare policy name means the entry's namespace.
+        """
         result = as_actor(actor)
         seen: set[str] = set()
         stack = [entry]
         while stack:
             current = stack.pop()
-            cid, data = _id_data(current)
+            cid, kind, data = _id_data(current)
             if cid in seen:
                 continue
             seen.add(cid)
+            namespace = cid.rpartition(":")[0]
             limit = data.get(RUN_AS_FIELD)
             if isinstance(limit, list):
-                created = ((current.meta if hasattr(current, "meta") else current.get("meta")) or {}).get("created_by")
+                meta = (current.meta if hasattr(current, "meta") else current.get("meta")) or {}
+                created = meta.get("created_by")
                 result = result.restricted([str(p) for p in limit], by=created if isinstance(created, str) else None)
-            namespace = cid.rpartition(":")[0]
+            own = data.get(POLICIES_FIELD)
+            if isinstance(own, list) and kinds.runs_as_creator(kind):  # an agent's policies are its own
+                result = result.restricted([_ref(p, namespace) for p in own],
+                                           source=f"the policies: of {cid}")
             for ref in (data.get("imports") or {}).values():
-                lib = self.registry.get(ref if ":" in str(ref) else f"{namespace}:{ref}")
+                lib = self.registry.get(_ref(ref, namespace))
                 if lib is not None:
                     stack.append(lib)
         return result
@@ -111,55 +124,65 @@ class Security:
         self._policies[policy_id] = (entry, compiled)
         return compiled
 
-    def check(self, actor: Any, action: str, resource: str) -> Decision:
+    def check(self, actor: Any, action: str, resource: str, *, explicit: bool = False) -> Decision:
         """Deny wins, default deny; for a restricted actor every policy set must allow.
+
+        ``explicit``: the resource must be named by a rule of every set (a glob does not count,
+        nor does an owner's default: an unrestricted owner is denied). Some resources are always
+        explicit-only (``explicit_only``): ``http.request`` on a loopback/private address literal.
 
         Remembered per live registry snapshot, so a tool called every turn is
         evaluated once per registry version; any registry change (a person
         editing a policy) makes the next check evaluate again.
         """
         actor = as_actor(actor)
+        explicit = explicit or explicit_only(action, resource)
         snapshot = getattr(self.registry, "snapshot", None)
         live = snapshot() if callable(snapshot) else None
         if live is None:  # nothing to tell a changed registry by: evaluate every time
-            return self._decide(actor, action, resource)
+            return self._decide(actor, action, resource, explicit)
         if live is not self._decided_on:
             self._decided.clear()
             self._decided_on = live
-        key = (actor, action, resource)
+        key = (actor, action, resource, explicit)
         decision = self._decided.get(key)
         if decision is None:
-            decision = self._decide(actor, action, resource)
+            decision = self._decide(actor, action, resource, explicit)
             if len(self._decided) >= _DECISIONS_KEPT:  # many actors (one per task): start afresh
                 self._decided.clear()
             self._decided[key] = decision
         return decision
 
-    def _decide(self, actor: Actor, action: str, resource: str) -> Decision:
+    def _decide(self, actor: Actor, action: str, resource: str, explicit: bool = False) -> Decision:
         for pattern in actor.forbid:
             if glob_match(action, pattern):
                 return Decision(allowed=False, reason=f"{action} is not available here ({actor.label} runs "
                                 "without side effects, e.g. while a tool's examples are checked)")
         if actor.unrestricted:
+            if explicit:
+                return Decision(allowed=False, reason=f"{resource!r} must be named by a policy rule (an owner's "
+                                "default does not cover it; give the code policies: with a rule that names it)")
             return _OWNER
         approval: Decision | None = None
         allowed: Decision | None = None
+        first_limit = 0 if actor.is_owner else 1
         for i, ids in enumerate(actor.policy_sets()):
-            decision = evaluate([p for p in map(self.policy, ids) if p is not None], action, resource)
-            if not decision.allowed and decision.rule is None and ids:
+            decision = evaluate([p for p in map(self.policy, ids) if p is not None], action, resource,
+                                explicit=explicit)
+            if not decision.allowed and decision.rule is None and ids and decision.reason.startswith("no rule"):
                 decision = Decision(allowed=False, reason=f"no rule of {', '.join(ids)} allows it (default deny; "
                                     "a person can allow it in a security.policy entry)")
             if not decision.allowed:
-                if i > 0 or actor.is_owner:
-                    return Decision(allowed=False, rule=decision.rule, reason=f"{decision.reason}, within the "
-                                    f"policies of the code's creator {list(ids)}")
+                if i >= first_limit:
+                    return Decision(allowed=False, rule=decision.rule, reason=f"{decision.reason}, within "
+                                    f"{actor.limit_source(i - first_limit)} {list(ids)}")
                 return decision if ids else Decision(allowed=False, reason="it holds no policies (default deny)")
             allowed = allowed or decision
             if decision.approval:
                 approval = approval or decision
         return approval or allowed or _OWNER
 
-    async def enforce(self, actor: Any, action: str, resource: str, *,
+    async def enforce(self, actor: Any, action: str, resource: str, *, explicit: bool = False,
                       details: Mapping[str, Any] | None = None) -> Decision:
         """``check``, then ask the approver for ``approval: ask`` rules.
 
@@ -167,19 +190,38 @@ class Security:
         approval or rejection is audited with the request's details.
         """
         actor = as_actor(actor)
-        decision = self.check(actor, action, resource)
+        decision = self.check(actor, action, resource, explicit=explicit)
         if not decision.allowed:
             await self.deny(actor, action, resource, decision.reason, details=details, rule=decision.rule)
         if decision.approval:
             await self.approve(actor, action, resource, decision, details=details)
         return decision
 
-    async def enforce_url(self, actor: Any, url: str, *, details: Mapping[str, Any] | None = None) -> Decision:
-        """``http.request`` on the URL's host (rules name hosts with globs: ``*.example.com``)."""
+    async def enforce_url(self, actor: Any, url: str, *, addresses: Any = (),
+                          details: Mapping[str, Any] | None = None) -> Decision:
+        """``http.request`` on the URL's host (rules name hosts with globs: ``*.example.com``).
+
+        A host that is, or resolves to (``addresses``, from the caller's DNS lookup), a loopback,
+        private or link-local address is an explicit-only resource: only a rule naming the host
+        allows it (``check(..., explicit=True)``).
+        """
         host = urlparse(url).hostname or ""
         if not host:
             await self.deny(actor, "http.request", url, "not an absolute http(s) URL with a host", details=details)
-        return await self.enforce(actor, "http.request", host, details={"url": url, **dict(details or {})})
+        found = [str(a) for a in addresses or () if isinstance(a, str) and is_ip(a)]
+        internal = [a for a in (*([host] if is_ip(host) else []), *found) if is_internal(a)]
+        info = {"url": url, **({"addresses": found} if found else {}), **dict(details or {})}
+        if not internal:
+            return await self.enforce(actor, "http.request", host, details=info)
+        actor = as_actor(actor)
+        decision = self.check(actor, "http.request", host, explicit=True)
+        if not decision.allowed:
+            reason = (f"{host!r} is or resolves to an internal address ({internal[0]}); loopback, private and "
+                      f"link-local hosts need a policy rule that names them: {decision.reason}")
+            await self.deny(actor, "http.request", host, reason, details=info, rule=decision.rule)
+        if decision.approval:
+            await self.approve(actor, "http.request", host, decision, details=info)
+        return decision
 
     async def approve(self, actor: Actor, action: str, resource: str, decision: Decision, *,
                       details: Mapping[str, Any] | None = None) -> None:
@@ -221,16 +263,28 @@ class Security:
         await self.store.audit_append([record])
 
 
+def explicit_only(action: str, resource: str) -> bool:
+    """Whether ``resource`` must be named by a rule for ``action`` whatever the caller asked:
+    ``http.request`` on a loopback, private or link-local address literal (SPEC §8). A host *name*
+    that resolves to such an address is judged by ``Security.enforce_url`` with its addresses."""
+    return action == "http.request" and is_ip(resource) and is_internal(resource)
+
+
 def _digest(request: ApprovalRequest) -> str:
     body = json.dumps([request.actor, request.action, request.resource, _jsonable(dict(request.details))],
                       sort_keys=True, default=str)
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def _id_data(entry: Any) -> tuple[str, Mapping[str, Any]]:
+def _id_data(entry: Any) -> tuple[str, str, Mapping[str, Any]]:
     if isinstance(entry, Mapping):
-        return str(entry.get("id")), entry.get("data") or {}
-    return str(entry.id), entry.data
+        return str(entry.get("id")), str(entry.get("kind")), entry.get("data") or {}
+    return str(entry.id), str(entry.kind), entry.data
+
+
+def _ref(value: Any, namespace: str) -> str:
+    text = str(value)
+    return text if ":" in text else f"{namespace}:{text}"
 
 
 def _jsonable(value: Any) -> Any:

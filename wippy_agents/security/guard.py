@@ -10,8 +10,10 @@ at most the permissions it holds itself:
 * a ``prompt`` only when every agent using it holds no more than the actor;
 * code (``function.lua``, ``library.lua``, ``process.lua``, ``workflow.lua``, a Lua
   agent) only with ``modules:`` its policies allow (``lua.module``) and with
-  ``run_as_policies`` within what it holds — the code then never runs with more;
+  ``run_as_policies`` within what it holds — the code then never runs with more —
+  and with ``policies:`` naming only policies it holds;
 * an ``llm.model`` with a ``base_url`` only when it may ``http.request`` that host
+  (a loopback or private address only by a rule that names it)
   (an API key is never sent to a host the actor could not reach itself);
 * a ``process.service`` (started at boot, with no caller) only for a process the
   actor may spawn whose code runs within the actor's policies.
@@ -27,7 +29,7 @@ from urllib.parse import urlparse
 from ..registry import Change, Entry
 from ..registry import kinds
 from .actor import Actor, as_actor
-from .engine import RUN_AS_FIELD, Security
+from .engine import POLICIES_FIELD, RUN_AS_FIELD, Security
 
 __all__ = ["RegistryGuard"]
 
@@ -78,9 +80,12 @@ class RegistryGuard:
         if after is not None and kinds.holds_code(after.kind) and "source" in after.data:
             await self._code(actor, held, after, refuse)
         if after is not None and after.kind == "llm.model" and after.data.get("base_url"):
-            host = urlparse(str(after.data["base_url"])).hostname or str(after.data["base_url"])
-            await sec.enforce(actor, "http.request", host, details={"op": change.op, "id": rid,
-                                                                      "why": "llm.model base_url"})
+            url = str(after.data["base_url"])
+            why = {"op": change.op, "id": rid, "why": "llm.model base_url"}
+            if urlparse(url).hostname:  # a loopback/private address literal needs a rule naming it
+                await sec.enforce_url(actor, url, details=why)
+            else:
+                await sec.enforce(actor, "http.request", url, details=why)
         if after is not None and after.kind == "process.service":
             await self._service(actor, held, after, written, refuse)
         if decision.approval:  # last: a person is asked only about a change that passed every rule
@@ -135,6 +140,10 @@ class RegistryGuard:
                                         details={"id": rid, "why": f"listed in modules: of {rid}"})
         if entry.kind == "agent":
             return  # a Lua agent runs as itself: its policies were checked above
+        own = sorted(set(_refs(entry, entry.data.get(POLICIES_FIELD))) - held)
+        if own:
+            await refuse(f"{POLICIES_FIELD} of {rid!r} names policies {own} that you do not hold; code you "
+                         f"write may only be given policies you hold: {sorted(held)}")
         run_as = entry.data.get(RUN_AS_FIELD)
         if not isinstance(run_as, list):
             await refuse(f"code written by {actor.label} must carry {RUN_AS_FIELD} (the writer's policies, "

@@ -17,7 +17,9 @@ every action        refused when the actor forbids it (a dry run: a tool's
                     changed since the code loaded applies to the next call)
 ``registry.write``  the caller may use the ``registry`` module; every written
                     entry is then checked by the registry's write guard
-``http.request``    ``http.request`` on the URL's host
+``http.request``    ``http.request`` on the URL's host; with ``addresses`` (what the
+                    http module resolved it to) an internal address needs a rule
+                    that names the host (``Security.enforce_url``)
 anything else       ``enforce(actor, action, <first argument>)``
 ==================  ==============================================================
 """
@@ -70,7 +72,9 @@ class LuaGuard:
             await self._agent_run(actor, target, via)
         if action == "http.request":
             url = first.get("url") if isinstance(first, Mapping) else first
-            await security.enforce_url(actor, str(url or ""), details=via)
+            addresses = first.get("addresses") if isinstance(first, Mapping) else None
+            await security.enforce_url(actor, str(url or ""), addresses=addresses if isinstance(addresses, list)
+                                       else (), details=via)
             return None
         module = _MODULE_OF.get(action)
         if module is not None:

@@ -8,6 +8,11 @@ Evaluation over a set of rules: a matching ``deny`` wins, else a matching
 needs a person's approval when any matching allow rule says ``approval: ask``
 (a narrow "ask" rule is not bypassed by a broad allow).
 
+Some resources must be named explicitly (``explicit=True``: loopback and
+private hosts for ``http.request``): only an allow rule that lists the
+resource literally counts, never a glob that happens to match it; a deny
+glob still wins.
+
 >>> p = Policy.from_data("app.security:reader", {"rules": [
 ...     {"effect": "allow", "actions": ["registry.read"], "resources": ["app.*"]},
 ...     {"effect": "deny", "actions": ["*"], "resources": ["app.secret:*"]}]})
@@ -80,6 +85,10 @@ class Rule:
             glob_match(resource, r) for r in self.resources
         )
 
+    def names(self, resource: str) -> bool:
+        """True when one of the rule's resources is exactly ``resource`` (no glob)."""
+        return any(r == resource and "*" not in r and "?" not in r for r in self.resources)
+
     def describe(self) -> str:
         return f"{self.policy} rule {self.index + 1} ({self.effect} {list(self.actions)} on {list(self.resources)})"
 
@@ -137,20 +146,30 @@ class Decision:
         return self.allowed
 
 
-def evaluate(policies: Iterable[Policy], action: str, resource: str) -> Decision:
-    """Deny wins, then allow (approval if any matching allow asks), else default deny."""
+def evaluate(policies: Iterable[Policy], action: str, resource: str, *, explicit: bool = False) -> Decision:
+    """Deny wins, then allow (approval if any matching allow asks), else default deny.
+
+    ``explicit``: an allow rule counts only when it names ``resource`` literally.
+    """
     allow: Rule | None = None
     ask: Rule | None = None
+    glob: Rule | None = None
     for policy in policies:
         for rule in policy.rules:
             if not rule.matches(action, resource):
                 continue
             if rule.effect == "deny":
                 return Decision(allowed=False, rule=rule, reason=f"denied by {rule.describe()}")
+            if explicit and not rule.names(resource):
+                glob = glob or rule
+                continue
             if rule.approval == "ask":
                 ask = ask or rule
             allow = allow or rule
     if allow is None:
+        if glob is not None:
+            return Decision(allowed=False, reason=f"only a glob allows it ({glob.describe()}); {resource!r} needs "
+                            "a rule that names it")
         return Decision(allowed=False, reason="no rule allows it (default deny)")
     if ask is not None:
         return Decision(allowed=True, approval=True, rule=ask, reason=f"needs approval by {ask.describe()}")

@@ -16,12 +16,17 @@ What a request must pass, on the first hop and on every redirect (at most
 * ``http.request`` on the URL's host is allowed for the caller (the op's
   declared guard: its policies, narrowed by the entry's ``policies:``; asked
   by the host for the first hop and by this module for every redirect);
-* the host is resolved, and if any address it resolves to is loopback,
-  private, link-local, unspecified, multicast or reserved, the request needs a
-  rule that names that host explicitly: a glob that would also allow the host
-  with a label added in front or behind (``*``, ``*.example.com``, ``10.0.*``)
-  does not count (checked with ``guard.can`` for two such names).  On a host
-  without security (``UNGUARDED``) such hosts are always refused;
+* the host is resolved (``resolver``, a seam), and the addresses go to the
+  guard with the URL: if any is loopback, private, link-local, unspecified,
+  multicast or reserved, only a policy rule that names the host allows it —
+  a glob (``*``, ``*.example.com``) or an owner's default does not (the rule
+  lives in security: ``Security.enforce_url``).  On a host without security
+  (``UNGUARDED``) such hosts are always refused;
+* the connection goes to the checked address, never to a second lookup of
+  the name (no DNS rebinding): the URL is rewritten to the address, with the
+  ``Host`` header and, for https, the TLS server name (SNI, and the name the
+  certificate is verified against) set to the host (a ``Host`` header from
+  Lua is replaced: the server sees the name the policy judged);
 * the response body is read up to ``max_bytes`` (default 10 MiB) and the whole
   request is bounded by its ``timeout`` (default and maximum 30 s).
 
@@ -38,7 +43,6 @@ journals every op that is not pure); a replay answers from the journal.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import os
 import re
 import socket
@@ -50,6 +54,8 @@ import httpx
 from wippy_agents.errors import PermissionDenied, UsageError
 from wippy_agents.lua.limits import parse_duration
 from wippy_agents.lua.modules.base import LuaModule, LuaOp
+from wippy_agents.lua.seams import UNGUARDED
+from wippy_agents.security.network import is_internal
 
 __all__ = ["http_module", "MODULE", "MAX_BYTES", "MAX_TIMEOUT", "MAX_REDIRECTS"]
 
@@ -59,7 +65,6 @@ MAX_REDIRECTS = 5
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _SECRET = re.compile(r"^\$\{secret:([A-Za-z_][A-Za-z0-9_.\-]*)\}$")
-_CANARY = "wippy-explicit-rule-check"  # a rule that names a host never matches it with this added; a glob does
 
 LUA = r"""
 local M = {}
@@ -87,14 +92,6 @@ async def _resolve(host: str, port: int) -> list[str]:
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return sorted({info[4][0] for info in infos})
-
-
-def _is_internal(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return (ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_unspecified or ip.is_multicast
-            or ip.is_reserved or not ip.is_global)
 
 
 def _text(value: Any, where: str) -> str:
@@ -170,6 +167,18 @@ def _target(url: str) -> tuple[str, str, int]:
     return scheme, parts.hostname.lower(), port or (443 if scheme == "https" else 80)
 
 
+def _pinned(url: str, address: str, headers: dict[str, str]) -> tuple[httpx.URL, dict[str, Any]]:
+    """``url`` with its host replaced by the checked ``address``; the name goes in ``Host`` (set in
+    ``headers``) and, for https, in the TLS server name the certificate is checked against."""
+    target = httpx.URL(url)
+    name = target.raw_host.decode("ascii")
+    for key in [k for k in headers if k.lower() == "host"]:
+        del headers[key]  # the runtime sets Host: the name the policy judged
+    headers["Host"] = target.netloc.decode("ascii")
+    extensions: dict[str, Any] = {"sni_hostname": name} if target.scheme == "https" else {}
+    return target.copy_with(host=address.split("%", 1)[0]), extensions
+
+
 def http_module(*, secrets: Callable[[str], str | None] | None = None, resolver: Resolver | None = None,
                 transport: httpx.AsyncBaseTransport | None = None, max_bytes: int = MAX_BYTES) -> LuaModule:
     """The ``http`` module; ``secrets`` resolves ``${secret:NAME}`` (default: the environment),
@@ -177,24 +186,24 @@ def http_module(*, secrets: Callable[[str], str | None] | None = None, resolver:
     lookup = secrets or os.environ.get
     resolve = resolver or _resolve
 
-    async def allowed(ctx: Any, url: str, host: str, port: int, first: bool) -> None:
+    async def checked(ctx: Any, url: str, host: str, port: int, first: bool) -> str:
+        """Resolve ``host``, have the guard judge the URL with its addresses; the address to connect to."""
         guard = ctx.services.guard
         if guard is None:
             raise PermissionDenied("http.request needs a security guard on this Lua host")
-        if not first:  # the first hop was checked by the host before the op ran (its declared guard)
-            await guard.check(ctx, "http.request", declared, [{"url": url}])
         try:
-            addresses = await resolve(host, port)
+            addresses = [str(a) for a in await resolve(host, port)]
         except (OSError, UnicodeError) as exc:
             raise UsageError(f"http.request: cannot resolve {host!r} ({exc})") from None
-        internal = [a for a in addresses if _is_internal(a)]
-        if not internal:
-            return
-        # a glob that allowed the host would allow it with a label added too (*, *.example.com, 10.0.*)
-        actor = ctx.actor
-        if any(guard.can(actor, "http.request", canary) for canary in (f"{_CANARY}.{host}", f"{host}.{_CANARY}")):
+        if not addresses:
+            raise UsageError(f"http.request: cannot resolve {host!r} (no address)")
+        internal = [a for a in addresses if is_internal(a)]
+        if internal and guard is UNGUARDED:
             raise PermissionDenied(f"http.request: {host!r} resolves to an internal address ({internal[0]}); "
-                                   "loopback, private and link-local hosts need a policy rule that names them")
+                                   "a host without security never reaches loopback, private or link-local hosts")
+        if internal or not first:  # the first hop's host was checked by the host before the op ran
+            await guard.check(ctx, "http.request", declared, [{"url": url, "addresses": addresses}])
+        return addresses[0]
 
     async def request(ctx: Any, req: Any = None) -> dict[str, Any]:
         r = _Request(req, lookup)
@@ -208,11 +217,12 @@ def http_module(*, secrets: Callable[[str], str | None] | None = None, resolver:
                 async with asyncio.timeout(r.timeout):
                     for hop in range(MAX_REDIRECTS + 1):
                         scheme, host, port = _target(url)
-                        await allowed(ctx, url, host, port, hop == 0)
+                        address = await checked(ctx, url, host, port, hop == 0)
                         headers = dict(r.headers)
                         if (scheme, host, port) == origin:
                             headers.update(r.secret_headers)
-                        async with client.stream(method, url, headers=headers,
+                        pinned, extensions = _pinned(url, address, headers)
+                        async with client.stream(method, pinned, headers=headers, extensions=extensions,
                                                  content=body.encode() if body is not None else None) as resp:
                             if resp.is_redirect and "location" in resp.headers:
                                 url = urljoin(url, resp.headers["location"])
