@@ -138,3 +138,48 @@ async def test_a_registered_kind_is_used_without_touching_the_core():
         assert reg.get("app.w:thing2").kind == "test.widget"
     finally:
         kinds.unregister("test.widget")
+
+
+_CONDITIONAL = [
+    ("function.lua", {"source": "x", "meta": {}}),
+    ("function.lua", {"source": "x", "meta": {"type": "tool"}}),
+    ("function.lua", {"source": "x", "meta": {"type": "tool", "description": "d"}}),
+    ("function.lua", {"source": "x", "meta": {"type": "tool", "description": "d"}, "input_schema": {"type": "object"}}),
+    ("function.lua", {"source": "x", "meta": {"type": "other"}}),
+    ("function.lua", {"source": "x", "meta": {"type": 5}}),
+    ("function.lua", {"source": "x", "meta": []}),
+    ("function.lua", {"source": "x", "meta": "tool"}),
+    ("llm.model", {"provider": "openai_compatible"}),
+    ("llm.model", {"provider": "openai_compatible", "base_url": "http://x", "model": "m"}),
+    ("llm.model", {"provider": "openai"}),
+    ("llm.model", {"provider": "anthropic", "model": "m"}),
+    ("llm.model", {"provider": "scripted"}),
+    ("llm.model", {"provider": ["openai"]}),
+    ("function.python", {}),
+    ("function.python", {"meta": {"type": "tool"}}),
+]
+
+
+@pytest.mark.parametrize(("kind", "fields"), _CONDITIONAL)
+def test_the_fast_check_of_conditional_schemas_agrees_with_jsonschema(kind, fields):
+    from wippy_agents.registry import kinds
+
+    handler = kinds.get(kind)
+    doc = {"name": "x", "kind": kind, **fields}
+    doc.setdefault("meta", {})
+    try:
+        handler.quick_check(doc)
+        quick_ok = True
+    except Exception:  # noqa: BLE001 - fastjsonschema's refusal
+        quick_ok = False
+    assert quick_ok == handler.validator.is_valid(doc), doc
+
+
+def test_if_tests_cover_only_what_they_can_judge():
+    from wippy_agents.registry.kinds.base import _if_test
+
+    assert _if_test({"properties": {"a": {"const": 1}}}) is None  # non-string const: left to fastjsonschema
+    assert _if_test({"properties": {"a": {"type": "string"}}}) is None
+    assert _if_test({"properties": []}) is None
+    holds = _if_test({"properties": {"a": {"enum": ["x", "y"]}}, "required": ["a"]})
+    assert holds({"a": "x"}) and not holds({"a": "z"}) and not holds({}) and holds([1]) and holds("text")

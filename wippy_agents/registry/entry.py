@@ -74,13 +74,15 @@ class Entry:
         return self.to_dict(with_origin=True)
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> "Entry":
-        """Rebuild an entry stored with ``to_record``."""
+    def from_record(cls, record: Mapping[str, Any], *, copy: bool = True) -> "Entry":
+        """Rebuild an entry stored with ``to_record`` (``copy=False``: the entry takes
+        the record's meta/data as they are, for records just decoded and held by no one)."""
+        meta, data = record.get("meta") or {}, record.get("data") or {}
         return cls(
             id=EntryId(record["id"]),
             kind=record["kind"],
-            meta=dict(record.get("meta") or {}),
-            data=dict(record.get("data") or {}),
+            meta=dict(meta) if copy else meta,
+            data=dict(data) if copy else data,
             file=record.get("file"),
             line=record.get("line"),
             origin=record.get("origin") or "runtime",

@@ -75,7 +75,7 @@ class EntryId(str):
     @classmethod
     def of(cls, namespace: str, name: str) -> "EntryId":
         """Build an id from its parts (validated)."""
-        return cls.parse(f"{namespace}:{name}")
+        return cls(f"{namespace}:{name}")
 
     @property
     def namespace(self) -> str:

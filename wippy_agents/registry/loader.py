@@ -39,6 +39,7 @@ _REF = re.compile(r"\$\{(env|secret):([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _YAML_SUFFIXES = (".yaml", ".yml")
 _DOC_KEYS = {"namespace", "entries"}
 _DOC_VERSIONS = ("1.0",)  # Wippy's document key ``version: "1.0"``
+_ENTRY_HEAD = frozenset({"name", "kind", "meta"})  # the fields that are not data
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,8 +138,9 @@ def parse_entries(
 ) -> tuple[list[Entry], list[Problem]]:
     """Parse entry documents from ``text`` (``path`` locates it and anchors ``file://``); never raises."""
     where = str(path)
+    aliases = may_alias(text)
     try:
-        docs = load_documents(text)
+        docs = load_documents(text, aliases=aliases)
     except yaml.YAMLError as exc:
         return [], [Problem(message=f"malformed YAML: {yaml_error_text(exc)}", file=where, line=yaml_error_line(exc))]
     except MemoryError:
@@ -148,7 +150,7 @@ def parse_entries(
     env = os.environ if environ is None else environ
     # values are copied only when an alias may share them between entries, and
     # walked for ${env:}/${secret:} references only when the text has one
-    shape = _Shape(copy=may_alias(text), refs="${" in text)
+    shape = _Shape(copy=aliases, refs="${" in text)
     entries: list[Entry] = []
     problems: list[Problem] = []
     for doc in docs:
@@ -231,22 +233,23 @@ def _parse_entry(item: Any, ns: str, path: Path, env: Any, problems: list[Proble
     if not isinstance(meta, dict):
         problems.append(Problem(message="meta must be a mapping", entry=label, file=where, line=item.key_lines.get("meta", line)))
         return None
-    key_lines = dict(item.key_lines)
+    key_lines = item.key_lines  # the parse's own dict: nothing else holds it
     before = len(problems)
-    if shape.copy:
+    copy, refs = shape.copy, shape.refs
+    if copy:
         meta = plain(meta)
-    if shape.refs:
+    if refs:
         _substitute(meta, env, problems, label, where, key_lines.get("meta", line))
     data: dict[str, Any] = {}
     for key, value in item.items():
-        if key in ("name", "kind", "meta"):
+        if key in _ENTRY_HEAD:
             continue
-        kline = key_lines.get(str(key), line)
-        if shape.copy:
+        if copy:
             value = plain(value)
-        if shape.refs:
-            _substitute(value, env, problems, label, where, kline)
-        if isinstance(value, str) and value.startswith("file://"):
+        if refs:
+            _substitute(value, env, problems, label, where, key_lines.get(str(key), line))
+        if type(value) is str and value.startswith("file://"):
+            kline = key_lines.get(str(key), line)
             target = (path.parent / value[len("file://") :]).resolve()
             try:
                 value = target.read_text("utf-8")
@@ -259,7 +262,7 @@ def _parse_entry(item: Any, ns: str, path: Path, env: Any, problems: list[Proble
             data[str(key)] = value
             data[f"{key}_path"] = str(target)
             continue
-        data[str(key)] = value
+        data[key if type(key) is str else str(key)] = value
     if len(problems) > before:
         return None
     return Entry(id=entry_id, kind=kind, meta=meta, data=data, file=where, line=line, origin="file", field_lines=key_lines)

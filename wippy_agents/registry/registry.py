@@ -24,7 +24,7 @@ from .changeset import Change, Changeset, resolve
 from .entry import Entry, Problem
 from .history import MemoryHistory, apply_changes, file_saved_since, new_record, overlay, persistence, state_at
 from .loader import problems_error
-from .startup import MARKER, encode_entries, file_made, read_sources
+from .startup import MARKER, encode_entries, file_made, gc_paused, read_sources
 from .notify import Subscriber, Subscribers
 from .settings import AppSettings
 from .snapshot import Snapshot
@@ -187,9 +187,13 @@ class Registry:
         )
         return new.version
 
-    async def _append(self, record: VersionRecord, changes: Sequence[Change], origin: str) -> None:
+    async def _append(self, record: VersionRecord, changes: Sequence[Change], origin: str, *,
+                      runtime_ids: set[str] | None = None) -> None:
         record = replace(record, node=self.node, host=self.host)
         upserts, deletes = persistence(changes, origin)  # type: ignore[arg-type]
+        if runtime_ids is not None:
+            deletes = [key for key in deletes if key in runtime_ids]
+        details = {op: {"version": record.version, "op": op, "reason": record.reason} for op in ("create", "update", "delete")}
         audit = [
             AuditRecord(
                 at=record.created_at,
@@ -197,7 +201,7 @@ class Registry:
                 action="registry.write",
                 resource=str(c.id),
                 decision="allow",
-                details={"version": record.version, "op": c.op, "reason": record.reason},
+                details=details[c.op],  # shared by the rows of one op (read-only), encoded once
             )
             for c in changes
         ]
@@ -276,6 +280,10 @@ class Registry:
         used as it is. Raises ``LoadError`` / ``ValidationError`` listing every
         problem; the live snapshot is then unchanged.
         """
+        with gc_paused():  # a load builds many long-lived values (see gc_paused)
+            return await self._load(settings, persist=persist, publish=publish, author=author)
+
+    async def _load(self, settings: AppSettings, *, persist: bool, publish: bool, author: str) -> int:
         cache_of = getattr(self._store, "registry_file_cache", None)
         cache = await cache_of() if cache_of is not None else {}
         read = await asyncio.to_thread(read_sources, settings, cache)
@@ -351,7 +359,7 @@ class Registry:
         got = await current_of() if current_of is not None else None
         if got is not None:
             head, records = got
-            return head, {r["id"]: Entry.from_record(r) for r in records}
+            return head, {r["id"]: Entry.from_record(r, copy=False) for r in records}  # decoded just now
         head = await self._store.registry_head()
         state = await state_at(self._store, head)
         reset_to = getattr(self._store, "registry_current_reset", None)
@@ -373,7 +381,8 @@ class Registry:
     async def _load_once(self, entries: list[Entry], *, persist: bool, author: str, publish: bool = True) -> int:
         async with self._lock:
             head, stored = await self._stored_state(reset=persist)
-            desired = overlay(entries, await self._store.runtime_entries())
+            runtime = await self._store.runtime_entries()
+            desired = overlay(entries, runtime)
             clash = [Problem.about(desired[k], "is built in and cannot be defined by a file") for k in desired if k in self._builtins]
             if clash:
                 raise problems_error(ValidationError, clash)
@@ -401,7 +410,10 @@ class Registry:
                 raise problems_error(ValidationError, problems)
             self.unsaved_changes = 0 if persist else len(changes)
             if changes and persist:
-                await self._append(new_record(new.version, author, f"load app files: {len(changes)} changed", changes), changes, "file")
+                # run-time rows to drop: only those that exist (read under this lock; a writer in
+                # between makes a version, and this append then loses the race and retries)
+                await self._append(new_record(new.version, author, f"load app files: {len(changes)} changed", changes),
+                                   changes, "file", runtime_ids={r["id"] for r in runtime})
             self._publish(new, [str(c.id) for c in changes])
             self._file_reads = []
             self._file_entries = {str(e.id): e for e in entries}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import operator
 import re
 from typing import Any
 
@@ -139,12 +140,47 @@ def _construct_float(loader: Any, node: yaml.ScalarNode) -> float:
     return value
 
 
+_STR = "tag:yaml.org,2002:str"
+_SEQ = "tag:yaml.org,2002:seq"
+_MAP = "tag:yaml.org,2002:map"
+_SPECIAL_KEYS = (_MERGE_TAG, "tag:yaml.org,2002:value")
+_MEMO_MAX = 8192  # distinct plain scalars whose resolved tag is remembered
+
+
+def _resolve(loader: Any, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
+    """The resolver's tag for a node, remembered per plain scalar (entry files repeat
+    their keys, kinds and names); the same answer as ``yaml.resolver.Resolver.resolve``
+    (there are no path resolvers on these loaders)."""
+    if kind is yaml.ScalarNode:
+        if not implicit[0]:
+            return _STR
+        tag = _MEMO.get(value)
+        if tag is None:
+            tag = _BASE_RESOLVE(loader, kind, value, implicit)
+            if len(_MEMO) < _MEMO_MAX and len(value) <= _MEMO_LEN:
+                _MEMO[value] = tag
+        return tag
+    return _SEQ if kind is yaml.SequenceNode else _MAP
+
+
+_MEMO: dict[str, str] = {}  # plain scalar -> tag; the same for every loader (they share the resolvers)
+_MEMO_LEN = 64
+
+
 def _loader_class() -> type:
     base = yaml.CSafeLoader if LIBYAML else yaml.SafeLoader
 
     class _Loader(base):  # type: ignore[misc, valid-type]
         depth = 0  # containers being constructed (bounded by MAX_DEPTH)
+        resolve = _resolve
+        # no path resolvers: nothing to descend into or ascend from (builtins: the
+        # parser calls these for every node, their answer is ignored)
+        descend_resolver = staticmethod(operator.is_)
+        ascend_resolver = staticmethod(tuple)
 
+    assert not _Loader.yaml_path_resolvers
+    # The generic constructors: used for what ``_build`` hands back (explicit tags,
+    # timestamps, sets, ...), bounded and line-keeping like ``_build``.
     _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
     _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_seq)
     _Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
@@ -152,11 +188,77 @@ def _loader_class() -> type:
     return _Loader
 
 
+_BASE_RESOLVE = yaml.resolver.BaseResolver.resolve
 _Loader = _loader_class()
+_BOOLS = yaml.constructor.SafeConstructor.bool_values
 
 
-def load_documents(text: str) -> list[Any]:
-    """Every non-empty document of ``text``.
+def _build(loader: Any, node: yaml.Node, level: int) -> Any:
+    """The value of ``node`` (``level``: its nesting, the document's top is 1) without
+    the constructor's per-node bookkeeping: a node is built at every use, so an
+    alias gives a copy (documents with aliases were measured by ``check_bounds``
+    first). Anything but plain maps, lists and core scalars goes to the generic
+    constructors (which refuse unknown tags such as ``!!python/object``)."""
+    tag = node.tag
+    cls = type(node)
+    if cls is yaml.ScalarNode:
+        if tag == _STR:
+            return node.value
+        if tag == "tag:yaml.org,2002:int":
+            text = node.value
+            if text.isascii() and text.isdigit() and len(text) < 19 and (text[0] != "0" or text == "0"):
+                return int(text)
+            return _construct_int(loader, node)
+        if tag == "tag:yaml.org,2002:null":
+            return None
+        if tag == "tag:yaml.org,2002:bool":
+            return _BOOLS[node.value.lower()]
+        if tag == "tag:yaml.org,2002:float":
+            return _construct_float(loader, node)
+    elif cls is yaml.MappingNode and tag == _MAP:
+        return _build_map(loader, node, level)
+    elif cls is yaml.SequenceNode and tag == _SEQ:
+        if level > MAX_DEPTH:
+            raise YamlLimitError(f"nesting deeper than {MAX_DEPTH} levels", node.start_mark.line + 1)
+        return [_build(loader, child, level + 1) for child in node.value]
+    loader.depth = level - 1
+    return loader.construct_object(node, deep=True)
+
+
+def _build_map(loader: Any, node: yaml.MappingNode, level: int) -> dict:
+    if level > MAX_DEPTH:
+        raise YamlLimitError(f"nesting deeper than {MAX_DEPTH} levels", node.start_mark.line + 1)
+    lines: dict[str, int] | None = None
+    if level <= _LINE_DEPTH:  # documents and entries keep lines; values inside an entry are plain dicts
+        data: Any = LineDict()
+        data.line = node.start_mark.line + 1
+        data.key_lines = lines = {}
+    else:
+        data = {}
+    for key_node, value_node in node.value:
+        if key_node.tag == _STR and type(key_node) is yaml.ScalarNode:
+            key = key_node.value
+        elif key_node.tag in _SPECIAL_KEYS:
+            data.clear()
+            if lines is not None:
+                lines.clear()
+            loader.depth = level
+            _fill_map(loader, node, data)  # merge keys: YAML's rules, the constructor's code
+            return data
+        else:
+            key = _build(loader, key_node, level + 1)
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                raise yaml.constructor.ConstructorError(None, None, f"unhashable mapping key {key!r}", key_node.start_mark)
+        if key in data:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r} in one mapping", key_node.start_mark)
+        data[key] = _build(loader, value_node, level + 1)
+        if lines is not None:
+            lines[str(key)] = key_node.start_mark.line + 1
+    return data
+
+
+def load_documents(text: str, *, aliases: bool | None = None) -> list[Any]:
+    """Every non-empty document of ``text`` (``aliases``: ``may_alias(text)`` if known).
 
     Raises ``yaml.YAMLError`` (``YamlLimitError`` for input past the bounds);
     a ``RecursionError`` of the pure loader is reported as too deep.
@@ -165,10 +267,10 @@ def load_documents(text: str) -> list[Any]:
     if not LIBYAML and not _warned:
         _warned = True
         log.warning("libyaml is not available: entry files are parsed by the slower pure-Python YAML loader")
-    # Without an alias the node graph is a tree no larger than the text: the
-    # constructors bound its depth as they go. An alias token makes us measure
-    # the expanded size first.
-    maybe_alias = may_alias(text)
+    # Without an alias the node graph is a tree no larger than the text: ``_build``
+    # bounds its depth as it goes. An alias token makes us measure the expanded
+    # size first.
+    maybe_alias = may_alias(text) if aliases is None else aliases
     loader = _Loader(text)
     try:
         docs = []
@@ -178,7 +280,8 @@ def load_documents(text: str) -> list[Any]:
                 continue
             if maybe_alias:
                 check_bounds(node)
-            doc = loader.construct_document(node)
+            doc = _build(loader, node, 1)
+            loader.constructed_objects = {}
             if doc is not None:
                 docs.append(doc)
         return docs
@@ -231,7 +334,7 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
 
 def may_alias(text: str) -> bool:
     """Whether ``text`` may hold an alias (then values can be shared and need ``plain``)."""
-    return _ALIAS.search(text) is not None
+    return "*" in text and _ALIAS.search(text) is not None
 
 
 def plain(value: Any) -> Any:

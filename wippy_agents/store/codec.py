@@ -25,6 +25,7 @@ __all__ = [
     "task_from_row",
     "step_from_row",
     "entry_from_row",
+    "entries_from_rows",
     "TASK_STATUSES",
     "TERMINAL_STATUSES",
     "TASK_UPDATABLE",
@@ -117,6 +118,30 @@ def entry_from_row(row: Any) -> dict[str, Any]:
     entry = _loads(row["entry"], table="runtime_entries", key=key, column="entry")
     if not isinstance(entry, dict):
         raise _corrupt("runtime_entries", key, "column 'entry' is not an object")
+    return entry
+
+
+def entries_from_rows(rows: Any, *, table: str = "registry_current") -> list[dict[str, Any]]:
+    """``entry_from_row`` of many rows with one JSON parse (a registry's current state is
+    thousands of rows); a row that does not decode on its own is named as ``entry_from_row`` does."""
+    rows = list(rows)
+    texts = [r["entry"] for r in rows]
+    if all(type(t) is str for t in texts):
+        try:
+            out = json.loads("[" + ",".join(texts) + "]")
+        except ValueError:
+            out = None
+        if (isinstance(out, list) and len(out) == len(rows)
+                and all(type(e) is dict and e.get("id") == r["id"] for e, r in zip(out, rows))):
+            return out
+    return [_entry_of(r, table) for r in rows]
+
+
+def _entry_of(row: Any, table: str) -> dict[str, Any]:
+    key = row["id"]
+    entry = _loads(row["entry"], table=table, key=key, column="entry")
+    if not isinstance(entry, dict):
+        raise _corrupt(table, key, "column 'entry' is not an object")
     return entry
 
 
@@ -240,7 +265,9 @@ def current_rows(record: VersionRecord) -> tuple[list[tuple[Any, ...]], list[tup
 
 
 def _encode_changes(record: VersionRecord) -> tuple[str, list[tuple[Any, ...]], list[tuple[str]]]:
-    """The changes' JSON and the current-state rows, each entry encoded once."""
+    """The changes' JSON and the current-state rows, each entry encoded once (a
+    change of the registry's shape ``{op, id, entry, before}`` is put together
+    around its entries' JSON; anything else is encoded as it is)."""
     what = f"registry version {record.version} changes"
     parts, ups, dels = [], [], []
     for change in record.changes:
@@ -249,9 +276,14 @@ def _encode_changes(record: VersionRecord) -> tuple[str, list[tuple[Any, ...]], 
             continue
         entry = change["entry"]
         entry_json = dumps(entry, what=what)
-        fields = [dumps(str(k), what=what) + ":" + (entry_json if k == "entry" else dumps(v, what=what))
-                  for k, v in change.items()]
-        parts.append("{" + ",".join(fields) + "}")
+        op, key, before = change.get("op"), change.get("id"), change.get("before", _ABSENT)
+        if len(change) == 4 and type(op) is str and type(key) is str and before is not _ABSENT:
+            before_json = "null" if before is None else dumps(before, what=what)
+            parts.append(f'{{"op":{_str_json(op)},"id":{_str_json(key)},"entry":{entry_json},"before":{before_json}}}')
+        else:
+            fields = [dumps(str(k), what=what) + ":" + (entry_json if k == "entry" else dumps(v, what=what))
+                      for k, v in change.items()]
+            parts.append("{" + ",".join(fields) + "}")
         if "id" not in change:
             continue
         if entry is None:
@@ -261,6 +293,17 @@ def _encode_changes(record: VersionRecord) -> tuple[str, list[tuple[Any, ...]], 
     return "[" + ",".join(parts) + "]", ups, dels
 
 
+_ABSENT = object()
+_str_json = json.encoder.encode_basestring  # a str as ``_ENCODER`` writes it (ensure_ascii=False)
+
+
 def audit_rows(records: Any) -> list[tuple[Any, ...]]:
-    return [(r.at or time.time(), r.actor, r.action, r.resource, r.decision,
-             dumps(r.details, what=f"audit details of {r.action!r} on {r.resource!r}")) for r in records]
+    """Rows of audit records; a details mapping shared by several records is encoded once."""
+    encoded: dict[int, tuple[Any, str]] = {}  # id -> (the details, kept alive so the id stays theirs; JSON)
+    rows = []
+    for r in records:
+        hit = encoded.get(id(r.details))
+        if hit is None:
+            hit = encoded[id(r.details)] = (r.details, dumps(r.details, what=f"audit details of {r.action!r} on {r.resource!r}"))
+        rows.append((r.at or time.time(), r.actor, r.action, r.resource, r.decision, hit[1]))
+    return rows

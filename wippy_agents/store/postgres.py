@@ -33,6 +33,7 @@ from .codec import (
     check_task_fields,
     dumps,
     encode_task_field,
+    entries_from_rows,
     entry_from_row,
     safe_url,
     step_from_row,
@@ -191,7 +192,7 @@ class PostgresStore:
             head = await conn.fetchval(q.HEAD)
             if await conn.fetchval(q.CURRENT_KEPT) != head:
                 return None
-            return head, [entry_from_row(r) for r in await conn.fetch(q.CURRENT_ALL)]
+            return head, entries_from_rows(await conn.fetch(q.CURRENT_ALL))
 
     async def registry_current_reset(self, version: int, entries: list[dict[str, Any]]) -> bool:
         rows = [(e["id"], dumps(e, what=f"registry entry {e['id']!r}"), version) for e in entries]

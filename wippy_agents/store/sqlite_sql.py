@@ -21,6 +21,7 @@ from .codec import (
     VERSION_COLUMNS,
     audit_from_row,
     encode_task_field,
+    entries_from_rows,
     entry_from_row,
     step_from_row,
     task_from_row,
@@ -119,7 +120,7 @@ def registry_current(db: sqlite3.Connection) -> tuple[int, list[dict[str, Any]]]
         kept = db.execute("SELECT version FROM registry_current_head").fetchone()[0]
         if kept != head:
             return None
-        return head, [entry_from_row(r) for r in db.execute("SELECT id, entry FROM registry_current")]
+        return head, entries_from_rows(db.execute("SELECT id, entry FROM registry_current"))
 
     db.execute("BEGIN")
     try:
