@@ -111,6 +111,16 @@ async def test_claim_expired_takes_unowned_and_expired_live_tasks(store):
     assert [t.id for t in await store.task_claim_expired("me", 30, include_own=True)] == ["free", "expired", "mine"]
 
 
+async def test_a_claim_never_takes_the_nodes_own_live_runs_so_it_cannot_fence_them_out(store):
+    future = time.time() + 300
+    await store.task_create(task("live", status="running", owner="me", lease_expires_at=future))
+    await store.task_create(task("left", status="running", owner="me", lease_expires_at=future, created_at=101.0))
+    before = await store.task_get("live")
+    claimed = await store.task_claim_expired("me", 30, include_own=True, exclude=["live"])
+    assert [t.id for t in claimed] == ["left"]
+    assert (await store.task_get("live")).epoch == before.epoch  # the live run's writes stay valid
+
+
 async def test_claim_expired_respects_the_limit_oldest_first(store):
     for i in range(5):
         await store.task_create(task(f"t{i}", created_at=100.0 + i))

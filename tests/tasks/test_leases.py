@@ -260,3 +260,36 @@ async def test_a_lease_is_counted_from_when_its_claim_was_sent_not_from_the_repl
     release.set()
     assert (await pending) is not None
     assert engine._runs["t1"].lease.valid_until < replied + 60
+
+
+async def test_recovering_while_a_task_runs_here_does_not_fence_out_its_own_run(tmp_path):
+    """A stable-named node that recovers its own tasks (include_own) must not re-claim one it is
+    running: the new epoch would fence out the live run and nobody would finish the task."""
+    from wippy_agents.store import open_store
+    from wippy_agents.tasks import TaskEngine
+
+    store = await open_store(f"sqlite:///{tmp_path / 's.db'}")
+    engine = TaskEngine(store, node_name="stable", claim_interval=0)
+    inside, go = asyncio.Event(), asyncio.Event()
+
+    async def flow(ctx):
+        async def wait_for_go():
+            inside.set()
+            await go.wait()
+            return 1
+
+        first = await ctx.step("s1", wait_for_go, idempotent=True)
+        return first + await ctx.step("s2", lambda: 2, idempotent=True)
+
+    engine.register_kind("flow", flow)
+    try:
+        await engine.start("flow", "x:y", task_id="t")
+        await asyncio.wait_for(inside.wait(), 10)
+        epoch = (await store.task_get("t")).epoch
+        assert await engine.recover() == []  # its own live run is not claimed again ...
+        assert (await store.task_get("t")).epoch == epoch  # ... so a write it has in flight stays valid
+        go.set()
+        assert await asyncio.wait_for(engine.wait("t"), 10) == 3
+    finally:
+        await engine.close()
+        await store.close()

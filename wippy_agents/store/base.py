@@ -12,7 +12,7 @@ Timestamps are ``float`` seconds since the epoch (``time.time()``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Literal, Protocol, runtime_checkable
+from typing import Any, AsyncIterator, Literal, Protocol, Sequence, runtime_checkable
 
 __all__ = [
     "VersionRecord",
@@ -212,14 +212,17 @@ class Store(Protocol):
         returned record holds the new one); raises ``TaskNotFound``."""
 
     async def task_claim_expired(
-        self, node: str, lease_seconds: float, *, limit: int = 10, include_own: bool = False
+        self, node: str, lease_seconds: float, *, limit: int = 10, include_own: bool = False,
+        exclude: Sequence[str] = (),
     ) -> list[TaskRecord]:
         """Atomically claim up to ``limit`` pending/running tasks whose lease is
         missing or expired — queued work (``pending``, no owner) included —
         (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, ``BEGIN IMMEDIATE`` on
         SQLite): each is claimed by exactly one node, its epoch grown by one.
         Oldest first. ``include_own=True`` also takes tasks ``node`` still
-        owns (recovery after a restart under a stable name)."""
+        owns (recovery after a restart under a stable name). Tasks in
+        ``exclude`` (the node's own live runs) are never claimed: a new epoch
+        would fence out the run that holds them."""
 
     async def task_heartbeat(
         self, node: str, task_ids: list[str], lease_seconds: float, *, epochs: dict[str, int] | None = None

@@ -16,7 +16,7 @@ import logging
 import re
 import time
 import uuid
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
@@ -355,10 +355,12 @@ class PostgresStore:
             return None
 
     async def task_claim_expired(
-        self, node: str, lease_seconds: float, *, limit: int = 10, include_own: bool = False
+        self, node: str, lease_seconds: float, *, limit: int = 10, include_own: bool = False,
+        exclude: Sequence[str] = (),
     ) -> list[TaskRecord]:
         """``include_own=True`` also takes tasks this node owns (recovery after a restart)."""
-        rows = await self._fetch("task_claim_expired", q.claim_expired(include_own), node, float(lease_seconds), limit)
+        rows = await self._fetch("task_claim_expired", q.claim_expired(include_own), node, float(lease_seconds), limit,
+                                 list(exclude))
         return sorted((task_from_row(r) for r in rows), key=lambda t: (t.created_at, t.id))
 
     async def task_heartbeat(

@@ -54,6 +54,7 @@ def claim_expired(include_own: bool) -> str:
     # queueing behind one another; the outer UPDATE then owns exactly those rows.
     return (f"WITH c AS (SELECT id FROM tasks WHERE status IN ('pending', 'running')"
             f" AND (owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= {NOW}{own})"
+            " AND NOT (id = ANY($4::text[]))"
             " ORDER BY created_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)"
             f" UPDATE tasks t SET owner = $1, lease_expires_at = {NOW} + $2, updated_at = {NOW}, epoch = t.epoch + 1,"
             " status = CASE WHEN t.status = 'pending' THEN 'running' ELSE t.status END"

@@ -36,11 +36,12 @@ shared by processes of one host.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Sequence
 from urllib.parse import parse_qs
 
 import aiosqlite
@@ -253,11 +254,13 @@ class SqliteStore:
         return await self._call("task_claim", q.task_claim, task_id, node, lease_seconds, time.time())
 
     async def task_claim_expired(
-        self, node: str, lease_seconds: float, *, limit: int = 10, include_own: bool = False
+        self, node: str, lease_seconds: float, *, limit: int = 10, include_own: bool = False,
+        exclude: Sequence[str] = (),
     ) -> list[TaskRecord]:
         """``include_own=True`` also takes tasks this node owns (recovery after a restart)."""
         return await self._call(
-            "task_claim_expired", q.task_claim_expired, node, lease_seconds, limit, include_own, time.time()
+            "task_claim_expired", q.task_claim_expired, node, lease_seconds, limit, include_own, time.time(),
+            json.dumps(list(exclude)),
         )
 
     async def task_heartbeat(

@@ -247,14 +247,16 @@ def task_claim(db: sqlite3.Connection, task_id: str, node: str, lease: float, no
 def _claimable(own: bool) -> str:
     own_sql = " OR owner = :node" if own else ""
     return ("status IN ('pending', 'running')"
-            f" AND (owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= :now{own_sql})")
+            f" AND (owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= :now{own_sql})"
+            " AND id NOT IN (SELECT value FROM json_each(:exclude))")
 
 
 def task_claim_expired(db: sqlite3.Connection, node: str, lease: float, limit: int, own: bool,
-                       now: float) -> list[TaskRecord]:
+                       now: float, exclude: str = "[]") -> list[TaskRecord]:
     """A read first, so an idle worker polling the queue never takes the write lock;
-    then the claim under ``BEGIN IMMEDIATE`` (one writer: each task to exactly one node)."""
-    args = {"node": node, "until": now + lease, "now": now, "limit": limit}
+    then the claim under ``BEGIN IMMEDIATE`` (one writer: each task to exactly one node).
+    ``exclude``: a JSON list of ids never to claim (the node's own live runs)."""
+    args = {"node": node, "until": now + lease, "now": now, "limit": limit, "exclude": exclude}
     if db.execute(f"SELECT 1 FROM tasks WHERE {_claimable(own)} LIMIT 1", args).fetchone() is None:
         return []
 

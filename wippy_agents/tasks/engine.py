@@ -405,7 +405,7 @@ class TaskEngine:
         await self.reap(force=force_reap)
         sent = time.monotonic()
         claimed = await self.store.task_claim_expired(
-            self.node_name, self.lease_seconds, limit=limit, include_own=include_own
+            self.node_name, self.lease_seconds, limit=limit, include_own=include_own, exclude=list(self._runs)
         )
         started = []
         for task in claimed:
